@@ -1,0 +1,63 @@
+"""The ``petspect`` command-line application.
+
+Command groups live in ``petspect/cli/cmd_*.py``; each defines ``register(app: typer.Typer)`` and is
+discovered here, so adding a group touches no other file. Command modules import heavy libraries
+inside the command functions, keeping ``petspect --help`` fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+import petspect
+from petspect.errors import PetspectError
+
+app = typer.Typer(
+    name="petspect",
+    help="Physics-grounded deep learning for PET and SPECT.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"petspect {petspect.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+    device: str = typer.Option("auto", "--device", help="Compute device: auto, cpu, cuda or cuda:N."),
+) -> None:
+    """petspect: PET/SPECT physics, reconstruction and AI from one command line."""
+    ctx.obj = {"device": device}
+
+
+def _register_commands() -> None:
+    import petspect.cli as cli_pkg
+
+    for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            module = importlib.import_module(f"petspect.cli.{info.name}")
+            module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point; a PetspectError escaping a command becomes ``error: ...`` and exit 2."""
+    try:
+        app()
+    except PetspectError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

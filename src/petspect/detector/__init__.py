@@ -1,0 +1,1 @@
+"""petspect.detector (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.geometry (see the module docstrings)."""

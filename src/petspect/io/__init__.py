@@ -1,0 +1,1 @@
+"""petspect.io (see the module docstrings)."""

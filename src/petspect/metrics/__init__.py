@@ -1,0 +1,1 @@
+"""petspect.metrics (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.nn (see the module docstrings)."""

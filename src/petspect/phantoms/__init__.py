@@ -1,0 +1,1 @@
+"""petspect.phantoms (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.physics (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.projectors (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.recon (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.report (see the module docstrings)."""

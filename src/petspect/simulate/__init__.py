@@ -1,0 +1,1 @@
+"""petspect.simulate (see the module docstrings)."""

@@ -1,0 +1,1 @@
+"""petspect.tasks (see the module docstrings)."""

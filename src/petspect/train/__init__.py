@@ -1,0 +1,1 @@
+"""petspect.train (see the module docstrings)."""
