@@ -109,7 +109,7 @@ class Grid:
     def affine(self) -> np.ndarray:
         """4x4 float64 matrix from homogeneous index ``(kz, ky, kx, 1)`` to LPS ``(x, y, z, 1)``."""
         linear = np.asarray(self.direction) @ np.diag(self.spacing_mm)
-        return np.block([[linear, np.c_[self.origin_mm]], [np.zeros((1, 3)), np.ones((1, 1))]])
+        return np.block([[linear, np.reshape(self.origin_mm, (3, 1))], [np.zeros((1, 3)), np.ones((1, 1))]])
 
     @property
     def voxel_volume_ml(self) -> float:
