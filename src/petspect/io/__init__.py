@@ -20,10 +20,11 @@ import os
 from pathlib import Path
 
 from petspect._fileio import atomic_path, check_output_path
-from petspect.errors import FormatError, InputError, UnitError
+from petspect.errors import FormatError, InputError
 from petspect.io._meta import full_suffix
 from petspect.io._paths import is_dicom_file, require_exists
 from petspect.io.nifti import read_nifti, write_nifti
+from petspect.io.suv import SUV_KINDS, apply_suv, suv_factor, suv_factors
 from petspect.volume import Volume
 
 __all__ = ["load", "save", "read_nifti", "write_nifti"]
@@ -32,15 +33,17 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
-    """Read an image volume from a NIfTI file.
+    """Read an image volume from a NIfTI file, a DICOM series (folder or file) or an Interfile header.
 
     Parameters
     ----------
     path : str or PathLike
-        A ``.nii`` / ``.nii.gz`` file.
+        ``.nii`` / ``.nii.gz`` file, a folder holding one DICOM series (PET, CT, NM reconstruction,
+        MR), a DICOM file (one multi-frame instance or one slice), or an Interfile ``.hv``/``.h33``.
     suv : {"bw", "bsa", "lbm_james", "lbm_janmahasatian", "ibw"}, optional
-        Return SUV of this kind instead of activity concentration. Needs a PET volume in Bq/mL whose
-        ``meta["suv_factors"]`` holds the factor (as written by petspect from a DICOM PET series).
+        Return SUV of this kind. DICOM PET: computed from the series (QIBA rules,
+        :mod:`petspect.io.suv`); other formats: a PET volume whose ``meta["suv_factors"]`` holds the
+        factor (petspect keeps it when converting DICOM PET to NIfTI or Interfile).
 
     Returns
     -------
@@ -56,33 +59,12 @@ def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
     if p.is_file() and sfx in NIFTI_SUFFIXES:
         vol = read_nifti(p)
     elif p.is_dir() or is_dicom_file(p):
-        raise FormatError("DICOM reading is not available yet", path=p)
+        from petspect.io.dicom_read import read_dicom_series
+
+        return read_dicom_series(p, suv=suv)
     else:
         raise FormatError("not a DICOM, NIfTI (.nii/.nii.gz) or Interfile (.hv/.h33) file", path=p)
-    return vol if suv is None else to_suv(vol, suv, path=p)
-
-
-def to_suv(volume: Volume, kind: str, *, path: str | os.PathLike | None = None) -> Volume:
-    """Convert a PET Volume in Bq/mL to SUV of ``kind`` with the factors in ``meta["suv_factors"]``.
-
-    Raises :class:`~petspect.errors.UnitError` for a non-PET volume, a volume not in Bq/mL, or when the
-    factor of that kind is unknown (e.g. no patient height for ``bsa``).
-    """
-    if volume.modality != "PT":
-        raise UnitError(f"SUV is defined for PET (modality PT) only, this is {volume.modality!r}", path=path)
-    if volume.unit.startswith("SUV"):
-        raise UnitError(f"volume is already in {volume.unit}", path=path)
-    if volume.unit != "Bq/mL":
-        raise UnitError(f"SUV needs activity concentration in Bq/mL, volume is in {volume.unit!r}", path=path)
-    factors = volume.meta.get("suv_factors") or {}
-    if kind not in factors:
-        raise UnitError(f"no SUV factor of kind {kind!r} in this volume (have {sorted(factors)})", path=path)
-    if factors[kind] is None:
-        reason = (volume.meta.get("suv_missing") or {}).get(kind, "patient data missing")
-        raise UnitError(f"SUV {kind} cannot be computed: {reason}", path=path)
-    unit = {"lbm_james": "SUVlbm"}.get(kind, f"SUV{kind}")
-    meta = dict(volume.meta, suv_kind=kind, suv_factor=float(factors[kind]))
-    return volume.with_data(volume.data * float(factors[kind]), unit=unit, meta=meta)
+    return vol if suv is None else apply_suv(vol, suv, path=p)
 
 
 def save(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

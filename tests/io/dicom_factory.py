@@ -1,0 +1,106 @@
+"""Synthetic DICOM built with pydicom alone (independent of petspect's writer) for the reader tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+PET_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+NM_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
+F18_HALF_LIFE_S = 6586.2  # 109.77 min (REFERENCE.md, radioactivedecay)
+
+
+def _base(sop_class: str, modality: str, series_uid: str, study_uid: str) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality = modality
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyInstanceUID = study_uid
+    ds.FrameOfReferenceUID = study_uid[:-2] + ".9"
+    ds.PatientName = "Test^Patient"
+    ds.PatientID = "PID-001"
+    ds.PatientBirthDate = "19600101"
+    ds.SeriesDate = ds.StudyDate = "20240102"
+    ds.SeriesTime = ds.StudyTime = "100000"
+    ds.Manufacturer = "SIEMENS"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    return ds
+
+
+def set_pixels(ds: Dataset, stored: np.ndarray) -> None:
+    stored = np.asarray(stored)
+    ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
+    ds.Rows, ds.Columns = stored.shape[-2:]
+    ds.PixelData = np.ascontiguousarray(stored).tobytes()
+
+
+def slice_stack(values: np.ndarray, *, modality: str = "PT", spacing=(3.0, 2.0, 2.5),
+                origin=(-10.0, 20.0, -30.0), row_dir=(1.0, 0.0, 0.0), col_dir=(0.0, 1.0, 0.0),
+                **attrs) -> list[Dataset]:
+    """Single-frame instances of ``values`` (nz, ny, nx): slice k at origin + k * spacing[0] * normal.
+
+    Stored as uint16 with a per-slice RescaleSlope = max/60000 (PET) or int16 with intercept -1024 (CT).
+    ``attrs`` are set on every instance (a callable value is called with the slice index).
+    """
+    sop = {"PT": PET_STORAGE, "CT": CT_STORAGE}.get(modality, PET_STORAGE)
+    series_uid, study_uid = generate_uid(), generate_uid()
+    r, c = np.asarray(row_dir, float), np.asarray(col_dir, float)
+    n = np.cross(r, c)
+    out = []
+    for k, img in enumerate(np.asarray(values, dtype=np.float64)):
+        ds = _base(sop, modality, series_uid, study_uid)
+        ds.ImagePositionPatient = [float(v) for v in np.asarray(origin) + k * spacing[0] * n]
+        ds.ImageOrientationPatient = [*map(float, r), *map(float, c)]
+        ds.PixelSpacing = [spacing[1], spacing[2]]
+        ds.SliceThickness = spacing[0]
+        ds.InstanceNumber = k + 1
+        if modality == "CT":
+            ds.RescaleIntercept, ds.RescaleSlope = -1024.0, 1.0
+            set_pixels(ds, np.round(img + 1024).astype(np.int16))
+        else:
+            slope = max(float(np.abs(img).max()), 1e-6) / 60000.0
+            ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", 0.0
+            set_pixels(ds, np.round(img / float(ds.RescaleSlope)).astype(np.uint16))
+        for key, value in attrs.items():
+            setattr(ds, key, value(k) if callable(value) else value)
+        out.append(ds)
+    return out
+
+
+def pet_attrs(*, units="BQML", decay="START", dose_bq=370e6, half_life_s=F18_HALF_LIFE_S,
+              start_datetime="20240102090000", start_time=None, weight_kg=70.0, size_m=1.75, sex="M",
+              acquisition_time="100000") -> dict:
+    """PET Series / Patient / Radiopharmaceutical attributes."""
+    rp = Dataset()
+    rp.RadionuclideTotalDose = dose_bq
+    rp.RadionuclideHalfLife = half_life_s
+    if start_datetime is not None:
+        rp.RadiopharmaceuticalStartDateTime = start_datetime
+    if start_time is not None:
+        rp.RadiopharmaceuticalStartTime = start_time
+    attrs = dict(Units=units, DecayCorrection=decay, CorrectedImage=["ATTN", "DECY"],
+                 RadiopharmaceuticalInformationSequence=Sequence([rp]), PatientWeight=weight_kg,
+                 PatientSize=size_m, PatientSex=sex, AcquisitionDate="20240102")
+    if acquisition_time is not None:
+        attrs["AcquisitionTime"] = acquisition_time
+    return attrs
+
+
+def write(datasets: list[Dataset], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, ds in enumerate(datasets):
+        ds.save_as(folder / f"im{i:04d}.dcm", enforce_file_format=True)
+    return folder
