@@ -1,1 +1,47 @@
-"""petspect.metrics (see the module docstrings)."""
+"""Metrics: image quality (PSNR, SSIM, NRMSE), quantitative PET (SUV bias, SUVpeak, contrast recovery), NEMA.
+
+Pure functions: torch tensors or numpy arrays in, floats (or dicts of floats) out. Submodules load on
+first use, so importing :mod:`petspect.metrics` is cheap.
+
+* :mod:`petspect.metrics.image` -- :func:`psnr`, :func:`ssim`, :func:`nrmse` (keyword-only ``data_range``)
+  and the ultra-low-dose challenge variants :func:`psnr_challenge`, :func:`ssim_challenge`, :func:`nrmse_challenge`.
+* :mod:`petspect.metrics.quantitative` -- :func:`region_bias`, :func:`region_stats`, :func:`suv_peak`,
+  :func:`sphere_kernel`, :func:`contrast_recovery`, :func:`noise_bias_curve`.
+* :mod:`petspect.metrics.nema` -- NEMA NU 2 image-quality analysis (when present).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_ATTRS = {
+    **{name: "petspect.metrics.image" for name in
+       ("psnr", "ssim", "nrmse", "psnr_challenge", "ssim_challenge", "nrmse_challenge")},
+    **{name: "petspect.metrics.quantitative" for name in
+       ("region_bias", "region_stats", "suv_peak", "sphere_kernel", "contrast_recovery", "noise_bias_curve")},
+}
+_SUBMODULES = {"image", "quantitative", "nema"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ATTRS:
+        value = getattr(importlib.import_module(_ATTRS[name]), name)
+    elif name in _SUBMODULES:
+        try:
+            value = importlib.import_module(f"petspect.metrics.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"petspect.metrics.{name}":
+                raise
+            raise AttributeError(f"module 'petspect.metrics' has no attribute {name!r}") from exc
+    else:
+        raise AttributeError(f"module 'petspect.metrics' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ATTRS) | _SUBMODULES)
+
+
+__all__ = sorted(_ATTRS)
