@@ -1,1 +1,13 @@
-"""petspect.recon (see the module docstrings)."""
+"""Image reconstruction: FBP, MLEM/OSEM and MAP (BSREM, OSL) with quadratic and relative-difference priors.
+
+System model, statistics, prior and algorithm live apart: an algorithm takes any
+:class:`~petspect.operators.LinearOperator` (attenuation, normalisation and calibration composed in),
+the data and the additive term; :class:`~petspect.recon.objectives.PoissonLogLikelihood` holds the
+statistics; :mod:`~petspect.recon.priors` the penalties.
+"""
+
+from petspect.recon.em import mlem, osem
+from petspect.recon.iterate import History
+from petspect.recon.objectives import PoissonLogLikelihood
+
+__all__ = ["History", "PoissonLogLikelihood", "mlem", "osem"]

@@ -1,0 +1,166 @@
+"""The Poisson log-likelihood of emission data, split into ordered subsets.
+
+Model (Shepp & Vardi 1982)
+--------------------------
+Counts ``y_i`` in projection bin ``i`` are independent Poisson variables with mean
+
+.. math:: \\bar y_i(x) = (A x)_i + s_i
+
+where ``A`` is the system model (a :class:`~petspect.operators.LinearOperator` that already holds the
+multiplicative terms: attenuation factors, normalisation, sensitivity, scan time and voxel volume) and
+``s`` the additive term (randoms + scatter, in expected counts). The log-likelihood, without the
+constant ``-sum log y_i!``, is
+
+.. math:: L(x) = \\sum_i y_i \\log \\bar y_i - \\bar y_i,
+
+its gradient ``\\nabla L(x) = A^T (y / \\bar y - 1)`` and the sensitivity image ``s = A^T 1``.
+
+Numerical choices
+-----------------
+* ``y / ybar`` is taken as 0 where ``ybar == 0`` (``0/0 -> 0``; a bin with counts but zero mean can only
+  be reached by an image that is zero on the whole line, which EM cannot change anyway), and
+  ``y log ybar`` as 0 where ``y == 0``. ``L`` is ``-inf`` when a bin with counts has zero mean.
+* Ordered subsets (Hudson & Larkin 1994) split the bins along the operator's view axis with
+  :meth:`~petspect.operators.LinearOperator.subset`; the subset operators, data and sensitivity
+  images are built once and cached. Subset ``k`` of ``n`` holds views ``k, k + n, ...``.
+
+The statistics live here, apart from the algorithms (:mod:`petspect.recon.em`, :mod:`petspect.recon.map`)
+and the priors (:mod:`petspect.recon.priors`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from petspect.errors import InputError
+from petspect.operators.base import LinearOperator
+
+__all__ = ["PoissonLogLikelihood", "safe_divide"]
+
+
+def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` where ``den > 0``, else 0 (so ``0/0 -> 0`` and nothing is ever inf or nan)."""
+    pos = den > 0
+    return torch.where(pos, num / torch.where(pos, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def _check_data(t: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise InputError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if tuple(t.shape) != shape:
+        raise InputError(f"{name} shape {tuple(t.shape)} != operator output shape {shape}")
+    if not t.is_floating_point():
+        t = t.to(torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        raise InputError(f"{name} holds non-finite values")
+    if bool((t < 0).any()):
+        raise InputError(f"{name} must be non-negative, min is {float(t.min()):.4g}")
+    return t
+
+
+class PoissonLogLikelihood:
+    """Poisson log-likelihood ``L(x) = sum_i y_i log(A x + s)_i - (A x + s)_i`` with ordered subsets.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        System model ``A``: image (``in_shape``) -> expected counts (``out_shape``), multiplicative
+        corrections included. Must have a ``view_axis`` when ``n_subsets > 1``.
+    data : torch.Tensor, shape ``operator.out_shape``
+        Measured counts ``y`` (prompts), non-negative.
+    additive : torch.Tensor, optional, shape ``operator.out_shape``
+        Expected additive counts ``s`` (randoms + scatter), non-negative; default zero.
+    n_subsets : int
+        Number of ordered subsets (1 = the whole data).
+
+    Notes
+    -----
+    Device and dtype follow ``data``; the operator must live on the same device.
+    """
+
+    def __init__(self, operator: LinearOperator, data: torch.Tensor, additive: torch.Tensor | None = None, *,
+                 n_subsets: int = 1) -> None:
+        if not isinstance(operator, LinearOperator):
+            raise InputError(f"operator must be a LinearOperator, got {type(operator).__name__}")
+        self.operator = operator
+        self.data = _check_data(data, operator.out_shape, "data")
+        self.additive = None if additive is None else _check_data(additive, operator.out_shape, "additive").to(
+            self.data.dtype)
+        n_subsets = int(n_subsets)
+        if n_subsets < 1:
+            raise InputError(f"n_subsets must be >= 1, got {n_subsets}")
+        if n_subsets > 1 and operator.view_axis is None:
+            raise InputError(f"{type(operator).__name__} has no view axis: use n_subsets=1")
+        if n_subsets > 1 and n_subsets > operator.n_views:
+            raise InputError(f"n_subsets={n_subsets} exceeds the {operator.n_views} views")
+        self.n_subsets = n_subsets
+        self._ops = [operator.subset(k, n_subsets) for k in range(n_subsets)]
+        self._y = [operator.take_subset(self.data, k, n_subsets) for k in range(n_subsets)]
+        self._s = [None if self.additive is None else operator.take_subset(self.additive, k, n_subsets)
+                   for k in range(n_subsets)]
+        self._sens: dict[int | None, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.operator.in_shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    def _parts(self, k: int | None):
+        if k is None:
+            return self.operator, self.data, self.additive
+        if not 0 <= k < self.n_subsets:
+            raise InputError(f"subset {k} out of range 0..{self.n_subsets - 1}")
+        return self._ops[k], self._y[k], self._s[k]
+
+    def expected(self, x: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """Expected counts ``A_k x + s_k`` of subset ``k`` (all data when ``k`` is None)."""
+        op, _, s = self._parts(k)
+        ybar = op.forward(x.to(self.dtype))
+        return ybar if s is None else ybar + s
+
+    def sensitivity(self, k: int | None = None) -> torch.Tensor:
+        """Sensitivity image ``A_k^T 1`` (cached), shape ``image_shape``."""
+        if k not in self._sens:
+            op, y, _ = self._parts(k)
+            self._sens[k] = op.adjoint(torch.ones_like(y))
+        return self._sens[k]
+
+    def ratio_backprojection(self, x: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """EM numerator ``A_k^T (y_k / ybar_k)`` with ``0/0 -> 0``."""
+        op, y, _ = self._parts(k)
+        return op.adjoint(safe_divide(y, self.expected(x, k)))
+
+    def gradient(self, x: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """``grad L_k(x) = A_k^T (y_k / ybar_k - 1)`` (ascent direction)."""
+        return self.ratio_backprojection(x, k) - self.sensitivity(k)
+
+    def value(self, x: torch.Tensor, k: int | None = None) -> float:
+        """``L_k(x) = sum y log ybar - ybar`` (float64 sum; ``-inf`` if a bin with counts has zero mean)."""
+        _, y, _ = self._parts(k)
+        ybar = self.expected(x, k).to(torch.float64)
+        y64 = y.to(torch.float64)
+        if bool(((ybar <= 0) & (y64 > 0)).any()):
+            return float("-inf")
+        ylog = torch.where(y64 > 0, y64 * torch.log(torch.where(ybar > 0, ybar, torch.ones_like(ybar))),
+                           torch.zeros_like(y64))
+        return float((ylog - ybar).sum())
+
+    def initial_image(self) -> torch.Tensor:
+        """A uniform start image whose projection holds the net counts: ``c 1`` on the support of ``A^T 1``.
+
+        ``c = sum(y - s)_+ / sum(A 1)``; voxels with zero sensitivity are 0 (and stay 0 under EM).
+        A zero-count acquisition starts from ``1`` on the support (EM then returns zeros after one step).
+        """
+        ones = torch.ones(self.image_shape, dtype=self.dtype, device=self.device)
+        proj_total = float(self.operator.forward(ones).sum())
+        net = float(self.data.sum()) - (0.0 if self.additive is None else float(self.additive.sum()))
+        c = net / proj_total if proj_total > 0 and net > 0 else 1.0
+        return torch.where(self.sensitivity() > 0, ones * c, torch.zeros_like(ones))
