@@ -1,1 +1,5 @@
-"""petspect.report (see the module docstrings)."""
+"""Reports: self-contained HTML pages with figures and metric tables."""
+
+from petspect.report.html import HtmlReport, figure_to_png_bytes
+
+__all__ = ["HtmlReport", "figure_to_png_bytes"]
