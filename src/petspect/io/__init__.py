@@ -30,6 +30,7 @@ from petspect.volume import Volume
 __all__ = ["load", "save", "read_nifti", "write_nifti"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+INTERFILE_SUFFIXES = (".hv", ".h33")
 
 
 def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
@@ -68,13 +69,15 @@ def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
 
 
 def save(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write a Volume, the format chosen by the extension (``.nii``, ``.nii.gz``).
+    """Write a Volume, the format chosen by the extension.
 
     Parameters
     ----------
     volume : Volume
     path : str or PathLike
-        Output file.
+        ``.nii`` / ``.nii.gz`` (NIfTI-1), ``.hv`` (Interfile header; data next to it in ``.v``), or
+        a path without extension: a folder with a new DICOM series (a synthetic study; use
+        :func:`petspect.io.dicom_write.write_dicom_series` to attach it to a source study).
     overwrite : bool
         Replace an existing output; otherwise :class:`~petspect.errors.OutputExistsError`.
 
@@ -91,4 +94,14 @@ def save(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) ->
         with atomic_path(out) as tmp:
             write_nifti(volume, tmp)
         return out
-    raise FormatError(f"unknown output extension {sfx!r}: use .nii or .nii.gz", path=out)
+    if sfx in INTERFILE_SUFFIXES:
+        from petspect.io.interfile import write_interfile
+
+        return write_interfile(volume, out, overwrite=True)  # atomic per file; existence checked above
+    if sfx == "":
+        from petspect.io.dicom_write import write_dicom_series
+
+        write_dicom_series(volume, out, overwrite=overwrite)
+        return out
+    raise FormatError(f"unknown output extension {sfx!r}: use .nii, .nii.gz, .hv, or no extension for a "
+                      "DICOM series folder", path=out)
