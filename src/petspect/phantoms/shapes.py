@@ -44,7 +44,7 @@ Bounds = tuple[np.ndarray, np.ndarray]  # (lo_xyz, hi_xyz) in mm, LPS
 __all__ = [
     "Grid", "as_grid", "fractional_occupancy", "voxelize", "rotation_matrix",
     "Shape", "Sphere", "Ellipsoid", "Cylinder", "Box", "HalfSpace", "Union", "Intersection",
-    "Difference", "half_cylinder",
+    "Difference", "half_cylinder", "label_map", "Compartment", "compartment_volumes",
 ]
 
 
@@ -169,22 +169,47 @@ def _inside(values: torch.Tensor) -> torch.Tensor:
     return values if values.dtype == torch.bool else values <= 0
 
 
-def _sub_offsets(grid: Grid, n_sub: int, dtype: torch.dtype) -> torch.Tensor:
-    """World offsets (S, 3) of the ``n_sub**3`` sub-voxel points from the voxel centre."""
-    f = (torch.arange(n_sub, dtype=torch.float64, device=grid.device) + 0.5) / n_sub - 0.5
-    k = torch.stack(torch.meshgrid(f, f, f, indexing="ij"), dim=-1).reshape(-1, 3)
-    a = torch.as_tensor(grid.affine[:3, :3], dtype=torch.float64, device=grid.device)
-    return (k @ a.T).to(dtype)
+def _child_offsets(axes: torch.Tensor, f: int) -> torch.Tensor:
+    """Offsets (f**3, 3) of the centres of the f x f x f sub-cells of a cell with edge vectors ``axes`` (rows)."""
+    u = (torch.arange(f, dtype=axes.dtype, device=axes.device) + 0.5) / f - 0.5
+    return torch.stack(torch.meshgrid(u, u, u, indexing="ij"), dim=-1).reshape(-1, 3) @ axes
 
 
-def _supersample(fn: Callable, centres: torch.Tensor, offsets: torch.Tensor, max_points: int) -> torch.Tensor:
-    """Fraction of the sub-points ``centres[:, None] + offsets`` that ``fn`` says are inside."""
-    n_s = offsets.shape[0]
-    step = max(1, max_points // n_s)
+def _prime_factors(n: int) -> list[int]:
+    out, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out or [1]
+
+
+def _refine(fn: Callable, centres: torch.Tensor, axes: torch.Tensor, factors: list[int], max_points: int) -> torch.Tensor:
+    """Fraction inside of cells (centres (B, 3), edge vectors ``axes``) by nested subdivision.
+
+    Each level splits the cells into ``f**3`` children; with a 1-Lipschitz SDF a child whose centre
+    lies further than its half-diagonal from the surface is wholly in or out and is not split
+    further. The leaves are the points of the regular ``prod(factors)``-per-axis sub-grid, so the
+    result equals sampling all of them, at a fraction of the cost.
+    """
+    f, rest = factors[0], factors[1:]
+    offsets = _child_offsets(axes, f)
+    child_axes = axes / f
+    half_diag = 0.5 * float(torch.linalg.vector_norm(child_axes.sum(dim=0))) + 1e-4
     out = torch.empty(centres.shape[0], dtype=torch.float32, device=centres.device)
+    step = max(1, max_points // offsets.shape[0])
     for i in range(0, centres.shape[0], step):
         pts = centres[i:i + step, None, :] + offsets[None]
-        out[i:i + step] = _inside(fn(pts)).to(torch.float32).mean(dim=-1)
+        vals = fn(pts)
+        if rest:
+            frac = (vals <= -half_diag).to(torch.float32)
+            edge = vals.abs() < half_diag
+            if bool(edge.any()):
+                frac[edge] = _refine(fn, pts[edge], child_axes, rest, max_points)
+        else:
+            frac = _inside(vals).to(torch.float32)
+        out[i:i + step] = frac.mean(dim=-1)
     return out
 
 
@@ -208,7 +233,9 @@ def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: A
     lipschitz : bool
         True when ``sdf_fn`` returns a 1-Lipschitz signed distance (all :class:`Shape` SDFs do):
         voxels whose centre lies further than the half-diagonal from the surface are then set to
-        0 or 1 directly and only the others are supersampled.
+        0 or 1 directly and the others are subdivided level by level (prime factors of ``n_sub``),
+        refining only the sub-cells the surface may cross; the result is the same as sampling
+        all ``n_sub**3`` points. Use a power of two (4, 8) for the most savings.
     max_points : int
         Points evaluated at once (bounds memory: about ``max_points * 3 * 4`` bytes per batch).
     dtype : torch.dtype
@@ -226,8 +253,9 @@ def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: A
     box = g.index_box(bounds_mm)
     if box is None:
         return out
-    offsets = _sub_offsets(g, int(n_sub), dtype)
-    half_diag = 0.5 * math.sqrt(sum(s * s for s in g.spacing_mm)) * (1 + 1e-5) + 1e-6
+    axes = torch.as_tensor(g.affine[:3, :3].T, dtype=dtype, device=g.device)  # rows: voxel edge vectors
+    factors = _prime_factors(int(n_sub)) if lipschitz else [int(n_sub)]
+    half_diag = 0.5 * math.sqrt(sum(s * s for s in g.spacing_mm)) + 1e-4
     ny, nx = box[1].stop - box[1].start, box[2].stop - box[2].start
     slab = max(1, max_points // (ny * nx))
     for z0 in range(box[0].start, box[0].stop, slab):
@@ -243,14 +271,34 @@ def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: A
             occ = torch.zeros(pts.shape[:-1], dtype=torch.float32, device=g.device)
             edge = torch.ones(pts.shape[:-1], dtype=torch.bool, device=g.device)
         if bool(edge.any()):
-            occ[edge] = _supersample(sdf_fn, pts[edge], offsets, max_points)
+            occ[edge] = _refine(sdf_fn, pts[edge], axes, factors, max_points)
         out[zs, box[1], box[2]] = occ
     return out
 
 
 def voxelize(shape: "Shape", grid: Any, n_sub: int = 4, **kwargs: Any) -> torch.Tensor:
-    """Fractional occupancy ``(nz, ny, nx)`` of a :class:`Shape` on a grid (see :func:`fractional_occupancy`)."""
-    return fractional_occupancy(shape.sdf, grid, n_sub, bounds_mm=shape.bounds(), lipschitz=True, **kwargs)
+    """Fractional occupancy ``(nz, ny, nx)`` of a :class:`Shape` on a grid (see :func:`fractional_occupancy`).
+
+    A prism along LPS z (cylinders and boxes along z, and their unions, intersections and
+    differences, see :meth:`Shape.z_extrusion`) on a grid whose slices are transverse is voxelised
+    as the outer product of its supersampled cross-section on one slice and the exact overlap of
+    each slice with its z range: the same answer for a fraction of the work.
+    """
+    g = as_grid(grid)
+    ext = shape.z_extrusion()
+    if ext is None or not np.allclose(np.abs(np.asarray(g.direction)[:, 0]), (0.0, 0.0, 1.0)):
+        return fractional_occupancy(shape.sdf, g, n_sub, bounds_mm=shape.bounds(), lipschitz=True, **kwargs)
+    section, z0, z1 = ext
+    dz = g.spacing_mm[0]
+    z = g.origin_mm[2] + g.direction[2][0] * dz * torch.arange(g.shape[0], device=g.device, dtype=torch.float64)
+    along = ((torch.clamp(z + dz / 2, max=z1) - torch.clamp(z - dz / 2, min=z0)).clamp(min=0) / dz).to(torch.float32)
+    if not bool((along > 0).any()):
+        return torch.zeros(g.shape, dtype=torch.float32, device=g.device)
+    one_slice = Grid((1, *g.shape[1:]), g.spacing_mm, g.origin_mm, g.direction, g.device)
+    b = shape.bounds()
+    bounds = None if b is None else (np.r_[b[0][:2], -np.inf], np.r_[b[1][:2], np.inf])
+    cross = fractional_occupancy(section.sdf, one_slice, n_sub, bounds_mm=bounds, lipschitz=True, **kwargs)
+    return along[:, None, None] * cross
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -316,6 +364,11 @@ class Shape:
         raise NotImplementedError
 
     def bounds(self) -> Bounds | None:
+        return None
+
+    def z_extrusion(self) -> tuple["Shape", float, float] | None:
+        """``(section, z0, z1)`` when the shape is a prism along LPS z: inside iff ``section`` (whose
+        SDF does not depend on z) holds the point and ``z0 <= z <= z1``; else None."""
         return None
 
     def contains(self, points: torch.Tensor) -> torch.Tensor:
@@ -398,6 +451,14 @@ class Cylinder(Shape):
         outside = torch.sqrt(radial.clamp(min=0) ** 2 + along.clamp(min=0) ** 2)
         return outside + torch.maximum(radial, along).clamp(max=0)
 
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        if abs(abs(self.axis[2]) - 1.0) > 1e-9:
+            return None
+        if self.length is None:
+            return self, -math.inf, math.inf
+        zc = float(self.centre[2])
+        return _ZSection(self, zc), zc - self.length / 2, zc + self.length / 2
+
     def bounds(self) -> Bounds | None:
         if self.length is None:
             return None
@@ -424,6 +485,13 @@ class Box(Shape):
         outside = torch.linalg.vector_norm(q.clamp(min=0), dim=-1)
         return outside + q.max(dim=-1).values.clamp(max=0)
 
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        k = np.flatnonzero(np.abs(np.abs(self.rotation[2]) - 1.0) < 1e-9)
+        if k.size != 1:
+            return None
+        zc, h = float(self.centre[2]), float(self.half[k[0]])
+        return _ZSection(self, zc), zc - h, zc + h
+
     def bounds(self) -> Bounds:
         half = np.abs(self.rotation) @ self.half
         return self.centre - half, self.centre + half
@@ -439,6 +507,22 @@ class HalfSpace(Shape):
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         return (points - _t(self.point, points)) @ _t(self.normal, points)
 
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        return (self, -math.inf, math.inf) if abs(self.normal[2]) < 1e-12 else None
+
+
+class _ZSection(Shape):
+    """A shape's cross-section at ``z``, extended along z: ``sdf(x, y, z) = shape.sdf(x, y, z_section)``.
+
+    Projection onto a plane is 1-Lipschitz, so the SDF stays 1-Lipschitz with the right sign.
+    """
+
+    def __init__(self, shape: Shape, z_mm: float) -> None:
+        self.shape, self.z = shape, float(z_mm)
+
+    def sdf(self, points: torch.Tensor) -> torch.Tensor:
+        return self.shape.sdf(torch.cat([points[..., :2], torch.full_like(points[..., 2:], self.z)], dim=-1))
+
 
 class _Combination(Shape):
     def __init__(self, *shapes: Shape) -> None:
@@ -449,6 +533,12 @@ class _Combination(Shape):
 
 class Union(_Combination):
     """Points in any of the shapes (SDF = min)."""
+
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        ext = [s.z_extrusion() for s in self.shapes]
+        if any(e is None for e in ext) or len({(e[1], e[2]) for e in ext}) != 1:
+            return None
+        return Union(*(e[0] for e in ext)), ext[0][1], ext[0][2]
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         return torch.stack([s.sdf(points) for s in self.shapes]).min(dim=0).values
@@ -462,6 +552,12 @@ class Union(_Combination):
 
 class Intersection(_Combination):
     """Points in all of the shapes (SDF = max)."""
+
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        ext = [s.z_extrusion() for s in self.shapes]
+        if any(e is None for e in ext):
+            return None
+        return Intersection(*(e[0] for e in ext)), max(e[1] for e in ext), min(e[2] for e in ext)
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         return torch.stack([s.sdf(points) for s in self.shapes]).max(dim=0).values
@@ -485,6 +581,12 @@ class Difference(Shape):
     def bounds(self) -> Bounds | None:
         return self.a.bounds()
 
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        ea, eb = self.a.z_extrusion(), self.b.z_extrusion()
+        if ea is None or eb is None or eb[1] > ea[1] or eb[2] < ea[2]:
+            return None
+        return Difference(ea[0], eb[0]), ea[1], ea[2]
+
 
 def half_cylinder(centre_mm: Sequence[float], radius_mm: float, length_mm: float | None,
                   axis: Sequence[float], keep_direction: Sequence[float]) -> Shape:
@@ -497,3 +599,78 @@ def half_cylinder(centre_mm: Sequence[float], radius_mm: float, length_mm: float
     if abs(float(a @ k)) > 1e-6:
         raise InputError("keep_direction must be perpendicular to the cylinder axis")
     return Intersection(Cylinder(centre_mm, radius_mm, length_mm, axis), HalfSpace(centre_mm, -k))
+
+
+# --------------------------------------------------------------------------- compartments
+def label_map(fractions: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Label of the compartment holding most of each voxel (0 = outside all of them).
+
+    Parameters
+    ----------
+    fractions : sequence of tensors, each (nz, ny, nx)
+        Disjoint occupancies (their sum is at most 1); compartment ``i`` gets label ``i + 1``.
+
+    Returns
+    -------
+    torch.Tensor, int16, (nz, ny, nx)
+    """
+    if not fractions:
+        raise InputError("label_map needs at least one compartment")
+    stack = torch.stack([f.to(torch.float32) for f in fractions])
+    outside = (1.0 - stack.sum(dim=0)).clamp(min=0)[None]
+    return torch.cat([outside, stack]).argmax(dim=0).to(torch.int16)
+
+
+@dataclass
+class Compartment:
+    """A region of a phantom: its occupancy, activity concentration and material.
+
+    Attributes
+    ----------
+    name : str
+        Label name (compartments sharing a name share a label).
+    fraction : torch.Tensor, (nz, ny, nx)
+        Occupancy in [0, 1]; the compartments of one phantom are disjoint.
+    activity_bq_per_ml : float
+        Activity concentration (Bq/mL) filling it.
+    material : str or None
+        Key of :func:`petspect.materials.linear_attenuation_per_mm`; None = vacuum (mu 0).
+    """
+
+    name: str
+    fraction: torch.Tensor
+    activity_bq_per_ml: float = 0.0
+    material: str | None = "water"
+
+
+def compartment_volumes(grid: Any, compartments: Sequence[Compartment], *, energies_kev: Sequence[float] = (511.0,),
+                        meta: dict[str, Any] | None = None) -> tuple[dict[str, Volume], dict[int, str]]:
+    """Activity (Bq/mL), mu maps (1/mm) and labels of disjoint compartments on a grid.
+
+    ``activity = sum_i f_i a_i`` and ``mu_E = sum_i f_i mu_i(E)`` (partial-volume mixtures); the
+    label of a voxel is the compartment occupying most of it (:func:`label_map`; 0 = outside).
+
+    Returns
+    -------
+    volumes : dict
+        ``"activity"``, ``"mu_<E>"`` for each energy (keV, rounded to an integer), ``"labels"``.
+    label_names : dict of int to str
+    """
+    from petspect.materials import linear_attenuation_per_mm
+
+    g = as_grid(grid)
+    names = list(dict.fromkeys(c.name for c in compartments))
+    activity = torch.zeros(g.shape, dtype=torch.float32, device=g.device)
+    for c in compartments:
+        activity += c.fraction * float(c.activity_bq_per_ml)
+    meta = dict(meta or {})
+    vols: dict[str, Volume] = {"activity": g.volume(activity, unit="Bq/mL", modality="PT", meta=meta)}
+    for e in energies_kev:
+        mu = torch.zeros(g.shape, dtype=torch.float32, device=g.device)
+        for c in compartments:
+            if c.material is not None:
+                mu += c.fraction * linear_attenuation_per_mm(c.material, float(e))
+        vols[f"mu_{int(round(float(e)))}"] = g.volume(mu, unit="1/mm", meta={**meta, "energy_kev": float(e)})
+    merged = [sum(c.fraction for c in compartments if c.name == n) for n in names]
+    vols["labels"] = g.volume(label_map(merged), unit="label", modality="SEG", meta=meta)
+    return vols, {0: "outside", **{i + 1: n for i, n in enumerate(names)}}
