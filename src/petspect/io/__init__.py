@@ -59,6 +59,10 @@ def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
     sfx = full_suffix(p)
     if p.is_file() and sfx in NIFTI_SUFFIXES:
         vol = read_nifti(p)
+    elif p.is_file() and sfx in INTERFILE_SUFFIXES + (".hs",):
+        from petspect.io.interfile import read_interfile
+
+        vol = read_interfile(p)
     elif p.is_dir() or is_dicom_file(p):
         from petspect.io.dicom_read import read_dicom_series
 
@@ -97,7 +101,7 @@ def save(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) ->
     if sfx in INTERFILE_SUFFIXES:
         from petspect.io.interfile import write_interfile
 
-        return write_interfile(volume, out, overwrite=True)  # atomic per file; existence checked above
+        return write_interfile(volume, out, overwrite=overwrite)
     if sfx == "":
         from petspect.io.dicom_write import write_dicom_series
 

@@ -1,0 +1,273 @@
+"""Interfile 3.3 / STIR headers: images (``.hv`` + ``.v``) and SPECT projection data (``.hs`` + ``.s``).
+
+Images follow STIR's ``write_basic_interfile_image_header``: axis ``[1]`` is x (columns, fastest in
+the file), ``[2]`` y (rows), ``[3]`` z (slices), ``scaling factor (mm/pixel) [i]`` the voxel size and
+``first pixel offset (mm) [i]`` the position of the first voxel's centre. petspect writes the LPS
+origin there, so for the standard axial orientation STIR and petspect agree on voxel sizes and
+offsets; other orientations are kept in the extra key ``petspect direction`` (STIR warns about and
+ignores unknown keys). SPECT projections follow STIR's SPECT header (``!imaging modality := nucmed``,
+``!number of projections``, ``!extent of rotation``, ``!direction of rotation``, ``start angle``,
+``orbit``, ``Radius``; ``!matrix size [1]`` tangential bins, ``[2]`` axial rows; data ordered view,
+row, column). Several energy windows are stored one after the other (the first is what STIR reads),
+described by the standard ``energy window lower/upper level [i]`` keys.
+
+Round trips through petspect are exact: values are written in their own dtype, every float in full
+precision (``repr``), and angles, unit, modality and meta in ``petspect ...`` keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from petspect._fileio import atomic_path, atomic_write_text, check_output_path
+from petspect.errors import FormatError, InputError, MissingTagError
+from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+from petspect.io._meta import meta_to_json
+from petspect.io._paths import require_file
+from petspect.volume import AXIAL_DIRECTION, Volume
+
+_FORMATS = {("float", 4): "f4", ("float", 8): "f8", ("short float", 4): "f4", ("long float", 8): "f8",
+            ("signed integer", 1): "i1", ("signed integer", 2): "i2", ("signed integer", 4): "i4",
+            ("signed integer", 8): "i8", ("unsigned integer", 1): "u1", ("unsigned integer", 2): "u2",
+            ("unsigned integer", 4): "u4", ("unsigned integer", 8): "u8"}
+_TORCH_SAFE = {"u2": "i4", "u4": "i8", "u8": "i8"}  # widened on reading: torch lacks these dtypes
+
+
+# ---------------------------------------------------------------- header parsing
+def _norm_key(key: str) -> str:
+    return re.sub(r"\s+", " ", key.strip().lstrip("!").strip().lower()).replace(" [", "[").replace("[ ", "[")
+
+
+def parse_header(path: str | os.PathLike) -> dict[str, str]:
+    """Interfile ``key := value`` pairs; keys lower-cased, ``!`` and extra blanks removed, comments dropped."""
+    p = require_file(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise FormatError(f"cannot read Interfile header ({exc})", path=p) from exc
+    lines = [ln.split(";", 1)[0] if not ln.lstrip().startswith("petspect meta") else ln for ln in text.splitlines()]
+    first = next((ln for ln in lines if ln.strip()), "")
+    if _norm_key(first.split(":=", 1)[0]) != "interfile":
+        raise FormatError("not an Interfile header (first line must be '!INTERFILE :=')", path=p)
+    out: dict[str, str] = {}
+    for ln in lines:
+        if ":=" in ln:
+            key, value = ln.split(":=", 1)
+            out[_norm_key(key)] = value.strip()
+    return out
+
+
+def _key(h: dict[str, str], key: str, path: Any, default: Any = None) -> str:
+    k = _norm_key(key)
+    if k in h and h[k] != "":
+        return h[k]
+    if default is not None:
+        return default
+    raise MissingTagError(f"missing Interfile key '{key}'", path=path)
+
+
+def _floats(value: str) -> list[float]:
+    return [float(v) for v in value.strip().strip("{}").split(",") if v.strip()]
+
+
+def _read_raw(h: dict[str, str], header: Path, count: int, offset_key: str = "data offset in bytes") -> np.ndarray:
+    data_file = header.parent / _key(h, "name of data file", header)
+    fmt = _key(h, "number format", header).lower()
+    nbytes = int(_key(h, "number of bytes per pixel", header))
+    if (fmt, nbytes) not in _FORMATS:
+        raise FormatError(f"unsupported number format {fmt!r} with {nbytes} bytes per pixel", path=header)
+    order = _key(h, "imagedata byte order", header, "BIGENDIAN").upper()  # Interfile's default
+    dtype = np.dtype(("<" if order.startswith("LITTLE") else ">") + _FORMATS[(fmt, nbytes)])
+    offset = int(float(h.get(_norm_key(offset_key + "[1]")) or h.get(_norm_key(offset_key)) or 0))
+    if not data_file.is_file():
+        raise FormatError(f"data file {data_file.name} named in the header does not exist", path=header)
+    need = offset + count * dtype.itemsize
+    if data_file.stat().st_size < need:
+        raise FormatError(f"data file has {data_file.stat().st_size} bytes, the header needs {need}", path=data_file)
+    arr = np.fromfile(data_file, dtype=dtype, count=count, offset=offset).astype(dtype.newbyteorder("="))
+    scale = float(h.get(_norm_key("image scaling factor[1]")) or 1.0)
+    if scale != 1.0:
+        arr = arr.astype(np.float32 if dtype.itemsize <= 4 else np.float64) * scale
+    return arr.astype(_TORCH_SAFE.get(arr.dtype.str[1:], arr.dtype), copy=False)
+
+
+def _number_format(dtype: np.dtype) -> tuple[str, int]:
+    kind = {"f": "float", "i": "signed integer", "u": "unsigned integer", "b": "unsigned integer"}.get(dtype.kind)
+    if kind is None:
+        raise InputError(f"cannot write dtype {dtype} to Interfile")
+    return kind, dtype.itemsize
+
+
+def _petspect_keys(unit: str | None, modality: str | None, meta: dict) -> list[str]:
+    return [f"petspect unit := {unit or ''}", f"petspect modality := {modality or ''}",
+            f"petspect meta := {meta_to_json(meta)}"]
+
+
+def _write_pair(header_path: Path, data_suffix: str, arr: np.ndarray, lines: list[str], overwrite: bool) -> Path:
+    """Write ``arr`` (little endian) to ``<stem><data_suffix>`` and the header, each atomically."""
+    data_path = header_path.with_suffix(data_suffix)
+    check_output_path(header_path, overwrite=overwrite)
+    check_output_path(data_path, overwrite=overwrite)
+    body = ["!INTERFILE :=", f"name of data file := {data_path.name}", *lines, "!END OF INTERFILE :="]
+    with atomic_path(data_path) as tmp:
+        np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tofile(tmp)
+    atomic_write_text(header_path, "\n".join(body) + "\n")
+    return header_path
+
+
+# ---------------------------------------------------------------- images
+def write_interfile(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a Volume as a STIR-compatible Interfile image: header ``path`` (``.hv``) and data ``.v``.
+
+    Returns
+    -------
+    pathlib.Path
+        The header path.
+    """
+    if not isinstance(volume, Volume):
+        raise InputError(f"write_interfile takes a Volume, got {type(volume).__name__}")
+    header = Path(path)
+    arr = volume.numpy()
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    fmt, nbytes = _number_format(arr.dtype)
+    nz, ny, nx = volume.shape
+    dz, dy, dx = volume.spacing_mm
+    ox, oy, oz = volume.origin_mm
+    modality = {"PT": "PT", "NM": "nucmed", "CT": "CT"}.get(volume.modality or "", "PT")
+    lines = [f"!imaging modality := {modality}", "!version of keys := STIR4.0", "!GENERAL DATA :=",
+             "!GENERAL IMAGE DATA :=", "!type of data := PET" if modality == "PT" else "!type of data := Tomographic",
+             "imagedata byte order := LITTLEENDIAN", "!PET STUDY (General) :=", "!PET data type := Image",
+             "process status := Reconstructed", f"!number format := {fmt}", f"!number of bytes per pixel := {nbytes}",
+             "number of dimensions := 3",
+             "matrix axis label [1] := x", f"!matrix size [1] := {nx}", f"scaling factor (mm/pixel) [1] := {dx!r}",
+             "matrix axis label [2] := y", f"!matrix size [2] := {ny}", f"scaling factor (mm/pixel) [2] := {dy!r}",
+             "matrix axis label [3] := z", f"!matrix size [3] := {nz}", f"scaling factor (mm/pixel) [3] := {dz!r}",
+             f"first pixel offset (mm) [1] := {ox!r}", f"first pixel offset (mm) [2] := {oy!r}",
+             f"first pixel offset (mm) [3] := {oz!r}", "number of time frames := 1", "data offset in bytes[1] := 0"]
+    if not np.allclose(volume.direction, AXIAL_DIRECTION, atol=0):
+        flat = ", ".join(repr(float(v)) for v in np.asarray(volume.direction).reshape(-1))
+        lines.append(f"petspect direction := {{{flat}}}")
+    lines += _petspect_keys(volume.unit, volume.modality, volume.meta)
+    return _write_pair(header, ".v", arr, lines, overwrite)
+
+
+def read_interfile(path: str | os.PathLike) -> Volume:
+    """Read an Interfile image header (``.hv``/``.h33``) and its data into a Volume.
+
+    Missing ``first pixel offset`` keys default to STIR's convention (x and y centred on 0, first
+    slice at z = 0). ``image scaling factor[1]`` multiplies the stored values.
+
+    Raises
+    ------
+    DataNotFoundError, FormatError, MissingTagError
+    """
+    p = require_file(path)
+    h = parse_header(p)
+    if h.get("number of projections"):
+        raise FormatError("this header describes SPECT projections: use read_interfile_projections", path=p)
+    n = [int(_key(h, f"matrix size [{i}]", p)) for i in (1, 2, 3)]
+    s = [float(_key(h, f"scaling factor (mm/pixel) [{i}]", p, "1")) for i in (1, 2, 3)]
+    arr = _read_raw(h, p, n[0] * n[1] * n[2]).reshape(n[2], n[1], n[0])
+    default_off = [-(n[0] - 1) * s[0] / 2.0, -(n[1] - 1) * s[1] / 2.0, 0.0]
+    origin = [float(_key(h, f"first pixel offset (mm) [{i + 1}]", p, repr(default_off[i]))) for i in range(3)]
+    direction = AXIAL_DIRECTION
+    if h.get("petspect direction"):
+        direction = np.asarray(_floats(h["petspect direction"])).reshape(3, 3)
+    modality_key = h.get("imaging modality", "").upper()
+    modality = h.get("petspect modality") or {"PT": "PT", "PET": "PT", "NUCMED": "NM", "CT": "CT"}.get(modality_key)
+    meta = json.loads(h["petspect meta"]) if h.get("petspect meta") else {}
+    return Volume(torch.from_numpy(np.ascontiguousarray(arr)), (s[2], s[1], s[0]), origin, direction,
+                  unit=h.get("petspect unit") or "a.u.", modality=modality, meta=meta)
+
+
+# ---------------------------------------------------------------- SPECT projections
+def write_interfile_projections(proj: SpectProjections, path: str | os.PathLike, *,
+                                overwrite: bool = False) -> Path:
+    """Write SPECT projections as a STIR SPECT Interfile header ``path`` (``.hs``) and data ``.s``.
+
+    Angles are written as ``start angle`` / ``!direction of rotation`` / ``!extent of rotation`` (mean
+    step times the number of views, to 1e-6 degree) for STIR and, exactly, in ``petspect angles (deg)``.
+    """
+    if not isinstance(proj, SpectProjections):
+        raise InputError(f"write_interfile_projections takes SpectProjections, got {type(proj).__name__}")
+    arr = proj.counts.detach().cpu().numpy()
+    fmt, nbytes = _number_format(arr.dtype)
+    n_win, n_views, n_rows, n_cols = arr.shape
+    angles = proj.angles_deg.detach().cpu().numpy()
+    step = float(angles[-1] - angles[0]) / (n_views - 1) if n_views > 1 else 360.0
+    radii = proj.radius_mm.detach().cpu().numpy()
+    circular = bool(np.all(radii == radii[0]))
+    lines = ["!imaging modality := nucmed", "!version of keys := 3.3", "!GENERAL DATA :=", "!GENERAL IMAGE DATA :=",
+             "!type of data := Tomographic", "imagedata byte order := LITTLEENDIAN", "data offset in bytes := 0",
+             f"!number format := {fmt}", f"!number of bytes per pixel := {nbytes}",
+             f"number of energy windows := {n_win}"]
+    for i, w in enumerate(proj.energy_windows, start=1):
+        lines += [f"energy window lower level[{i}] := {w.lower_kev!r}", f"energy window upper level[{i}] := {w.upper_kev!r}",
+                  f"petspect energy window name[{i}] := {w.name}"]
+    if proj.nuclide:
+        lines.append(f"isotope name := {proj.nuclide}")
+    lines += ["!SPECT STUDY (General) :=", "number of dimensions := 2",
+              "matrix axis label [1] := bin coordinate", f"!matrix size [1] := {n_cols}",
+              f"!scaling factor (mm/pixel) [1] := {proj.pixel_spacing_mm[1]!r}",
+              "matrix axis label [2] := axial coordinate", f"!matrix size [2] := {n_rows}",
+              f"!scaling factor (mm/pixel) [2] := {proj.pixel_spacing_mm[0]!r}",
+              f"!number of projections := {n_views}", f"!extent of rotation := {round(abs(step) * n_views, 6)!r}",
+              f"time per projection (sec) := {proj.frame_duration_s!r}", "!process status := acquired",
+              "!SPECT STUDY (acquired data) :=", f"!direction of rotation := {'CCW' if step >= 0 else 'CW'}",
+              f"start angle := {float(angles[0])!r}",
+              "orbit := Circular" if circular else "orbit := Non-circular",
+              f"Radius := {float(radii[0])!r}" if circular else
+              "Radius := {" + ", ".join(repr(float(r)) for r in radii) + "}",
+              "petspect angles (deg) := {" + ", ".join(repr(float(a)) for a in angles) + "}",
+              f"petspect photopeak window := {proj.photopeak_window}",
+              f"petspect meta := {meta_to_json(proj.meta)}"]
+    return _write_pair(Path(path), ".s", arr, lines, overwrite)
+
+
+def _projection_angles(h: dict[str, str], n_views: int, path: Path) -> np.ndarray:
+    if h.get("petspect angles (deg)"):
+        return np.asarray(_floats(h["petspect angles (deg)"]))
+    extent = float(_key(h, "extent of rotation", path))
+    start = float(_key(h, "start angle", path, "0"))
+    sign = -1.0 if _key(h, "direction of rotation", path, "CCW").upper() == "CW" else 1.0
+    return start + sign * (extent / n_views) * np.arange(n_views)
+
+
+def read_interfile_projections(path: str | os.PathLike) -> SpectProjections:
+    """Read a STIR/Interfile SPECT projection header (``.hs``) and its data into SpectProjections.
+
+    Raises
+    ------
+    DataNotFoundError, FormatError, MissingTagError
+    """
+    p = require_file(path)
+    h = parse_header(p)
+    n_views = int(_key(h, "number of projections", p))
+    n_cols, n_rows = int(_key(h, "matrix size [1]", p)), int(_key(h, "matrix size [2]", p))
+    n_win = int(h.get("number of energy windows") or 1)
+    windows = []
+    for i in range(1, n_win + 1):
+        lo, hi = h.get(f"energy window lower level[{i}]"), h.get(f"energy window upper level[{i}]")
+        if lo is None or hi is None:
+            raise MissingTagError(f"missing Interfile key 'energy window lower/upper level[{i}]'", path=p)
+        windows.append(EnergyWindow(h.get(f"petspect energy window name[{i}]") or f"window{i}", float(lo), float(hi)))
+    if not windows:
+        raise MissingTagError("no energy window keys", path=p)
+    counts = _read_raw(h, p, n_win * n_views * n_rows * n_cols).reshape(n_win, n_views, n_rows, n_cols)
+    radius = _floats(_key(h, "radius", p))
+    return SpectProjections(
+        counts=torch.from_numpy(np.ascontiguousarray(counts)), angles_deg=_projection_angles(h, n_views, p),
+        radius_mm=radius if len(radius) > 1 else radius[0],
+        pixel_spacing_mm=(float(_key(h, "scaling factor (mm/pixel) [2]", p)),
+                          float(_key(h, "scaling factor (mm/pixel) [1]", p))),
+        energy_windows=windows, frame_duration_s=float(h.get("time per projection (sec)") or 1.0),
+        photopeak_window=int(h.get("petspect photopeak window") or 0), nuclide=h.get("isotope name") or None,
+        meta=json.loads(h["petspect meta"]) if h.get("petspect meta") else {})
