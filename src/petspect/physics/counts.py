@@ -48,7 +48,7 @@ import torch
 from petspect.errors import InputError
 
 __all__ = [
-    "ListModeEvents", "as_generator", "decay_window_fraction", "effective_scan_s", "events_in_time_window",
+    "ListModeEvents", "as_generator", "check_nonnegative", "decay_window_fraction", "effective_scan_s", "events_in_time_window",
     "expected_counts", "histogram_events", "poisson_at_total_counts", "poisson_sample", "sample_listmode",
     "thin_counts",
 ]
@@ -64,15 +64,16 @@ def as_generator(generator: torch.Generator | int | None, device: torch.device |
     return torch.Generator(device=torch.device(device)).manual_seed(int(generator))
 
 
-def _check_expected(expected: torch.Tensor, name: str = "expected") -> torch.Tensor:
+def check_nonnegative(expected: torch.Tensor, name: str = "expected") -> torch.Tensor:
+    """``expected`` as a floating tensor; InputError unless it is a finite, non-negative tensor."""
     if not isinstance(expected, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor, got {type(expected).__name__}")
     if not expected.is_floating_point():
-        expected = expected.to(torch.float64)
+        expected = expected.to(torch.get_default_dtype())
     if not bool(torch.isfinite(expected).all()):
         raise InputError(f"{name} holds non-finite values")
     if bool((expected < 0).any()):
-        raise InputError(f"{name} must be non-negative (expected counts), min is {float(expected.min()):.3g}")
+        raise InputError(f"{name} must be non-negative, min is {float(expected.min()):.3g}")
     return expected
 
 
@@ -100,7 +101,7 @@ def poisson_sample(expected: torch.Tensor, generator: torch.Generator | int) -> 
     torch.Tensor
         Integer-valued counts in ``expected``'s floating dtype.
     """
-    expected = _check_expected(expected)
+    expected = check_nonnegative(expected)
     gen = as_generator(generator)
     return _sample_on(torch.poisson, expected, generator=gen)
 
@@ -130,7 +131,7 @@ def poisson_at_total_counts(expected_trues: torch.Tensor, n_true_counts: float, 
     scale : float
         ``c``; reconstructing with the operator ``c A`` (and additive ``c * additive``) recovers ``x``.
     """
-    expected_trues = _check_expected(expected_trues, "expected_trues")
+    expected_trues = check_nonnegative(expected_trues, "expected_trues")
     if not (n_true_counts > 0 and math.isfinite(n_true_counts)):
         raise InputError(f"n_true_counts must be positive and finite, got {n_true_counts}")
     total = float(expected_trues.sum())
@@ -139,7 +140,7 @@ def poisson_at_total_counts(expected_trues: torch.Tensor, n_true_counts: float, 
     scale = float(n_true_counts) / total
     mean = expected_trues * scale
     if additive is not None:
-        additive = _check_expected(additive, "additive")
+        additive = check_nonnegative(additive, "additive")
         if additive.shape != expected_trues.shape:
             raise InputError(f"additive shape {tuple(additive.shape)} != data shape {tuple(expected_trues.shape)}")
         mean = mean + additive.to(mean) * scale
@@ -188,7 +189,7 @@ def expected_counts(rate_per_s: torch.Tensor, scan_s: float, *, half_life_s: flo
     scan_s, half_life_s, t_start_s
         See :func:`effective_scan_s`.
     """
-    rate_per_s = _check_expected(rate_per_s, "rate_per_s")
+    rate_per_s = check_nonnegative(rate_per_s, "rate_per_s")
     return rate_per_s * effective_scan_s(scan_s, half_life_s=half_life_s, t_start_s=t_start_s)
 
 
@@ -216,7 +217,7 @@ def thin_counts(counts: torch.Tensor, fraction: float, generator: torch.Generato
     """
     if not (0.0 <= fraction <= 1.0):
         raise InputError(f"dose fraction must be in [0, 1], got {fraction}")
-    c = _check_expected(counts, "counts")
+    c = check_nonnegative(counts, "counts")
     if not bool(torch.equal(c, torch.round(c))):
         raise InputError("thin_counts needs integer counts (recorded data), not expected values")
     gen = as_generator(generator)
@@ -312,7 +313,7 @@ def sample_listmode(expected: torch.Tensor, scan_s: float, generator: torch.Gene
     half_life_s : float, optional
         Half-life for the decay of the activity during the scan (activity at the scan start).
     """
-    expected = _check_expected(expected)
+    expected = check_nonnegative(expected)
     if not scan_s > 0:
         raise InputError(f"scan_s must be positive, got {scan_s}")
     gen = as_generator(generator)

@@ -8,6 +8,9 @@ statistics; :mod:`~petspect.recon.priors` the penalties.
 
 from petspect.recon.em import mlem, osem
 from petspect.recon.iterate import History
+from petspect.recon.map import bsrem, osl_osem
 from petspect.recon.objectives import PoissonLogLikelihood
+from petspect.recon.priors import QuadraticPrior, RelativeDifferencePrior, make_prior
 
-__all__ = ["History", "PoissonLogLikelihood", "mlem", "osem"]
+__all__ = ["History", "PoissonLogLikelihood", "QuadraticPrior", "RelativeDifferencePrior", "bsrem", "make_prior",
+           "mlem", "osem", "osl_osem"]

@@ -37,11 +37,17 @@ from petspect.recon.objectives import PoissonLogLikelihood, safe_divide
 __all__ = ["em_update", "mlem", "osem", "start_image"]
 
 
-def em_update(likelihood: PoissonLogLikelihood, x: torch.Tensor, k: int) -> torch.Tensor:
-    """One EM update with subset ``k``: ``x * A_k^T(y_k / ybar_k) / s_k`` (see module notes at zeros)."""
+def em_update(likelihood: PoissonLogLikelihood, x: torch.Tensor, k: int,
+              denominator: torch.Tensor | None = None) -> torch.Tensor:
+    """One EM update with subset ``k``: ``x * A_k^T(y_k / ybar_k) / s_k`` (see module notes at zeros).
+
+    ``denominator`` replaces ``s_k`` (one-step-late MAP passes ``s_k + beta grad R``); voxels with
+    ``s_k = 0`` are kept (or zeroed outside the support) either way.
+    """
     sens_k = likelihood.sensitivity(k)
-    upd = x * safe_divide(likelihood.ratio_backprojection(x, k), sens_k)
-    if likelihood.n_subsets == 1:
+    den = sens_k if denominator is None else denominator
+    upd = x * safe_divide(likelihood.ratio_backprojection(x, k), den)
+    if likelihood.n_subsets == 1 and denominator is None:
         return upd
     seen_elsewhere = likelihood.sensitivity() > 0
     return torch.where(sens_k > 0, upd, torch.where(seen_elsewhere, x, torch.zeros_like(x)))

@@ -34,6 +34,7 @@ import torch
 
 from petspect.errors import InputError
 from petspect.operators.base import LinearOperator
+from petspect.physics.counts import check_nonnegative
 
 __all__ = ["PoissonLogLikelihood", "safe_divide"]
 
@@ -45,16 +46,9 @@ def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 def _check_data(t: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise InputError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    t = check_nonnegative(t, name)
     if tuple(t.shape) != shape:
         raise InputError(f"{name} shape {tuple(t.shape)} != operator output shape {shape}")
-    if not t.is_floating_point():
-        t = t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
-        raise InputError(f"{name} holds non-finite values")
-    if bool((t < 0).any()):
-        raise InputError(f"{name} must be non-negative, min is {float(t.min()):.4g}")
     return t
 
 
