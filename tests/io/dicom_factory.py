@@ -104,3 +104,48 @@ def write(datasets: list[Dataset], folder: Path) -> Path:
     for i, ds in enumerate(datasets):
         ds.save_as(folder / f"im{i:04d}.dcm", enforce_file_format=True)
     return folder
+
+
+def nm_tomo(*, n_views: int = 4, rows: int = 3, cols: int = 5, step_deg: float = 45.0,
+            starts_deg=(0.0, 180.0), direction: str = "CW", radial=((250.0,), (251.0, 252.0, 253.0, 254.0)),
+            windows=(("EM", 126.0, 154.0), ("SC", 110.0, 126.0))) -> Dataset:
+    """A dual-head NM TOMO instance; the frame of (window w, detector d, view v) holds 100 w + 10 d + v."""
+    ds = _base(NM_STORAGE, "NM", generate_uid(), generate_uid())
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"]
+    frames, ew, dv, rv, av = [], [], [], [], []
+    for w in range(len(windows)):
+        for d in range(len(starts_deg)):
+            for v in range(n_views):
+                frames.append(np.full((rows, cols), 100 * w + 10 * d + v, dtype=np.uint16))
+                ew.append(w + 1)
+                dv.append(d + 1)
+                rv.append(1)
+                av.append(v + 1)
+    set_pixels(ds, np.stack(frames))
+    ds.NumberOfFrames = len(frames)
+    ds.FrameIncrementPointer = [0x00540010, 0x00540020, 0x00540050, 0x00540090]
+    ds.EnergyWindowVector, ds.DetectorVector, ds.RotationVector, ds.AngularViewVector = ew, dv, rv, av
+    ds.NumberOfEnergyWindows, ds.NumberOfDetectors, ds.NumberOfRotations = len(windows), len(starts_deg), 1
+    ds.PixelSpacing = [4.4, 4.2]
+    items = []
+    for name, lo, hi in windows:
+        rng = Dataset()
+        rng.EnergyWindowLowerLimit, rng.EnergyWindowUpperLimit = lo, hi
+        item = Dataset()
+        item.EnergyWindowName = name
+        item.EnergyWindowRangeSequence = Sequence([rng])
+        items.append(item)
+    ds.EnergyWindowInformationSequence = Sequence(items)
+    dets = []
+    for start, rad in zip(starts_deg, radial):
+        item = Dataset()
+        item.StartAngle = start
+        item.RadialPosition = list(rad) if len(rad) > 1 else rad[0]
+        item.CollimatorGridName = "LEHR"
+        dets.append(item)
+    ds.DetectorInformationSequence = Sequence(dets)
+    rot = Dataset()
+    rot.StartAngle, rot.AngularStep, rot.RotationDirection = starts_deg[0], step_deg, direction
+    rot.NumberOfFramesInRotation, rot.ActualFrameDuration, rot.ScanArc = n_views, 20000, 360
+    ds.RotationInformationSequence = Sequence([rot])
+    return ds

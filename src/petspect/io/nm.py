@@ -1,0 +1,177 @@
+"""SPECT projection data from DICOM NM multi-frame TOMO instances -> :class:`SpectProjections`.
+
+A TOMO instance stores its frames in the order given by FrameIncrementPointer, each frame labelled
+by the vectors it points to: EnergyWindowVector (0054,0010), DetectorVector (0054,0020),
+RotationVector (0054,0050) and AngularViewVector (0054,0090) (1-based indices). The frames are
+gathered into ``counts[window, view, row, col]`` with views ordered by (detector, rotation, view).
+
+Angles (degrees, DICOM convention: 0 = detector anterior): for detector ``d`` and view ``k`` of
+rotation ``r``, ``start + k * step`` for RotationDirection ``CW`` and ``start - k * step`` for ``CC``,
+with ``start`` the detector's StartAngle (DetectorInformationSequence, else the rotation's) and
+``step`` the rotation's AngularStep. Radius: the detector's RadialPosition (one value per view of the
+rotation, or one for a circular orbit), in mm. Energy windows: EnergyWindowInformationSequence
+(name, lower and upper limits in keV). The photopeak is the window whose name contains "PEAK",
+"EM" or "PHOTO", else the one with the most counts. Frame duration: ActualFrameDuration (ms) of
+the first rotation.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from petspect.errors import FormatError, MissingTagError
+from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+from petspect.io.dicom_files import pixel_array, read_datasets, require, where
+
+ENERGY_WINDOW_VECTOR = 0x00540010
+DETECTOR_VECTOR = 0x00540020
+ROTATION_VECTOR = 0x00540050
+ANGULAR_VIEW_VECTOR = 0x00540090
+MS_PER_S = 1000.0
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A DICOM value of multiplicity 1 or more as a list (pydicom returns a scalar for VM 1)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
+def _frame_labels(ds: Any) -> dict[int, np.ndarray]:
+    """0-based label per frame for each vector named in FrameIncrementPointer (absent ones: all 0)."""
+    n = int(require(ds, "NumberOfFrames"))
+    pointers = [int(p) for p in _as_list(require(ds, "FrameIncrementPointer"))]
+    labels = {}
+    for tag in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR, ANGULAR_VIEW_VECTOR):
+        if tag in pointers:
+            if tag not in ds:
+                raise MissingTagError(f"FrameIncrementPointer names ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
+                                      "but the vector is absent", path=where(ds))
+            vec = np.asarray([int(v) for v in _as_list(ds[tag].value)]) - 1
+            if vec.size != n:
+                raise FormatError(f"vector ({tag >> 16:04X},{tag & 0xFFFF:04X}) has {vec.size} values for "
+                                  f"{n} frames", path=where(ds))
+            labels[tag] = vec
+        else:
+            labels[tag] = np.zeros(n, dtype=int)
+    unknown = [p for p in pointers if p not in labels]
+    if unknown:
+        names = ", ".join(f"({p >> 16:04X},{p & 0xFFFF:04X})" for p in unknown)
+        raise FormatError(f"frames are also indexed by {names} (gated or dynamic TOMO is not supported)",
+                          path=where(ds))
+    return labels
+
+
+def _energy_windows(ds: Any) -> list[EnergyWindow]:
+    out = []
+    for i, item in enumerate(require(ds, "EnergyWindowInformationSequence")):
+        rng = require(item, "EnergyWindowRangeSequence", path=where(ds))[0]
+        name = str(getattr(item, "EnergyWindowName", "") or f"window{i + 1}")
+        out.append(EnergyWindow(name, float(require(rng, "EnergyWindowLowerLimit", path=where(ds))),
+                                float(require(rng, "EnergyWindowUpperLimit", path=where(ds)))))
+    return out
+
+
+def _view_geometry(ds: Any, det: int, rot: int, view: int) -> tuple[float, float]:
+    """(angle in degrees, radius in mm) of one view."""
+    rotations = require(ds, "RotationInformationSequence")
+    detectors = require(ds, "DetectorInformationSequence")
+    if rot >= len(rotations) or det >= len(detectors):
+        raise FormatError(f"frame refers to rotation {rot + 1} / detector {det + 1} beyond the sequences",
+                          path=where(ds))
+    r, d = rotations[rot], detectors[det]
+    start = getattr(d, "StartAngle", None)
+    start = float(start if start is not None else require(r, "StartAngle", path=where(ds)))
+    step = float(require(r, "AngularStep", path=where(ds)))
+    direction = str(require(r, "RotationDirection", path=where(ds))).upper()
+    if direction not in ("CW", "CC"):
+        raise FormatError(f"RotationDirection must be CW or CC, got {direction!r}", path=where(ds))
+    angle = start + (step if direction == "CW" else -step) * view
+    radial = getattr(d, "RadialPosition", None)
+    if radial is None:
+        radial = getattr(r, "RadialPosition", None)
+    if radial is None:
+        raise MissingTagError(f"missing RadialPosition (0018,1142) for detector {det + 1}", path=where(ds))
+    radii = [float(v) for v in _as_list(radial)]
+    return angle, radii[view] if len(radii) > 1 else radii[0]
+
+
+def _photopeak(windows: list[EnergyWindow], counts: torch.Tensor) -> int:
+    for i, w in enumerate(windows):
+        name = w.name.upper()
+        if "PEAK" in name or name.startswith("EM") or "PHOTO" in name:
+            return i
+    return int(torch.argmax(counts.sum(dim=(1, 2, 3))))
+
+
+def read_nm_projections(path: str | os.PathLike) -> SpectProjections:
+    """Read a DICOM NM TOMO acquisition (one multi-frame instance, file or folder) into SpectProjections.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The NM file, or a folder holding exactly one NM TOMO instance.
+
+    Returns
+    -------
+    SpectProjections
+        counts (windows, views, rows, cols) as float32 counts (RescaleSlope applied when present),
+        angles, radius, pixel spacing (PixelSpacing rows, cols in mm), energy windows, frame duration.
+
+    Raises
+    ------
+    FormatError
+        Not NM TOMO projection data, inconsistent frame vectors, gated/dynamic data.
+    MissingTagError, UnsupportedTransferSyntaxError, MixedSeriesError
+    """
+    datasets = read_datasets(path)
+    tomo = [ds for ds in datasets if getattr(ds, "Modality", None) == "NM"
+            and any(str(v).upper() == "TOMO" for v in (getattr(ds, "ImageType", None) or []))]
+    if len(tomo) != 1:
+        kinds = sorted({"/".join(str(v) for v in (getattr(ds, "ImageType", None) or [])) for ds in datasets})
+        raise FormatError(f"expected one NM TOMO instance (ImageType .../TOMO), found {len(tomo)} among "
+                          f"ImageTypes {kinds}", path=path)
+    ds = tomo[0]
+    labels = _frame_labels(ds)
+    frames = pixel_array(ds).reshape(-1, int(require(ds, "Rows")), int(require(ds, "Columns")))
+    windows = _energy_windows(ds)
+    win, det, rot, view = (labels[t] for t in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR,
+                                                ANGULAR_VIEW_VECTOR))
+    if win.max(initial=0) >= len(windows):
+        raise FormatError(f"EnergyWindowVector refers to window {win.max() + 1} of {len(windows)}", path=where(ds))
+    view_keys = sorted(set(zip(det.tolist(), rot.tolist(), view.tolist())))
+    index = {k: i for i, k in enumerate(view_keys)}
+    counts = np.zeros((len(windows), len(view_keys), *frames.shape[1:]), dtype=np.float32)
+    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+    filled = np.zeros(counts.shape[:2], dtype=bool)
+    for f in range(frames.shape[0]):
+        key = (int(win[f]), index[(det[f], rot[f], view[f])])
+        if filled[key]:
+            raise FormatError(f"frames do not cover every (energy window, view) pair exactly once: frame {f + 1} "
+                              "repeats one", path=where(ds))
+        filled[key] = True
+        counts[key] = frames[f] * slope
+    if not filled.all():
+        raise FormatError("frames do not cover every (energy window, view) pair exactly once", path=where(ds))
+    geometry = [_view_geometry(ds, d, r, v) for d, r, v in view_keys]
+    rot0 = ds.RotationInformationSequence[0]
+    duration_ms = getattr(rot0, "ActualFrameDuration", None) or getattr(ds, "ActualFrameDuration", None)
+    if duration_ms is None:
+        raise MissingTagError("missing ActualFrameDuration (0018,1242)", path=where(ds))
+    spacing = [float(v) for v in require(ds, "PixelSpacing")]
+    t = torch.from_numpy(counts)
+    rp = (getattr(ds, "RadiopharmaceuticalInformationSequence", None) or [None])[0]
+    code = (getattr(rp, "RadionuclideCodeSequence", None) or [None])[0] if rp is not None else None
+    meta = {"n_detectors": len({d for d, _, _ in view_keys}), "n_rotations": len({r for _, r, _ in view_keys}),
+            "manufacturer": str(getattr(ds, "Manufacturer", "") or ""),
+            "collimator": str(getattr(ds.DetectorInformationSequence[0], "CollimatorGridName", "") or ""),
+            "orbit": "circular" if len({g[1] for g in geometry}) == 1 else "non-circular"}
+    return SpectProjections(counts=t, angles_deg=[g[0] for g in geometry], radius_mm=[g[1] for g in geometry],
+                            pixel_spacing_mm=(spacing[0], spacing[1]), energy_windows=windows,
+                            frame_duration_s=float(duration_ms) / MS_PER_S, photopeak_window=_photopeak(windows, t),
+                            nuclide=str(code.CodeMeaning) if code is not None and "CodeMeaning" in code else None,
+                            meta=meta)

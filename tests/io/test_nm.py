@@ -1,0 +1,61 @@
+"""DICOM NM TOMO projections -> SpectProjections: frame placement, angles, radii, windows, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dicom_factory as fac
+from petspect.errors import FormatError, MissingTagError
+from petspect.io import load
+from petspect.io.nm import read_nm_projections
+
+
+def test_dual_head_tomo(tmp_path):
+    fac.write([fac.nm_tomo()], tmp_path / "nm")
+    proj = read_nm_projections(tmp_path / "nm")
+    assert tuple(proj.counts.shape) == (2, 8, 3, 5)
+    # window w, view index (detector d, view v) -> 100 w + 10 d + v
+    for w in range(2):
+        for d in range(2):
+            for v in range(4):
+                assert float(proj.counts[w, 4 * d + v, 1, 2]) == 100 * w + 10 * d + v
+    # CW: start + k * 45; head 2 starts at 180
+    assert proj.angles_deg.tolist() == [0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]
+    assert proj.radius_mm.tolist() == [250.0] * 4 + [251.0, 252.0, 253.0, 254.0]
+    assert proj.pixel_spacing_mm == (4.4, 4.2)
+    assert [w.name for w in proj.energy_windows] == ["EM", "SC"] and proj.photopeak_window == 0
+    assert proj.energy_windows[0].lower_kev == 126.0 and proj.frame_duration_s == 20.0
+    assert proj.meta["n_detectors"] == 2 and proj.meta["orbit"] == "non-circular"
+
+
+def test_counter_clockwise_and_photopeak_by_counts(tmp_path):
+    """CC rotation subtracts the step; unnamed windows: the photopeak is the window with most counts."""
+    ds = fac.nm_tomo(direction="CC", starts_deg=(10.0,), radial=((200.0,),),
+                     windows=(("lower", 100.0, 120.0), ("upper", 150.0, 170.0)))
+    proj = read_nm_projections(fac.write([ds], tmp_path / "nm") / "im0000.dcm")
+    assert proj.angles_deg.tolist() == [10.0, -35.0, -80.0, -125.0]
+    assert proj.photopeak_window == 1  # second window holds 100 + v > v
+
+
+def test_errors(tmp_path):
+    ds = fac.nm_tomo()
+    del ds.DetectorInformationSequence[1].RadialPosition
+    fac.write([ds], tmp_path / "a")
+    with pytest.raises(MissingTagError, match="RadialPosition"):
+        read_nm_projections(tmp_path / "a")
+    ds = fac.nm_tomo()
+    ds.AngularViewVector = [1] * int(ds.NumberOfFrames)  # every frame claims view 1
+    fac.write([ds], tmp_path / "b")
+    with pytest.raises(FormatError, match="cover"):
+        read_nm_projections(tmp_path / "b")
+    ds = fac.nm_tomo()
+    ds.FrameIncrementPointer = [0x00540010, 0x00540020, 0x00540050, 0x00540090, 0x00540060]
+    fac.write([ds], tmp_path / "c")
+    with pytest.raises(FormatError, match="gated"):
+        read_nm_projections(tmp_path / "c")
+    with pytest.raises(FormatError, match="read_nm_projections"):
+        load(tmp_path / "c")
+    pet = fac.slice_stack(np.ones((2, 2, 2)), **fac.pet_attrs())
+    with pytest.raises(FormatError, match="TOMO"):
+        read_nm_projections(fac.write(pet, tmp_path / "pet"))
