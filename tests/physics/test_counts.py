@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petspect.errors import InputError
-from petspect.physics.counts import (ListModeEvents, decay_window_fraction, effective_scan_s, events_in_time_window,
+from petspect.physics.counts import (TimedEvents, decay_window_fraction, effective_scan_s, events_in_time_window,
                                      expected_counts, histogram_events, poisson_at_total_counts, poisson_sample,
                                      sample_listmode, thin_counts)
 
@@ -111,10 +111,10 @@ def test_listmode_histogram_and_windows():
 
 def test_listmode_validation():
     with pytest.raises(InputError):
-        ListModeEvents(torch.tensor([0, 5]), torch.tensor([0.0, 1.0]), (2, 2))
+        TimedEvents(torch.tensor([0, 5]), torch.tensor([0.0, 1.0]), (2, 2))
     with pytest.raises(InputError):
-        ListModeEvents(torch.tensor([0, 1]), torch.tensor([0.0]), (2, 2))
-    ev = ListModeEvents(torch.tensor([0, 3, 3]), torch.tensor([0.5, 0.1, 2.0]), (2, 2))
+        TimedEvents(torch.tensor([0, 1]), torch.tensor([0.0]), (2, 2))
+    ev = TimedEvents(torch.tensor([0, 3, 3]), torch.tensor([0.5, 0.1, 2.0]), (2, 2))
     assert torch.equal(histogram_events(ev), torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
     assert len(events_in_time_window(ev, 0.0, 1.0)) == 2
     with pytest.raises(InputError):

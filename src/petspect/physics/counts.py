@@ -30,8 +30,9 @@ Two emulations of a shorter acquisition are named apart, because they are not th
   and a window late in the scan holds fewer; images from different windows also show different
   kinetics. The window fraction of the expected counts is given by :func:`decay_window_fraction`.
 
-List-mode events are held by :class:`ListModeEvents` (flat bin index and time in s per event, and
-optionally a TOF bin); :func:`sample_listmode` draws them from expected data and
+Timestamped list-mode events are held by :class:`TimedEvents` (flat projection-bin index and time in
+s per event, and optionally a TOF bin; the LOR endpoints of a bin come from the sinogram definition,
+see :class:`petspect.geometry.pet.ListmodeEvents` for events addressed by endpoints); :func:`sample_listmode` draws them from expected data and
 :func:`histogram_events` bins them back into projection data.
 
 Every random function takes a ``torch.Generator`` (or a seed); nothing touches the global RNG.
@@ -48,7 +49,7 @@ import torch
 from petspect.errors import InputError
 
 __all__ = [
-    "ListModeEvents", "as_generator", "check_nonnegative", "decay_window_fraction", "effective_scan_s", "events_in_time_window",
+    "TimedEvents", "as_generator", "check_nonnegative", "decay_window_fraction", "effective_scan_s", "events_in_time_window",
     "expected_counts", "histogram_events", "poisson_at_total_counts", "poisson_sample", "sample_listmode",
     "thin_counts",
 ]
@@ -229,8 +230,8 @@ def thin_counts(counts: torch.Tensor, fraction: float, generator: torch.Generato
 
 # --------------------------------------------------------------------------- list mode
 @dataclass
-class ListModeEvents:
-    """Detected events, one entry per event.
+class TimedEvents:
+    """Detected list-mode events addressed by projection bin, with timestamps, one entry per event.
 
     Parameters
     ----------
@@ -267,12 +268,12 @@ class ListModeEvents:
     def __len__(self) -> int:
         return int(self.bin_index.numel())
 
-    def select(self, mask: torch.Tensor) -> "ListModeEvents":
+    def select(self, mask: torch.Tensor) -> "TimedEvents":
         """The events where ``mask`` (bool, shape (n_events,)) is true."""
-        return ListModeEvents(self.bin_index[mask], self.time_s[mask], self.data_shape,
+        return TimedEvents(self.bin_index[mask], self.time_s[mask], self.data_shape,
                               None if self.tof_bin is None else self.tof_bin[mask])
 
-    def sorted(self) -> "ListModeEvents":
+    def sorted(self) -> "TimedEvents":
         """The events in time order."""
         order = torch.argsort(self.time_s, stable=True)
         return self.select(order)
@@ -293,7 +294,7 @@ def decay_window_fraction(t0_s: float, t1_s: float, scan_s: float, *, half_life_
 
 
 def sample_listmode(expected: torch.Tensor, scan_s: float, generator: torch.Generator | int, *,
-                    half_life_s: float | None = None) -> ListModeEvents:
+                    half_life_s: float | None = None) -> TimedEvents:
     """Draw list-mode events from expected counts of a whole scan.
 
     The number of events per bin is ``Poisson(expected)``; each event's time is drawn independently
@@ -325,10 +326,10 @@ def sample_listmode(expected: torch.Tensor, scan_s: float, generator: torch.Gene
     else:  # inverse CDF of the truncated exponential on [0, T)
         lam = math.log(2.0) / half_life_s
         t = -torch.log1p(u * math.expm1(-lam * scan_s)) / lam
-    return ListModeEvents(bins, t.to(expected.dtype), tuple(expected.shape)).sorted()
+    return TimedEvents(bins, t.to(expected.dtype), tuple(expected.shape)).sorted()
 
 
-def events_in_time_window(events: ListModeEvents, t0_s: float, t1_s: float) -> ListModeEvents:
+def events_in_time_window(events: TimedEvents, t0_s: float, t1_s: float) -> TimedEvents:
     """Fast-scan emulation: the events detected in ``[t0_s, t1_s)``.
 
     Unlike :func:`thin_counts` (low dose), a time window keeps the full injected dose and sees it for
@@ -337,26 +338,26 @@ def events_in_time_window(events: ListModeEvents, t0_s: float, t1_s: float) -> L
 
     Parameters
     ----------
-    events : ListModeEvents
+    events : TimedEvents
         Events with timestamps in s.
     t0_s, t1_s : float
         Window start (inclusive) and end (exclusive) in s, ``t0 < t1``.
     """
-    if not isinstance(events, ListModeEvents):
-        raise InputError(f"events must be ListModeEvents, got {type(events).__name__}")
+    if not isinstance(events, TimedEvents):
+        raise InputError(f"events must be TimedEvents, got {type(events).__name__}")
     if not t1_s > t0_s:
         raise InputError(f"time window must have t1 > t0, got [{t0_s}, {t1_s})")
     mask = (events.time_s >= t0_s) & (events.time_s < t1_s)
     return events.select(mask)
 
 
-def histogram_events(events: ListModeEvents, *, dtype: torch.dtype = torch.float32,
+def histogram_events(events: TimedEvents, *, dtype: torch.dtype = torch.float32,
                      data_shape: Sequence[int] | None = None) -> torch.Tensor:
     """Bin list-mode events into projection data (counts per bin, shape ``events.data_shape``).
 
     Parameters
     ----------
-    events : ListModeEvents
+    events : TimedEvents
         The events.
     dtype : torch.dtype
         Floating dtype of the result.
