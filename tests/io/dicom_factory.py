@@ -149,3 +149,33 @@ def nm_tomo(*, n_views: int = 4, rows: int = 3, cols: int = 5, step_deg: float =
     rot.NumberOfFramesInRotation, rot.ActualFrameDuration, rot.ScanArc = n_views, 20000, 360
     ds.RotationInformationSequence = Sequence([rot])
     return ds
+
+
+def rtstruct(rois: dict[str, list[np.ndarray]], *, geometric_type: str = "CLOSED_PLANAR") -> Dataset:
+    """An RT Structure Set: ROI name -> list of contours, each an (n, 3) array of LPS points in mm."""
+    ds = _base("1.2.840.10008.5.1.4.1.1.481.3", "RTSTRUCT", generate_uid(), generate_uid())
+    roi_items, contour_items = [], []
+    for number, (name, contours) in enumerate(rois.items(), start=1):
+        roi = Dataset()
+        roi.ROINumber, roi.ROIName = number, name
+        roi_items.append(roi)
+        cs = []
+        for pts in contours:
+            c = Dataset()
+            c.ContourGeometricType = geometric_type
+            c.NumberOfContourPoints = len(pts)
+            c.ContourData = [float(v) for v in np.asarray(pts).reshape(-1)]
+            cs.append(c)
+        item = Dataset()
+        item.ReferencedROINumber = number
+        item.ContourSequence = Sequence(cs)
+        contour_items.append(item)
+    ds.StructureSetROISequence = Sequence(roi_items)
+    ds.ROIContourSequence = Sequence(contour_items)
+    return ds
+
+
+def circle(centre_mm, radius_mm: float, n: int = 360) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([centre_mm[0] + radius_mm * np.cos(t), centre_mm[1] + radius_mm * np.sin(t),
+                     np.full(n, float(centre_mm[2]))], axis=1)

@@ -27,7 +27,22 @@ from petspect.io.nifti import read_nifti, write_nifti
 from petspect.io.suv import SUV_KINDS, apply_suv, suv_factor, suv_factors
 from petspect.volume import Volume
 
-__all__ = ["load", "save", "read_nifti", "write_nifti"]
+_LAZY = {  # name -> module, imported on first use (pydicom / scikit-image load only when needed)
+    "read_dicom_series": "dicom_read", "read_datasets": "dicom_files", "write_dicom_series": "dicom_write",
+    "read_nm_projections": "nm", "read_rtstruct": "rtstruct", "read_interfile": "interfile",
+    "write_interfile": "interfile", "read_interfile_projections": "interfile",
+    "write_interfile_projections": "interfile",
+}
+__all__ = ["load", "save", "read_nifti", "write_nifti", "SUV_KINDS", "apply_suv", "suv_factor", "suv_factors",
+           *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"petspect.io.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'petspect.io' has no attribute {name!r}")
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 INTERFILE_SUFFIXES = (".hv", ".h33")
