@@ -1,0 +1,66 @@
+"""``petspect info`` and ``petspect convert``: inspect and convert NIfTI, DICOM and Interfile data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from petspect.cli._common import handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)
+    app.command("convert")(convert)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    return str(value)
+
+
+@handle_errors
+def info(
+    path: Path = typer.Argument(..., help="NIfTI file, DICOM folder/file, or Interfile header (.hv/.hs)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
+) -> None:
+    """Geometry, units, modality and (PET) the SUV factors of every kind; no patient identifiers."""
+    import json
+
+    from petspect.io.convert import describe
+
+    d = describe(path)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    suv = d.pop("suv_factors", None)
+    missing = d.pop("suv_missing", {})
+    for key, value in d.items():
+        typer.echo(f"{key:28s} {_fmt(value)}")
+    if suv is not None:
+        typer.echo("SUV factors (multiply the values above):")
+        for kind, f in suv.items():
+            if f is None:
+                text = f"n/a ({missing.get(kind, 'unknown')})"
+            elif isinstance(f, list):
+                text = f"per slice {min(f):.6g} .. {max(f):.6g}"
+            else:
+                text = f"{f:.6g}"
+            typer.echo(f"  {kind:26s} {text}")
+
+
+@handle_errors
+def convert(
+    src: Path = typer.Argument(..., help="Input: NIfTI, DICOM folder/file, Interfile .hv/.hs."),
+    dst: Path = typer.Argument(..., help="Output: .nii, .nii.gz, .hv, .hs, or a folder (DICOM series)."),
+    suv: str = typer.Option(None, "--suv", help="Convert PET to SUV: bw, bsa, lbm_james, lbm_janmahasatian, ibw."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Convert between formats (the output format follows DST's extension)."""
+    from petspect.io.convert import convert as run
+
+    out = run(src, dst, suv=suv, overwrite=overwrite)
+    typer.echo(f"wrote {out}")
