@@ -134,7 +134,7 @@ def read_nifti(path: str | os.PathLike) -> Volume:
 
     p = require_file(path)
     try:
-        img = nib.load(str(p))
+        img = nib.load(str(p), mmap=False)  # a real copy: the Volume must not depend on the file
         arr = _read_array(img)
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as exc:
         raise FormatError(f"not a readable NIfTI file ({exc})", path=p) from exc
