@@ -180,6 +180,24 @@ def test_bad_inputs(tmp_path):
     fac.write([s for i, s in enumerate(series) if i != 2], tmp_path / "gap")
     with pytest.raises(GeometryError, match="slice spacing"):
         load(tmp_path / "gap")
+    # two images at one position (a dynamic series), and a tilted stack
+    dup = fac.slice_stack(np.ones((3, 3, 3)), **fac.pet_attrs())
+    dup[2].ImagePositionPatient = dup[1].ImagePositionPatient
+    fac.write(dup, tmp_path / "dup2")
+    with pytest.raises(GeometryError, match="same slice position"):
+        load(tmp_path / "dup2")
+    tilt = fac.slice_stack(np.ones((3, 3, 3)), **fac.pet_attrs())
+    for k, ds in enumerate(tilt):
+        ds.ImagePositionPatient = [-10.0, 20.0 + 1.5 * k, -30.0 + 3.0 * k]
+    fac.write(tilt, tmp_path / "tilt")
+    with pytest.raises(GeometryError, match="gantry tilt"):
+        load(tmp_path / "tilt")
+    nounits = fac.slice_stack(np.ones((2, 3, 3)), **fac.pet_attrs())
+    for ds in nounits:
+        del ds.Units
+    fac.write(nounits, tmp_path / "nounits")
+    with pytest.raises(MissingTagError, match="Units"):
+        load(tmp_path / "nounits")
     # mixed series
     other = fac.slice_stack(np.ones((2, 3, 3)), modality="CT")
     fac.write(series, tmp_path / "mixed" / "a")

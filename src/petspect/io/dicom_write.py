@@ -5,7 +5,8 @@ per-slice RescaleSlope (uint16 when a slice has no negative values, else int16; 
 kept exactly with slope 1). With a ``source`` series the patient, study, frame of reference and (PET)
 radiopharmaceutical, weight, height, sex and decay facts are copied, and the series/acquisition times
 are set to the source's SUV reference time, so a viewer shows the new series beside the original and
-``suv_factor`` of the output equals that of the input values. Without a source a new study is made with
+``suv_factor`` of the output equals that of the input values (for DecayCorrection NONE, whose
+factors differ per slice, every output slice gets the earliest acquisition time). Without a source a new study is made with
 clearly synthetic identifiers (PatientName ``SYNTHETIC^PETSPECT``) and the ``patient`` /
 ``radiopharmaceutical`` facts given.
 

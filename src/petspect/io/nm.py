@@ -108,6 +108,30 @@ def _photopeak(windows: list[EnergyWindow], counts: torch.Tensor) -> int:
     return int(torch.argmax(counts.sum(dim=(1, 2, 3))))
 
 
+def _gather_frames(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray,
+                   n_windows: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """counts (windows, views, rows, cols) float32 and the (detector, rotation, view) key of each view."""
+    win, det, rot, view = (labels[t] for t in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR,
+                                                ANGULAR_VIEW_VECTOR))
+    if win.max(initial=0) >= n_windows:
+        raise FormatError(f"EnergyWindowVector refers to window {win.max() + 1} of {n_windows}", path=where(ds))
+    view_keys = sorted(set(zip(det.tolist(), rot.tolist(), view.tolist())))
+    index = {k: i for i, k in enumerate(view_keys)}
+    counts = np.zeros((n_windows, len(view_keys), *frames.shape[1:]), dtype=np.float32)
+    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+    filled = np.zeros(counts.shape[:2], dtype=bool)
+    for f in range(frames.shape[0]):
+        key = (int(win[f]), index[(det[f], rot[f], view[f])])
+        if filled[key]:
+            raise FormatError(f"frames do not cover every (energy window, view) pair exactly once: frame {f + 1} "
+                              "repeats one", path=where(ds))
+        filled[key] = True
+        counts[key] = frames[f] * slope
+    if not filled.all():
+        raise FormatError("frames do not cover every (energy window, view) pair exactly once", path=where(ds))
+    return counts, view_keys
+
+
 def read_nm_projections(path: str | os.PathLike) -> SpectProjections:
     """Read a DICOM NM TOMO acquisition (one multi-frame instance, file or folder) into SpectProjections.
 
@@ -139,24 +163,7 @@ def read_nm_projections(path: str | os.PathLike) -> SpectProjections:
     labels = _frame_labels(ds)
     frames = pixel_array(ds).reshape(-1, int(require(ds, "Rows")), int(require(ds, "Columns")))
     windows = _energy_windows(ds)
-    win, det, rot, view = (labels[t] for t in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR,
-                                                ANGULAR_VIEW_VECTOR))
-    if win.max(initial=0) >= len(windows):
-        raise FormatError(f"EnergyWindowVector refers to window {win.max() + 1} of {len(windows)}", path=where(ds))
-    view_keys = sorted(set(zip(det.tolist(), rot.tolist(), view.tolist())))
-    index = {k: i for i, k in enumerate(view_keys)}
-    counts = np.zeros((len(windows), len(view_keys), *frames.shape[1:]), dtype=np.float32)
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-    filled = np.zeros(counts.shape[:2], dtype=bool)
-    for f in range(frames.shape[0]):
-        key = (int(win[f]), index[(det[f], rot[f], view[f])])
-        if filled[key]:
-            raise FormatError(f"frames do not cover every (energy window, view) pair exactly once: frame {f + 1} "
-                              "repeats one", path=where(ds))
-        filled[key] = True
-        counts[key] = frames[f] * slope
-    if not filled.all():
-        raise FormatError("frames do not cover every (energy window, view) pair exactly once", path=where(ds))
+    counts, view_keys = _gather_frames(ds, labels, frames, len(windows))
     geometry = [_view_geometry(ds, d, r, v) for d, r, v in view_keys]
     rot0 = ds.RotationInformationSequence[0]
     duration_ms = getattr(rot0, "ActualFrameDuration", None) or getattr(ds, "ActualFrameDuration", None)
