@@ -6,12 +6,18 @@ The entry points are :func:`load` and :func:`save`, which dispatch on the path:
 path                        format
 ==========================  ==========================================================
 ``*.nii``, ``*.nii.gz``     NIfTI-1 (:mod:`petspect.io.nifti`; RAS <-> LPS converted there)
-folder, or a DICOM file     DICOM series: PET, CT, NM reconstructions (:mod:`petspect.io.dicom_read`)
+folder, or a DICOM file     load: DICOM series PET/CT/MR/NM reconstruction (:mod:`.dicom_read`);
+                            save (path without extension): new DICOM series (:mod:`.dicom_write`)
 ``*.hv``, ``*.h33``         Interfile image header (:mod:`petspect.io.interfile`)
 ==========================  ==========================================================
 
 ``save`` refuses to replace an existing output unless ``overwrite=True`` and writes atomically (a
 temporary file moved into place), so a failed write never leaves a half-written file.
+
+Other readers: :func:`read_nm_projections` (DICOM NM TOMO -> SpectProjections), :func:`read_rtstruct`
+(contours -> masks), :func:`read_interfile_projections` / :func:`write_interfile_projections`
+(STIR ``.hs``). SUV: :func:`suv_factor` / :func:`suv_factors` per DICOM instance (:mod:`.suv`),
+``load(..., suv=kind)`` for a Volume. :mod:`petspect.io.convert` backs ``petspect info`` / ``convert``.
 """
 
 from __future__ import annotations
