@@ -44,7 +44,7 @@ Bounds = tuple[np.ndarray, np.ndarray]  # (lo_xyz, hi_xyz) in mm, LPS
 __all__ = [
     "Grid", "as_grid", "fractional_occupancy", "voxelize", "rotation_matrix",
     "Shape", "Sphere", "Ellipsoid", "Cylinder", "Box", "HalfSpace", "Union", "Intersection",
-    "Difference", "half_cylinder", "label_map", "Compartment", "compartment_volumes",
+    "Difference", "Transformed", "half_cylinder", "label_map", "Compartment", "compartment_volumes",
 ]
 
 
@@ -510,6 +510,15 @@ class HalfSpace(Shape):
     def z_extrusion(self) -> tuple[Shape, float, float] | None:
         return (self, -math.inf, math.inf) if abs(self.normal[2]) < 1e-12 else None
 
+    def bounds(self) -> Bounds | None:
+        """A half-infinite box when the normal is along an axis (so intersections can use it)."""
+        axis = np.flatnonzero(np.abs(np.abs(self.normal) - 1.0) < 1e-12)
+        if axis.size != 1:
+            return None
+        lo, hi = np.full(3, -np.inf), np.full(3, np.inf)
+        (hi if self.normal[axis[0]] > 0 else lo)[axis[0]] = self.point[axis[0]]
+        return lo, hi
+
 
 class _ZSection(Shape):
     """A shape's cross-section at ``z``, extended along z: ``sdf(x, y, z) = shape.sdf(x, y, z_section)``.
@@ -586,6 +595,35 @@ class Difference(Shape):
         if ea is None or eb is None or eb[1] > ea[1] or eb[2] < ea[2]:
             return None
         return Difference(ea[0], eb[0]), ea[1], ea[2]
+
+
+class Transformed(Shape):
+    """A shape rotated by ``rotation`` (3x3, about the LPS origin) and then moved by ``translation_mm``.
+
+    ``sdf(p) = shape.sdf(R^T (p - t))``; rigid motions keep the SDF 1-Lipschitz.
+    """
+
+    def __init__(self, shape: Shape, rotation: Any = None, translation_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> None:
+        self.shape, self.rotation = shape, _rot(rotation)
+        self.translation = np.asarray(_as_triple(translation_mm, "translation_mm"))
+
+    def sdf(self, points: torch.Tensor) -> torch.Tensor:
+        return self.shape.sdf(_local(points, self.translation, self.rotation))
+
+    def bounds(self) -> Bounds | None:
+        b = self.shape.bounds()
+        if b is None or not (np.all(np.isfinite(b[0])) and np.all(np.isfinite(b[1]))):
+            return None
+        corners = np.array([[b[i][0], b[j][1], b[k][2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+        moved = corners @ self.rotation.T + self.translation
+        return moved.min(axis=0), moved.max(axis=0)
+
+    def z_extrusion(self) -> tuple[Shape, float, float] | None:
+        ext = self.shape.z_extrusion()
+        if ext is None or abs(self.rotation[2, 2] - 1.0) > 1e-9:
+            return None
+        tz = float(self.translation[2])
+        return Transformed(ext[0], self.rotation, self.translation), ext[1] + tz, ext[2] + tz
 
 
 def half_cylinder(centre_mm: Sequence[float], radius_mm: float, length_mm: float | None,
