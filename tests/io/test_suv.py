@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dicom_factory as fac
-from petspect.errors import MissingTagError, UnitError
+from petspect.errors import FormatError, MissingTagError, UnitError
 from petspect.io import load
 from petspect.io.suv import suv_factor, suv_factors
 
@@ -145,6 +145,10 @@ def test_errors():
     ds = _pet()[0]
     del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideHalfLife
     with pytest.raises(MissingTagError, match="RadionuclideHalfLife"):
+        suv_factor(ds)
+    with pytest.warns(UserWarning, match="TM"):  # pydicom itself flags the bad time
+        ds = _pet(SeriesTime="25:99")[0]
+    with pytest.raises(FormatError, match="25:99|2599"):
         suv_factor(ds)
     with pytest.raises(UnitError, match="kind"):
         suv_factor(_pet()[0], "lean")

@@ -85,15 +85,21 @@ def ibw_devine_kg(height_cm: float, sex: str) -> float:
 
 # ---------------------------------------------------------------- DICOM dates and times
 def parse_da_tm(da: Any, tm: Any) -> datetime:
-    """Combine a DICOM DA ("YYYYMMDD") and TM ("HHMMSS.FFFFFF", parts optional) into a datetime."""
+    """Combine a DICOM DA ("YYYYMMDD") and TM ("HHMMSS.FFFFFF", parts optional) into a datetime.
+
+    Raises :class:`~petspect.errors.FormatError` for text that is not a DICOM date or time.
+    """
     d = str(da).strip()
     t = str(tm).strip().replace(":", "")
-    frac = 0.0
-    if "." in t:
-        t, f = t.split(".", 1)
-        frac = float("0." + f) if f else 0.0
-    t = t.ljust(6, "0")
-    base = datetime(int(d[0:4]), int(d[4:6]), int(d[6:8]), int(t[0:2]), int(t[2:4]), int(t[4:6]))
+    try:
+        frac = 0.0
+        if "." in t:
+            t, f = t.split(".", 1)
+            frac = float("0." + f) if f else 0.0
+        t = t.ljust(6, "0")
+        base = datetime(int(d[0:4]), int(d[4:6]), int(d[6:8]), int(t[0:2]), int(t[2:4]), int(t[4:6]))
+    except (ValueError, IndexError) as exc:
+        raise FormatError(f"cannot read DICOM date {d!r} / time {t!r} ({exc})") from None
     return base + timedelta(seconds=frac)
 
 
