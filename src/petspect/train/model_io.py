@@ -1,0 +1,160 @@
+"""A trained model is a folder; this module writes and reads it.
+
+Folder contents
+---------------
+``model.pt``
+    The generator's ``state_dict`` (tensors only: loaded with ``torch.load(weights_only=True)``).
+``config.json``
+    ``{"network": build_network arguments, "data": {mode, n_slices, input_key, extra_keys, target_key,
+    patch_size}, "training": TrainConfig}``.
+``normalization.json``
+    ``{"inputs": [one normalisation per input modality], "target": normalisation}``.
+``model_card.json``
+    What the model is for and how it was made: data, dose level, metrics, training, seed, petspect version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from petspect._fileio import atomic_dir
+from petspect.errors import DataNotFoundError, FormatError
+from petspect.train.data import read_json
+from petspect.train.normalization import Normalization, normalization_from_dict
+
+FILES = ("model.pt", "config.json", "normalization.json", "model_card.json")
+
+
+@dataclass
+class TrainedModel:
+    """A loaded model: network (eval mode), its data layout, normalisations and card.
+
+    Attributes
+    ----------
+    network : nn.Module
+        ``(B, in_channels, *spatial) -> (B, 1, *spatial)`` on normalised values.
+    config : dict
+        Content of ``config.json``.
+    input_normalizations : list of Normalization
+        One per input modality (PET first, then the anatomical channels).
+    target_normalization : Normalization
+        Maps network outputs back to physical units with ``inverse``.
+    card : dict
+        Content of ``model_card.json``.
+    """
+
+    network: nn.Module
+    config: dict[str, Any]
+    input_normalizations: list[Normalization]
+    target_normalization: Normalization
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        """"2d", "2.5d" or "3d"."""
+        return self.config["data"]["mode"]
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.config["data"].get("n_slices", 1))
+
+    @property
+    def patch_size(self) -> tuple[int, ...]:
+        return tuple(self.config["data"]["patch_size"])
+
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """Dataset keys of the input modalities, in channel order."""
+        d = self.config["data"]
+        return (d["input_key"], *d.get("extra_keys", ()))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: torch.device | str) -> TrainedModel:
+        self.network.to(device)
+        return self
+
+
+def build_from_spec(spec: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a network from the ``"network"`` part of ``config.json``."""
+    from petspect.nn import build_network
+
+    s = dict(spec)
+    kwargs = s.pop("kwargs", {})
+    return build_network(s.pop("name"), **s, **kwargs)
+
+
+def save_model(folder: str | os.PathLike, network: nn.Module, *, network_spec: Mapping[str, Any],
+               data: Mapping[str, Any], input_normalizations: Sequence[Normalization],
+               target_normalization: Normalization, training: Mapping[str, Any], card: Mapping[str, Any],
+               state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write a model folder atomically (an existing folder is replaced only once the new one is complete).
+
+    Parameters
+    ----------
+    folder : path
+    network : nn.Module
+        Its ``state_dict`` is saved unless ``state_dict`` is given (e.g. the best epoch's weights).
+    network_spec : mapping
+        :func:`petspect.nn.build_network` arguments (``name``, ``spatial_dims``, ..., ``kwargs``).
+    data : mapping
+        Data layout (mode, n_slices, input_key, extra_keys, target_key, patch_size).
+    input_normalizations, target_normalization
+    training : mapping
+        The training configuration (JSON-serialisable).
+    card : mapping
+        Model card content.
+    """
+    sd = {k: v.detach().cpu() for k, v in (state_dict or network.state_dict()).items()}
+    config = {"network": dict(network_spec), "data": dict(data), "training": dict(training)}
+    norms = {"inputs": [n.to_dict() for n in input_normalizations], "target": target_normalization.to_dict()}
+    with atomic_dir(folder) as tmp:
+        torch.save(sd, tmp / "model.pt")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        (tmp / "normalization.json").write_text(json.dumps(norms, indent=2), encoding="utf-8")
+        (tmp / "model_card.json").write_text(json.dumps(dict(card), indent=2, default=str), encoding="utf-8")
+    return Path(folder)
+
+
+def load_model(folder: str | os.PathLike, device: torch.device | str | None = None) -> TrainedModel:
+    """Load a model folder written by the trainer.
+
+    Parameters
+    ----------
+    folder : path
+        Holds ``model.pt``, ``config.json``, ``normalization.json`` and ``model_card.json``.
+    device : torch.device or str, optional
+        Where the network goes (default: the CPU).
+
+    Returns
+    -------
+    TrainedModel
+        Network in eval mode.
+    """
+    p = Path(folder)
+    missing = [f for f in FILES if not (p / f).is_file()]
+    if missing:
+        raise DataNotFoundError(f"not a petspect model folder: missing {missing}", path=p)
+    config = read_json(p / "config.json")
+    norms = read_json(p / "normalization.json")
+    card = read_json(p / "model_card.json")
+    try:
+        net = build_from_spec(config["network"])
+        state = torch.load(p / "model.pt", map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        inputs = [normalization_from_dict(n) for n in norms["inputs"]]
+        target = normalization_from_dict(norms["target"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise FormatError(f"model folder is inconsistent: {exc}", path=p) from exc
+    net.eval().to(device if device is not None else "cpu")
+    return TrainedModel(net, config, inputs, target, card)
