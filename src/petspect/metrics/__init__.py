@@ -24,24 +24,37 @@ _ATTRS = {
 _SUBMODULES = {"image", "quantitative", "nema"}
 
 
+def _nema() -> Any:
+    """The NEMA submodule, or None where this installation has none."""
+    try:
+        return importlib.import_module("petspect.metrics.nema")
+    except ModuleNotFoundError as exc:
+        if exc.name != "petspect.metrics.nema":
+            raise
+        return None
+
+
 def __getattr__(name: str) -> Any:
     if name in _ATTRS:
         value = getattr(importlib.import_module(_ATTRS[name]), name)
+    elif name == "nema":
+        value = _nema()
+        if value is None:
+            raise AttributeError("module 'petspect.metrics' has no attribute 'nema'")
     elif name in _SUBMODULES:
-        try:
-            value = importlib.import_module(f"petspect.metrics.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"petspect.metrics.{name}":
-                raise
-            raise AttributeError(f"module 'petspect.metrics' has no attribute {name!r}") from exc
-    else:
-        raise AttributeError(f"module 'petspect.metrics' has no attribute {name!r}")
+        value = importlib.import_module(f"petspect.metrics.{name}")
+    else:  # the NEMA functions (metrics/nema.py's __all__), loaded on first use
+        nema = _nema() if not name.startswith("_") else None
+        if nema is None or name not in getattr(nema, "__all__", ()):
+            raise AttributeError(f"module 'petspect.metrics' has no attribute {name!r}")
+        value = getattr(nema, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_ATTRS) | _SUBMODULES)
+    nema = _nema()
+    return sorted(set(globals()) | set(_ATTRS) | _SUBMODULES | set(getattr(nema, "__all__", ())))
 
 
 __all__ = sorted(_ATTRS)
