@@ -20,7 +20,6 @@ Modality 0 is the ``input_key`` image; ``extra_keys`` follow in order.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,24 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from petspect.errors import ConfigError, DataNotFoundError, FormatError, InputError
+from petspect.errors import ConfigError, FormatError, InputError
+from petspect.simulate.layout import DATASET_JSON, read_json
 from petspect.train.normalization import Identity, Normalization
 
 MODES = ("2d", "2.5d", "3d")
-
-
-def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON object from a file; DataNotFoundError when it is missing, FormatError when it is not an object."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataNotFoundError("file not found", path=p)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"not valid JSON: {exc}", path=p) from exc
-    if not isinstance(data, dict):
-        raise FormatError("expected a JSON object", path=p)
-    return data
 
 
 def read_dataset(path: str | os.PathLike, split: str) -> tuple[list[dict[str, str]], Path]:
@@ -68,7 +54,7 @@ def read_dataset(path: str | os.PathLike, split: str) -> tuple[list[dict[str, st
         The entries (key -> relative path, plus "subject") and the dataset folder.
     """
     p = Path(path)
-    js = p / "dataset.json" if p.is_dir() else p
+    js = p / DATASET_JSON if p.is_dir() else p
     meta = read_json(js)
     entries = meta.get(split, [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

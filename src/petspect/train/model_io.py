@@ -27,7 +27,7 @@ from torch import nn
 
 from petspect._fileio import atomic_dir
 from petspect.errors import DataNotFoundError, FormatError
-from petspect.train.data import read_json
+from petspect.simulate.layout import read_json
 from petspect.train.normalization import Normalization, normalization_from_dict
 
 FILES = ("model.pt", "config.json", "normalization.json", "model_card.json")
