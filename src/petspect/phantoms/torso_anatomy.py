@@ -112,7 +112,7 @@ def sample_anatomy(rng: np.random.Generator, *, arms: str | None = None, sex: st
                            (-0.35, -0.3, -0.88))
     for side, name, dz in ((-1, "right", -100.0), (1, "left", -88.0)):
         organs[f"kidney_{name}"] = _e((side * 70 * w + j(5), 62 * w + j(4), d + dz + j(8)),
-                                      np.array([30, 26, 57]) * w * f(0.07), (-side * 0.2, 0.15, 1.0))
+                                      np.array([29, 25, 55]) * w * f(0.07), (-side * 0.2, 0.15, 1.0))
     bladder_ml = float(math.exp(rng.uniform(math.log(80.0), math.log(400.0))))
     a_bl = (3 * bladder_ml * 1000 / (4 * math.pi * 0.8 * 0.75)) ** (1 / 3)
     organs["bladder"] = _e((j(5), -40 * w, z["crotch"] + 45 + 0.75 * a_bl), (a_bl, 0.8 * a_bl, 0.75 * a_bl))
