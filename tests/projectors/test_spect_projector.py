@@ -156,3 +156,31 @@ def test_bad_inputs():
     op = SpectProjector((4, 8, 8), (VOX,) * 3, [0.0], 200.0, "spect-lehr")
     with pytest.raises(InputError):
         op(torch.zeros(4, 8, 9))
+
+
+def test_system_model_from_projections_and_presets():
+    """spect_system_model takes the orbit, pixel size, matrix and duration from SpectProjections (as read
+    from NM DICOM) and the collimator from the nuclide; from a preset it uses the default orbit."""
+    from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+    from petspect.projectors.spect import spect_system_model
+    from petspect.volume import Volume
+
+    counts = torch.zeros(1, 6, 20, 24)
+    proj = SpectProjections(counts, torch.arange(6) * 60.0, torch.linspace(180, 230, 6), (4.0, 5.0),
+                            [EnergyWindow("photopeak", 126.0, 155.0)], frame_duration_s=25.0, nuclide="Tc-99m")
+    grid = Volume.centered(torch.zeros(20, 24, 24), (4.0, 5.0, 5.0), unit="Bq/mL")
+    mu = Volume.centered(torch.full((20, 24, 24), 0.0154), (4.0, 5.0, 5.0), unit="1/mm")
+    op = spect_system_model(proj, grid, mu=mu)
+    lehr = get_spect_system("spect-lehr")
+    assert op.out_shape == (6, 20, 24) and op.in_shape == (20, 24, 24)
+    assert op.collimator == lehr.collimator and op.frame_duration_s == 25.0
+    assert op.scale == pytest.approx(25.0 * lehr.sensitivity_cps_per_mbq * 1e-6 * 0.1)
+    assert torch.allclose(op.radius_mm, proj.radius_mm)
+    assert adjointness_test(op) < 1e-5
+    default = spect_system_model(proj)  # detector grid
+    assert default.in_shape == (20, 24, 24)
+    planned = spect_system_model("spect-me", ((8, 16, 16), (4.7952,) * 3), psf=False)
+    assert planned.out_shape == (120, 128, 128)
+    unknown = SpectProjections(counts, torch.arange(6) * 60.0, 200.0, (4.0, 5.0), [EnergyWindow("w", 100.0, 120.0)])
+    with pytest.raises(InputError):
+        spect_system_model(unknown, grid)

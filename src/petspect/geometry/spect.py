@@ -48,13 +48,6 @@ def lead_mu_per_mm(energy_kev: float) -> float:
     return float(xraydb.material_mu("Pb", energy_kev * 1e3, density=LEAD_DENSITY_G_CM3)) / 10.0
 
 
-def water_mu_per_mm(energy_kev: float) -> float:
-    """Linear attenuation coefficient of water (1.0 g/cm^3) in 1/mm at ``energy_kev`` (xraydb)."""
-    import xraydb
-
-    return float(xraydb.material_mu("water", energy_kev * 1e3, density=1.0)) / 10.0
-
-
 def nai_interaction_probability(energy_kev: float, thickness_mm: float = CRYSTAL_3_8_INCH_MM) -> float:
     """Probability that a normally incident photon interacts in a NaI(Tl) crystal: ``1 - exp(-mu t)``."""
     import xraydb

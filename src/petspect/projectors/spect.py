@@ -38,10 +38,12 @@ from dataclasses import dataclass
 
 import torch
 
-from petspect.errors import GeometryError, InputError
-from petspect.geometry.spect import ParallelHoleCollimator, detector_normal, get_spect_system
+from petspect.errors import GeometryError, InputError, UnitError
+from petspect.geometry.spect import ParallelHoleCollimator, SpectSystem, detector_normal, get_spect_system
+from petspect.geometry.spect_data import SpectProjections
 from petspect.operators.base import LinearOperator
 from petspect.units import BQ_PER_MBQ, FWHM_PER_SIGMA, ML_PER_MM3
+from petspect.volume import AXIAL_DIRECTION, Volume
 
 #: Largest intermediate (planes x columns x views x slices) of one chunk of views.
 DEFAULT_CHUNK_ELEMENTS = 1 << 25
@@ -156,12 +158,20 @@ def _rotation_parts(angles_deg: torch.Tensor, g: _Grid, device) -> tuple[torch.T
             *_csr_parts(pixel, sample, w, (g.ny * g.nx, n_samples)))
 
 
-def _blur_matrices(out_centres: torch.Tensor, out_width: float, in_centres: torch.Tensor, in_width: float,
-                   sigma: torch.Tensor | None) -> torch.Tensor:
-    """Response matrices ``(P, n_out, n_in)`` mapping samples to detector pixels, per plane ``P``.
+def pixel_response_matrices(out_centres: torch.Tensor, out_width: float, in_centres: torch.Tensor,
+                            in_width: float, sigma: torch.Tensor | None) -> torch.Tensor:
+    """Response matrices ``(P, n_out, n_in)`` mapping samples to detector pixels, one per plane.
 
-    With ``sigma`` (mm, shape (P,)): a Gaussian centred on each input sample integrated over each
-    output pixel. Without: the overlap of the input box and the output pixel over the input width.
+    Parameters
+    ----------
+    out_centres, in_centres : torch.Tensor, shapes (n_out,), (n_in,)
+        Pixel and sample centres along one axis, mm.
+    out_width, in_width : float
+        Pixel and sample widths, mm.
+    sigma : torch.Tensor, shape (P,), optional
+        Gaussian standard deviation per plane, mm: the Gaussian centred on each sample is integrated
+        over each pixel (columns sum to 1 away from the edges). None: the overlap of the sample's box
+        with the pixel over the sample width (``P = 1``; the identity for matching grids).
     """
     du = out_centres[None, :, None] - in_centres[None, None, :]
     if sigma is None:
@@ -185,8 +195,8 @@ class SpectProjector(LinearOperator):
         Detector angles (0 = anterior, clockwise seen from the feet; :mod:`petspect.geometry.spect`).
     radius_mm : float or array_like, shape (V,)
         Collimator face to rotation axis per view (mm): circular or body-contour orbit.
-    collimator : ParallelHoleCollimator or str
-        The collimator, or a system preset name (``"spect-lehr"``, ``"spect-me"``).
+    collimator : ParallelHoleCollimator or str or None
+        The collimator, or a system preset name (``"spect-lehr"``, ``"spect-me"``); None with ``psf=False``.
     mu : torch.Tensor, shape (nz, ny, nx), optional
         Linear attenuation coefficients at the photopeak energy in 1/mm; None: no attenuation.
     psf : bool
@@ -210,7 +220,7 @@ class SpectProjector(LinearOperator):
     view_axis = 0
 
     def __init__(self, image_shape: Sequence[int], voxel_mm: Sequence[float], angles_deg, radius_mm,
-                 collimator: ParallelHoleCollimator | str, mu: torch.Tensor | None = None, psf: bool = True, *,
+                 collimator: ParallelHoleCollimator | str | None, mu: torch.Tensor | None = None, psf: bool = True, *,
                  detector_shape: Sequence[int] | None = None, pixel_mm: Sequence[float] | None = None,
                  sensitivity_cps_per_mbq: float | None = None, frame_duration_s: float = 1.0,
                  dtype: torch.dtype = torch.float32, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
@@ -221,6 +231,8 @@ class SpectProjector(LinearOperator):
             raise InputError(f"SpectProjector: bad image shape {image_shape} or voxel size {voxel_mm}")
         if isinstance(collimator, str):
             collimator = get_spect_system(collimator).collimator
+        if collimator is None and psf:
+            raise InputError("SpectProjector: psf=True needs a collimator")
         angles = torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1).cpu()
         radius = torch.as_tensor(radius_mm, dtype=torch.float64).reshape(-1).cpu()
         if radius.numel() == 1:
@@ -359,10 +371,10 @@ class SpectProjector(LinearOperator):
         z_img = (torch.arange(g.nz, dtype=torch.float64) - (g.nz - 1) / 2) * g.dz
         z_det = ((g.rows - 1) / 2 - torch.arange(g.rows, dtype=torch.float64)) * g.row_mm
         u_det = (torch.arange(g.cols, dtype=torch.float64) - (g.cols - 1) / 2) * g.col_mm
-        bz = _blur_matrices(z_det, g.row_mm, z_img, g.dz, sigma)
+        bz = pixel_response_matrices(z_det, g.row_mm, z_img, g.dz, sigma)
         if sigma is None:
             bz = bz.expand(g.n_rot, -1, -1)
-        bc = _blur_matrices(u_det, g.col_mm, g.depth_mm, g.h, sigma)
+        bc = pixel_response_matrices(u_det, g.col_mm, g.depth_mm, g.h, sigma)
         bc = bc.expand(g.n_rot, -1, -1).permute(1, 0, 2).reshape(g.cols, g.n_rot * g.n_rot)
         return bz.contiguous().to(device=device, dtype=dtype), bc.contiguous().to(device=device, dtype=dtype)
 
@@ -414,5 +426,107 @@ class SpectProjector(LinearOperator):
         return self._subsets[key]
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, collimator={self.collimator.name}, psf={self.psf}, "
+        name = None if self.collimator is None else self.collimator.name
+        return (f"{super().extra_repr()}, collimator={name}, psf={self.psf}, "
                 f"attenuation={self.mu is not None}, chunks={len(self._chunks)}")
+
+
+# ---------------------------------------------------------------------- builders
+#: System preset used for a nuclide when the data do not name one.
+NUCLIDE_SYSTEMS = {"Tc-99m": "spect-lehr", "Tc99m": "spect-lehr", "Lu-177": "spect-me", "Lu177": "spect-me"}
+
+
+def check_axial(volume: Volume, what: str) -> None:
+    """Raise GeometryError unless ``volume`` has the standard axial orientation (rows L, cols P, slices S)."""
+    d = torch.as_tensor(volume.direction, dtype=torch.float64)
+    if not torch.allclose(d, torch.tensor(AXIAL_DIRECTION, dtype=torch.float64), atol=1e-6):
+        raise GeometryError(f"{what}: SPECT models need the standard axial orientation, got direction "
+                            f"{volume.direction}")
+
+
+def mu_per_mm_on(mu: Volume, grid: Volume) -> torch.Tensor:
+    """Attenuation map (Volume in "1/mm" or "1/cm") in 1/mm, resampled linearly onto ``grid`` if needed."""
+    factors = {"1/mm": 1.0, "1/cm": 0.1}
+    if mu.unit not in factors:
+        raise UnitError(f"attenuation map must be in 1/mm or 1/cm, got {mu.unit!r}")
+    if not mu.same_grid(grid):
+        mu = mu.resample_to(grid, mode="linear")
+    return mu.data * factors[mu.unit]
+
+
+def _system_for(data: SpectProjections) -> SpectSystem | None:
+    name = data.meta.get("system") or NUCLIDE_SYSTEMS.get(data.nuclide or "")
+    return get_spect_system(name) if name else None
+
+
+def spect_system_model(projections_or_geometry: SpectProjections | SpectSystem | str,
+                       image_grid: Volume | tuple | None = None, *, mu: Volume | torch.Tensor | None = None,
+                       psf: bool = True, collimator: ParallelHoleCollimator | str | None = None,
+                       sensitivity_cps_per_mbq: float | None = None, dtype: torch.dtype = torch.float32,
+                       device=None) -> SpectProjector:
+    """The SPECT system model for measured or planned projections.
+
+    Parameters
+    ----------
+    projections_or_geometry : SpectProjections or SpectSystem or str
+        Measured data (angles, radii, pixel spacing, detector matrix and frame duration are taken
+        from it; ``meta["system"]`` or the nuclide picks the collimator preset) or a system preset
+        (its default circular orbit and matrix).
+    image_grid : Volume or (shape, voxel_mm), optional
+        Reconstruction grid (standard axial orientation, centred on the rotation axis). Default: the
+        detector grid, ``(rows, cols, cols)`` with voxels ``(row_mm, col_mm, col_mm)``.
+    mu : Volume or torch.Tensor, optional
+        Attenuation at the photopeak energy; a Volume (1/mm or 1/cm) is resampled onto ``image_grid``,
+        a tensor is taken in 1/mm on that grid.
+    psf : bool
+        Distance-dependent collimator response.
+    collimator : ParallelHoleCollimator or str, optional
+        Overrides the collimator of the preset.
+    sensitivity_cps_per_mbq : float, optional
+        System sensitivity; default ``meta["sensitivity_cps_per_mbq"]`` or the preset's. With a
+        sensitivity the image is in Bq/mL and the model gives counts; without, voxel sums.
+
+    Returns
+    -------
+    SpectProjector
+        Maps an image of ``image_grid``'s shape to the photopeak projections ``(views, rows, cols)``.
+    """
+    if isinstance(projections_or_geometry, SpectProjections):
+        data = projections_or_geometry
+        system = _system_for(data)
+        angles, radius = data.angles_deg, data.radius_mm
+        rows, cols = (int(v) for v in data.counts.shape[2:])
+        pixel, duration = data.pixel_spacing_mm, data.frame_duration_s
+        sens = data.meta.get("sensitivity_cps_per_mbq")
+    else:
+        system = (get_spect_system(projections_or_geometry) if isinstance(projections_or_geometry, str)
+                  else projections_or_geometry)
+        angles, radius = system.circular_orbit()
+        rows, cols = system.matrix
+        pixel, duration, sens = (system.pixel_mm, system.pixel_mm), system.frame_duration_s, None
+    coll = collimator if collimator is not None else (system.collimator if system is not None else None)
+    if psf and coll is None:
+        raise InputError("spect_system_model: the data name no SPECT system or known nuclide; pass collimator=")
+    sens = sensitivity_cps_per_mbq or sens or (system.sensitivity_cps_per_mbq if system is not None else None)
+    mu_t = None
+    if image_grid is None:
+        shape, voxel = (rows, cols, cols), (pixel[0], pixel[1], pixel[1])
+    elif isinstance(image_grid, Volume):
+        check_axial(image_grid, "image_grid")
+        shape, voxel = image_grid.shape, image_grid.spacing_mm
+        if isinstance(mu, Volume):
+            mu_t = mu_per_mm_on(mu, image_grid)
+    else:
+        shape, voxel = tuple(image_grid[0]), tuple(image_grid[1])
+    if mu is not None and mu_t is None:
+        if isinstance(mu, Volume):
+            check_axial(mu, "mu")
+            if tuple(mu.shape) != tuple(shape):
+                raise GeometryError(f"mu grid {mu.shape} differs from the image grid {tuple(shape)}; "
+                                    "pass image_grid as a Volume to resample")
+            mu_t = mu_per_mm_on(mu, mu)
+        else:
+            mu_t = torch.as_tensor(mu)
+    return SpectProjector(shape, voxel, angles, radius, coll, mu=mu_t, psf=psf, detector_shape=(rows, cols),
+                          pixel_mm=pixel, sensitivity_cps_per_mbq=sens, frame_duration_s=duration, dtype=dtype,
+                          device=device)
