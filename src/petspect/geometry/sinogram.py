@@ -179,6 +179,30 @@ class SinogramDefinition:
         pb = self.scanner.crystal_angles_rad(b)
         return (r * np.stack([np.cos(pa), np.sin(pa)], -1), r * np.stack([np.cos(pb), np.sin(pb)], -1))
 
+    def sum_over_members(self, crystal_a: torch.Tensor, crystal_b: torch.Tensor | None = None, *,
+                         pairs_per_chunk: int = 256) -> torch.Tensor:
+        """``sum over the crystal pairs (i, j) of each bin of a[i] * b[j]``, shape (n_planes, n_views, n_radial).
+
+        ``crystal_a`` and ``crystal_b`` (default: ``crystal_a``) have shape (n_rings, crystals_per_ring)
+        and are indexed by the first and second crystal of each pair. With all ones this gives each
+        bin's multiplicity; with efficiencies the bin efficiency; with singles rates the randoms rate.
+        Device and dtype follow ``crystal_a``.
+        """
+        b_vals = crystal_a if crystal_b is None else crystal_b
+        shape = (self.scanner.n_rings, self.scanner.crystals_per_ring)
+        if tuple(crystal_a.shape) != shape or tuple(b_vals.shape) != shape:
+            raise InputError(f"crystal values must have shape {shape}")
+        ra, rb, plane = (torch.as_tensor(v, device=crystal_a.device) for v in self.ring_pairs())
+        out = crystal_a.new_zeros((self.n_planes, self.n_views * self.n_radial))
+        n = self.scanner.crystals_per_ring
+        for k in range(self.view_mashing):
+            ia, ib = (torch.as_tensor(v % n, device=crystal_a.device).reshape(-1) for v in self.crystal_pairs(k))
+            ea, eb = crystal_a[:, ia], b_vals[:, ib]  # (n_rings, V * R)
+            for s in range(0, len(ra), pairs_per_chunk):
+                sl = slice(s, s + pairs_per_chunk)
+                out.index_add_(0, plane[sl], ea[ra[sl]] * eb[rb[sl]])
+        return out.reshape(self.shape())
+
     def radial_positions_mm(self) -> np.ndarray:
         """Signed distance of each radial bin's LOR from the scanner axis, mm, (n_radial,)."""
         return self.scanner.ring_radius_mm * np.sin(np.pi * self.radial_index() / self.scanner.crystals_per_ring)

@@ -19,7 +19,7 @@ from petspect.errors import InputError
 from petspect.operators.base import LinearOperator
 from petspect.units import fwhm_to_sigma
 
-__all__ = ["GaussianPSF", "gaussian_kernel_1d"]
+__all__ = ["GaussianPSF", "gaussian_kernel_1d", "convolve_axis"]
 
 
 def gaussian_kernel_1d(fwhm_mm: float, spacing_mm: float, *, truncate: float = 3.0,
@@ -36,7 +36,7 @@ def gaussian_kernel_1d(fwhm_mm: float, spacing_mm: float, *, truncate: float = 3
     return k / k.sum()
 
 
-def _convolve_axis(x: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor:
+def convolve_axis(x: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor:
     """Zero-padded 'same' convolution of ``x`` with a symmetric 1D kernel along ``axis``."""
     if kernel.numel() == 1:
         return x
@@ -78,7 +78,7 @@ class GaussianPSF(LinearOperator):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         for axis, k in enumerate(self._kernels(x)):
-            x = _convolve_axis(x, k, axis)
+            x = convolve_axis(x, k, axis)
         return x
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:

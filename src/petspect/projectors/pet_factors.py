@@ -12,7 +12,13 @@ import torch
 from petspect.errors import InputError
 from petspect.operators.base import LinearOperator
 
-__all__ = ["ProjectionFactors"]
+__all__ = ["ProjectionFactors", "safe_reciprocal"]
+
+
+def safe_reciprocal(factors: torch.Tensor) -> torch.Tensor:
+    """``1 / f`` where ``f > 0``, 0 elsewhere (same shape, device and dtype): correction factors."""
+    pos = factors > 0
+    return torch.where(pos, 1.0 / torch.where(pos, factors, torch.ones_like(factors)), torch.zeros_like(factors))
 
 
 class ProjectionFactors(LinearOperator):
@@ -57,6 +63,4 @@ class ProjectionFactors(LinearOperator):
 
     def inverse(self) -> "ProjectionFactors":
         """The correction operator ``y -> y / f`` (0 where ``f`` is 0)."""
-        f = self.factors
-        inv = torch.where(f > 0, 1.0 / torch.where(f > 0, f, torch.ones_like(f)), torch.zeros_like(f))
-        return ProjectionFactors(inv, self.in_shape, view_axis=self.view_axis)
+        return ProjectionFactors(safe_reciprocal(self.factors), self.in_shape, view_axis=self.view_axis)

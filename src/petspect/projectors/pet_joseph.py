@@ -113,13 +113,13 @@ def _samples(p0, d, length_mm, shape, a, lo, hi, planar):
     da = d[:, a : a + 1]
     t = (k[None, :] - p0[:, a : a + 1]) / da
     step = (length_mm / da.squeeze(1).abs())[:, None]
-    w = torch.where((t >= 0) & (t <= 1), step, torch.zeros((), dtype=t.dtype, device=t.device))
-    axes = (2, 1) if planar else (2, 1, 0)  # grid_sample wants (x, y[, z]) order
-    coords = []
-    for ax in axes:
-        c = k[None, :].expand_as(t) if ax == a else p0[:, ax : ax + 1] + t * d[:, ax : ax + 1]
-        coords.append((2.0 * c + 1.0) / shape[ax] - 1.0)  # align_corners=False normalisation
-    grid = torch.stack(coords, dim=-1)
+    w = step * ((t >= 0) & (t <= 1)).to(t.dtype)
+    axes = [2, 1] if planar else [2, 1, 0]  # grid_sample wants (x, y[, z]) order
+    size = torch.tensor([shape[ax] for ax in axes], dtype=p0.dtype, device=p0.device)
+    # align_corners=False normalisation g = (2 c + 1) / n - 1 of c = p0 + t d, in one fused op
+    offset = (2.0 * p0[:, axes] + 1.0) / size - 1.0
+    slope = 2.0 * d[:, axes] / size
+    grid = torch.addcmul(offset[:, None, :], t[..., None], slope[:, None, :])
     return (grid[None] if planar else grid[None, :, :, None]), w, t
 
 
