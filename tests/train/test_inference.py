@@ -46,6 +46,11 @@ def test_volume_in_volume_out(tmp_path):
     out = predict_volume(loaded, vol)
     assert isinstance(out, Volume) and out.spacing_mm == vol.spacing_mm and out.unit == "Bq/mL"
     torch.testing.assert_close(out.data, vol.data, rtol=1e-5, atol=1e-3)
+    save_model(tmp_path / "suv", model.network, network_spec=spec, data=data,
+               input_normalizations=[SuvScaling(1.0, unit="SUVbw")], target_normalization=SuvScaling(1.0, unit="SUVbw"),
+               training={}, card={})
+    with pytest.raises(InputError, match="SUVbw"):  # a model trained on SUV is not fed Bq/mL
+        predict_volume(load_model(tmp_path / "suv"), vol)
 
 
 def test_bare_network_and_errors():

@@ -12,21 +12,23 @@ from petspect.errors import InputError
 from petspect.train.model_io import TrainedModel
 
 
-def _as_channels(volume: Any) -> tuple[torch.Tensor, Any]:
-    """``(M, z, y, x)`` tensor and the Volume it came from (or None)."""
+def _as_channels(volume: Any) -> tuple[torch.Tensor, Any, list[str | None]]:
+    """``(M, z, y, x)`` tensor, the Volume it came from (or None), and the unit of each modality (None: unknown)."""
     from petspect.volume import Volume
 
     if isinstance(volume, Volume):
-        return volume.data[None], volume
+        return volume.data[None], volume, [volume.unit]
     if isinstance(volume, (list, tuple)):
         vols = [v.data if isinstance(v, Volume) else torch.as_tensor(v) for v in volume]
+        if len({tuple(v.shape) for v in vols}) != 1:
+            raise InputError(f"modalities differ in shape: {[tuple(v.shape) for v in vols]}")
         ref = volume[0] if isinstance(volume[0], Volume) else None
-        return torch.stack(vols), ref
+        return torch.stack(vols), ref, [v.unit if isinstance(v, Volume) else None for v in volume]
     t = torch.as_tensor(volume)
     if t.ndim == 3:
-        return t[None], None
+        return t[None], None, [None]
     if t.ndim == 4:
-        return t, None
+        return t, None, [None] * len(t)
     raise InputError(f"volume must be (z, y, x) or (modalities, z, y, x), got shape {tuple(t.shape)}")
 
 
@@ -74,19 +76,29 @@ def predict_volume(model: TrainedModel | nn.Module, volume: Any, *, roi_size: Se
     Returns
     -------
     Volume or torch.Tensor
-        The prediction ``(z, y, x)`` in the target's physical unit; a Volume (the first input's geometry) when
-        a Volume was given.
+        The prediction ``(z, y, x)`` in the target's physical unit; a Volume (the first input's geometry, the
+        target normalisation's unit when it names one) when a Volume was given.
+
+    Raises
+    ------
+    InputError
+        Wrong number of modalities, a Volume whose unit differs from the one the model was trained on, or
+        an invalid window layout.
     """
     from monai.inferers import sliding_window_inference
 
-    x, ref = _as_channels(volume)
+    x, ref, units = _as_channels(volume)
     out_device = x.device
+    out_unit = None
     if isinstance(model, TrainedModel):
         net, mode, n_slices = model.network, model.mode, model.n_slices
         roi_size = tuple(roi_size or model.patch_size)
         if x.shape[0] != len(model.input_normalizations):
             raise InputError(f"model takes {len(model.input_normalizations)} modalities {model.input_keys}, "
                              f"got {x.shape[0]}")
+        for norm, unit in zip(model.input_normalizations, units):
+            norm.check_unit(unit)
+        out_unit = model.target_normalization.unit or None
         x = torch.stack([n.forward(c.float()) for n, c in zip(model.input_normalizations, x)])
         inverse = model.target_normalization.inverse
     else:
@@ -126,4 +138,4 @@ def predict_volume(model: TrainedModel | nn.Module, volume: Any, *, roi_size: Se
     finally:
         net.train(was_training)
     y = inverse(y)
-    return ref.with_data(y) if ref is not None else y
+    return ref.with_data(y, unit=out_unit) if ref is not None else y
