@@ -1,0 +1,148 @@
+"""``petspect denoise train | evaluate | apply``: low-count PET/SPECT denoising (see petspect.tasks.denoise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from petspect.cli._common import get_device, handle_errors
+
+denoise_app = typer.Typer(help="Low-dose / fast-scan PET and SPECT denoising: train, evaluate, apply.",
+                          no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(denoise_app, name="denoise")
+
+
+def _parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    from petspect.errors import InputError
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise InputError(f"{what} must be KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _set_value(text: str):
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@denoise_app.command("train")
+@handle_errors
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Argument(None, help="A TrainConfig file (.toml or .json); or give --dataset and --out."),
+    dataset: Path = typer.Option(None, "--dataset", help="Dataset folder (dataset.json)."),
+    out: Path = typer.Option(None, "--out", help="Run folder (the model goes to OUT/model)."),
+    method: str = typer.Option("unet", "--method", help="unet, resnet, cgan, cyclegan or n2n (noise2noise)."),
+    source: str = typer.Option("dose", "--source", help="dose (thinned counts) or time (fast scan)."),
+    level: float = typer.Option(10.0, "--level", help="Dose or scan-time percentage of the input."),
+    algorithm: str = typer.Option("osem", "--algorithm", help="Reconstruction algorithm of input and target."),
+    extra: list[str] = typer.Option(None, "--extra", help="Anatomical channel (ct, mr_t1, mu_511); repeatable."),
+    mode: str = typer.Option("2.5d", "--mode", help="2d, 2.5d or 3d."),
+    epochs: int = typer.Option(30, "--epochs", help="Training epochs."),
+    set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field, KEY=JSON_VALUE (repeatable)."),
+    show_config: bool = typer.Option(False, "--show-config", help="Print the configuration as JSON and exit."),
+) -> None:
+    """Train a denoiser (a configuration of petspect.train's Trainer); resumes an interrupted run."""
+    import json
+
+    from petspect.errors import ConfigError
+    from petspect.tasks.denoise import DenoiseTask, denoise_config, train_denoiser
+    from petspect.train import TrainConfig, load_config
+
+    overrides = {k: _set_value(v) for k, v in _parse_pairs(set_, "--set").items()}
+    if config is not None:
+        cfg = load_config(config)
+        if overrides:
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
+    else:
+        if dataset is None or out is None:
+            raise ConfigError("give a configuration file, or --dataset and --out")
+        cfg = denoise_config(dataset, out, method=method, task=DenoiseTask(source, level, algorithm),
+                             extra_keys=tuple(extra or ()), mode=mode, epochs=epochs, **overrides)
+    if show_config:
+        typer.echo(json.dumps(cfg.to_dict(), indent=2))
+        return
+    result = train_denoiser(cfg, device=get_device(ctx))
+    best = f", best epoch {result.best_epoch} ({cfg.val_metric} {result.best_value:.4g})" if result.best_epoch is not None else ""
+    typer.echo(f"trained {len(result.history)} epochs{best}; model: {result.model_dir}")
+
+
+@denoise_app.command("evaluate")
+@handle_errors
+def evaluate(
+    ctx: typer.Context,
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (dataset.json)."),
+    model: list[Path] = typer.Option(..., "--model", help="Model folder; repeatable (all for the same task)."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
+    out: Path = typer.Option(None, "--out", help="Write metrics.json (method -> metric -> value) here."),
+    report: Path = typer.Option(None, "--report", help="Write an HTML report (index.html) into this folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Compare models with the tuned Gaussian, NLM (BM4D), MAP and the low-count input on a split."""
+    from petspect._fileio import check_output_path
+    from petspect.errors import ConfigError
+    from petspect.tasks.baselines import describe_baselines, tune_baselines
+    from petspect.tasks.compare import compare_methods, validation_pairs
+    from petspect.tasks.demo import write_json
+    from petspect.tasks.denoise import task_from_key
+    from petspect.tasks.denoise_report import MAIN_COLUMNS, judge, write_report
+    from petspect.train import load_model
+
+    for p in (out, report):
+        if p is not None:
+            check_output_path(p, overwrite=overwrite)
+    device = get_device(ctx)
+    models = {}
+    for m in model:
+        loaded = load_model(m, device=device)
+        models[str(loaded.card.get("data", {}).get("method") or m.name)] = loaded
+    tasks = {task_from_key(mm.input_keys[0]) for mm in models.values()}
+    if len(tasks) != 1:
+        raise ConfigError(f"the models were trained for different inputs: {sorted(t.input_key for t in tasks)}")
+    task = tasks.pop()
+    tuned = tune_baselines(validation_pairs(dataset, task))
+    comp = compare_methods(dataset, task, baselines=tuned, models=models, split=split, device=device,
+                           curves=report is not None)
+    for method, row in comp.metrics.items():
+        typer.echo(f"{method:16s} " + "  ".join(f"{c}={row[c]:.4g}" for c in MAIN_COLUMNS if c in row))
+    if out is not None:
+        write_json(out, comp.metrics)
+        typer.echo(f"wrote {out}")
+    if report is not None:
+        first = next(iter(models))
+        page = write_report(report / "index.html", comp, model=first, title="petspect denoising evaluation",
+                            description=f"{dataset} ({split}): {task.input_key} against {task.reference_key}.",
+                            tuning=describe_baselines(tuned), checks=judge(comp, first))
+        typer.echo(f"wrote {page}")
+
+
+@denoise_app.command("apply")
+@handle_errors
+def apply(
+    ctx: typer.Context,
+    model: Path = typer.Option(..., "--model", help="Model folder."),
+    input_: Path = typer.Option(..., "--input", help="DICOM series folder or NIfTI file (Bq/mL or SUV)."),
+    out: Path = typer.Option(..., "--out", help="Output .nii/.nii.gz, or a folder for a derived DICOM series."),
+    extra: list[str] = typer.Option(None, "--extra", help="Anatomical channel KEY=PATH (e.g. ct=ct_dicom/)."),
+    overlap: float = typer.Option(0.25, "--overlap", help="Sliding-window overlap in [0, 1)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Denoise a real image with sliding windows, keeping its geometry, unit and SUV facts."""
+    from petspect.tasks.apply import apply_model
+
+    info = apply_model(model, input_, out, extra=_parse_pairs(extra, "--extra"), overwrite=overwrite,
+                       overlap=overlap, device=get_device(ctx))
+    typer.echo(f"units: {info['conversion']}")
+    typer.echo(f"wrote {info['output']} ({info['unit']}, shape {info['shape']}, {info['seconds']:.1f} s)")

@@ -1,0 +1,211 @@
+"""The main job, ``petspect demo``: simulate a cohort, train a denoiser, compare it with the baselines, report.
+
+Steps (all seeded; every stage's wall time is recorded in ``summary.json``):
+
+1. simulate the cohort (:func:`petspect.simulate.cohort.simulate_cohort`, the ``quick`` preset: small FDG
+   torsos, full and 10 % dose, OSEM and MAP with a relative-difference prior) into ``OUT/dataset``;
+2. train a small 2.5D U-Net (:mod:`petspect.tasks.denoise`) on the training subjects, 10 % dose OSEM to
+   full-dose OSEM, in ``OUT/run``; the model folder is copied to ``OUT/model``;
+3. tune the Gaussian post-filter and non-local means (and BM4D when importable) on the validation subjects;
+4. evaluate everything on the held-out test subjects (:mod:`petspect.tasks.compare`);
+5. write ``OUT/metrics.json`` (method -> metric -> value), ``OUT/summary.json`` (settings, timings, tuned
+   parameters, acceptance checks, noise-bias curves, per-subject metrics) and ``OUT/report/index.html``.
+
+``petspect bench`` runs the same at full size (``wholebody-fdg`` preset, larger network, more epochs), meant
+for a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from petspect.errors import ConfigError, OutputExistsError
+
+#: what the demo writes into its folder (removed first with overwrite=True; nothing else is touched)
+OUTPUTS = ("dataset", "run", "model", "report", "metrics.json", "summary.json")
+
+
+@dataclass
+class DemoSettings:
+    """Sizes of a demo run (see :func:`demo_settings` for the named ones).
+
+    Attributes
+    ----------
+    preset : str
+        Cohort preset of :mod:`petspect.simulate.presets`.
+    subjects : int, optional
+        Override of the preset's number of subjects.
+    dose_percent : float
+        Low-dose level (must be in the preset's dose levels).
+    method : str
+        Denoising method (:data:`petspect.tasks.denoise.METHODS`).
+    train : dict
+        :func:`petspect.tasks.denoise.denoise_config` keyword arguments (epochs, mode, channels, ...).
+    add_map : bool
+        Also reconstruct with MAP (relative-difference prior), the MAP baseline.
+    workers : int
+        Simulation worker processes.
+    """
+
+    preset: str = "quick"
+    subjects: int | None = None
+    dose_percent: float = 10.0
+    method: str = "unet"
+    train: dict[str, Any] = field(default_factory=dict)
+    add_map: bool = True
+    workers: int = 2
+
+
+def demo_settings(kind: str = "demo") -> DemoSettings:
+    """Named settings: ``demo`` (minutes on a 2-core CPU), ``bench`` (full size, GPU), ``tiny`` (tests)."""
+    if kind == "demo":
+        return DemoSettings(train=dict(epochs=30, mode="2.5d", n_slices=3, patch_size=(64, 64),
+                                       channels=(16, 32, 64, 128), patches_per_volume=24, batch_size=8, lr=1e-3,
+                                       patience=None))
+    if kind == "bench":
+        return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2,
+                            train=dict(epochs=150, mode="2.5d", n_slices=5, patch_size=(128, 128),
+                                       channels=(32, 64, 128, 256), patches_per_volume=64, batch_size=16, lr=5e-4,
+                                       patience=30, num_workers=4))
+    if kind == "tiny":
+        return DemoSettings(subjects=4, add_map=False, workers=1,
+                            train=dict(epochs=1, mode="2d", patch_size=(32, 32), channels=(8, 16),
+                                       patches_per_volume=2, batch_size=2))
+    raise ConfigError(f"unknown demo settings {kind!r}; choose demo, bench or tiny")
+
+
+def _prepare(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError("exists and is not a folder", path=out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError("is not empty; choose another folder or pass --overwrite", path=out)
+        for name in OUTPUTS:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def simulate_dataset(settings: DemoSettings, folder: Path) -> Path:
+    """Simulate the settings' cohort into ``folder`` (resumes an interrupted run); returns the folder."""
+    from petspect.simulate.cohort import simulate_cohort
+    from petspect.simulate.presets import get_preset
+
+    config = get_preset(settings.preset)
+    if settings.subjects is not None:
+        config.subjects = int(settings.subjects)
+    if settings.add_map and "map" not in config.recon.algorithms:
+        config.recon.algorithms = [*config.recon.algorithms, "map"]
+    if float(settings.dose_percent) not in [float(p) for p in config.dose_percents]:
+        config.dose_percents = [*config.dose_percents, float(settings.dose_percent)]
+    simulate_cohort(config.validate(), folder, workers=settings.workers)
+    return folder
+
+
+def _json_ready(obj: Any) -> Any:
+    """Replace non-finite floats by None (strict JSON) recursively."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write strict JSON atomically (NaN and infinities become null)."""
+    from petspect._fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(_json_ready(data), indent=2, allow_nan=False) + "\n")
+
+
+def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, overwrite: bool = False,
+             device: Any = None, dataset: str | os.PathLike | None = None, log: Any = None) -> dict[str, Any]:
+    """Run the whole demo into ``out`` (see the module docstring).
+
+    Parameters
+    ----------
+    out : path
+        Output folder: new or empty, or with ``overwrite`` the demo's own outputs are replaced.
+    settings : DemoSettings, optional
+        Default :func:`demo_settings` ("demo").
+    overwrite : bool
+    device : torch.device or str, optional
+        Training and inference device (default: CUDA when present, else the CPU).
+    dataset : path, optional
+        Use this simulated dataset instead of simulating one (it must have the task's keys).
+    log : callable(str), optional
+        Receives one line per stage (the CLI prints them).
+
+    Returns
+    -------
+    dict
+        The summary written to ``summary.json`` (plus ``"metrics"``).
+    """
+    from petspect.tasks.baselines import describe_baselines, tune_baselines
+    from petspect.tasks.compare import compare_methods, validation_pairs
+    from petspect.tasks.denoise import DenoiseTask, denoise_config, train_denoiser
+    from petspect.tasks.denoise_report import judge, write_report
+    from petspect.train import load_model
+
+    settings = settings or demo_settings("demo")
+    say = log or (lambda s: None)
+    out_p = Path(out)
+    _prepare(out_p, overwrite)
+    times: dict[str, float] = {}
+    t_all = t0 = time.perf_counter()
+    if dataset is None:
+        say(f"simulating the {settings.preset} cohort into {out_p / 'dataset'}")
+        dataset = simulate_dataset(settings, out_p / "dataset")
+    times["simulate_s"] = time.perf_counter() - t0
+    task = DenoiseTask("dose", settings.dose_percent, "osem")
+    name = settings.method
+    t0 = time.perf_counter()
+    say(f"training {name} ({task.input_key} -> {task.reference_key})")
+    config = denoise_config(dataset, out_p / "run", method=name, task=task, **settings.train)
+    result = train_denoiser(config, device=device)
+    shutil.copytree(result.model_dir, out_p / "model")
+    times["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    say("tuning the baselines on the validation subjects")
+    tuned = tune_baselines(validation_pairs(dataset, task))
+    times["tune_baselines_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    say("evaluating on the test subjects")
+    model = load_model(out_p / "model", device=device)
+    comparison = compare_methods(dataset, task, baselines=tuned, models={name: model}, split="test", device=device)
+    times["evaluate_s"] = time.perf_counter() - t0
+    checks = judge(comparison, name)
+    tuning = describe_baselines(tuned)
+    write_json(out_p / "metrics.json", comparison.metrics)
+    t0 = time.perf_counter()
+    description = (f"{settings.preset} cohort ({len(comparison.subjects)} test subjects), {settings.dose_percent:g} % "
+                   f"dose OSEM -> full-dose OSEM. Model: {name}, {config.mode}, trained {len(result.history)} epochs "
+                   f"on the training subjects; baselines tuned on the validation subjects.")
+    times["total_s"] = time.perf_counter() - t_all
+    write_report(out_p / "report" / "index.html", comparison, model=name, title="petspect demo: low-dose PET denoising",
+                 description=description, tuning=tuning, history=result.history, checks=checks,
+                 facts={"dataset": str(dataset), "test subjects": ", ".join(comparison.subjects),
+                        **{k: round(v, 1) for k, v in times.items()}})
+    times["report_s"] = time.perf_counter() - t0
+    times["total_s"] = time.perf_counter() - t_all
+    summary = {"settings": dataclasses.asdict(settings), "task": dataclasses.asdict(task), "model": name,
+               "model_dir": str(out_p / "model"), "dataset": str(dataset), "times": times, "checks": checks,
+               "baselines": tuning, "curves": comparison.curves, "subjects": comparison.subjects,
+               "per_subject": comparison.per_subject, "history": result.history,
+               "conventions": "see petspect.tasks.evaluate: generic metrics use data_range = reference range; "
+                              "*_challenge the ultra-low-dose PET challenge; biases vs the full-dose reference"}
+    write_json(out_p / "summary.json", summary)
+    say(f"done in {times['total_s']:.0f} s: {out_p / 'report' / 'index.html'}")
+    return {**summary, "metrics": comparison.metrics}

@@ -1,0 +1,250 @@
+"""Low-count to full-count denoising of PET and SPECT reconstructions, as configurations of the trainer.
+
+Inputs are named apart by how the counts were reduced:
+
+* ``source="dose"`` -- low dose, binomially thinned counts: input ``recon_d{PCT:03d}_{algo}_ac``;
+* ``source="time"`` -- fast scan, the first part of the scan time: input ``recon_t{PCT:03d}_{algo}_ac``.
+
+The target is the full-dose reconstruction ``recon_d100_{algo}_ac`` for every scheme except noise2noise.
+
+==============  ================================================================================
+method          training (all by :class:`petspect.train.Trainer`; nothing is re-implemented here)
+==============  ================================================================================
+``unet``        supervised, paired, MONAI UNet (residual learning), L1 loss
+``resnet``      supervised, paired, residual CNN denoiser (full resolution), L1 loss
+``cgan``        pix2pix: the U-Net generator with a PatchGAN discriminator on (input, output) pairs
+``cyclegan``    unpaired: two generators and two discriminators with cycle consistency
+``n2n``         noise2noise: input realisation 0, target realisation 1 of the same low count level
+                (``..._ac`` and ``..._ac_r1``, independent data); evaluated against the full dose
+==============  ================================================================================
+
+Anatomical channels (``extra_keys``: ``ct``, ``mr_t1``, ``mu_511``) are optional inputs, normalised with
+fixed affine maps (CT: ``(HU + 1000) / 1000``; MR: divided by its typical value; mu: ``/ 0.01 per mm``).
+
+Intensities: PET in Bq/mL is divided by the training cohort's Bq/mL per SUV unit (from the phantom's
+recorded SUV factor, else the mean body uptake), so the network sees SUV-like values; the factor is
+saved in the model folder, and :mod:`petspect.tasks.apply` maps real data (Bq/mL or SUV) onto it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from petspect.errors import ConfigError, InputError
+
+METHODS = ("unet", "resnet", "cgan", "cyclegan", "n2n")
+SOURCES = {"dose": "low-dose (thinned counts)", "time": "fast-scan (short time window)"}
+EXTRA_NORMALIZATIONS = {
+    "ct": {"kind": "affine", "offset": -1000.0, "scale": 1000.0, "unit": "HU"},
+    "mr_t1": {"kind": "affine", "offset": 0.0, "scale": 1000.0},
+    "mr_t2": {"kind": "affine", "offset": 0.0, "scale": 1000.0},
+    "mu_511": {"kind": "affine", "offset": 0.0, "scale": 0.01, "unit": "1/mm"},
+}
+
+
+@dataclass(frozen=True)
+class DenoiseTask:
+    """Which low-count level is mapped to which target.
+
+    Parameters
+    ----------
+    source : {"dose", "time"}
+        Low dose (thinned) or fast scan (short time window).
+    percent : float
+        Dose or scan-time percentage of the input, in (0, 100).
+    algorithm : str
+        Reconstruction algorithm of input and target ("osem", "map", ...).
+    """
+
+    source: str = "dose"
+    percent: float = 10.0
+    algorithm: str = "osem"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
+        if not 0 < float(self.percent) < 100:
+            raise ConfigError(f"percent must be in (0, 100), got {self.percent!r}")
+
+    @property
+    def tag(self) -> str:
+        """``d010`` or ``t050``: the level's part of dataset keys and of model names."""
+        return f"{self.source[0]}{int(round(float(self.percent))):03d}"
+
+    @property
+    def input_key(self) -> str:
+        return f"recon_{self.tag}_{self.algorithm}_ac"
+
+    @property
+    def reference_key(self) -> str:
+        """The full-dose reconstruction (evaluation reference and supervised target)."""
+        return f"recon_d100_{self.algorithm}_ac"
+
+    @property
+    def second_realisation_key(self) -> str:
+        """The independent realisation used as noise2noise target."""
+        return f"{self.input_key}_r1"
+
+    def map_key(self) -> str:
+        """The MAP (relative-difference prior) reconstruction at the same level (a baseline)."""
+        return f"recon_{self.tag}_map_ac"
+
+    def target_key(self, method: str) -> str:
+        return self.second_realisation_key if method == "n2n" else self.reference_key
+
+    def model_name(self, method: str) -> str:
+        """E.g. ``unet_d010`` or ``n2n_t050``."""
+        return f"{method}_{self.tag}"
+
+
+def task_from_key(input_key: str) -> DenoiseTask:
+    """The task of a model from its input key, e.g. ``recon_d010_osem_ac`` or ``recon_t050_map_ac_r1``."""
+    m = re.fullmatch(r"recon_([dt])(\d{3})_([a-z0-9]+)_ac(?:_r\d+)?", input_key)
+    if m is None:
+        raise ConfigError(f"not a low-count reconstruction key (recon_dXXX_ALGO_ac or recon_tXXX_...): {input_key!r}")
+    return DenoiseTask("dose" if m.group(1) == "d" else "time", float(m.group(2)), m.group(3))
+
+
+def bqml_per_suv(dataset: str | os.PathLike, split: str = "training", key: str | None = None) -> float:
+    """Typical Bq/mL per SUV unit of a dataset's subjects (the PET intensity scale of training).
+
+    The mean of ``1 / meta["suv_factor"]`` of the ``activity`` volumes (petspect phantoms record it); for
+    datasets without it, the mean body uptake (:func:`petspect.tasks.baselines.body_scale`) of ``key``.
+    """
+    from petspect.io import load
+    from petspect.tasks.baselines import body_scale
+    from petspect.train import read_dataset
+
+    entries, root = read_dataset(dataset, split)
+    if not entries:
+        raise ConfigError(f"split {split!r} of the dataset is empty", path=Path(dataset))
+    factors = []
+    for e in entries[:8]:
+        if "activity" in e:
+            f = load(root / e["activity"]).meta.get("suv_factor")
+            if f:
+                factors.append(1.0 / float(f))
+    if factors:
+        return float(sum(factors) / len(factors))
+    if key is None or key not in entries[0]:
+        raise ConfigError(f"no activity with an SUV factor and no key {key!r} to scale the intensities by")
+    return float(sum(body_scale(load(root / e[key]).data) for e in entries[:4]) / min(len(entries), 4))
+
+
+def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "unet",
+                   task: DenoiseTask | None = None, extra_keys: Sequence[str] = (), mode: str = "2.5d",
+                   n_slices: int = 3, patch_size: Sequence[int] | None = None, channels: Sequence[int] | None = None,
+                   epochs: int = 30, scale: float | None = None, **overrides: Any) -> Any:
+    """The :class:`petspect.train.TrainConfig` of a denoising method (see the module table).
+
+    Parameters
+    ----------
+    dataset : path
+        Dataset folder with ``dataset.json``.
+    out_dir : path
+        Run folder (the model is written to ``out_dir/model``).
+    method : {"unet", "resnet", "cgan", "cyclegan", "n2n"}
+    task : DenoiseTask, optional
+        Level and source of the input (default: 10 % dose, OSEM).
+    extra_keys : sequence of str
+        Anatomical channels (not with cyclegan).
+    mode : {"2d", "2.5d", "3d"}; n_slices : int (2.5D)
+        CycleGAN always uses 2D (one channel each way).
+    patch_size : sequence of int, optional
+        Default (64, 64) in 2D/2.5D, (16, 64, 64) in 3D.
+    channels : sequence of int, optional
+        Network widths (default U-Nets (16, 32, 64, 128); resnet (48,)).
+    epochs : int
+    scale : float, optional
+        Bq/mL per SUV unit of the normalisation (default :func:`bqml_per_suv` of the training split).
+    **overrides
+        Any other :class:`~petspect.train.TrainConfig` field (lr, batch_size, loss, seed, ...).
+
+    Returns
+    -------
+    TrainConfig
+    """
+    from petspect.train import TrainConfig
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown denoising method {method!r}; choose one of {METHODS}")
+    task = task or DenoiseTask()
+    extra_keys = tuple(extra_keys)
+    unknown = set(extra_keys) - set(EXTRA_NORMALIZATIONS)
+    if unknown:
+        raise ConfigError(f"unknown anatomical channels {sorted(unknown)}; choose from {sorted(EXTRA_NORMALIZATIONS)}")
+    if method == "cyclegan":
+        if extra_keys:
+            raise ConfigError("cyclegan maps one PET channel to one PET channel: no extra_keys")
+        mode = "2d" if mode == "2.5d" else mode
+    if scale is None:
+        scale = bqml_per_suv(dataset, key=task.reference_key)
+    if not (math.isfinite(scale) and scale > 0):
+        raise InputError(f"scale must be a positive number of Bq/mL per SUV, got {scale!r}")
+    if patch_size is None:
+        patch_size = (16, 64, 64) if mode == "3d" else (64, 64)
+    network = "resnet" if method == "resnet" else "unet"
+    if channels is None:
+        channels = (48,) if network == "resnet" else (16, 32, 64, 128)
+    fields: dict[str, Any] = dict(
+        dataset=str(dataset), input_key=task.input_key, target_key=task.target_key(method),
+        out_dir=str(out_dir), extra_keys=extra_keys, mode=mode, n_slices=n_slices if mode == "2.5d" else 1,
+        patch_size=tuple(patch_size), network=network, channels=tuple(channels), residual=True,
+        nonnegative=False, normalization={"kind": "suv_scaling", "factor": float(scale), "unit": "Bq/mL"},
+        extra_normalizations={k: EXTRA_NORMALIZATIONS[k] for k in extra_keys}, loss={"l1": 1.0},
+        adversarial={"cgan": "pix2pix", "cyclegan": "cyclegan"}.get(method), epochs=int(epochs),
+        foreground_fraction=0.7, val_metric="psnr" if method != "cyclegan" else "loss", tensorboard=False,
+        card={"task": "denoise", "method": method, "source": SOURCES[task.source], "level_pct": float(task.percent),
+              "reference_key": task.reference_key, "bqml_per_suv": float(scale),
+              "scheme": "noise2noise" if method == "n2n" else ("unpaired" if method == "cyclegan" else "paired")},
+    )
+    if method in ("cgan", "cyclegan"):
+        fields["discriminator"] = {"features": 32, "n_layers": 2}
+    fields.update(overrides)
+    return TrainConfig.from_dict(fields)
+
+
+def train_denoiser(config: Any, *, device: Any = None, callbacks: Sequence[Any] = ()) -> Any:
+    """Train (or resume) a denoiser from its TrainConfig; returns the :class:`~petspect.train.TrainResult`."""
+    from petspect.train import Trainer
+
+    return Trainer(config, device=device, callbacks=callbacks).fit()
+
+
+def denoise_volume(model: Any, volume: Any, extra: Sequence[Any] = (), *, overlap: float = 0.25,
+                   device: Any = None) -> Any:
+    """Denoise one reconstruction with a loaded model (sliding windows), in the model's training unit.
+
+    Parameters
+    ----------
+    model : petspect.train.TrainedModel
+    volume : Volume
+        The low-count reconstruction, in the unit the model was trained on (see :mod:`petspect.tasks.apply`
+        for other units).
+    extra : sequence of Volume
+        Anatomical channels in the model's order, on the volume's grid.
+    overlap : float
+        Sliding-window overlap.
+    device : torch.device or str, optional
+        Where the network runs (default: the model's device); the result is on the volume's device.
+
+    Returns
+    -------
+    Volume
+        Same grid, unit and metadata as ``volume``.
+    """
+    from petspect.train import predict_volume
+
+    if len(extra) != len(model.input_keys) - 1:
+        raise InputError(f"the model takes anatomical channels {list(model.input_keys[1:])}, got {len(extra)}")
+    for v in extra:
+        if v.shape != volume.shape:
+            raise InputError(f"anatomical channel shape {v.shape} differs from the PET shape {volume.shape}")
+    pred = predict_volume(model, [volume, *extra] if extra else volume, overlap=overlap, device=device)
+    return volume.with_data(pred.data.to(volume.data.dtype))

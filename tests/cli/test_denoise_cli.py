@@ -1,0 +1,63 @@
+"""``petspect denoise train | evaluate | apply`` and ``petspect demo`` through the Typer app (CliRunner)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from petspect.cli.main import app
+
+_spec = importlib.util.spec_from_file_location("tasks_cohort", Path(__file__).parents[1] / "tasks" / "conftest.py")
+cohort = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cohort)
+
+TINY = ["--mode", "2d", "--epochs", "1", "--set", "patch_size=[16, 16]", "--set", "channels=[4, 8]",
+        "--set", "patches_per_volume=2", "--set", "batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return cohort.make_dataset(tmp_path_factory.mktemp("cli_cohort"))
+
+
+def test_train_evaluate_apply(dataset, tmp_path):
+    runner = CliRunner()
+    shown = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "run"),
+                                "--source", "time", "--level", "50", "--show-config", *TINY])
+    assert shown.exit_code == 0, shown.output
+    cfg = json.loads(shown.output)
+    assert cfg["input_key"] == "recon_t050_osem_ac" and cfg["patch_size"] == [16, 16]
+    res = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "run"), *TINY])
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "run" / "model"
+    assert "model:" in res.output and (model / "model.pt").is_file()
+    res = runner.invoke(app, ["denoise", "evaluate", "--dataset", str(dataset), "--model", str(model),
+                              "--out", str(tmp_path / "metrics.json")])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"unet", "gaussian", "nlm", "osem_low_dose"} <= set(metrics)
+    src = dataset / "sub-003" / "recon_d010_osem_ac.nii.gz"
+    res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src),
+                              "--out", str(tmp_path / "den.nii.gz")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "den.nii.gz").is_file() and "Bq/mL" in res.output
+
+
+def test_errors_exit_cleanly(dataset, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset)])
+    assert res.exit_code == 2 and "error:" in res.output
+    res = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "r"),
+                              "--method", "gpt"])
+    assert res.exit_code == 2 and "unknown denoising method" in res.output
+    res = runner.invoke(app, ["denoise", "apply", "--model", str(tmp_path / "none"), "--input", str(dataset),
+                              "--out", str(tmp_path / "o.nii.gz")])
+    assert res.exit_code == 2
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "busy")])
+    assert res.exit_code == 2 and "not empty" in res.output

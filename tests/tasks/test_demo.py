@@ -1,0 +1,61 @@
+"""The main job end to end on the tiny cohort: training, baselines, evaluation, metrics.json and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from petspect.errors import ConfigError, OutputExistsError
+from petspect.tasks.demo import demo_settings, run_demo, write_json
+from petspect.tasks.denoise_report import curve_below
+
+
+def test_demo_end_to_end(tiny_cohort, tmp_path):
+    out = tmp_path / "demo"
+    summary = run_demo(out, settings=demo_settings("tiny"), dataset=tiny_cohort)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"osem_low_dose", "gaussian", "nlm", "map_rdp", "unet", "osem_full_dose"} <= set(metrics)
+    for method in ("osem_low_dose", "gaussian", "nlm", "map_rdp", "unet"):
+        row = metrics[method]
+        for key in ("psnr_db", "ssim", "nrmse", "psnr_challenge_db", "ssim_challenge", "nrmse_challenge",
+                    "suvmean_bias_pct", "suvmax_bias_pct", "lesion_cr_pct", "liver_cov_pct"):
+            assert math.isfinite(row[key]), (method, key)
+    # tuned filters improve on the noisy input (the tiny cohort's 10 % dose has ~30 % liver noise)
+    assert metrics["gaussian"]["psnr_db"] > metrics["osem_low_dose"]["psnr_db"]
+    assert metrics["gaussian"]["liver_cov_pct"] < metrics["osem_low_dose"]["liver_cov_pct"]
+    assert "psnr_db" not in metrics["osem_full_dose"]
+    html = (out / "report" / "index.html").read_text()
+    assert "Sanaat" in html and html.count("data:image/png;base64") >= 3
+    assert (out / "model" / "model.pt").is_file() and (out / "model" / "model_card.json").is_file()
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["checks"]["model"] == "unet" and "psnr_gain_over_gaussian_db" in saved["checks"]
+    assert set(saved["curves"]) >= {"gaussian", "nlm", "unet", "osem_full_dose"}
+    assert summary["times"]["total_s"] > 0
+    with pytest.raises(OutputExistsError):
+        run_demo(out, settings=demo_settings("tiny"), dataset=tiny_cohort)
+
+
+def test_overwrite_replaces_only_demo_outputs(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "metrics.json").write_text("{}")
+    from petspect.tasks.demo import _prepare
+
+    _prepare(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "metrics.json").exists()
+    with pytest.raises(ConfigError):
+        demo_settings("huge")
+
+
+def test_curve_below_and_strict_json(tmp_path):
+    filt = [{"lesion_cr_pct": 80.0, "liver_cov_pct": 30.0}, {"lesion_cr_pct": 40.0, "liver_cov_pct": 10.0}]
+    better = [{"lesion_cr_pct": 60.0, "liver_cov_pct": 12.0}]  # filter at 60 % CR: 20 % noise
+    worse = [{"lesion_cr_pct": 60.0, "liver_cov_pct": 25.0}, {"lesion_cr_pct": 90.0, "liver_cov_pct": 5.0}]
+    assert curve_below(better, filt) == 1.0
+    assert curve_below(worse, filt) == 0.0  # the second point is outside the filter's contrast range
+    assert math.isnan(curve_below(better, filt[:1]))
+    write_json(tmp_path / "m.json", {"a": {"x": float("nan"), "y": 1.0}})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": {"x": None, "y": 1.0}}
