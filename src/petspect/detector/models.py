@@ -1,0 +1,291 @@
+"""Neural networks for detector-level AI, their training loop and their saved form.
+
+- :class:`PositionMLP`: fully connected network on the normalised pixel signals (+ log energy).
+- :class:`PositionCNN`: residual convolutional network on the 2D map of the SiPM signals
+  (cf. the residual CNN of the published ring simulation in REFERENCE.md).
+- :class:`TimingCNN`: 1D convolutional network on a pair of coincident waveforms that regresses
+  their time difference (Berg and Cherry, PMB 2018).
+
+All take and return tensors on the device of their parameters; :func:`fit_regressor` trains any of
+them with a masked Smooth-L1 loss, a seeded ``torch.Generator`` for shuffling and augmentation,
+and keeps the weights of the best validation epoch. A trained model is a folder holding
+``weights.pt`` (a plain ``state_dict``, loadable with ``torch.load(weights_only=True)``),
+``config.json`` (architecture, scalings, training settings, data record) and ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from petspect._fileio import atomic_path, atomic_write_text
+from petspect.errors import ConfigError, DataNotFoundError, FormatError, InputError
+from petspect.progress import track
+
+
+class PositionMLP(nn.Module):
+    """Multilayer perceptron: ``(B, n_features) -> (B, n_out)``.
+
+    Parameters
+    ----------
+    n_features : int
+        Input features (pixels + 1 for the log energy).
+    hidden : tuple of int
+        Widths of the hidden layers (ReLU).
+    n_out : int
+        Outputs (3 = x, y, doi in scaled units).
+    """
+
+    def __init__(self, n_features: int, hidden: tuple[int, ...] = (256, 256, 128), n_out: int = 3) -> None:
+        super().__init__()
+        if n_features < 1 or n_out < 1 or not hidden or min(hidden) < 1:
+            raise ConfigError("PositionMLP needs positive n_features, n_out and hidden widths")
+        layers, width = [], n_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, n_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, channels: int, dims: int) -> None:
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv1d
+        norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        self.body = nn.Sequential(conv(channels, channels, 3, padding=1), norm(channels), nn.ReLU(),
+                                  conv(channels, channels, 3, padding=1), norm(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
+class PositionCNN(nn.Module):
+    """Residual CNN on the SiPM signal map: ``(B, 2, n_y, n_x) -> (B, n_out)``.
+
+    Channel 0 is the signal map divided by its sum, channel 1 the log of the sum (constant map),
+    so the network sees the light distribution and the energy.
+
+    Parameters
+    ----------
+    n_y, n_x : int
+        Map size (SiPM pixels), at least 2 x 2.
+    channels : int
+        Feature channels.
+    blocks : int
+        Residual blocks.
+    n_out : int
+        Outputs.
+    """
+
+    def __init__(self, n_y: int, n_x: int, *, channels: int = 32, blocks: int = 2, n_out: int = 3) -> None:
+        super().__init__()
+        if n_y < 2 or n_x < 2 or channels < 1 or blocks < 0:
+            raise ConfigError("PositionCNN needs a map of at least 2x2, channels >= 1 and blocks >= 0")
+        self.stem = nn.Sequential(nn.Conv2d(2, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU())
+        self.blocks = nn.Sequential(*[_ResBlock(channels, 2) for _ in range(blocks)])
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * n_y * n_x, 128), nn.ReLU(),
+                                  nn.Linear(128, n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 2:
+            raise InputError(f"PositionCNN expects (B, 2, n_y, n_x), got {tuple(x.shape)}")
+        return self.head(self.blocks(self.stem(x)))
+
+
+class TimingCNN(nn.Module):
+    """1D CNN on two coincident waveforms: ``(B, 2, n_samples) -> (B, 1)`` time difference (scaled).
+
+    Parameters
+    ----------
+    n_samples : int
+        Samples per waveform (divisible by 4).
+    channels : int
+        Feature channels.
+    blocks : int
+        Residual blocks after each of the two stride-2 stages.
+    """
+
+    def __init__(self, n_samples: int, *, channels: int = 32, blocks: int = 1) -> None:
+        super().__init__()
+        if n_samples < 8 or n_samples % 4:
+            raise ConfigError("TimingCNN needs n_samples >= 8 and divisible by 4")
+        layers: list[nn.Module] = [nn.Conv1d(2, channels, 5, padding=2), nn.BatchNorm1d(channels), nn.ReLU()]
+        for _ in range(2):
+            layers += [_ResBlock(channels, 1) for _ in range(blocks)]
+            layers += [nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.BatchNorm1d(channels), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * n_samples // 4, 128), nn.ReLU(),
+                                  nn.Linear(128, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[1] != 2:
+            raise InputError(f"TimingCNN expects (B, 2, n_samples), got {tuple(x.shape)}")
+        return self.head(self.features(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings of :func:`fit_regressor`.
+
+    Parameters
+    ----------
+    epochs, batch_size : int
+    lr, weight_decay : float
+        AdamW learning rate (one-cycle schedule peak) and weight decay.
+    val_fraction : float
+        Fraction of the events held out to select the best epoch.
+    seed : int
+        Seed of the shuffling / augmentation generator and of the weight initialisation.
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.val_fraction < 0.5:
+            raise ConfigError("epochs, batch_size, lr > 0 and 0 < val_fraction < 0.5 are required")
+
+
+def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, beta: float = 0.05) -> torch.Tensor:
+    """Smooth-L1 loss averaged over the known labels only (``mask`` True)."""
+    loss = nn.functional.smooth_l1_loss(pred, torch.nan_to_num(target), reduction="none", beta=beta)
+    m = mask.to(loss.dtype)
+    return (loss * m).sum() / m.sum().clamp(min=1.0)
+
+
+def fit_regressor(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None,
+                  *, settings: TrainSettings = TrainSettings(),
+                  augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None,
+                  eval_transform: Callable[[torch.Tensor, torch.Tensor], tuple] | None = None,
+                  description: str = "training") -> dict:
+    """Train ``model`` in place to regress ``targets`` from ``inputs``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its device sets where training runs; ``inputs`` and ``targets`` are moved there batch-wise.
+    inputs : torch.Tensor, shape (N, ...)
+    targets : torch.Tensor, shape (N, k)
+        Scaled targets (order 1).
+    mask : torch.Tensor, shape (N, k), bool, optional
+        Known labels; default all.
+    settings : TrainSettings
+    augment : callable, optional
+        ``augment(x, y, generator) -> (x, y)`` applied to training batches (not to validation).
+    eval_transform : callable, optional
+        ``eval_transform(x, y) -> (x, y)`` applied to the validation events (e.g. a centre crop).
+    description : str
+        Progress-bar text.
+
+    Returns
+    -------
+    dict
+        ``{"train_loss": [...], "val_loss": [...], "best_epoch": int}``; the model holds the
+        weights of the best validation epoch, in eval mode.
+    """
+    n = inputs.shape[0]
+    if targets.shape[0] != n or targets.ndim != 2:
+        raise InputError("targets must be (N, k) with the N of inputs")
+    mask = torch.isfinite(targets) if mask is None else mask.bool() & torch.isfinite(targets)
+    dev = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(settings.seed)
+    perm = torch.randperm(n, generator=gen)
+    n_val = max(1, int(round(settings.val_fraction * n)))
+    val_idx, tr_idx = perm[:n_val], perm[n_val:]
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps = max(1, (len(tr_idx) + settings.batch_size - 1) // settings.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps)
+    history: dict = {"train_loss": [], "val_loss": [], "best_epoch": 0}
+    best, best_state = float("inf"), None
+    for epoch in track(range(settings.epochs), description):
+        model.train()
+        order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
+        total = 0.0
+        for i in range(steps):
+            b = order[i * settings.batch_size:(i + 1) * settings.batch_size]
+            if len(b) < 2:
+                continue
+            x, y, m = inputs[b], targets[b], mask[b]
+            if augment is not None:
+                x, y = augment(x, y, gen)
+            loss = masked_smooth_l1(model(x.to(dev)), y.to(dev), m.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(b)
+        xv, yv = inputs[val_idx], targets[val_idx]
+        if eval_transform is not None:
+            xv, yv = eval_transform(xv, yv)
+        val = evaluate_loss(model, xv, yv, mask[val_idx], settings.batch_size * 4)
+        history["train_loss"].append(total / max(1, len(tr_idx)))
+        history["val_loss"].append(val)
+        if val < best:
+            best, best_state, history["best_epoch"] = val, copy.deepcopy(model.state_dict()), epoch
+    model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Model outputs for ``inputs`` in batches (eval mode), on the CPU."""
+    model.eval()
+    dev = next(model.parameters()).device
+    return torch.cat([model(inputs[i:i + batch_size].to(dev)).cpu() for i in range(0, len(inputs), batch_size)])
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                  batch_size: int = 4096) -> float:
+    """Masked Smooth-L1 loss over a dataset (eval mode)."""
+    pred = predict(model, inputs, batch_size)
+    return float(masked_smooth_l1(pred, targets, mask))
+
+
+def save_model_folder(folder: str | os.PathLike, model: nn.Module, config: dict, card: str) -> Path:
+    """Write ``weights.pt`` (state_dict), ``config.json`` and ``model_card.md`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "weights.pt") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, default=str))
+    atomic_write_text(folder / "model_card.md", card)
+    return folder
+
+
+def load_model_folder(folder: str | os.PathLike) -> tuple[dict, dict]:
+    """Read a model folder; returns ``(state_dict, config)`` (weights loaded with ``weights_only=True``)."""
+    folder = Path(folder)
+    for name in ("weights.pt", "config.json"):
+        if not (folder / name).exists():
+            raise DataNotFoundError(f"model folder lacks {name}", path=folder)
+    try:
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        config = json.loads((folder / "config.json").read_text())
+    except (RuntimeError, ValueError) as exc:
+        raise FormatError(f"cannot read model folder ({exc})", path=folder) from exc
+    return state, config
+
+
+def restore(estimator, state: dict, config: dict):
+    """Load ``state`` into ``estimator.model`` (eval mode) and its training history; returns the estimator."""
+    estimator.model.load_state_dict(state)
+    estimator.model.eval()
+    estimator.history_ = config.get("history")
+    return estimator

@@ -1,0 +1,268 @@
+"""Digitised SiPM waveforms of coincident 511 keV events for time-of-flight estimation.
+
+Two identical detectors (a ``width x width x length`` crystal on one SiPM) face a point source
+on the line between them. For each coincidence the source sits at ``s`` (mm, towards detector b),
+so the true time difference is ``dt = t_a - t_b = 2 s / c``. In each detector:
+
+- the gamma interacts at depth ``z ~ Exp(mu)`` (photopeak events: 511 keV deposited) and arrives
+  ``z / c`` after entering;
+- ``N ~ Poisson(LY * E * light_collection * PDE * (1 + intrinsic spread))`` photoelectrons;
+- each photon is emitted after ``Exp(rise) + Exp(decay)`` (the bi-exponential scintillation
+  pulse), travels to the SiPM at the back directly or after a reflection on the front face,
+  ``path = (L - z) / cos(theta)`` or ``(L + z) / cos(theta)`` with ``cos(theta)`` uniform within the
+  escape cone, at speed ``c / n``, and is registered with a Gaussian single-photon time
+  resolution (SPTR);
+- the analog pulse is the sum of single-photoelectron responses (bi-exponential, gain spread),
+  plus white electronic noise, sampled every ``sample_ps`` and digitised by an ADC.
+
+Waveforms are simulated ``2 * max_shift`` samples longer than the analysed window so that they can
+be digitally shifted by whole samples (an exact change of the label, see :func:`crop_windows`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from petspect.detector.crystals import get_crystal
+from petspect.errors import ConfigError, InputError
+from petspect.units import C_MM_PER_PS
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingConfig:
+    """Coincidence timing set-up.
+
+    Parameters
+    ----------
+    crystal : str
+        Crystal preset.
+    length_mm : float
+        Crystal length along the gamma direction (mm).
+    light_collection : float
+        Fraction of scintillation photons reaching the SiPM (wrapped pixel crystal).
+    pde : float
+        SiPM photon detection efficiency.
+    sptr_fwhm_ps : float
+        Single-photon time resolution of the SiPM and electronics (FWHM, ps).
+    top_reflectivity : float
+        Fraction of the backward-emitted photons returned by the front-face reflector.
+    spr_rise_ns, spr_decay_ns : float
+        Single-photoelectron response time constants (ns).
+    gain_spread : float
+        Relative rms of the single-photoelectron amplitude.
+    noise_spe : float
+        Electronic noise rms in single-photoelectron amplitudes.
+    sample_ps : float
+        Sampling period (ps).
+    n_samples : int
+        Samples in the analysed window.
+    max_shift : int
+        Extra samples simulated on each side for digital shifting.
+    onset_ns : float
+        Mean arrival time of the gamma in the analysed window (ns).
+    adc_bits : int
+        ADC resolution; full scale is ``adc_full_scale_spe``.
+    adc_full_scale_spe : float
+        ADC range in single-photoelectron amplitudes.
+    source_range_mm : float
+        Source positions are uniform in ``[-range, range]`` (mm).
+    """
+
+    crystal: str = "LYSO"
+    length_mm: float = 20.0
+    light_collection: float = 0.45
+    pde: float = 0.40
+    sptr_fwhm_ps: float = 150.0
+    top_reflectivity: float = 0.9
+    spr_rise_ns: float = 0.5
+    spr_decay_ns: float = 10.0
+    gain_spread: float = 0.10
+    noise_spe: float = 1.0
+    sample_ps: float = 200.0
+    n_samples: int = 64
+    max_shift: int = 8
+    onset_ns: float = 3.0
+    adc_bits: int = 12
+    adc_full_scale_spe: float = 1500.0
+    source_range_mm: float = 30.0
+
+    def __post_init__(self) -> None:
+        get_crystal(self.crystal)
+        positive = ("length_mm", "light_collection", "pde", "sptr_fwhm_ps", "spr_rise_ns", "spr_decay_ns",
+                    "sample_ps", "adc_full_scale_spe")
+        if any(getattr(self, f) <= 0 for f in positive):
+            raise ConfigError(f"timing config: {', '.join(positive)} must be positive")
+        if self.n_samples < 8 or self.n_samples % 4 or self.max_shift < 0 or self.adc_bits < 4:
+            raise ConfigError("n_samples >= 8 (multiple of 4), max_shift >= 0, adc_bits >= 4 are required")
+        if self.spr_rise_ns >= self.spr_decay_ns:
+            raise ConfigError("spr_rise_ns must be shorter than spr_decay_ns")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable record (crystal properties included)."""
+        return {**dataclasses.asdict(self), "crystal_properties": get_crystal(self.crystal).to_dict()}
+
+
+@dataclasses.dataclass
+class Coincidences:
+    """Simulated coincidences.
+
+    Attributes
+    ----------
+    waveforms : numpy.ndarray, shape (n, 2, n_samples + 2 max_shift), float32
+        ADC values in single-photoelectron amplitudes (baseline 0) of detectors a and b.
+    dt_ps : numpy.ndarray, shape (n,)
+        True ``t_a - t_b`` (ps) from the source position, for the central (unshifted) window.
+    source_mm : numpy.ndarray, shape (n,)
+    doi_mm : numpy.ndarray, shape (n, 2)
+        Interaction depths (mm).
+    n_pe : numpy.ndarray, shape (n, 2)
+        Photoelectrons.
+    """
+
+    waveforms: np.ndarray
+    dt_ps: np.ndarray
+    source_mm: np.ndarray
+    doi_mm: np.ndarray
+    n_pe: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.dt_ps)
+
+    def subset(self, index) -> Coincidences:
+        """Coincidences selected by a mask or index array."""
+        return Coincidences(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+
+
+def single_photon_response(config: TimingConfig, dt_ps: float) -> np.ndarray:
+    """Single-photoelectron pulse on a grid of step ``dt_ps`` (peak 1), shape (m,)."""
+    t = np.arange(0.0, 6.0 * config.spr_decay_ns * 1e3, dt_ps) / 1e3
+    pulse = np.exp(-t / config.spr_decay_ns) - np.exp(-t / config.spr_rise_ns)
+    return pulse / pulse.max()
+
+
+def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
+                    generator: np.random.Generator) -> list[np.ndarray]:
+    """Registration times (ps, relative to the gamma entering the crystal) of each event's photons.
+
+    Parameters
+    ----------
+    n_pe : numpy.ndarray, shape (m,)
+        Photoelectrons per event.
+    doi_mm : numpy.ndarray, shape (m,)
+        Interaction depth from the front face (mm).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One array of times per event.
+    """
+    xtal = get_crystal(config.crystal)
+    total = int(n_pe.sum())
+    z = np.repeat(doi_mm, n_pe)
+    emit = generator.exponential(xtal.rise_ns, total) + generator.exponential(xtal.decay_ns, total)
+    cos_c = math.cos(math.asin(min(1.0, 1.5 / xtal.refractive_index)))  # escape cone into n = 1.5 coupling
+    cos_t = generator.uniform(cos_c, 1.0, total)
+    backward = generator.random(total) < 0.5 * config.top_reflectivity / (0.5 + 0.5 * config.top_reflectivity)
+    path = np.where(backward, config.length_mm + z, config.length_mm - z) / cos_t
+    t = (z / C_MM_PER_PS + emit * 1e3 + path * xtal.refractive_index / C_MM_PER_PS
+         + generator.normal(0.0, config.sptr_fwhm_ps / 2.3548, total))
+    return np.split(t, np.cumsum(n_pe)[:-1])
+
+
+def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Generator, *,
+                          fine_ps: float = 10.0) -> Coincidences:
+    """Simulate ``n`` photopeak coincidences and their digitised waveforms.
+
+    Parameters
+    ----------
+    config : TimingConfig
+    n : int
+        Number of coincidences.
+    generator : numpy.random.Generator
+    fine_ps : float
+        Step of the fine time grid on which photons are histogrammed before convolution with the
+        single-photon response (ps); ``sample_ps`` must be a multiple of it.
+
+    Returns
+    -------
+    Coincidences
+    """
+    from scipy.signal import fftconvolve
+
+    if n < 1:
+        raise InputError("n must be >= 1")
+    step = int(round(config.sample_ps / fine_ps))
+    if abs(step * fine_ps - config.sample_ps) > 1e-6:
+        raise InputError("sample_ps must be a multiple of fine_ps")
+    xtal = get_crystal(config.crystal)
+    mu = float(xtal.attenuation().transport(511.0))
+    total_samples = config.n_samples + 2 * config.max_shift
+    n_fine = total_samples * step
+    source = generator.uniform(-config.source_range_mm, config.source_range_mm, n)
+    dt = 2.0 * source / C_MM_PER_PS
+    # a common (random) trigger phase; detector b is closer when the source moves towards it (s > 0)
+    t0 = (config.onset_ns * 1e3 + config.max_shift * config.sample_ps
+          + generator.uniform(0.0, config.sample_ps, n))
+    arrival = np.stack([t0 + dt / 2.0, t0 - dt / 2.0], axis=1)
+    doi = np.zeros((n, 2))
+    for d in range(2):  # photopeak events within the crystal length
+        u = generator.random(n) * (1.0 - math.exp(-mu * config.length_mm))
+        doi[:, d] = -np.log1p(-u) / mu
+    mean_pe = xtal.light_yield_ph_per_kev * 511.0 * config.light_collection * config.pde
+    spread = np.clip(1.0 + xtal.intrinsic_resolution / 2.3548 * generator.standard_normal((n, 2)), 0.0, None)
+    n_pe = generator.poisson(mean_pe * spread)
+    spr = single_photon_response(config, fine_ps)
+    waves = np.zeros((n, 2, total_samples), dtype=np.float32)
+    chunk = 512
+    for start in range(0, n, chunk):
+        sl = slice(start, min(n, start + chunk))
+        m = sl.stop - sl.start
+        fine = np.zeros((m * 2, n_fine))
+        times = photon_times_ps(config, n_pe[sl].ravel(), doi[sl].ravel(), generator)
+        for row, (t, t_arr) in enumerate(zip(times, arrival[sl].ravel())):
+            idx = np.floor((t + t_arr) / fine_ps).astype(np.int64)
+            ok = (idx >= 0) & (idx < n_fine)
+            gains = 1.0 + config.gain_spread * generator.standard_normal(int(ok.sum()))
+            fine[row] = np.bincount(idx[ok], weights=gains, minlength=n_fine)
+        analog = fftconvolve(fine, spr[None, :], axes=1)[:, :n_fine]
+        sampled = analog[:, ::step] + generator.normal(0.0, config.noise_spe, (m * 2, total_samples))
+        waves[sl] = digitise(sampled, config).reshape(m, 2, total_samples)
+    return Coincidences(waves, dt, source, doi, n_pe)
+
+
+def digitise(analog: np.ndarray, config: TimingConfig) -> np.ndarray:
+    """ADC: quantise to ``2**adc_bits`` levels over ``[-5 % , 95 %]`` of the full scale, with clipping."""
+    lsb = config.adc_full_scale_spe / 2**config.adc_bits
+    lo = -0.05 * config.adc_full_scale_spe
+    codes = np.clip(np.round((analog - lo) / lsb), 0, 2**config.adc_bits - 1)
+    return (codes * lsb + lo).astype(np.float32)
+
+
+def crop_windows(waveforms: np.ndarray, dt_ps: np.ndarray, shifts: np.ndarray, config: TimingConfig):
+    """Cut the analysed windows with per-detector digital shifts (whole samples).
+
+    Parameters
+    ----------
+    waveforms : numpy.ndarray or torch.Tensor, shape (n, 2, n_samples + 2 max_shift)
+    dt_ps : array, shape (n,)
+        True time differences of the central windows (ps).
+    shifts : array of int, shape (n, 2)
+        Shift of each detector's window in samples, in ``[-max_shift, max_shift]``.
+    config : TimingConfig
+
+    Returns
+    -------
+    (windows (n, 2, n_samples), dt_ps (n,))
+        A window started ``k`` samples later sees its pulse ``k * sample_ps`` earlier, so the label
+        becomes ``dt - (k_a - k_b) * sample_ps`` exactly.
+    """
+    k = config.max_shift
+    if np.any(np.abs(np.asarray(shifts)) > k):
+        raise InputError(f"shifts must lie within +-max_shift = {k}")
+    idx = np.arange(config.n_samples)[None, None, :] + k + np.asarray(shifts)[:, :, None]
+    windows = np.take_along_axis(np.asarray(waveforms), idx, axis=2)
+    new_dt = np.asarray(dt_ps) - (np.asarray(shifts)[:, 0] - np.asarray(shifts)[:, 1]) * config.sample_ps
+    return windows, new_dt

@@ -1,0 +1,74 @@
+"""Figures of merit: widths of known distributions, edge bias sign, energy and timing resolution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from petspect.detector.metrics import (SIGMA_TO_FWHM, SIGMA_TO_FWTM, energy_resolution, gaussian_fit,
+                                       positioning_metrics, resolution_map, timing_metrics, width_at_fraction)
+from petspect.errors import InputError
+
+
+def test_widths_of_a_gaussian():
+    """FWHM = 2.3548 sigma, FWTM = 4.2919 sigma, by interpolation and by fit."""
+    v = np.random.default_rng(0).normal(1.0, 2.0, 200_000)
+    assert width_at_fraction(v, 0.5) == pytest.approx(SIGMA_TO_FWHM * 2.0, rel=0.03)
+    assert width_at_fraction(v, 0.1) == pytest.approx(SIGMA_TO_FWTM * 2.0, rel=0.03)
+    m, s = gaussian_fit(v)
+    assert m == pytest.approx(1.0, abs=0.02) and s == pytest.approx(2.0, rel=0.02)
+
+
+def test_fwhm_ignores_tails_fwtm_does_not():
+    rng = np.random.default_rng(1)
+    v = np.concatenate([rng.normal(0, 1, 50_000), rng.normal(0, 4, 20_000)])  # broad scatter-like tail
+    assert width_at_fraction(v, 0.5) == pytest.approx(SIGMA_TO_FWHM, rel=0.15)
+    assert width_at_fraction(v, 0.1) > 1.2 * SIGMA_TO_FWTM
+
+
+def test_edge_bias_detects_compression():
+    """A linear compression x_est = 0.8 x gives a negative outward bias at the edges and none in the centre."""
+    rng = np.random.default_rng(2)
+    true = np.column_stack([rng.uniform(-10, 10, 20000), rng.uniform(-10, 10, 20000), rng.uniform(0, 10, 20000)])
+    pred = true.copy()
+    pred[:, :2] *= 0.8
+    pred += rng.normal(0, 0.3, pred.shape)
+    m = positioning_metrics(pred, true, size_mm=(20.0, 20.0), edge_mm=2.0)
+    assert m["edge_bias_x_mm"] == pytest.approx(-0.2 * 9.0, abs=0.1)
+    assert m["xy_mae_edge_mm"] > m["xy_mae_centre_mm"]
+    unbiased = positioning_metrics(true + rng.normal(0, 0.3, true.shape), true, size_mm=(20.0, 20.0))
+    assert abs(unbiased["edge_bias_mm"]) < 0.03
+    assert unbiased["doi_fwhm_mm"] == pytest.approx(0.3 * SIGMA_TO_FWHM, rel=0.1)
+
+
+def test_energy_resolution_with_group_gains():
+    """Two regions with different gains: per-group calibration recovers the intrinsic 10 % FWHM."""
+    rng = np.random.default_rng(3)
+    s = rng.normal(1.0, 0.10 / SIGMA_TO_FWHM, 20000)
+    g = np.repeat([0, 1], 10000)
+    s = s * np.where(g == 0, 1000.0, 1500.0)
+    s = np.concatenate([s, rng.uniform(50, 600, 8000)])  # Compton continuum below the peaks
+    g = np.concatenate([g, rng.integers(0, 2, 8000)])
+    r = energy_resolution(s, g)
+    assert r["energy_resolution_pct"] == pytest.approx(10.0, rel=0.07)
+    e = r["energy_kev"][:20000]
+    assert np.median(e[:10000]) == pytest.approx(511.0, rel=0.01)
+    assert np.median(e[10000:]) == pytest.approx(511.0, rel=0.01)
+
+
+def test_timing_metrics_and_resolution_map():
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(-200, 200, 50000)
+    est = truth + rng.normal(5.0, 100.0 / SIGMA_TO_FWHM, truth.size)
+    t = timing_metrics(est, truth)
+    assert t["ctr_fwhm_ps"] == pytest.approx(100.0, rel=0.05) and t["bias_ps"] == pytest.approx(5.0, abs=1.0)
+    beams = np.repeat(np.array([[0.0, 0.0], [5.0, 0.0]]), 500, axis=0)
+    pred = np.column_stack([beams + rng.normal(0, 1.0, beams.shape), np.zeros(1000)])
+    rm = resolution_map(pred, beams)
+    assert rm["fwhm_mm"].shape == (1, 2)
+    assert np.allclose(rm["fwhm_mm"], SIGMA_TO_FWHM, rtol=0.15)
+
+
+def test_too_few_values_raise():
+    with pytest.raises(InputError):
+        width_at_fraction([1.0, 2.0])
