@@ -45,14 +45,14 @@ def test_neural_positioner_learns_and_saves(tmp_path, device):
     """A synthetic light model (Gaussian spot whose width codes depth) is learnt well below chance."""
     sipm = SiPMArray(n_x=4, n_y=4)
     rng = np.random.default_rng(0)
-    n = 3000
+    n = 2000
     pos = np.column_stack([rng.uniform(-6, 6, n), rng.uniform(-6, 6, n), rng.uniform(0, 10, n)])
     cx, cy = sipm.centres_mm()
     width = 2.0 + 0.3 * (10 - pos[:, 2])
     sig = np.exp(-((cx[None, None, :] - pos[:, 0, None, None]) ** 2 + (cy[None, :, None] - pos[:, 1, None, None]) ** 2)
                  / (2 * width[:, None, None] ** 2)) * 200.0
     sig = rng.poisson(sig).astype(np.float32)
-    model = NeuralPositioner("mlp", sipm, 10.0, settings=TrainSettings(epochs=15, batch_size=128, lr=3e-3),
+    model = NeuralPositioner("mlp", sipm, 10.0, settings=TrainSettings(epochs=12, batch_size=128, lr=3e-3),
                              device=device).fit(sig, pos)
     err = np.abs(model.predict(sig) - pos).mean(axis=0)
     assert err[0] < 1.0 and err[1] < 1.0 and err[2] < 2.0

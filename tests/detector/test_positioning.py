@@ -16,7 +16,7 @@ CONFIG = DetectorConfig("LYSO", 8.0, SiPMArray(n_x=4, n_y=4))
 
 @pytest.fixture(scope="module")
 def grid_events():
-    entry, mask = pencil_grid(CONFIG, 1.0, 12)
+    entry, mask = pencil_grid(CONFIG, 1.0, 9)
     ev = simulate_events(CONFIG, entry, mask, np.random.default_rng(5))
     return ev.subset(ev.edep_kev > 400)
 

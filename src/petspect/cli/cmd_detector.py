@@ -1,0 +1,61 @@
+"""``petspect detector``: monolithic-detector positioning and coincidence timing studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from petspect.cli._common import get_device, handle_errors
+
+PRESET_HELP = "Study preset: quick (about a minute, used by the tests) or realistic (benchmark)."
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``detector`` command group."""
+    det = typer.Typer(help="Detector-level AI: event positioning and time-of-flight from waveforms.",
+                      no_args_is_help=True)
+
+    @det.command("simulate")
+    @handle_errors
+    def simulate_cmd(ctx: typer.Context, preset: str = typer.Option("quick", "--preset", help=PRESET_HELP),
+                     out: Path = typer.Option(..., "--out", help="Output data folder."),
+                     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder.")) -> None:
+        """Simulate pencil-beam, fan-beam and coincidence-waveform data."""
+        from petspect.detector.pipeline import get_preset, simulate
+
+        folder = simulate(get_preset(preset), out, device=get_device(ctx), overwrite=overwrite)
+        typer.echo(f"data written to {folder}")
+
+    @det.command("train")
+    @handle_errors
+    def train_cmd(ctx: typer.Context, preset: str = typer.Option("quick", "--preset", help=PRESET_HELP),
+                  data: Path = typer.Option(..., "--data", help="Data folder from 'detector simulate'."),
+                  out: Path = typer.Option(..., "--out", help="Output models folder."),
+                  overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder.")) -> None:
+        """Train the neural positioners (MLP, CNN, fan-beam CNN) and the timing CNN."""
+        from petspect.detector.pipeline import get_preset, train
+
+        folder = train(get_preset(preset), data, out, device=get_device(ctx), overwrite=overwrite)
+        typer.echo(f"models written to {folder}")
+
+    @det.command("evaluate")
+    @handle_errors
+    def evaluate_cmd(ctx: typer.Context, preset: str = typer.Option("quick", "--preset", help=PRESET_HELP),
+                     out: Path = typer.Option(..., "--out", help="Output folder (metrics.json, report.html)."),
+                     data: Path = typer.Option(None, "--data", help="Data folder; simulated when absent."),
+                     models: Path = typer.Option(None, "--models", help="Models folder; trained when absent."),
+                     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs.")) -> None:
+        """Compare Anger logic, kNN, GBT, MLP and CNN positioning and LED/CFD/CNN timing."""
+        from petspect.detector.pipeline import evaluate, get_preset
+
+        m = evaluate(get_preset(preset), out, data_dir=data, models_dir=models, device=get_device(ctx),
+                     overwrite=overwrite)
+        for name in ("anger", "knn", "gbt", "mlp", "cnn", "gbt_fan", "cnn_fan"):
+            typer.echo(f"{name:8s} FWHM {m[name]['xy_fwhm_mm']:.2f} mm  MAE {m[name]['xy_mae_mm']:.2f} mm  "
+                       f"edge bias {m[name]['edge_bias_mm']:+.2f} mm")
+        for name in ("led", "cfd", "cnn_timing"):
+            typer.echo(f"{name:10s} CTR FWHM {m[name]['ctr_fwhm_ps']:.0f} ps")
+        typer.echo(f"report: {Path(out) / 'report.html'}")
+
+    app.add_typer(det, name="detector")
