@@ -215,7 +215,8 @@ def _refine(fn: Callable, centres: torch.Tensor, axes: torch.Tensor, factors: li
 
 def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: Any, n_sub: int = 4, *,
                          bounds_mm: Bounds | None = None, lipschitz: bool = False,
-                         max_points: int = 1 << 21, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                         max_points: int = 1 << 21, dtype: torch.dtype = torch.float32,
+                         out: torch.Tensor | None = None) -> torch.Tensor:
     """Fraction of each voxel inside a region, by supersampling.
 
     Parameters
@@ -240,6 +241,8 @@ def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: A
         Points evaluated at once (bounds memory: about ``max_points * 3 * 4`` bytes per batch).
     dtype : torch.dtype
         Dtype of the point coordinates handed to ``sdf_fn``.
+    out : torch.Tensor, optional
+        Add the occupancy into this float32 tensor of the grid's shape (and return it).
 
     Returns
     -------
@@ -249,7 +252,8 @@ def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: A
     if int(n_sub) < 1:
         raise InputError(f"n_sub must be >= 1, got {n_sub}")
     g = as_grid(grid)
-    out = torch.zeros(g.shape, dtype=torch.float32, device=g.device)
+    if out is None:
+        out = torch.zeros(g.shape, dtype=torch.float32, device=g.device)
     box = g.index_box(bounds_mm)
     if box is None:
         return out
@@ -272,7 +276,7 @@ def fractional_occupancy(sdf_fn: Callable[[torch.Tensor], torch.Tensor], grid: A
             edge = torch.ones(pts.shape[:-1], dtype=torch.bool, device=g.device)
         if bool(edge.any()):
             occ[edge] = _refine(sdf_fn, pts[edge], axes, factors, max_points)
-        out[zs, box[1], box[2]] = occ
+        out[zs, box[1], box[2]] += occ
     return out
 
 
@@ -319,7 +323,7 @@ def voxelize_many(shapes: Sequence["Shape"], grid: Any, n_sub: int = 4, **kwargs
     for shape in shapes:
         ext = shape.z_extrusion() if _axial_slices(g) else None
         if ext is None:
-            out += fractional_occupancy(shape.sdf, g, n_sub, bounds_mm=shape.bounds(), lipschitz=True, **kwargs)
+            fractional_occupancy(shape.sdf, g, n_sub, bounds_mm=shape.bounds(), lipschitz=True, out=out, **kwargs)
             continue
         cross = _cross_section(ext[0], g, n_sub, **kwargs)
         key = (ext[1], ext[2])
@@ -686,9 +690,16 @@ def label_map(fractions: Sequence[torch.Tensor]) -> torch.Tensor:
     """
     if not fractions:
         raise InputError("label_map needs at least one compartment")
-    stack = torch.stack([f.to(torch.float32) for f in fractions])
-    outside = (1.0 - stack.sum(dim=0)).clamp(min=0)[None]
-    return torch.cat([outside, stack]).argmax(dim=0).to(torch.int16)
+    total = torch.zeros_like(fractions[0], dtype=torch.float32)
+    for f in fractions:
+        total += f
+    best = (1.0 - total).clamp(min=0)  # the outside's share
+    labels = torch.zeros(best.shape, dtype=torch.int16, device=best.device)
+    for i, f in enumerate(fractions):  # streaming argmax (ties keep the earlier label)
+        better = f > best
+        labels[better] = i + 1
+        best = torch.maximum(best, f)
+    return labels
 
 
 @dataclass
