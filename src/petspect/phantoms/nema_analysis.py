@@ -175,10 +175,19 @@ def _disc_mean(image2d: np.ndarray, diameter_mm: float, dy: float, dx: float) ->
     return fftconvolve(image2d, _disc_kernel(diameter_mm, dy, dx), mode="same")
 
 
-def _sample(image2d: np.ndarray, rc: np.ndarray) -> np.ndarray:
+def _spline(image2d: np.ndarray) -> np.ndarray:
+    """Cubic B-spline coefficients of an image, for :func:`_sample`."""
+    from scipy.ndimage import spline_filter
+
+    return spline_filter(image2d, order=3, mode="nearest")
+
+
+def _sample(coeffs: np.ndarray, rc: np.ndarray) -> np.ndarray:
+    """Cubic-spline values at fractional (row, col) points (..., 2): smooth, so a maximum found by
+    the optimiser does not snap to pixel centres as it does with linear interpolation."""
     from scipy.ndimage import map_coordinates
 
-    return map_coordinates(image2d, np.moveaxis(np.asarray(rc), -1, 0), order=1, mode="nearest")
+    return map_coordinates(coeffs, np.moveaxis(np.asarray(rc), -1, 0), order=3, mode="nearest", prefilter=False)
 
 
 # --------------------------------------------------------------------------- localisation
@@ -246,7 +255,7 @@ def _lung_centre(s: _Slices, body: np.ndarray, sm: np.ndarray, plane_z: float, b
 
 
 def _ring_score_fn(s: _Slices, plane: np.ndarray, level: float):
-    maps = [_disc_mean(plane - level, d, s.dy, s.dx) for d in SPHERE_DIAMETERS_MM]
+    maps = [_spline(_disc_mean(plane - level, d, s.dy, s.dx)) for d in SPHERE_DIAMETERS_MM]
     areas = np.asarray(SPHERE_DIAMETERS_MM) ** 2
     weights = areas / areas.sum()
 
@@ -313,7 +322,7 @@ def _refine_plane(s: _Slices, centre: np.ndarray, angle: float, hand: int, plane
     pts = s.pix(_ring_points(centre, angle, hand))
     vals = []
     for k in ks:
-        maps = [_disc_mean(s.img[k] - level, d, s.dy, s.dx) for d in SPHERE_DIAMETERS_MM]
+        maps = [_spline(_disc_mean(s.img[k] - level, d, s.dy, s.dx)) for d in SPHERE_DIAMETERS_MM]
         vals.append(sum(d * d * abs(float(_sample(m, pts[i][None])[0]))
                         for i, (d, m) in enumerate(zip(SPHERE_DIAMETERS_MM, maps))))
     vals = np.asarray(vals)
