@@ -165,3 +165,24 @@ def test_bad_inputs_raise():
         op(torch.zeros(3, 8, 8))
     with pytest.raises(InputError):
         PetListmodeProjector(torch.zeros(2, 3), torch.ones(2, 3), ImageGrid((2, 8, 8), 2.0), torch.tensor([0, 1]))
+
+
+def test_axis_dominant_lines_through_uniform_block(device):
+    """Lines dominated by z, y or x through a block of ones: integral = path length inside the block.
+
+    The block's faces are half a voxel beyond the outer voxel centres, where Joseph's sampling ends,
+    so the path length is measured between the outer voxel-centre planes plus one voxel.
+    """
+    grid = ImageGrid((10, 12, 14), (4.0, 3.0, 2.0))
+    img = torch.ones(grid.shape, dtype=torch.float64, device=device)
+    start = torch.tensor([[0.3, -0.4, -100.0], [2.0, -100.0, 3.0], [-100.0, 1.0, -2.0],
+                          [-3.0, 1.0, -100.0]], dtype=torch.float64)
+    end = torch.tensor([[0.3, -0.4, 100.0], [-1.0, 100.0, 3.0], [100.0, 1.0, 2.0],
+                        [4.0, -1.0, 100.0]], dtype=torch.float64)
+    op = PetListmodeProjector(start, end, grid).to(device)
+    y = op(img).cpu()
+    d = end - start
+    extent = torch.tensor([14 * 2.0, 12 * 3.0, 10 * 4.0], dtype=torch.float64)  # x, y, z
+    dominant = torch.tensor([2, 1, 0, 2])
+    expected = extent[dominant] * d.norm(dim=1) / d[torch.arange(4), dominant].abs()
+    assert torch.allclose(y, expected, rtol=1e-9)

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from petspect.errors import InputError
-from petspect.units import PS_PER_NS, tof_fwhm_ps_to_mm
+from petspect.units import tof_fwhm_ps_to_mm
 from petspect.volume import AXIAL_DIRECTION, Volume
 
 __all__ = ["PetScanner", "ImageGrid", "ListmodeEvents", "get_pet_scanner", "PET_SCANNERS"]

@@ -35,8 +35,8 @@ def mu_per_mm_tensor(mu: Volume | torch.Tensor, grid: ImageGrid | None = None) -
             raise UnitError(f"attenuation map must be in 1/mm or 1/cm, got unit {mu.unit!r}")
         if grid is not None:
             other = ImageGrid.from_volume(mu)
-            if other.shape != grid.shape or not all(
-                    abs(a - b) < 1e-3 for a, b in zip(other.spacing_mm + other.origin_mm, grid.spacing_mm + grid.origin_mm)):
+            mine, theirs = grid.spacing_mm + grid.origin_mm, other.spacing_mm + other.origin_mm
+            if other.shape != grid.shape or not all(abs(a - b) < 1e-3 for a, b in zip(theirs, mine)):
                 raise InputError(f"attenuation map grid {other} differs from the projector grid {grid}; resample it")
         data = mu.data if mu.unit == "1/mm" else mu.data / MM_PER_CM
     else:

@@ -112,7 +112,8 @@ def scatter_estimate(activity, mu, projector, *, kernel_fwhm_mm: float | None = 
     """
     op = projector.non_tof() if getattr(projector, "tof", False) else projector
     sc = op.scanner
-    kappa = accepted_scatter_fraction(sc.energy_window_kev[0]) if detected_fraction is None else float(detected_fraction)
+    kappa = (accepted_scatter_fraction(sc.energy_window_kev[0]) if detected_fraction is None
+             else float(detected_fraction))
     fwhm = 0.3 * sc.fov_diameter_mm if kernel_fwhm_mm is None else float(kernel_fwhm_mm)
     if not (0 <= kappa <= 1) or fwhm <= 0:
         raise InputError(f"need 0 <= detected_fraction <= 1 and kernel_fwhm_mm > 0, got {kappa}, {fwhm}")
@@ -136,7 +137,8 @@ def scatter_tail_mask(attenuation_factors: torch.Tensor, *, threshold: float = 0
 
 
 def fit_scatter_tails(prompts: torch.Tensor, scatter_shape: torch.Tensor, tail_mask: torch.Tensor, *,
-                      randoms: torch.Tensor | None = None, per_plane: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                      randoms: torch.Tensor | None = None,
+                      per_plane: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale a scatter shape to measured data on the tails: ``alpha = sum_tail(y - r) / sum_tail(s)``.
 
     The ratio of sums is the maximum-likelihood scale for Poisson data ``y ~ P(alpha s + r)``

@@ -30,8 +30,8 @@ from petspect.errors import InputError
 
 __all__ = ["TofKernel", "joseph_forward", "joseph_backward", "DEFAULT_MAX_ELEMENTS"]
 
-DEFAULT_MAX_ELEMENTS = 1 << 23
-"""Default cap on (LORs x planes x (4 + TOF bins)) per chunk: ~8M, i.e. a few hundred MB at most."""
+DEFAULT_MAX_ELEMENTS = 1 << 25
+"""Default cap on (LORs x planes x (6 + TOF bins)) per chunk: ~32M values, 128 MB in float32."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _plane_range(p0: torch.Tensor, d: torch.Tensor, shape: tuple[int, int, int],
 
 
 def _samples(p0, d, length_mm, shape, a, lo, hi, planar):
-    """Normalised grid_sample coordinates of the plane crossings, step weights (L, K) and sample t (L, K).
+    """Normalised grid_sample coordinates of the plane crossings, step weights (L, K) or (L, 1), t (L, K).
 
     The crossings of dominant-axis planes ``lo..hi`` lie on voxel centres along that axis, so
     trilinear interpolation there is Joseph's bilinear interpolation in the two other axes. Samples
@@ -113,7 +113,10 @@ def _samples(p0, d, length_mm, shape, a, lo, hi, planar):
     da = d[:, a : a + 1]
     t = (k[None, :] - p0[:, a : a + 1]) / da
     step = (length_mm / da.squeeze(1).abs())[:, None]
-    w = step * ((t >= 0) & (t <= 1)).to(t.dtype)
+    # sinogram LORs start and end outside the grid: then no sample leaves the segment and the
+    # weights are the per-LOR step (L, 1); otherwise mask the samples beyond the endpoints (L, K)
+    w = step if bool((t[:, [0, -1]].amin() >= 0) & (t[:, [0, -1]].amax() <= 1)) else \
+        step * ((t >= 0) & (t <= 1)).to(t.dtype)
     axes = [2, 1] if planar else [2, 1, 0]  # grid_sample wants (x, y[, z]) order
     size = torch.tensor([shape[ax] for ax in axes], dtype=p0.dtype, device=p0.device)
     # align_corners=False normalisation g = (2 c + 1) / n - 1 of c = p0 + t d, in one fused op
@@ -227,7 +230,7 @@ def joseph_backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
                                                None if tof_bin is not None else tof, max_elements):
         y = proj[sel]
         if tof is None:
-            samp = y[:, None] * w
+            samp = (y[:, None] * w).expand(-1, grid.shape[2]).contiguous()
         elif tof_bin is not None:
             samp = (y[:, None] * tof.weights(s_mm, tof_bin[sel])) * w
         else:
