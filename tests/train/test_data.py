@@ -7,7 +7,7 @@ import torch
 
 from petspect.errors import ConfigError, DataNotFoundError, InputError
 from petspect.io import load
-from petspect.train import Augmentation, PairedVolumeDataset, SuvScaling, read_dataset
+from petspect.train import Augmentation, EpochSampler, PairedVolumeDataset, SuvScaling, read_dataset
 
 
 def _ds(root, **kw):
@@ -58,6 +58,11 @@ def test_deterministic_per_seed_epoch_index(tiny_dataset):
     assert not torch.equal(a[2]["input"], b[2]["input"])
     c = _ds(tiny_dataset, augmentation=Augmentation(), seed=4)
     assert not torch.equal(a[2]["input"], c[2]["input"])
+    # an (epoch, item) pair, as EpochSampler yields, selects the same patch as set_epoch
+    torch.testing.assert_close(a[(1, 2)]["input"], b[2]["input"])
+    sampler = EpochSampler(range(3))
+    sampler.set_epoch(5)
+    assert list(sampler) == [(5, 0), (5, 1), (5, 2)] and len(sampler) == 3
 
 
 def test_augmentation_is_consistent(tiny_dataset):

@@ -67,6 +67,15 @@ def test_resume_gives_identical_weights(tiny_dataset, tmp_path):
         Trainer(cfg_b).fit(resume=False)
 
 
+def test_worker_processes_give_the_same_weights(tiny_dataset, tmp_path):
+    """A persistent DataLoader worker draws the same patches per epoch as the main process (epochs travel
+    with the indices), so two epochs with and without a worker end with equal weights."""
+    kw = dict(mode="2d", patch_size=(8, 8), val_split="none", tensorboard=False)
+    w = [_weights(Trainer(_config(tiny_dataset, tmp_path / f"w{n}", num_workers=n, **kw)).fit().model_dir)
+         for n in (0, 1)]
+    assert all(torch.equal(w[0][k], w[1][k]) for k in w[0])
+
+
 def test_early_stopping_keeps_best_weights(tiny_dataset, tmp_path):
     """With an impossible min_delta no epoch after the first improves: patience 1 stops after epoch 1, and the
     model folder holds the weights of epoch 0 (the best)."""

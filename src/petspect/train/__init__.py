@@ -21,7 +21,7 @@ from typing import Any
 _ATTRS = {
     "TrainConfig": "config", "load_config": "config",
     "Trainer": "trainer", "TrainResult": "trainer",
-    "read_dataset": "data", "PairedVolumeDataset": "data", "Augmentation": "data",
+    "read_dataset": "data", "PairedVolumeDataset": "data", "Augmentation": "data", "EpochSampler": "data",
     "Normalization": "normalization", "SuvScaling": "normalization", "Log1p": "normalization",
     "Affine": "normalization", "Identity": "normalization", "normalization_from_dict": "normalization",
     "build_loss": "losses", "CharbonnierLoss": "losses", "SSIMLoss": "losses", "GANLoss": "losses",

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from petspect.errors import ConfigError, FormatError, InputError
 from petspect.simulate.layout import DATASET_JSON, read_json
@@ -276,14 +276,42 @@ class PairedVolumeDataset(Dataset):
             x[m * self.n_slices:(m + 1) * self.n_slices] = norm.forward(x[m * self.n_slices:(m + 1) * self.n_slices])
         return x, self.normalizations.get(self.target_key, Identity()).forward(y)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """``{"input": (C, *patch), "target": (1, *patch), "index": int}`` in normalised units."""
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        """``{"input": (C, *patch), "target": (1, *patch), "index": int}`` in normalised units.
+
+        ``index`` is an item number (drawn for the epoch set with :meth:`set_epoch`) or an ``(epoch, item)``
+        pair, as :class:`EpochSampler` yields, so persistent DataLoader workers need no epoch update.
+        """
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         if not 0 <= index < len(self):
             raise IndexError(index)
-        g = _item_generator(self.seed, self.epoch, index)
+        g = _item_generator(self.seed, epoch, index)
         x, y = self._sample(index, g)
         x, y = self._augment(x, y, g)
         x, y = self._normalise(x, y)
         if self.mode != "3d":
             x, y = x[:, 0], y[:, 0]
         return {"input": x.contiguous(), "target": y.contiguous(), "index": index}
+
+
+class EpochSampler(Sampler):
+    """Wrap a sampler (e.g. ``DistributedSampler``) to yield ``(epoch, index)`` pairs.
+
+    DataLoader workers hold copies of the dataset, so an epoch set on the main copy does not reach
+    persistent workers; passing the epoch with every index does, and the workers keep their cached volumes.
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        return ((self.epoch, int(i)) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)

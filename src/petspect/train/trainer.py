@@ -33,7 +33,7 @@ from petspect.errors import ConfigError
 from petspect.metrics.image import nrmse, psnr, ssim
 from petspect.nn import build_discriminator, build_network
 from petspect.train.config import VAL_METRICS, TrainConfig
-from petspect.train.data import PairedVolumeDataset, read_dataset
+from petspect.train.data import EpochSampler, PairedVolumeDataset, read_dataset
 from petspect.train.distributed import all_reduce_sum, barrier, default_device, dist_info
 from petspect.train.losses import GANLoss, build_loss
 from petspect.train.model_io import save_model
@@ -157,12 +157,13 @@ class Trainer:
         return CycleGANStep(gen, g_ba, d_a, d_b, gan, self._adam([gen, g_ba]), self._adam([d_a, d_b]),
                             c.adversarial_weight, c.cycle_weight)
 
-    def _loader(self, ds: PairedVolumeDataset, shuffle: bool) -> tuple[DataLoader, DistributedSampler]:
-        sampler = DistributedSampler(ds, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=shuffle,
-                                     seed=self.config.seed)
-        loader = DataLoader(ds, batch_size=self.config.batch_size, sampler=sampler,
-                            num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
+    def _loader(self, ds: PairedVolumeDataset, shuffle: bool) -> tuple[DataLoader, EpochSampler]:
+        """A loader over this rank's shard; the sampler passes the epoch to (persistent) workers."""
+        sampler = EpochSampler(DistributedSampler(ds, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                                  shuffle=shuffle, seed=self.config.seed))
+        workers = self.config.num_workers
+        loader = DataLoader(ds, batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
         return loader, sampler
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -170,7 +171,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ epochs
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self.train_ds.set_epoch(epoch)
         self.train_sampler.set_epoch(epoch)
         self.step.train(True)
         sums: dict[str, float] = {}
@@ -200,7 +200,7 @@ class Trainer:
             sums[0] += float(self.loss(pred, y)) * len(x)
             for p, t in zip(inv(pred), inv(y)):
                 drange = float(t.max() - t.min()) or 1.0
-                sums[1] += min(psnr(p[0], t[0], data_range=drange), 200.0)
+                sums[1] += min(psnr(p[0], t[0], data_range=drange), 200.0)  # cap: identical patches give inf
                 sums[2] += _patch_ssim(p[0], t[0], drange)
                 sums[3] += nrmse(p[0], t[0], data_range=drange)
                 sums[4] += 1
