@@ -10,9 +10,13 @@ subsets; they differ only in the preconditioner and step:
 
 * **BSREM** (block sequential regularised EM; De Pierro & Yamagishi 2001, Ahn & Fessler 2003):
   ``x <- P[x + alpha_n D(x) (grad L_k(x) - (beta / M) grad R(x))]`` with the EM-like preconditioner
-  ``D(x) = x / (s / M)`` (``s = A^T 1``, ``M`` subsets; fixed over subsets, as the convergence proof
-  asks) and a relaxation ``alpha_n = alpha_0 / (1 + decay * n)`` that goes to 0 over iterations
-  ``n`` so the subset iterates converge to the MAP solution. ``P`` clips to ``[floor, upper_bound]`` on
+  ``D(x) = M x / (s + beta x h(x))`` (``s = A^T 1``, ``M`` subsets, ``h`` the diagonal of the prior's
+  Hessian, :meth:`~petspect.recon.priors.Prior.curvature`; the same for every subset, as the
+  convergence proof asks) and a relaxation ``alpha_n = alpha_0 / (1 + decay * n)`` that goes to 0 over
+  iterations ``n`` so the subset iterates converge to the MAP solution. The curvature term keeps the
+  prior's part of a step at most a Newton step on ``R`` (``-grad R / h`` where the data carry no
+  weight), which keeps large ``beta`` stable; with ``beta = 0`` it is the plain EM preconditioner
+  ``x / (s / M)``. ``P`` clips to ``[floor, upper_bound]`` on
   the support (``floor`` a tiny fraction of the mean so voxels do not stick at 0; 0 outside the
   support). With one subset, ``alpha_0 = 1`` and ``beta = 0`` the update is exactly MLEM.
 * **OSL** (one-step-late; Green 1990): ``x <- x A_k^T(y_k / ybar_k) / (s_k + (beta / M) grad R(x))``,
@@ -101,15 +105,16 @@ def bsrem(operator: LinearOperator, data: torch.Tensor, prior: Prior, beta: floa
     m = lik.n_subsets
     sens = lik.sensitivity()
     support = sens > 0
-    precond_den = sens / m
     counter = {"sub": 0}
 
     def step(v: torch.Tensor, k: int) -> torch.Tensor:
         alpha = relaxation / (1.0 + relaxation_decay * (counter["sub"] // m))
         counter["sub"] += 1
         grad = lik.gradient(v, k)
+        precond_den = sens / m
         if beta > 0:
             grad = grad - (beta / m) * prior.gradient(v)
+            precond_den = (sens + beta * v * prior.curvature(v)) / m
         new = v + alpha * safe_divide(v, precond_den) * grad
         floor = floor_fraction * float(v[support].mean()) if bool(support.any()) else 0.0
         new = new.clamp(min=floor, max=upper_bound)

@@ -10,15 +10,17 @@ voxel spacing, ``d_min`` the smallest spacing, so face neighbours across the fin
 the 26-neighbourhood's corners ``1/sqrt(3)`` for cubic voxels). Pairs reaching outside the image are
 left out (no padding).
 
-* Quadratic: ``phi(a, b) = (a - b)^2 / 2``; ``d phi / d a = a - b``.
+* Quadratic: ``phi(a, b) = (a - b)^2 / 2``; ``d phi / d a = a - b``, ``d2 phi / d a2 = 1``.
 * Relative difference (Nuyts et al 2002, IEEE TNS 49:56):
   ``phi(a, b) = (a - b)^2 / (a + b + gamma |a - b| + eps)``; it penalises differences relative to the
   local level, so it smooths noise without flattening edges of hot regions as much;
   ``gamma >= 0`` sets edge preservation (larger: more edge-preserving) and
-  ``d phi / d a = (a - b) (gamma |a - b| + a + 3 b + 2 eps) / (a + b + gamma |a - b| + eps)^2``.
+  ``d phi / d a = (a - b) (gamma |a - b| + a + 3 b + 2 eps) / (a + b + gamma |a - b| + eps)^2`` and
+  ``d2 phi / d a2 = 2 (2 b + eps)^2 / (a + b + gamma |a - b| + eps)^3``.
   ``eps > 0`` keeps ``phi`` and its gradient finite at ``a = b = 0`` (then both are 0).
 
-Priors only know the image; the strength ``beta`` belongs to the algorithm (:mod:`petspect.recon.map`).
+:meth:`Prior.curvature` (the Hessian diagonal) lets MAP algorithms scale their steps by the prior's
+curvature. Priors only know the image; the strength ``beta`` belongs to the algorithm (:mod:`petspect.recon.map`).
 The image may be 2D ``(ny, nx)`` or 3D ``(nz, ny, nx)``; axes of length 1 have no pairs.
 """
 
@@ -95,6 +97,10 @@ class Prior(abc.ABC):
     def _dphi(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Partial derivatives ``(d phi / d a, d phi / d b)``, element-wise."""
 
+    @abc.abstractmethod
+    def _d2phi(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Second partial derivatives ``(d2 phi / d a2, d2 phi / d b2)``, element-wise."""
+
     def _pairs(self, x: torch.Tensor):
         if x.ndim not in (2, 3):
             raise InputError(f"{type(self).__name__}: image must be 2D or 3D, got shape {tuple(x.shape)}")
@@ -112,14 +118,21 @@ class Prior(abc.ABC):
             total = total + w * self._phi(x[sa], x[sb]).sum()
         return total
 
+    def _accumulate(self, x: torch.Tensor, pair_fn) -> torch.Tensor:
+        out = torch.zeros_like(x)
+        for sa, sb, w in self._pairs(x):
+            da, db = pair_fn(x[sa], x[sb])
+            out[sa] += w * da
+            out[sb] += w * db
+        return out
+
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
         """``grad R(x)``, same shape as ``x``."""
-        g = torch.zeros_like(x)
-        for sa, sb, w in self._pairs(x):
-            da, db = self._dphi(x[sa], x[sb])
-            g[sa] += w * da
-            g[sb] += w * db
-        return g
+        return self._accumulate(x, self._dphi)
+
+    def curvature(self, x: torch.Tensor) -> torch.Tensor:
+        """Diagonal of the Hessian ``d2 R / d x_j^2`` (non-negative), same shape as ``x``."""
+        return self._accumulate(x, self._d2phi)
 
 
 class QuadraticPrior(Prior):
@@ -131,6 +144,10 @@ class QuadraticPrior(Prior):
     def _dphi(self, a, b):
         d = a - b
         return d, -d
+
+    def _d2phi(self, a, b):
+        one = torch.ones_like(a)
+        return one, one
 
 
 class RelativeDifferencePrior(Prior):
@@ -166,6 +183,10 @@ class RelativeDifferencePrior(Prior):
         g_abs = self.gamma * d.abs()
         return (d * (g_abs + a + 3 * b + 2 * self.epsilon) / den2,
                 -d * (g_abs + b + 3 * a + 2 * self.epsilon) / den2)
+
+    def _d2phi(self, a, b):
+        den3 = self._den(a, b) ** 3
+        return 2 * (2 * b + self.epsilon) ** 2 / den3, 2 * (2 * a + self.epsilon) ** 2 / den3
 
 
 def make_prior(name: str, *, gamma: float = 2.0, spacing_mm: Sequence[float] | None = None) -> Prior:

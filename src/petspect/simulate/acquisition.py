@@ -428,6 +428,8 @@ def simulate_acquisition(activity: Volume, system: str, *, mu: Volume | None = N
         raise InputError("give either the number of true counts or the scan time (with the activity), not both")
     if activity.unit != "Bq/mL":
         raise InputError(f"activity image must be in Bq/mL, got unit {activity.unit!r}")
+    if not np.allclose(np.asarray(activity.direction), np.asarray(AXIAL_DIRECTION), atol=1e-6):
+        raise InputError("the activity image must be in the standard axial orientation; resample it first")
     x = activity.data.to(torch.float32)
     if bool((x < 0).any()) or not bool(torch.isfinite(x).all()):
         raise InputError("activity image must be finite and non-negative")
@@ -521,11 +523,21 @@ def _fbp(data: AcquisitionData, *, attenuation: bool, window: str, cutoff: float
                      col_mm=float(data.system["pixel_mm"][1]), window=window, cutoff=cutoff)
 
 
+def _post_filter(blur: LinearOperator):
+    """Gaussian post-filter normalised at the image borders: ``G x / G 1``, so uniform regions keep their
+    value next to the edges of the grid (and a one-slice image is not dimmed by the axial kernel)."""
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        from petspect.recon.objectives import safe_divide
+
+        return safe_divide(blur(x), blur(torch.ones_like(x)))
+    return apply
+
+
 def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n_iter: int = 4, n_subsets: int = 8,
                             beta: float = 0.0, prior: str = "rdp", gamma: float = 2.0, attenuation: bool = True,
                             post_filter_fwhm_mm: float | None = None, fbp_window: str = "hann",
-                            fbp_cutoff: float = 1.0, callback=None, device=None,
-                            progress: bool | None = None) -> Volume:
+                            fbp_cutoff: float = 1.0, callback=None, compute_objective: bool = False,
+                            device=None, progress: bool | None = None) -> Volume:
     """Reconstruct an acquisition in Bq/mL on its image grid.
 
     Parameters
@@ -538,11 +550,12 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
     attenuation : bool
         Attenuation correction (False: the model without attenuation; PET FBP then skips it too).
     post_filter_fwhm_mm : float, optional
-        Isotropic Gaussian post-filter FWHM in mm.
+        Isotropic Gaussian post-filter FWHM in mm (normalised at the grid borders).
     fbp_window, fbp_cutoff
         FBP filter window and cut-off (fraction of Nyquist).
-    callback : optional
-        ``callback(iteration, image, objective)`` for iterative algorithms.
+    callback, compute_objective : optional
+        ``callback(iteration, image, objective)`` for iterative algorithms; the objective (Poisson
+        log-likelihood, penalised for MAP) is computed only with ``compute_objective``.
     device : optional
         Compute device (data and model are moved there).
 
@@ -564,8 +577,9 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
     spacing = tuple(float(s) for s in data.grid["spacing_mm"])
     post = None
     if post_filter_fwhm_mm:
-        post = GaussianPSF(tuple(data.grid["shape"]), float(post_filter_fwhm_mm), spacing).forward
-    common = {"additive": b, "n_iter": n_iter, "callback": callback, "post_filter": post, "progress": progress}
+        post = _post_filter(GaussianPSF(tuple(data.grid["shape"]), float(post_filter_fwhm_mm), spacing))
+    common = {"additive": b, "n_iter": n_iter, "callback": callback, "compute_objective": compute_objective,
+              "post_filter": post, "progress": progress}
     if algo == "fbp":
         img = _fbp(data, attenuation=attenuation, window=fbp_window, cutoff=fbp_cutoff, device=device)
         img = img.to(torch.float32)

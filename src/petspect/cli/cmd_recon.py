@@ -1,0 +1,51 @@
+"""``petspect recon``: reconstruct an acquisition folder (from ``petspect project``) into an image in Bq/mL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from petspect.cli._common import get_device, handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recon")(recon)
+
+
+@handle_errors
+def recon(
+    ctx: typer.Context,
+    data: Path = typer.Argument(..., help="Acquisition folder written by `petspect project`."),
+    out: Path = typer.Option(..., "--out", help="Output image (.nii.gz, .nii, .hv, or a DICOM folder)."),
+    algorithm: str = typer.Option("osem", "--algorithm", help="fbp, mlem, osem or map (BSREM)."),
+    iterations: int = typer.Option(4, "--iterations", min=0, help="Iterations (each visits every subset)."),
+    subsets: int = typer.Option(8, "--subsets", min=1, help="Ordered subsets (osem, map)."),
+    beta: float = typer.Option(0.0, "--beta", min=0.0, help="Prior strength (map)."),
+    prior: str = typer.Option("rdp", "--prior", help="rdp (relative difference) or quadratic (map)."),
+    gamma: float = typer.Option(2.0, "--gamma", min=0.0, help="RDP edge-preservation parameter."),
+    no_ac: bool = typer.Option(False, "--no-ac", help="No attenuation correction."),
+    post_filter_mm: float = typer.Option(None, "--post-filter-mm", help="Gaussian post-filter FWHM in mm."),
+    fbp_filter: str = typer.Option("hann", "--filter", help="FBP window: ramp, shepp-logan, cosine, hamming, hann."),
+    cutoff: float = typer.Option(1.0, "--cutoff", help="FBP cut-off as a fraction of Nyquist."),
+    objective: bool = typer.Option(False, "--objective", help="Print the (penalised) log-likelihood per iteration."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid."""
+    from petspect._fileio import check_output_path
+    from petspect.io import save
+    from petspect.simulate.acquisition import load_acquisition, reconstruct_acquisition
+
+    check_output_path(out, overwrite=overwrite, inputs=[data])
+    acq = load_acquisition(data)
+    callback = None
+    if objective:
+        def callback(it, _image, value):
+            typer.echo(f"iteration {it}: objective {value:.10g}")
+    dev = get_device(ctx)
+    vol = reconstruct_acquisition(acq, algorithm, n_iter=iterations, n_subsets=subsets, beta=beta, prior=prior,
+                                  gamma=gamma, attenuation=not no_ac, post_filter_fwhm_mm=post_filter_mm,
+                                  fbp_window=fbp_filter, fbp_cutoff=cutoff, callback=callback, device=dev,
+                                  compute_objective=objective)
+    path = save(vol, out, overwrite=overwrite)
+    typer.echo(f"{algorithm}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")
