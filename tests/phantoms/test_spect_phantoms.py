@@ -114,3 +114,15 @@ def test_registry_determinism_and_errors():
         make_line_source(voxel_mm=2.0, start_mm=(0, 0, 0), end_mm=(0, 0, 0))
     with pytest.raises(InputError):
         make_derenzo(voxel_mm=2.0, rod_diameters_mm=(0, 1, 2, 3, 4, 5))
+
+
+@pytest.mark.parametrize("name", ["nema-iec", "jaszczak", "derenzo", "cylinder", "point-sources", "line-source",
+                                  "shepp-logan"])
+def test_every_generator_on_every_device(name, device):
+    """Volumes are made on the requested device and match the CPU result."""
+    kw = {"voxel_mm": 8.0, "seed": 0}
+    p = make_phantom(name, device=device, **kw)
+    assert all(v.device.type == device.type for v in p.volumes.values())
+    cpu = make_phantom(name, device="cpu", **kw)
+    assert torch.allclose(p["activity"].data.cpu(), cpu["activity"].data, rtol=1e-4, atol=1e-3)
+    assert set(p.label_names) >= set(int(v) for v in torch.unique(p["labels"].data).tolist())

@@ -221,6 +221,12 @@ def _splat(grid: Grid, point_mm: np.ndarray) -> torch.Tensor:
     return out
 
 
+def _fine_n_sub(n_sub: int, grid: Grid, feature_mm: float) -> int:
+    """At least ``n_sub``, and enough (a power of two) for 8 sub-samples across a thin feature."""
+    need = 8.0 * max(grid.spacing_mm) / feature_mm
+    return max(int(n_sub), 2 ** int(math.ceil(math.log2(max(need, 1.0)))))
+
+
 def _medium(grid: Grid, medium_radius_mm: float | None, medium_length_mm: float, n_sub: int) -> list[Compartment]:
     if medium_radius_mm is None:
         return []
@@ -250,7 +256,8 @@ def make_point_sources(*, voxel_mm: float | Sequence[float] = 2.0, seed: int = 0
     grid = _grid(voxel_mm, half, shape, device)
     comps = []
     for i, (p, a) in enumerate(zip(pos, acts)):
-        frac = voxelize(Sphere(p, diameter_mm / 2), grid, n_sub) if diameter_mm > 0 else _splat(grid, p)
+        frac = (voxelize(Sphere(p, diameter_mm / 2), grid, _fine_n_sub(n_sub, grid, diameter_mm)) if diameter_mm > 0
+                else _splat(grid, p))
         vol_ml = float(frac.sum()) * grid.voxel_volume_ml
         if vol_ml <= 0:
             raise InputError(f"point source {i} at {p.tolist()} mm lies outside the grid")
@@ -273,7 +280,8 @@ def make_line_source(*, voxel_mm: float | Sequence[float] = 2.0, seed: int = 0, 
 
     The defaults echo the NEMA NU 2 scatter-fraction phantom (a 203 mm diameter cylinder with the
     line 45 mm off axis; NU 2 uses polyethylene, here water-equivalent). The line is a uniform
-    cylinder of ``diameter_mm`` holding ``activity_bq`` in total.
+    cylinder of ``diameter_mm`` holding ``activity_bq`` in total; thin lines are supersampled with
+    at least 8 points across their diameter.
     """
     params = dict(locals())
     p0, p1 = np.asarray(start_mm, dtype=np.float64), np.asarray(end_mm, dtype=np.float64)
@@ -284,7 +292,8 @@ def make_line_source(*, voxel_mm: float | Sequence[float] = 2.0, seed: int = 0, 
     if medium_radius_mm is not None:
         half = np.maximum(half, [medium_radius_mm, medium_radius_mm, medium_length_mm / 2])
     grid = _grid(voxel_mm, half, shape, device)
-    line = voxelize(Cylinder((p0 + p1) / 2, diameter_mm / 2, length, p1 - p0), grid, n_sub)
+    line = voxelize(Cylinder((p0 + p1) / 2, diameter_mm / 2, length, p1 - p0), grid,
+                    _fine_n_sub(n_sub, grid, diameter_mm))
     vol_ml = float(line.sum()) * grid.voxel_volume_ml
     if vol_ml <= 0:
         raise InputError("the line source lies outside the grid")
