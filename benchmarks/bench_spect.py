@@ -119,7 +119,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for both packages (1 is steadier on an oversubscribed machine)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n, nv, vox, dev = args.size, args.views, args.voxel_mm, torch.device(args.device)
     coll = get_spect_system("spect-lehr").collimator
     act, mu = make_phantom(n, vox)

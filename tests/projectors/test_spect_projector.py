@@ -184,3 +184,20 @@ def test_system_model_from_projections_and_presets():
     unknown = SpectProjections(counts, torch.arange(6) * 60.0, 200.0, (4.0, 5.0), [EnergyWindow("w", 100.0, 120.0)])
     with pytest.raises(InputError):
         spect_system_model(unknown, grid)
+
+
+def test_with_changes_equals_a_fresh_projector():
+    """with_changes (shared rotations, new mu / collimator) gives the projector built from scratch."""
+    angles, radius = circular_orbit(12, 200.0)
+    mu = _mu_cylinder()[:8]
+    base = SpectProjector((8, N, N), (VOX,) * 3, angles, radius, "spect-lehr", mu=mu)
+    me = get_spect_system("spect-me").collimator
+    x = torch.rand(8, N, N, generator=torch.Generator().manual_seed(1))
+    for kwargs, ref_kwargs in (({"mu": 0.7 * mu}, {"mu": 0.7 * mu, "collimator": "spect-lehr"}),
+                               ({"mu": None, "collimator": me}, {"mu": None, "collimator": me}),
+                               ({"collimator": me}, {"mu": mu, "collimator": me})):
+        ref = SpectProjector((8, N, N), (VOX,) * 3, angles, radius, ref_kwargs.pop("collimator"), **ref_kwargs)
+        new = base.with_changes(**kwargs)
+        assert torch.allclose(new(x), ref(x), rtol=1e-5, atol=1e-6)
+        assert adjointness_test(new.subset(1, 3)) < 1e-5
+    assert new._rot_col_0 is base._rot_col_0  # shared, not copied

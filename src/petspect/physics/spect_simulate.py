@@ -108,14 +108,16 @@ def expected_spect_counts(activity: Volume, mu: Volume | None, system: SpectSyst
     fp0, _ = window_fractions(e0, windows, system.energy_fwhm_kev)
     base = duration * system.sensitivity_cps_per_mbq * 1e-6 * activity.voxel_volume_ml / float(fp0[system.photopeak_window])
     g0, eta0 = system.collimator.geometric_efficiency(), nai_interaction_probability(e0)
-    primary = scat = None
+    primary = scat = proj = None
     for energy, yld in system.photon_lines:
         coll = _line_collimator(system, energy)
         mu_l = None if mu0 is None else mu0 * (linear_attenuation_per_mm("water", energy)
                                               / linear_attenuation_per_mm("water", e_mu))
-        common = dict(detector_shape=shape, pixel_mm=pix, device=x.device)
-        proj = SpectProjector(activity.shape, activity.spacing_mm, angles_deg, radius_mm, coll, mu=mu_l, psf=psf,
-                              **common)
+        if proj is None:
+            proj = SpectProjector(activity.shape, activity.spacing_mm, angles_deg, radius_mm, coll, mu=mu_l, psf=psf,
+                                  detector_shape=shape, pixel_mm=pix, device=x.device)
+        else:  # another line: same rotations, new attenuation and collimator response
+            proj = proj.with_changes(mu=mu_l, collimator=coll)
         p = proj(x)
         rate = base * (yld / y0) * (nai_interaction_probability(energy) / eta0) * (coll.geometric_efficiency() / g0)
         fp, fs = window_fractions(energy, windows, system.energy_fwhm_kev)
@@ -123,8 +125,7 @@ def expected_spect_counts(activity: Volume, mu: Volume | None, system: SpectSyst
         primary = contrib_p if primary is None else primary + contrib_p
         if scatter is None or mu_l is None:
             continue
-        broad = SpectProjector(activity.shape, activity.spacing_mm, angles_deg, radius_mm, coll,
-                               mu=mu_l * scatter.broad_beam_ratio, psf=psf, **common)
+        broad = proj.with_changes(mu=mu_l * scatter.broad_beam_ratio)
         s20 = detector_blur((broad(x) - p).clamp(min=0.0), pix, scatter.kernel_fwhm_mm)
         _, fs20 = window_fractions(energy, [window_around("line20", energy, 0.20)], system.energy_fwhm_kev)
         contrib_s = rate * (fs / fs20).to(p)[:, None, None, None] * s20

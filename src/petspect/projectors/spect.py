@@ -83,29 +83,22 @@ def _sparse_csr(crow, col, val, size):
 def _bilinear_coo(fa: torch.Tensor, fb: torch.Tensor, na: int, nb: int):
     """Bilinear weights of points at fractional indices ``(fa, fb)`` on an ``(na, nb)`` grid.
 
-    Returns ``(point, node, weight)`` for the in-grid neighbours, ``node = ia * nb + ib``.
+    Returns ``(point, node, weight)`` for the in-grid neighbours, ``node = ia * nb + ib``, ordered by
+    point and, within a point, by node (so they form a CSR matrix as they are).
     """
     a0, b0 = torch.floor(fa), torch.floor(fb)
     wa1, wb1 = fa - a0, fb - b0
     a0, b0 = a0.long(), b0.long()
-    point = torch.arange(fa.numel(), device=fa.device)
-    pts, nodes, ws = [], [], []
+    nodes, ws, oks = [], [], []
     for oa, wa in ((0, 1 - wa1), (1, wa1)):
         for ob, wb in ((0, 1 - wb1), (1, wb1)):
             ia, ib, w = a0 + oa, b0 + ob, wa * wb
-            ok = (ia >= 0) & (ia < na) & (ib >= 0) & (ib < nb) & (w > 1e-12)
-            pts.append(point[ok])
-            nodes.append((ia * nb + ib)[ok])
-            ws.append(w[ok])
-    return torch.cat(pts), torch.cat(nodes), torch.cat(ws)
-
-
-def _csr_parts(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tuple[int, int]):
-    """``(crow, col, val)`` of the sparse matrix with these (unique) entries, columns sorted per row."""
-    order = torch.argsort(rows * shape[1] + cols)
-    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
-    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
-    return crow, cols[order], vals[order]
+            oks.append((ia >= 0) & (ia < na) & (ib >= 0) & (ib < nb) & (w > 1e-12))
+            nodes.append(ia * nb + ib)
+            ws.append(w)
+    ok = torch.stack(oks, 1)
+    point = torch.arange(fa.numel(), device=fa.device)[:, None].expand(-1, 4)
+    return point[ok], torch.stack(nodes, 1)[ok], torch.stack(ws, 1)[ok]
 
 
 def _csr_take_rows(crow, col, val, rows: torch.Tensor):
@@ -116,20 +109,6 @@ def _csr_take_rows(crow, col, val, rows: torch.Tensor):
     new_crow[1:] = torch.cumsum(length, 0)
     pos = torch.repeat_interleave(start - new_crow[:-1], length) + torch.arange(int(new_crow[-1]), device=crow.device)
     return new_crow, col[pos], val[pos]
-
-
-def _csr_take_cols(crow, col, val, new_index: torch.Tensor):
-    """CSR parts keeping the columns with ``new_index[col] >= 0``, renumbered to ``new_index[col]``.
-
-    ``new_index`` must be increasing over the kept columns, so each row stays sorted.
-    """
-    new_col = new_index[col]
-    keep = new_col >= 0
-    n_rows = crow.numel() - 1
-    row = torch.repeat_interleave(torch.arange(n_rows, device=crow.device), crow[1:] - crow[:-1])
-    new_crow = torch.zeros_like(crow)
-    new_crow[1:] = torch.cumsum(torch.bincount(row[keep], minlength=n_rows), 0)
-    return new_crow, new_col[keep], val[keep]
 
 
 def _rotation_coo(angles_deg: torch.Tensor, g: _Grid, device):
@@ -154,8 +133,23 @@ def _rotation_parts(angles_deg: torch.Tensor, g: _Grid, device) -> tuple[torch.T
     """CSR parts ``(crow, col, val, crow_t, col_t, val_t)`` of the rotation and of its transpose."""
     sample, pixel, w = _rotation_coo(angles_deg, g, device)
     n_samples = g.n_rot * g.n_rot * angles_deg.numel()
-    return (*_csr_parts(sample, pixel, w, (n_samples, g.ny * g.nx)),
-            *_csr_parts(pixel, sample, w, (g.ny * g.nx, n_samples)))
+    crow = torch.zeros(n_samples + 1, dtype=torch.int64, device=device)
+    crow[1:] = torch.cumsum(torch.bincount(sample, minlength=n_samples), 0)
+    return (crow, pixel, w, *_transpose_csr(crow, pixel, w, g.ny * g.nx))
+
+
+def _transpose_csr(crow, col, val, n_cols: int):
+    """CSR parts of the transpose of a CSR matrix with ``n_cols`` columns.
+
+    A stable sort by column keeps the row order within each column, so the transposed rows come out
+    sorted (a radix sort on small integer keys: cheap).
+    """
+    n_rows = crow.numel() - 1
+    row = torch.repeat_interleave(torch.arange(n_rows, device=crow.device), crow[1:] - crow[:-1])
+    order = torch.sort(col, stable=True).indices
+    crow_t = torch.zeros(n_cols + 1, dtype=torch.int64, device=crow.device)
+    crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=n_cols), 0)
+    return crow_t, row[order], val[order]
 
 
 def pixel_response_matrices(out_centres: torch.Tensor, out_width: float, in_centres: torch.Tensor,
@@ -281,29 +275,74 @@ class SpectProjector(LinearOperator):
     # ------------------------------------------------------------------ construction
     def _build_chunks(self, device) -> None:
         g = self.grid
-        per_view = g.n_rot * g.n_rot * g.nz
-        max_views = max(1, self.chunk_elements // per_view)
+        max_views = max(1, self.chunk_elements // (g.n_rot * g.n_rot * g.nz))
         radii, inverse = torch.unique(self.radius_mm.cpu(), return_inverse=True)
         for gi, r in enumerate(radii.tolist()):
             views = torch.nonzero(inverse == gi).reshape(-1)
             for start in range(0, views.numel(), max_views):
                 self._chunks.append((views[start:start + max_views], r))
-        cache_att = self.mu is not None and per_view * self.n_views <= ATT_CACHE_ELEMENTS
-        self._psf_cached = len(radii) <= 8
         for ci, (views, r) in enumerate(self._chunks):
-            angles = self.angles_deg[views.to(device)]
-            parts = _rotation_parts(angles, g, device)
+            parts = _rotation_parts(self.angles_deg[views.to(device)], g, device)
             for name, p in zip(("crow", "col", "val", "crow_t", "col_t", "val_t"), parts):
                 self._register(f"_rot_{name}_{ci}", p)
             self._register(f"_views_{ci}", views.to(device))
-            if cache_att:
-                self._register(f"_att_{ci}", self._attenuation(ci, self.storage_dtype))
+        self._psf_cached = len(radii) <= 8
         self._radius_group = {r: gi for gi, r in enumerate(radii.tolist())}
+        self._build_attenuation()
+        self._build_psf(device)
+
+    def _build_attenuation(self) -> None:
+        """Cache the attenuation factors of every chunk when they are small enough."""
+        g = self.grid
+        if self.mu is not None and g.n_rot * g.n_rot * g.nz * self.n_views <= ATT_CACHE_ELEMENTS:
+            for ci in range(len(self._chunks)):
+                self._register(f"_att_{ci}", self._attenuation(ci, self.storage_dtype))
+
+    def _build_psf(self, device) -> None:
         if self._psf_cached:
-            for gi, r in enumerate(radii.tolist()):
+            for r, gi in self._radius_group.items():
                 bz, bc = self._psf_matrices(r, device, self.storage_dtype)
                 self._register(f"_bz_{gi}", bz)
                 self._register(f"_bc_{gi}", bc)
+
+    def _share(self, other: "SpectProjector", prefixes: tuple[str, ...]) -> None:
+        """Register ``other``'s buffers whose names start with one of ``prefixes`` (no copies)."""
+        for name, buf in other.named_buffers(recurse=False):
+            if name.startswith(prefixes):
+                self._register(name, buf)
+
+    def with_changes(self, *, mu: torch.Tensor | None | str = "keep",
+                     collimator: ParallelHoleCollimator | None = None) -> "SpectProjector":
+        """The same geometry with another attenuation map and/or collimator, sharing the rotation matrices.
+
+        Parameters
+        ----------
+        mu : torch.Tensor or None, optional
+            New attenuation map (1/mm, image shape) or None for none; default: keep.
+        collimator : ParallelHoleCollimator, optional
+            New collimator response (e.g. at another photon energy); default: keep.
+        """
+        keep_mu = isinstance(mu, str)
+        new_mu = self.mu if keep_mu else (None if mu is None else torch.as_tensor(mu).to(
+            self.angles_deg.device, self.storage_dtype))
+        if new_mu is not None and tuple(new_mu.shape) != self.in_shape:
+            raise InputError(f"with_changes: mu shape {tuple(new_mu.shape)} != image shape {self.in_shape}")
+        new = SpectProjector.__new__(SpectProjector)
+        new._setup(self.grid, collimator or self.collimator, self.psf, self.storage_dtype, self.chunk_elements,
+                   self.angles_deg, self.radius_mm, new_mu, self.sensitivity_cps_per_mbq, self.frame_duration_s,
+                   self.scale)
+        new._chunks = list(self._chunks)
+        new._psf_cached, new._radius_group = self._psf_cached, self._radius_group
+        new._share(self, ("_rot_", "_views_"))
+        if keep_mu:
+            new._share(self, ("_att_",))
+        else:
+            new._build_attenuation()
+        if collimator is None:
+            new._share(self, ("_bz_", "_bc_"))
+        else:
+            new._build_psf(self.angles_deg.device)
+        return new
 
     def _slice_chunks(self, parent: "SpectProjector", view_index: torch.Tensor) -> None:
         """Take the matrices of ``parent``'s views ``view_index`` (no rebuilding)."""
@@ -312,10 +351,7 @@ class SpectProjector(LinearOperator):
         new_pos = torch.full((parent.n_views,), -1, dtype=torch.int64)
         new_pos[view_index] = torch.arange(view_index.numel())
         self._psf_cached, self._radius_group = parent._psf_cached, parent._radius_group
-        if self._psf_cached:
-            for gi in range(len(self._radius_group)):
-                self._register(f"_bz_{gi}", getattr(parent, f"_bz_{gi}"))
-                self._register(f"_bc_{gi}", getattr(parent, f"_bc_{gi}"))
+        self._share(parent, ("_bz_", "_bc_"))
         planes = torch.arange(g.n_rot * g.n_rot, device=dev)
         for pci, (views, r) in enumerate(parent._chunks):
             local = torch.nonzero(new_pos[views] >= 0).reshape(-1)
@@ -325,10 +361,8 @@ class SpectProjector(LinearOperator):
             self._chunks.append((new_pos[views[local]], r))
             self._register(f"_views_{ci}", self._chunks[-1][0].to(dev))
             rows = (planes[:, None] * views.numel() + local.to(dev)[None, :]).reshape(-1)
-            new_sample = torch.full((g.n_rot * g.n_rot * views.numel(),), -1, dtype=torch.int64, device=dev)
-            new_sample[rows] = torch.arange(rows.numel(), device=dev)
             fwd = _csr_take_rows(*(getattr(parent, f"_rot_{k}_{pci}") for k in ("crow", "col", "val")), rows)
-            adj = _csr_take_cols(*(getattr(parent, f"_rot_{k}_t_{pci}") for k in ("crow", "col", "val")), new_sample)
+            adj = _transpose_csr(*fwd, g.ny * g.nx)
             for name, p in zip(("crow", "col", "val", "crow_t", "col_t", "val_t"), (*fwd, *adj)):
                 self._register(f"_rot_{name}_{ci}", p)
             att = getattr(parent, f"_att_{pci}", None)
