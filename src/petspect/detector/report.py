@@ -12,14 +12,22 @@ import numpy as np
 from petspect._fileio import atomic_write_text
 from petspect.detector.metrics import resolution_map
 
-PUBLISHED = [
-    ("Muller et al, IEEE TRPMS 2018", "12 mm monolithic LYSO, gradient tree boosting",
-     "positioning FWHM better than 1.4 mm"),
-    ("Residual CNN on a simulated ring (REFERENCE.md)", "MAE x / y / DOI",
-     "CNN 0.54 / 0.42 / 0.45 mm vs centre of gravity 1.22 / 1.04 / 2.79 mm"),
-    ("Berg and Cherry, PMB 2018", "CNN on coincident waveforms",
-     "~20 % better CTR than leading-edge / constant-fraction timing"),
-]
+def _published_rows(m: dict) -> list[list[str]]:
+    """Published results (REFERENCE.md) beside this study's figures for the same quantity."""
+    def mae(k):
+        return " / ".join(_fmt(m[k].get(f"{a}_mae_mm", float("nan"))) for a in ("x", "y", "doi"))
+
+    s = m["summary"]
+    return [
+        ["Muller et al, IEEE TRPMS 2018: 12 mm monolithic LYSO, gradient tree boosting, FWHM",
+         "better than 1.4 mm", f"GBT {_fmt(m['gbt']['xy_fwhm_mm'])} mm"],
+        ["Residual CNN on a simulated ring: MAE x / y / DOI", "0.54 / 0.42 / 0.45 mm", f"CNN {mae('cnn')} mm"],
+        ["Same study, centre of gravity: MAE x / y / DOI", "1.22 / 1.04 / 2.79 mm", f"Anger {mae('anger')} mm"],
+        ["Berg and Cherry, PMB 2018: CNN timing vs leading edge / CFD", "~20 % better CTR",
+         f"{_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % better than the best CFD"],
+    ]
+
+
 POS_COLUMNS = [("xy_fwhm_mm", "FWHM xy"), ("xy_fwtm_mm", "FWTM xy"), ("xy_fwhm_gauss_mm", "FWHM xy (fit)"),
                ("x_mae_mm", "MAE x"), ("y_mae_mm", "MAE y"), ("doi_mae_mm", "MAE DOI"), ("doi_fwhm_mm", "FWHM DOI"),
                ("xy_mae_centre_mm", "MAE centre"), ("xy_mae_edge_mm", "MAE edge"), ("edge_bias_mm", "|edge bias|")]
@@ -64,7 +72,7 @@ def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) ->
     shown = [m for m in ("anger", "gbt", "cnn") if m in preds]
     fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 4))
     for ax, name in zip(np.atleast_1d(axes), shown):
-        ax.hist2d(preds[name][:, 0], preds[name][:, 1], bins=120, range=[[-half[0], half[0]], [-half[1], half[1]]],
+        ax.hist2d(preds[name][:, 0], preds[name][:, 1], bins=80, range=[[-half[0], half[0]], [-half[1], half[1]]],
                   cmap="magma")
         ax.set(title=name, xlabel="x (mm)", ylabel="y (mm)", aspect="equal")
     figs.append(("Estimated positions of the pencil-beam test grid (edge compression of Anger logic)", _png(fig)))
@@ -130,8 +138,8 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
         _table(["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "best setting"], t_rows),
         f"<p>CNN improvement over the best CFD: {_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % "
         f"(target &ge; 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.</p>",
-        "<h2>Published results (same direction, not the same data)</h2>",
-        _table(["source", "set-up", "result"], [list(r) for r in PUBLISHED]),
+        "<h2>Published results beside this study (same direction, not the same data)</h2>",
+        _table(["published study and quantity", "published", "this study"], _published_rows(metrics)),
     ]
     for title, img in _figures(preset, test, preds, energy_kev, timing):
         parts += [f"<h3>{html.escape(title)}</h3>", img]
