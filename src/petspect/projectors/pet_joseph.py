@@ -10,8 +10,8 @@ The result is the line integral of the image (value unit times mm).
 TOF: the sample at signed distance ``s`` (mm) from the LOR midpoint (positive towards the end point)
 contributes to TOF bin ``j`` (centre ``c_j = (j - (n_bins - 1) / 2) * w``) with the Gaussian kernel
 integrated over the bin, ``0.5 [erf((c_j + w/2 - s) / (sqrt 2 sigma)) - erf((c_j - w/2 - s) / (sqrt 2 sigma))]``,
-so the TOF weights of a sample sum to one when the bins cover it (summing TOF bins gives the non-TOF
-projection).
+evaluated on the ``2m + 1`` bins nearest to the sample (``m`` covers 5 sigma), so the TOF weights of a
+sample sum to one (to 1e-6) when the bins cover it: summing TOF bins gives the non-TOF projection.
 
 Sampling uses ``torch.nn.functional.grid_sample`` (trilinear at the plane crossings equals Joseph's
 bilinear interpolation); the backprojection is its input gradient (``grid_sampler_*_backward``): the
@@ -45,34 +45,58 @@ class TofKernel:
     bin_width_mm : float
         Width of one TOF bin along the LOR, mm.
     n_bins : int
-        Number of TOF bins, centred on the LOR midpoint.
+        Number of TOF bins (odd), centred on the LOR midpoint.
+    n_sigmas : float
+        The kernel is evaluated on the bins within ``m = ceil((n_sigmas sigma + w/2) / w)`` bins of the
+        bin holding the sample (the Gaussian mass beyond 5 sigma is 6e-7).
     """
 
     fwhm_mm: float
     bin_width_mm: float
     n_bins: int
+    n_sigmas: float = 5.0
 
     def __post_init__(self) -> None:
-        if not (self.fwhm_mm > 0 and self.bin_width_mm > 0 and self.n_bins >= 1):
+        if not (self.fwhm_mm > 0 and self.bin_width_mm > 0 and self.n_bins >= 1 and self.n_bins % 2 == 1
+                and self.n_sigmas > 0):
             raise InputError(f"invalid TOF kernel {self}")
 
-    def weights(self, s_mm: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tensor:
-        """Bin-integrated kernel: (..., n_bins) for all bins, or (...) for one bin per LOR.
+    @property
+    def sigma_mm(self) -> float:
+        return self.fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
-        ``s_mm`` (...) is the signed distance of each sample from the LOR midpoint; ``bins`` (L,)
-        the TOF bin of each LOR (then ``s_mm`` is (L, n_samples)).
+    @property
+    def half_window(self) -> int:
+        """``m``: bins on each side of the sample's bin that get a weight."""
+        return int(math.ceil((self.n_sigmas * self.sigma_mm + 0.5 * self.bin_width_mm) / self.bin_width_mm))
+
+    def _nearest_bin(self, s_mm: torch.Tensor) -> torch.Tensor:
+        return torch.round(s_mm / self.bin_width_mm).long() + (self.n_bins - 1) // 2
+
+    def _erf_at(self, edge_mm: torch.Tensor, s_mm: torch.Tensor) -> torch.Tensor:
+        return torch.erf((edge_mm - s_mm) / (math.sqrt(2.0) * self.sigma_mm))
+
+    def window(self, s_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """TOF bins (..., 2m+1) near each sample and their bin-integrated weights (..., 2m+1).
+
+        Bins outside ``0..n_bins-1`` get weight 0 (and a clamped index).
         """
-        sigma = self.fwhm_mm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-        scale = 1.0 / (math.sqrt(2.0) * sigma)
-        if bins is None:
-            centres = (torch.arange(self.n_bins, device=s_mm.device, dtype=s_mm.dtype)
-                       - (self.n_bins - 1) / 2.0) * self.bin_width_mm
-            diff = centres - s_mm[..., None]
-        else:
-            centres = (bins.to(s_mm.dtype) - (self.n_bins - 1) / 2.0) * self.bin_width_mm
-            diff = centres[:, None] - s_mm
-        half = 0.5 * self.bin_width_mm
-        return 0.5 * (torch.erf((diff + half) * scale) - torch.erf((diff - half) * scale))
+        m = self.half_window
+        offs = torch.arange(-m, m + 2, device=s_mm.device)
+        j = self._nearest_bin(s_mm)[..., None] + offs  # bin of each lower edge, (..., 2m+2)
+        edges = (j.to(s_mm.dtype) - (self.n_bins - 1) / 2.0 - 0.5) * self.bin_width_mm
+        cdf = self._erf_at(edges, s_mm[..., None])
+        w = 0.5 * (cdf[..., 1:] - cdf[..., :-1])
+        bins = j[..., :-1]
+        inside = (bins >= 0) & (bins < self.n_bins)
+        return bins.clamp(0, self.n_bins - 1), w * inside.to(w.dtype)
+
+    def weights(self, s_mm: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+        """Weight (L, K) of samples at ``s_mm`` (L, K) in one TOF bin per LOR ``bins`` (L,) (same window)."""
+        lower = (bins.to(s_mm.dtype) - (self.n_bins - 1) / 2.0 - 0.5)[:, None] * self.bin_width_mm
+        w = 0.5 * (self._erf_at(lower + self.bin_width_mm, s_mm) - self._erf_at(lower, s_mm))
+        near = (self._nearest_bin(s_mm) - bins[:, None]).abs() <= self.half_window
+        return w * near.to(w.dtype)
 
 
 def _dominant_groups(d: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
@@ -143,7 +167,7 @@ def _iterate(start_idx, end_idx, shape, spacing_mm, tof, max_elements):
     """Yield (lor_index, grid, weights, s_mm, planar) for every chunk of LORs (the shared traversal)."""
     d, length_mm = _prepare(start_idx, end_idx, spacing_mm)
     planar = shape[0] == 1 and bool((start_idx[:, 0].abs() < 1e-9).all() and (end_idx[:, 0].abs() < 1e-9).all())
-    per_sample = 6 + (tof.n_bins if tof is not None else 0)
+    per_sample = 6 + (4 * (2 * tof.half_window + 2) if tof is not None else 0)
     for a, group in _dominant_groups(d):
         for sel in _chunks(group, shape[a], per_sample, max_elements):
             p0, dd, ln = start_idx[sel], d[sel], length_mm[sel]
@@ -195,7 +219,7 @@ def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
     tof_bin : torch.Tensor, optional, shape (L,)
         One TOF bin per LOR (list-mode): the output is (L,) TOF-weighted integrals.
     max_elements : int
-        Memory cap per chunk (LORs x planes x (6 + TOF bins)).
+        Memory cap per chunk (LORs x planes x values per sample).
 
     Returns
     -------
@@ -214,7 +238,9 @@ def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
         elif tof_bin is not None:
             out[sel] = (vals * tof.weights(s_mm, tof_bin[sel])).sum(1)
         else:
-            out[sel] = torch.einsum("lk,lkj->lj", vals, tof.weights(s_mm))
+            bins, wts = tof.window(s_mm)  # (L, K, M)
+            part = out.new_zeros((len(sel), tof.n_bins))
+            out[sel] = part.scatter_add_(1, bins.flatten(1), (vals[..., None] * wts).flatten(1))
     return out
 
 
@@ -234,6 +260,7 @@ def joseph_backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
         elif tof_bin is not None:
             samp = (y[:, None] * tof.weights(s_mm, tof_bin[sel])) * w
         else:
-            samp = torch.einsum("lj,lkj->lk", y, tof.weights(s_mm)) * w
+            bins, wts = tof.window(s_mm)
+            samp = (y.gather(1, bins.flatten(1)).view_as(wts) * wts).sum(-1) * w
         image += _spread(samp, image, grid, planar)
     return image
