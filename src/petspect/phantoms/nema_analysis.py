@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from petspect.errors import InputError
 from petspect.metrics.nema import (background_variability_pct, cold_contrast_pct, hot_contrast_pct,
@@ -108,7 +109,7 @@ def to_axial(volume: Volume) -> Volume:
     d = np.asarray(volume.direction)
     perm = np.abs(d).argmax(axis=0)  # LPS axis (0=x, 1=y, 2=z) of each array axis
     if np.allclose(np.abs(d), np.eye(3)[:, perm], atol=1e-6) and sorted(perm) == [0, 1, 2]:
-        data = volume.data.detach().to("cpu", dtype=volume.data.dtype if volume.data.is_floating_point() else None)
+        data = volume.data.detach().cpu()
         flips = [a for a in range(3) if d[perm[a], a] < 0]
         origin = volume.voxel_to_world([(n - 1) if a in flips else 0 for a, n in enumerate(volume.shape)])
         data = data.flip(flips) if flips else data
@@ -121,9 +122,8 @@ def to_axial(volume: Volume) -> Volume:
     s = min(volume.spacing_mm)
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     shape = tuple(int(math.floor((hi[2 - a] - lo[2 - a]) / s)) + 1 for a in range(3))
-    ref = Volume(np.zeros((1, 1, 1), dtype=np.float32), (s, s, s), lo, AXIAL_DIRECTION)
-    ref.data = volume.data.new_zeros(shape)
-    return volume.to(dtype=volume.data.dtype if volume.data.is_floating_point() else None).resample_to(ref)
+    ref = Volume(torch.zeros(shape, dtype=torch.float32), (s, s, s), lo, AXIAL_DIRECTION)
+    return volume.to("cpu", dtype=torch.float32).resample_to(ref)
 
 
 class _Slices:
