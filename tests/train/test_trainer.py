@@ -135,9 +135,10 @@ def test_adversarial_schemes(tiny_dataset, tmp_path, scheme, gan_loss):
 def test_config_validation(tiny_dataset, tmp_path):
     for bad in (dict(mode="4d"), dict(adversarial="wgan"), dict(loss={"vgg": 1.0}), dict(epochs=0),
                 dict(val_metric="dice"), dict(normalization={"kind": "zscore"}), dict(augment={"shear": 1}),
-                dict(lr=0.0), dict(patience=0)):
+                dict(lr=0.0), dict(patience=0), dict(augment=True)):
         with pytest.raises(ConfigError):
             _config(tiny_dataset, tmp_path, **bad)
+    assert _config(tiny_dataset, tmp_path, augment=False).augmentation() is None  # TOML has no null
     with pytest.raises(ConfigError, match="unknown training options"):
         TrainConfig.from_dict({**_config(tiny_dataset, tmp_path).to_dict(), "epochz": 3})
     with pytest.raises(ConfigError):

@@ -38,8 +38,9 @@ class TrainConfig:
         (pz, py, px) in 3D, (py, px) in 2D/2.5D, in voxels.
     patches_per_volume, val_patches_per_volume : int
     foreground_fraction : float; foreground_threshold : float or None (target unit; None = target mean)
-    augment : dict
-        :class:`~petspect.train.data.Augmentation` fields (empty dict = defaults); ``None`` disables it.
+    augment : dict, False or None
+        :class:`~petspect.train.data.Augmentation` fields (empty dict = defaults); ``False`` (TOML) or ``None``
+        disables augmentation.
     normalization : dict
         Of the PET input and the target (``{"kind": "suv_scaling", "factor": 5000.0, "unit": "Bq/mL"}``).
     extra_normalizations : dict key -> dict
@@ -82,7 +83,7 @@ class TrainConfig:
     val_patches_per_volume: int = 2
     foreground_fraction: float = 0.5
     foreground_threshold: float | None = None
-    augment: dict[str, Any] | None = field(default_factory=dict)
+    augment: dict[str, Any] | bool | None = field(default_factory=dict)
     normalization: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
     extra_normalizations: dict[str, dict[str, Any]] = field(default_factory=dict)
     network: str = "unet"
@@ -142,8 +143,10 @@ class TrainConfig:
 
     def augmentation(self) -> Augmentation | None:
         """The augmentation of the training set (None when disabled)."""
-        if self.augment is None:
+        if self.augment is None or self.augment is False:
             return None
+        if not isinstance(self.augment, dict):
+            raise ConfigError(f"augment must be a table of Augmentation fields or false, got {self.augment!r}")
         try:
             return Augmentation(**self.augment)
         except TypeError as exc:
