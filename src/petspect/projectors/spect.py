@@ -268,7 +268,6 @@ class SpectProjector(LinearOperator):
             self.mu = None
         else:
             self.register_buffer("mu", mu)
-        self.inside_orbit = bool(float(radius.min()) >= 0.5 * math.hypot(grid.ny * grid.dy, grid.nx * grid.dx))
         self._subsets: dict = {}
         self._chunks: list[tuple[torch.Tensor, float]] = []
 
