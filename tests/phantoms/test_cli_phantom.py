@@ -67,3 +67,10 @@ def test_nema_command_reports_and_writes_json(iec_dir, tmp_path):
     assert 80.0 < res["spheres"][0]["contrast_pct"] <= 100.5
     r = CliRunner().invoke(app, ["nema", str(iec_dir / "activity.nii.gz"), "--json", str(out)])
     assert r.exit_code == 2  # exists, no --overwrite
+
+
+def test_nema_png_shows_rois(iec_dir, tmp_path):
+    out = tmp_path / "rois.png"
+    r = CliRunner().invoke(app, ["nema", str(iec_dir / "activity.nii.gz"), "--png", str(out), "--ratio", "4"])
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -26,6 +26,37 @@ def _table(res: dict):
     return t
 
 
+def write_roi_png(volume, res: dict, path: Path) -> None:
+    """PNG of the sphere-plane slice with the sphere, background (37 mm) and lung ROIs drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    from petspect.phantoms.nema_analysis import to_axial
+
+    ax_vol = to_axial(volume)
+    k = int(round(float(ax_vol.world_to_voxel([0.0, 0.0, res["slices_z_mm"][0]])[0])))
+    x0, y0, _ = ax_vol.origin_mm
+    dz, dy, dx = ax_vol.spacing_mm
+    ny, nx = ax_vol.shape[1:]
+    fig, ax = plt.subplots(figsize=(7, 7 * ny * dy / (nx * dx)))
+    ax.imshow(ax_vol.numpy()[k], cmap="gray", extent=(x0 - dx / 2, x0 + (nx - 0.5) * dx, y0 + (ny - 0.5) * dy, y0 - dy / 2))
+    for sp in res["spheres"]:
+        ax.add_patch(Circle(sp["centre_mm"][:2], sp["diameter_mm"] / 2, fill=False, color="red" if sp["kind"] == "hot" else "cyan"))
+        ax.annotate(f"{sp['diameter_mm']:g}", sp["centre_mm"][:2], color="yellow", fontsize=7, ha="center")
+    for c in res["background"]["roi_centres_mm"]:
+        ax.add_patch(Circle(c, 18.5, fill=False, color="lime", lw=0.8))
+    ax.add_patch(Circle(res["geometry"]["ring_centre_mm"], res["lung"]["roi_diameter_mm"] / 2, fill=False, color="orange"))
+    ax.set_title(f"z = {res['slices_z_mm'][0]:.1f} mm: spheres, 12 background ROIs, lung ROI", fontsize=9)
+    ax.set_xlabel("x (mm, LPS)")
+    ax.set_ylabel("y (mm, LPS)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 @handle_errors
 def nema(
     image: Path = typer.Argument(..., help="Reconstructed IEC phantom image: NIfTI, DICOM folder/file, Interfile."),
@@ -34,20 +65,23 @@ def nema(
     hot_spheres: int = typer.Option(None, "--hot-spheres", help="Number of hot spheres, smallest first "
                                                                 "(default: decided from the image)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full results as JSON here."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
+    png_out: Path = typer.Option(None, "--png", help="Write the sphere-plane slice with the ROIs drawn here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json / --png files."),
 ) -> None:
     """Find the spheres and report Q_H / Q_C, background variability N, lung residual and background CV."""
     import json
 
     from rich.console import Console
 
-    from petspect._fileio import atomic_write_text, check_output_path
+    from petspect._fileio import atomic_path, atomic_write_text, check_output_path
     from petspect.io import load
     from petspect.phantoms.nema_analysis import analyse_iec
 
-    if json_out is not None:
-        check_output_path(json_out, overwrite=overwrite, inputs=[image])
-    res = analyse_iec(load(image), activity_ratio=ratio, hot_spheres=hot_spheres)
+    for out in (json_out, png_out):
+        if out is not None:
+            check_output_path(out, overwrite=overwrite, inputs=[image])
+    volume = load(image)
+    res = analyse_iec(volume, activity_ratio=ratio, hot_spheres=hot_spheres)
     console = Console()
     console.print(_table(res))
     g = res["geometry"]
@@ -58,3 +92,7 @@ def nema(
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(res, indent=2))
         console.print(f"wrote {json_out}")
+    if png_out is not None:
+        with atomic_path(png_out) as tmp:
+            write_roi_png(volume, res, tmp)
+        console.print(f"wrote {png_out}")

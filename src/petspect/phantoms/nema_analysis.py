@@ -360,7 +360,8 @@ def _background_centres(s: _Slices, body2d: np.ndarray, geo: IecGeometry) -> np.
 
     Candidates are the pixel centres that keep a 37 mm ROI at least 15 mm from the phantom edge,
     from every sphere (outer wall) and from the lung insert; 12 of them are spread by
-    farthest-point sampling, starting from the one furthest from the ring centre.
+    farthest-point sampling (starting from the one furthest from the ring centre), then moved one
+    at a time to maximise their smallest mutual distance.
     """
     from scipy.ndimage import distance_transform_edt
 
@@ -381,7 +382,23 @@ def _background_centres(s: _Slices, body2d: np.ndarray, geo: IecGeometry) -> np.
     for _ in range(BACKGROUND_ROI_COUNT - 1):
         chosen.append(int(np.argmax(dmin)))
         dmin = np.minimum(dmin, np.hypot(*(cand - cand[chosen[-1]]).T))
-    return cand[chosen]
+    return cand[_spread(cand, chosen)]
+
+
+def _spread(cand: np.ndarray, chosen: list[int], rounds: int = 20) -> list[int]:
+    """Move each chosen point in turn to the candidate furthest from all the others (max-min spread)."""
+    chosen = list(chosen)
+    for _ in range(rounds):
+        moved = False
+        for i in range(len(chosen)):
+            others = cand[[c for j, c in enumerate(chosen) if j != i]]
+            dmin = np.linalg.norm(cand[:, None] - others[None], axis=-1).min(axis=1)
+            best = int(np.argmax(dmin))
+            if dmin[best] > dmin[chosen[i]] + 1e-9:
+                chosen[i], moved = best, True
+        if not moved:
+            break
+    return chosen
 
 
 def _slice_indices(s: _Slices, plane_z: float) -> list[int]:
