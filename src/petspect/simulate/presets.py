@@ -1,0 +1,105 @@
+"""Named cohort presets: ``quick``, ``brain-fdg``, ``wholebody-fdg``, ``spect-tc99m``, ``lu177-spect``.
+
+``quick`` is small enough for tests and the demo (seconds per case on a 2-core CPU); the others use
+clinical voxel sizes and scanner models. Every preset is a :class:`DatasetConfig`; print one with
+``petspect simulate PRESET --show-config`` and save it as TOML to change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from petspect.errors import ConfigError
+from petspect.simulate.config import (AcquisitionConfig, DatasetConfig, PhantomConfig, ReconConfig, ScannerConfig,
+                                      SplitConfig)
+
+
+def quick() -> DatasetConfig:
+    """Small chest-abdomen FDG torsos at 100 and 10 % dose, on the whole-body ring cut to 12 rings of 6 mm.
+
+    Direct planes only (one per 6 mm slice) and 4x view mashing keep it at seconds per case; the
+    counts are those of the full scanner (see :mod:`petspect.simulate.systems`).
+    """
+    return DatasetConfig(
+        name="quick", description="petspect quick cohort: small FDG torsos, 2D-ring PET, 100 and 10 % dose",
+        subjects=6, seed=2026, dose_percents=[100.0, 10.0], time_percents=[], realisations=1,
+        phantom=PhantomConfig(kind="torso", voxel_mm=6.0, tracer="fdg",
+                              params={"fov": "chest-abdomen", "shape": [12, 64, 64]}),
+        scanner=ScannerConfig(modality="pet", preset="wholebody", tof=False, max_ring_difference=0, view_mashing=4,
+                              params={"n_rings": 12, "ring_spacing_mm": 6.0, "n_radial": 128}),
+        acquisition=AcquisitionConfig(scan_s=180.0, randoms_fraction=0.15),
+        recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=19, nac=False),
+        split=SplitConfig(train=0.5, validation=1 / 6, test=1 / 3),
+    )
+
+
+def wholebody_fdg() -> DatasetConfig:
+    """Whole-body FDG torsos at 4 mm on the whole-body TOF scanner, 100 to 1 % dose."""
+    return DatasetConfig(
+        name="wholebody-fdg", description="FDG torsos, whole-body TOF PET, dose 100..1 %",
+        subjects=40, seed=11, dose_percents=[100.0, 50.0, 25.0, 10.0, 5.0, 1.0], time_percents=[50.0, 25.0],
+        realisations=2,
+        phantom=PhantomConfig(kind="torso", voxel_mm=4.0, tracer="fdg", params={"fov": "chest-abdomen"}),
+        scanner=ScannerConfig(modality="pet", preset="wholebody", tof=True, max_ring_difference=None, view_mashing=2),
+        acquisition=AcquisitionConfig(scan_s=120.0),
+        recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=10),
+    )
+
+
+def brain_fdg() -> DatasetConfig:
+    """FDG brains (MNI152-based, with graded Alzheimer-like patterns) on the brain scanner."""
+    return DatasetConfig(
+        name="brain-fdg", description="FDG brains with graded disease patterns, brain PET, dose 100..5 %",
+        subjects=30, seed=12, dose_percents=[100.0, 25.0, 10.0, 5.0], realisations=2,
+        phantom=PhantomConfig(kind="brain", voxel_mm=2.0, tracer="fdg"),
+        scanner=ScannerConfig(modality="pet", preset="brain", tof=False, max_ring_difference=None, view_mashing=2),
+        acquisition=AcquisitionConfig(scan_s=600.0),
+        recon=ReconConfig(algorithms=["osem", "map"], iterations=4, subsets=8),
+    )
+
+
+def spect_tc99m() -> DatasetConfig:
+    """Tc-99m SPECT of torsos (bone MDP uptake) with an LEHR collimator, 120 views."""
+    return DatasetConfig(
+        name="spect-tc99m", description="Tc-99m MDP torsos, LEHR SPECT, dose 100..10 %",
+        subjects=20, seed=13, dose_percents=[100.0, 50.0, 25.0, 10.0],
+        phantom=PhantomConfig(kind="torso", voxel_mm=4.8, tracer="mdp", params={"fov": "chest-abdomen"}),
+        scanner=ScannerConfig(modality="spect", preset="spect-lehr", n_views=120, radius_mm=250.0),
+        acquisition=AcquisitionConfig(scan_s=20.0 * 120),
+        recon=ReconConfig(algorithms=["osem"], iterations=4, subsets=10),
+    )
+
+
+def lu177_spect() -> DatasetConfig:
+    """Lu-177 PSMA therapy SPECT (medium-energy collimator, 208 keV window).
+
+    Several time points after therapy are separate cohorts of the same subjects: the phantom parameter
+    ``hours_post_injection`` sets the time point and the tracer model's time-activity curves give the
+    activity then (run the preset with ``--set phantom.params.hours_post_injection=...``).
+    """
+    return DatasetConfig(
+        name="lu177-spect", description="Lu-177 PSMA torsos, ME SPECT 208 keV, dose 100..25 %",
+        subjects=20, seed=14, dose_percents=[100.0, 50.0, 25.0],
+        phantom=PhantomConfig(kind="torso", voxel_mm=4.8, tracer="lu177-psma",
+                              params={"fov": "chest-abdomen", "hours_post_injection": 24.0}),
+        scanner=ScannerConfig(modality="spect", preset="spect-me", n_views=60, radius_mm=250.0),
+        acquisition=AcquisitionConfig(scan_s=40.0 * 60),
+        recon=ReconConfig(algorithms=["osem"], iterations=4, subsets=10),
+    )
+
+
+PRESETS: dict[str, Callable[[], DatasetConfig]] = {
+    "quick": quick,
+    "wholebody-fdg": wholebody_fdg,
+    "brain-fdg": brain_fdg,
+    "spect-tc99m": spect_tc99m,
+    "lu177-spect": lu177_spect,
+}
+
+
+def get_preset(name: str) -> DatasetConfig:
+    """A fresh copy of a preset configuration."""
+    try:
+        return PRESETS[name]().validate()
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} or give a .toml file") from None

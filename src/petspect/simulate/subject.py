@@ -1,0 +1,176 @@
+"""One simulated subject: phantom -> acquisition at full dose -> thinned levels -> reconstructions.
+
+The chain (all in physical units, all seeded from the subject's seed):
+
+1. the phantom generator makes the true activity (Bq/mL), attenuation map (1/mm), CT, MR and labels;
+2. the scanner's system model (:mod:`petspect.simulate.systems`) gives expected counts of the
+   full-dose scan (trues, with attenuation and normalisation) and the additive randoms and scatter;
+3. the full-dose prompts are one Poisson draw; every lower dose level is a binomial thinning of them
+   (paired with the full dose); independent realisations at a level (for noise2noise) are disjoint
+   multinomial splits of the full-dose counts, which are independent Poisson data (splitting theorem);
+   fast-scan (time-window) levels keep each count with the window's share of the decays, which for a
+   static tracer distribution is exactly what cutting a list-mode stream to that window does;
+4. each level is reconstructed with the configured algorithms, with and without attenuation
+   correction. Reconstructions at every level are in **full-dose-equivalent Bq/mL**: the dose (or
+   time) fraction is divided out, as SUV normalisation by the injected activity does, so levels are
+   directly comparable and a denoiser maps low-dose images onto the full-dose scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import petspect
+from petspect.errors import ConfigError
+from petspect.phantoms.base import Phantom, make_phantom
+from petspect.simulate.config import DatasetConfig
+from petspect.simulate.layout import projection_key, recon_key, sha256_file, subject_id, write_json
+from petspect.volume import Volume
+
+#: phantom volumes copied into every subject (when the phantom has them)
+PHANTOM_KEYS = ("activity", "labels", "lesions", "ct", "mu_511", "mu_140", "mu_208", "mr_t1", "mr_t2")
+
+
+@dataclass
+class SubjectResult:
+    """Everything simulated for one subject, before writing."""
+
+    subject: str
+    index: int
+    seed: int
+    volumes: dict[str, Volume] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def make_subject_phantom(config: DatasetConfig, seed: int) -> Phantom:
+    """The phantom of a subject, from the configuration and the subject's seed."""
+    pc = config.phantom
+    kwargs = dict(pc.params)
+    kwargs.setdefault("voxel_mm", pc.voxel_mm)
+    if pc.tracer is not None:
+        kwargs.setdefault("tracer", pc.tracer)
+    return make_phantom(pc.kind, seed=int(seed), **kwargs)
+
+
+def dose_levels(config: DatasetConfig) -> list[tuple[str, float]]:
+    """(kind, percent) of every level: dose levels (highest first), then time windows."""
+    doses = sorted({float(p) for p in config.dose_percents}, reverse=True)
+    times = sorted({float(p) for p in config.time_percents if float(p) < 100.0}, reverse=True)
+    return [("dose", p) for p in doses] + [("time", p) for p in times]
+
+
+def planned_outputs(config: DatasetConfig, shape: tuple[int, int, int] | None = None) -> tuple[int, int, tuple[int, int, int]]:
+    """(number of image volumes, number of projection values, image shape) written per subject."""
+    from petspect.simulate.systems import build_system
+
+    phantom = make_subject_phantom(config, seed=int(config.seed))
+    if shape is None:
+        shape = phantom["activity"].shape
+    system = build_system(config, phantom)
+    n_levels = len(dose_levels(config))
+    n_real = sum(config.realisations if (k == "dose" and p < 100) else 1 for k, p in dose_levels(config))
+    per_level = len(config.recon.algorithms) + (1 if config.recon.nac else 0)
+    n_vol = sum(1 for k in PHANTOM_KEYS if k in phantom.volumes) + n_real * per_level
+    del n_levels
+    return n_vol, n_real * math.prod(system.data_shape), tuple(shape)
+
+
+def _level_data(full: torch.Tensor, kind: str, percent: float, n_real: int, scan_fraction: float,
+                gen: torch.Generator) -> list[torch.Tensor]:
+    """Counts of one level: thinned (paired) from the full-dose counts; disjoint splits for realisations."""
+    from petspect.physics.counts import thin_counts
+
+    if kind == "dose" and percent >= 100.0:
+        return [full]
+    fraction = percent / 100.0 if kind == "dose" else scan_fraction
+    if n_real == 1:
+        return [thin_counts(full, fraction, gen)]
+    # multinomial split of every count into n_real parts of probability `fraction` and a remainder
+    parts, remaining, p_left = [], full.clone(), 1.0
+    for _ in range(n_real):
+        part = thin_counts(remaining, min(fraction / p_left, 1.0), gen)
+        parts.append(part)
+        remaining = remaining - part
+        p_left -= fraction
+    return parts
+
+
+def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectResult:
+    """Simulate subject ``index`` with its ``seed`` (see the module docstring for the chain)."""
+    from petspect.simulate.systems import build_system
+
+    phantom = make_subject_phantom(config, seed)
+    result = SubjectResult(subject_id(index), index, int(seed))
+    for key in PHANTOM_KEYS:
+        if key in phantom.volumes:
+            result.volumes[key] = phantom.volumes[key]
+    system = build_system(config, phantom)
+    gen = torch.Generator().manual_seed(int(seed) ^ 0x5EED)
+    expected = system.expected_full_dose()
+    from petspect.physics.counts import poisson_sample
+
+    full = poisson_sample(expected, gen)
+    counts: dict[str, float] = {}
+    for kind, pct in dose_levels(config):
+        n_real = config.realisations if (kind == "dose" and pct < 100.0) else 1
+        scan_fraction = system.time_window_fraction(pct / 100.0) if kind == "time" else pct / 100.0
+        for r, data in enumerate(_level_data(full, kind, pct, n_real, scan_fraction, gen)):
+            pkey = projection_key(kind, pct, r)
+            counts[pkey] = float(data.sum())
+            result.arrays[pkey] = data.to(torch.float32).numpy()
+            for algo in config.recon.algorithms:
+                img = system.reconstruct(data, scan_fraction, algo, attenuation_correction=True)
+                result.volumes[recon_key(kind, pct, algo, True, r)] = img
+            if config.recon.nac:
+                img = system.reconstruct(data, scan_fraction, "osem", attenuation_correction=False)
+                result.volumes[recon_key(kind, pct, "osem", False, r)] = img
+    result.arrays["additive_d100"] = system.additive_full_dose().to(torch.float32).numpy()
+    result.arrays["multiplicative"] = system.multiplicative().to(torch.float32).numpy()
+    result.record = {
+        "subject": result.subject, "index": index, "seed": int(seed),
+        "phantom_record": phantom.record,
+        "label_names": {str(k): v for k, v in phantom.label_names.items()},
+        "tables": phantom.tables,
+        "counts_per_level": counts,
+        "system": system.describe(),
+        "petspect_version": petspect.__version__,
+    }
+    return result
+
+
+def write_subject(result: SubjectResult, folder: Path) -> dict[str, Any]:
+    """Write a subject's volumes (NIfTI), arrays (.npy) and ``subject.json`` into ``folder``."""
+    from petspect.io import save
+
+    files: dict[str, dict[str, Any]] = {}
+    entry: dict[str, str] = {}
+    for key, vol in result.volumes.items():
+        name = f"{key}.nii.gz"
+        save(vol, folder / name, overwrite=True)
+        files[name] = {"sha256": sha256_file(folder / name), "shape": list(vol.shape), "unit": vol.unit}
+        entry[key] = f"{result.subject}/{name}"
+    for key, arr in result.arrays.items():
+        name = f"{key}.npy"
+        np.save(folder / name, arr, allow_pickle=False)
+        files[name] = {"sha256": sha256_file(folder / name), "shape": list(arr.shape), "unit": "counts"}
+    if "activity" in result.volumes:
+        entry.setdefault("image", entry.get(_default_image_key(result), entry["activity"]))
+    if "labels" in result.volumes:
+        entry["label"] = entry["labels"]
+    record = {**result.record, "files": files, "entry": entry}
+    write_json(folder / "subject.json", record)
+    return record
+
+
+def _default_image_key(result: SubjectResult) -> str:
+    recons = sorted(k for k in result.volumes if k.startswith("recon_d") and k.endswith("_ac"))
+    if not recons:
+        raise ConfigError("no attenuation-corrected reconstruction was configured")
+    return recons[0]  # the lowest dose level's first algorithm (sorted: d010 < d100)

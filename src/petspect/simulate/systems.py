@@ -1,0 +1,211 @@
+"""Scanner models of a simulated cohort: expected data of the full-dose scan and the reconstructions.
+
+:func:`build_system` turns a :class:`~petspect.simulate.config.DatasetConfig` and a subject's phantom
+into a :class:`PetCohortSystem` or :class:`SpectCohortSystem`. Both expose the same small interface
+used by :mod:`petspect.simulate.subject`:
+
+* ``expected_full_dose()`` -- expected prompts (counts) of the full-dose scan, additive terms included;
+* ``additive_full_dose()`` and ``multiplicative()`` -- the additive (randoms + scatter) and
+  multiplicative (attenuation x normalisation) terms, stored with the data;
+* ``time_window_fraction(f)`` -- share of the counts in the first fraction ``f`` of the scan (decay);
+* ``reconstruct(counts, fraction, algorithm, attenuation_correction)`` -- an image Volume in
+  full-dose-equivalent Bq/mL;
+* ``describe()`` -- JSON record of the system (enough to rebuild it with the config).
+
+Calibration (PET)
+-----------------
+The projector gives line integrals (Bq/mL x mm). A calibration factor ``k`` (counts per second per
+unit line integral) is set so that a 1 Bq point source at the centre of the field of view, in air,
+gives ``sensitivity_cps_per_kbq / 1000`` counts per second in the configured sinogram: reduced
+geometries (direct planes only, mashed views) carry the counts of the whole scanner, as SSRB-rebinned
+3D data do, so the noise of every level is that of the real scanner. Expected counts of a scan of
+``T`` s with the decay of the nuclide are ``k * T_eff * (A x)`` with ``T_eff = (1 - exp(-lambda T)) /
+lambda`` (activity at the scan start); reconstructions use the same operator, so they return Bq/mL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from petspect.errors import ConfigError
+from petspect.phantoms.base import Phantom
+from petspect.simulate.config import DatasetConfig
+from petspect.volume import Volume
+
+#: NEMA NU 2 total sensitivity (cps/kBq) of the scanners the PET presets resemble:
+#: Biograph Vision 600 16.4 (van Sluis et al, J Nucl Med 60:1031, 2019); HRRT ~ 4.3 (de Jong et al, PMB
+#: 52:1505, 2007, 400-650 keV); Inveon 6.72 % = 67.2 cps/kBq (Constantinescu & Mukherjee, PMB 54:2885, 2009).
+PET_SENSITIVITY_CPS_PER_KBQ = {"wholebody": 16.4, "brain": 4.3, "small-animal": 67.2}
+
+_NUCLIDE_OF_TRACER = {"fdg": "F-18", "psma": "Ga-68", "dotatate": "Ga-68", "amyloid": "F-18", "dat": "F-18"}
+
+
+def _split_params(cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in params.items() if k in names}, {k: v for k, v in params.items() if k not in names}
+
+
+def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorithm: str, config: DatasetConfig,
+                 spacing_mm=None) -> torch.Tensor:
+    """Run one of the configured algorithms on calibrated data (image in the operator's input unit)."""
+    from petspect.recon.em import mlem, osem
+
+    rc = config.recon
+    if algorithm == "osem":
+        return osem(op, data, additive=additive, n_iter=rc.iterations, n_subsets=rc.subsets, progress=False)
+    if algorithm == "mlem":
+        return mlem(op, data, additive=additive, n_iter=rc.iterations * rc.subsets, progress=False)
+    if algorithm == "map":
+        from petspect.recon.map import bsrem
+        from petspect.recon.priors import make_prior
+
+        prior = make_prior(rc.prior, spacing_mm=spacing_mm)
+        return bsrem(op, data, prior, rc.beta, additive=additive, n_iter=max(rc.iterations * 2, 4),
+                     n_subsets=rc.subsets, progress=False)
+    raise ConfigError(f"algorithm {algorithm!r} is not available for cohort reconstructions")
+
+
+@dataclass
+class PetCohortSystem:
+    """PET scanner model of one subject (see the module docstring)."""
+
+    config: DatasetConfig
+    activity: Volume
+    model_ac: Any
+    model_nac: Any
+    calibration: float
+    scan_eff_s: float
+    additive: torch.Tensor
+    info: dict[str, Any]
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.model_ac.out_shape)
+
+    def _op(self, ac: bool, fraction: float):
+        return (self.model_ac if ac else self.model_nac) * (self.calibration * self.scan_eff_s * fraction)
+
+    def expected_full_dose(self) -> torch.Tensor:
+        return self._op(True, 1.0)(self.activity.data.to(torch.float32)) + self.additive
+
+    def additive_full_dose(self) -> torch.Tensor:
+        return self.additive
+
+    def multiplicative(self) -> torch.Tensor:
+        return self.model_ac.multiplicative_factors
+
+    def time_window_fraction(self, fraction: float) -> float:
+        from petspect.physics.counts import decay_window_fraction
+
+        scan = self.config.acquisition.scan_s
+        return decay_window_fraction(0.0, fraction * scan, scan, half_life_s=self.info["half_life_s"])
+
+    def reconstruct(self, counts: torch.Tensor, fraction: float, algorithm: str, *,
+                    attenuation_correction: bool = True) -> Volume:
+        op = self._op(attenuation_correction, fraction)
+        img = _reconstruct(op, counts.to(torch.float32), self.additive * fraction, algorithm, self.config,
+                           spacing_mm=self.activity.spacing_mm)
+        return self.activity.with_data(img, unit="Bq/mL", modality="PT",
+                                       meta={"algorithm": algorithm, "attenuation_corrected": attenuation_correction,
+                                             "count_fraction": fraction})
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.info)
+
+
+def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
+    from petspect.geometry.pet import ImageGrid, get_pet_scanner
+    from petspect.geometry.sinogram import SinogramDefinition
+    from petspect.nuclides import half_life_s
+    from petspect.physics.counts import effective_scan_s
+    from petspect.projectors.pet_system import pet_system_model
+
+    sc, acq = config.scanner, config.acquisition
+    scanner = get_pet_scanner(sc.preset)
+    scanner_over, rest = _split_params(type(scanner), sc.params)
+    scanner = dataclasses.replace(scanner, **scanner_over) if scanner_over else scanner
+    if not sc.tof:
+        scanner = scanner.non_tof()
+    sino_over, unknown = _split_params(SinogramDefinition, rest)
+    if unknown:
+        raise ConfigError(f"unknown scanner.params {sorted(unknown)} (neither PetScanner nor SinogramDefinition fields)")
+    sino = SinogramDefinition(scanner, max_ring_diff=sc.max_ring_difference, view_mashing=sc.view_mashing, **sino_over)
+    activity = phantom["activity"]
+    grid = ImageGrid(activity.shape, activity.spacing_mm)  # centred on the scanner axis
+    mu = phantom.volumes.get("mu_511") if acq.attenuation else None
+    mu_t = mu.data.to(torch.float32) if mu is not None else None
+    norm = None
+    if acq.normalisation:
+        from petspect.physics.normalization import simulate_efficiencies
+
+        norm = simulate_efficiencies(sino, seed=int(config.seed))
+    model_ac = pet_system_model(scanner, grid, sino_def=sino, mu=mu_t, normalisation=norm, psf_fwhm_mm=sc.psf_fwhm_mm,
+                                tof=sc.tof)
+    model_nac = pet_system_model(scanner, grid, sino_def=sino, mu=None, normalisation=norm, psf_fwhm_mm=sc.psf_fwhm_mm,
+                                 tof=sc.tof)
+    sens = PET_SENSITIVITY_CPS_PER_KBQ.get(sc.preset, 10.0) * acq.sensitivity_scale
+    point = torch.zeros(grid.shape, dtype=torch.float32)
+    centre = tuple(n // 2 for n in grid.shape)
+    voxel_ml = activity.voxel_volume_ml
+    point[centre] = 1.0 / voxel_ml  # 1 Bq in the central voxel, in Bq/mL
+    geometric = model_nac.projector(point).sum()
+    calibration = sens * 1e-3 / float(geometric)
+    tracer = (phantom.record.get("params", {}) or {}).get("tracer", config.phantom.tracer) or "fdg"
+    nuclide = phantom.record.get("nuclide") or _NUCLIDE_OF_TRACER.get(str(tracer).lower(), "F-18")
+    t_half = half_life_s(nuclide)
+    scan_eff = effective_scan_s(acq.scan_s, half_life_s=t_half)
+    trues = model_ac(activity.data.to(torch.float32)) * (calibration * scan_eff)
+    additive = _pet_additive(config, sino, model_ac, trues, activity, mu_t, norm, calibration * scan_eff)
+    info = {"modality": "pet", "scanner": dataclasses.asdict(scanner),
+            "sinogram": {"span": sino.span, "max_ring_diff": sino.max_ring_diff, "view_mashing": sino.view_mashing,
+                         "n_radial": sino.n_radial, "shape": list(model_ac.out_shape)},
+            "sensitivity_cps_per_kbq": sens, "calibration_counts_per_s_per_line_integral": calibration,
+            "nuclide": nuclide, "half_life_s": t_half, "scan_s": acq.scan_s, "scan_eff_s": scan_eff,
+            "expected_trues": float(trues.sum()), "expected_additive": float(additive.sum())}
+    return PetCohortSystem(config, activity, model_ac, model_nac, calibration, scan_eff, additive, info)
+
+
+def _pet_additive(config, sino, model, trues, activity, mu, norm, scale) -> torch.Tensor:
+    """Expected scatter + randoms (counts) of the full-dose scan.
+
+    Scatter: the object-dependent analytic model of :func:`petspect.physics.scatter_pet.scatter_estimate`
+    (its physical magnitude, or rescaled to ``scatter_fraction`` of the trues when that is set), times the
+    efficiencies; randoms: :func:`petspect.physics.randoms.uniform_randoms`, ``randoms_fraction`` of the
+    trues. TOF data spread both evenly over the TOF bins.
+    """
+    acq = config.acquisition
+    total_trues = float(trues.sum())
+    base_shape = tuple(model.multiplicative_factors.shape)
+    additive = torch.zeros(base_shape, dtype=trues.dtype)
+    if acq.scatter and mu is not None:
+        from petspect.physics.scatter_pet import scatter_estimate
+
+        scatter = scatter_estimate(activity.data.to(torch.float32), mu, model.projector) * scale
+        if norm is not None:
+            scatter = scatter * norm
+        if acq.scatter_fraction is not None:
+            scatter = scatter * (acq.scatter_fraction / (1 - acq.scatter_fraction) * total_trues
+                                 / max(float(scatter.sum()), 1e-30))
+        additive = additive + scatter
+    if acq.randoms and acq.randoms_fraction > 0:
+        from petspect.physics.randoms import uniform_randoms
+
+        additive = additive + uniform_randoms(sino, acq.randoms_fraction * total_trues, dtype=trues.dtype)
+    if trues.ndim == 4:  # TOF sinogram: scatter and randoms are flat in time
+        from petspect.physics.randoms import randoms_to_tof
+
+        additive = randoms_to_tof(additive, trues.shape[-1])
+    return additive
+
+
+def build_system(config: DatasetConfig, phantom: Phantom):
+    """The cohort system of one subject: PET or SPECT by ``config.scanner.modality``."""
+    if config.scanner.modality == "pet":
+        return _pet_system(config, phantom)
+    from petspect.simulate.systems_spect import spect_system
+
+    return spect_system(config, phantom)
