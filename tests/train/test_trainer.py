@@ -46,7 +46,7 @@ def _kill_after_first(trainer, epoch, record):
 def test_resume_gives_identical_weights(tiny_dataset, tmp_path):
     """Train 2 epochs; separately train, stop after epoch 1, resume in a new Trainer: same weights, same history.
     The 2D UNet has dropout, so the restored global RNG state matters too."""
-    kw = dict(network_kwargs={"dropout": 0.2}, mode="2d", patch_size=(8, 8))
+    kw = dict(network_kwargs={"dropout": 0.2}, mode="2d", patch_size=(8, 8), lr_schedule="cosine", warmup_epochs=1)
     full = Trainer(_config(tiny_dataset, tmp_path / "a", **kw)).fit()
     cfg_b = _config(tiny_dataset, tmp_path / "b", **kw)
     with pytest.raises(_Killed):
@@ -60,6 +60,7 @@ def test_resume_gives_identical_weights(tiny_dataset, tmp_path):
     assert [r["val_loss"] for r in full.history] == [r["val_loss"] for r in resumed.history]
     rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [float(r["lr"]) for r in rows] == [5e-4, 1e-3]  # warm-up at lr / 2, then the cosine starts at lr
     # a checkpoint from another configuration is refused, and so is overwriting without resume
     with pytest.raises(ConfigError):
         Trainer(_config(tiny_dataset, tmp_path / "b", **kw, lr=1e-2)).fit()
@@ -135,10 +136,14 @@ def test_adversarial_schemes(tiny_dataset, tmp_path, scheme, gan_loss):
 def test_config_validation(tiny_dataset, tmp_path):
     for bad in (dict(mode="4d"), dict(adversarial="wgan"), dict(loss={"vgg": 1.0}), dict(epochs=0),
                 dict(val_metric="dice"), dict(normalization={"kind": "zscore"}), dict(augment={"shear": 1}),
-                dict(lr=0.0), dict(patience=0), dict(augment=True)):
+                dict(lr=0.0), dict(patience=0), dict(augment=True), dict(lr_schedule="step"),
+                dict(warmup_epochs=2)):
         with pytest.raises(ConfigError):
             _config(tiny_dataset, tmp_path, **bad)
     assert _config(tiny_dataset, tmp_path, augment=False).augmentation() is None  # TOML has no null
+    cos = _config(tiny_dataset, tmp_path, lr=1.0, epochs=5, lr_schedule="cosine")
+    # 0.01 + 0.99 (1 + cos(pi e / 4)) / 2
+    assert [round(cos.lr_at(e), 6) for e in range(5)] == [1.0, 0.855018, 0.505, 0.154982, 0.01]
     with pytest.raises(ConfigError, match="unknown training options"):
         TrainConfig.from_dict({**_config(tiny_dataset, tmp_path).to_dict(), "epochz": 3})
     with pytest.raises(ConfigError):

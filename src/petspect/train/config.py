@@ -16,6 +16,7 @@ from petspect.train.losses import GAN_LOSSES, LOSSES
 from petspect.train.normalization import normalization_from_dict
 
 ADVERSARIAL = (None, "pix2pix", "cyclegan")
+LR_SCHEDULES = ("constant", "cosine")
 VAL_METRICS = {"loss": "min", "psnr": "max", "ssim": "max", "nrmse": "min"}
 
 
@@ -60,7 +61,10 @@ class TrainConfig:
         Weight of the adversarial term (pixel loss has weight 1 via ``loss``) and of cycle consistency.
     discriminator : dict
         :func:`petspect.nn.build_discriminator` arguments (features, n_layers, norm).
-    lr, weight_decay : float; betas : (float, float) (Adam/AdamW)
+    lr, weight_decay : float; betas : (float, float) (AdamW)
+    lr_schedule : {"constant", "cosine"}; warmup_epochs : int
+        Learning rate per epoch: linear warm-up over ``warmup_epochs``, then constant or cosine decay to
+        ``0.01 lr`` at the last epoch (a function of the epoch only, so resuming needs no scheduler state).
     batch_size, epochs : int; seed : int; amp : bool (used on CUDA only); num_workers : int
     val_metric : {"loss", "psnr", "ssim", "nrmse"}; patience : int or None; min_delta : float
     out_dir : str
@@ -98,6 +102,8 @@ class TrainConfig:
     cycle_weight: float = 10.0
     discriminator: dict[str, Any] = field(default_factory=lambda: {"features": 32, "n_layers": 3})
     lr: float = 2e-4
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = 4
@@ -128,6 +134,10 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "patches_per_volume", "val_patches_per_volume"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be None or at least 1, got {self.patience!r}")
         if self.num_workers < 0:
@@ -140,6 +150,16 @@ class TrainConfig:
         normalization_from_dict(self.normalization)
         for spec in self.extra_normalizations.values():
             normalization_from_dict(spec)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based) under ``lr_schedule`` and ``warmup_epochs``."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (epoch + 1) / (self.warmup_epochs + 1)
+        if self.lr_schedule == "constant":
+            return self.lr
+        span = max(self.epochs - 1 - self.warmup_epochs, 1)
+        t = min((epoch - self.warmup_epochs) / span, 1.0)
+        return self.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t)))
 
     def augmentation(self) -> Augmentation | None:
         """The augmentation of the training set (None when disabled)."""

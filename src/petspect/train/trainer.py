@@ -172,6 +172,9 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_sampler.set_epoch(epoch)
+        for opt in self.step.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = self.config.lr_at(epoch)
         self.step.train(True)
         sums: dict[str, float] = {}
         n = 0
@@ -306,7 +309,7 @@ class Trainer:
             for epoch in range(start, c.epochs if not self._finished else start):
                 t0 = time.perf_counter()
                 record = {"epoch": epoch, **self._train_epoch(epoch), **self._validate(),
-                          "lr": c.lr, "seconds": time.perf_counter() - t0}
+                          "lr": c.lr_at(epoch), "seconds": time.perf_counter() - t0}
                 if self._improved(record):
                     self.best_state = {k: v.detach().cpu().clone()
                                        for k, v in self.step.raw("generator").state_dict().items()}
@@ -356,6 +359,7 @@ class Trainer:
             "training": {"scheme": c.adversarial or "supervised", "network": c.network, "mode": c.mode,
                          "loss": c.loss, "epochs_run": len(self.history), "epochs_max": c.epochs,
                          "best_epoch": best_epoch, "stopped_early": stopped, "seed": c.seed,
-                         "seeded_global_rng": True, "optimizer": "AdamW", "lr": c.lr, "batch_size": c.batch_size,
+                         "seeded_global_rng": True, "optimizer": "AdamW", "lr": c.lr, "lr_schedule": c.lr_schedule,
+                         "batch_size": c.batch_size,
                          "world_size": self.dist.world_size, "device": self.device.type, "amp": self.use_amp},
         }
