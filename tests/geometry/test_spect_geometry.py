@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petspect.errors import ConfigError, InputError
-from petspect.geometry.spect import (ParallelHoleCollimator, body_contour_orbit, circular_orbit, detector_normal,
+from petspect.geometry.spect import (ParallelHoleCollimator, angles_from_dicom, body_contour_orbit, circular_orbit, detector_normal,
                                      get_spect_system, lead_mu_per_mm, spect_system_names)
 
 
@@ -79,3 +79,14 @@ def test_orbits():
     assert r[0] == pytest.approx(r[2]) and r[1] == pytest.approx(r[3])
     assert r[1] - r[0] == pytest.approx(4.0 * (28 - 14), abs=8.0)
     assert float(r[0]) == pytest.approx(14 * 4.0 + 10.0 + 2 * math.sqrt(2), abs=4.0)
+
+
+def test_angles_from_dicom():
+    """DICOM (PS3.3 C.8.4.12): 0 deg = patient's back, CC increasing towards the patient's left; petspect:
+    0 = anterior, clockwise from the feet (90 = patient's left). So DICOM 90 -> 90, 0 -> 180, 270 -> 270."""
+    a = angles_from_dicom(0.0, 90.0, "CC", 4)
+    assert torch.allclose(a, torch.tensor([180.0, 90.0, 0.0, 270.0], dtype=torch.float64))
+    b = angles_from_dicom(0.0, 90.0, "CW", 4)
+    assert torch.allclose(b, torch.tensor([180.0, 270.0, 0.0, 90.0], dtype=torch.float64))
+    with pytest.raises(InputError):
+        angles_from_dicom(0.0, 3.0, "sideways", 4)
