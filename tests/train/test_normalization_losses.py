@@ -80,3 +80,21 @@ def test_gan_loss(kind):
     assert float(gan(good, False)) > 0.9
     if kind == "lsgan":
         assert float(gan(torch.zeros(1, 1, 2, 2), True)) == pytest.approx(1.0)
+
+
+def test_gradient_clipping_bounds_the_update():
+    """With grad_clip_norm the gradient applied by plain SGD has exactly that norm (the raw one is larger)."""
+    from petspect.train.losses import build_loss
+    from petspect.train.steps import SupervisedStep
+
+    torch.manual_seed(0)  # parameter initialisation
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    before = [p.detach().clone() for p in net.parameters()]
+    step = SupervisedStep(net, build_loss({"mse": 1.0}, spatial_dims=2), torch.optim.SGD(net.parameters(), lr=1.0))
+    step.grad_clip_norm = 0.5
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(2, 1, 8, 8, generator=g), 100 * torch.rand(2, 1, 8, 8, generator=g)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    step.step(x, y, scaler, lambda: torch.autocast("cpu", enabled=False))
+    delta = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(net.parameters(), before)))
+    assert float(delta) == pytest.approx(0.5, rel=1e-5)

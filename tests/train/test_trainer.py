@@ -122,7 +122,7 @@ def test_adversarial_schemes(tiny_dataset, tmp_path, scheme, gan_loss):
     """One epoch of pix2pix and of CycleGAN in 2D: finite generator, adversarial and discriminator losses."""
     cfg = _config(tiny_dataset, tmp_path / "run", epochs=1, mode="2d", patch_size=(16, 16), adversarial=scheme,
                   gan_loss=gan_loss, discriminator={"features": 4, "n_layers": 2}, tensorboard=False,
-                  adversarial_weight=1.0 if scheme == "cyclegan" else 0.01)
+                  grad_clip_norm=1.0, adversarial_weight=1.0 if scheme == "cyclegan" else 0.01)
     res = Trainer(cfg).fit()
     rec = res.history[0]
     for key in ("train_loss", "train_loss_g_adv", "train_loss_d", "val_psnr"):
@@ -137,7 +137,7 @@ def test_config_validation(tiny_dataset, tmp_path):
     for bad in (dict(mode="4d"), dict(adversarial="wgan"), dict(loss={"vgg": 1.0}), dict(epochs=0),
                 dict(val_metric="dice"), dict(normalization={"kind": "zscore"}), dict(augment={"shear": 1}),
                 dict(lr=0.0), dict(patience=0), dict(augment=True), dict(lr_schedule="step"),
-                dict(warmup_epochs=2)):
+                dict(warmup_epochs=2), dict(grad_clip_norm=0.0)):
         with pytest.raises(ConfigError):
             _config(tiny_dataset, tmp_path, **bad)
     assert _config(tiny_dataset, tmp_path, augment=False).augmentation() is None  # TOML has no null

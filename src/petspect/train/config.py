@@ -62,6 +62,8 @@ class TrainConfig:
     discriminator : dict
         :func:`petspect.nn.build_discriminator` arguments (features, n_layers, norm).
     lr, weight_decay : float; betas : (float, float) (AdamW)
+    grad_clip_norm : float or None
+        Clip gradients to this L2 norm before each optimiser step (useful for GANs); None: no clipping.
     lr_schedule : {"constant", "cosine"}; warmup_epochs : int
         Learning rate per epoch: linear warm-up over ``warmup_epochs``, then constant or cosine decay to
         ``0.01 lr`` at the last epoch (a function of the epoch only, so resuming needs no scheduler state).
@@ -102,6 +104,7 @@ class TrainConfig:
     cycle_weight: float = 10.0
     discriminator: dict[str, Any] = field(default_factory=lambda: {"features": 32, "n_layers": 3})
     lr: float = 2e-4
+    grad_clip_norm: float | None = None
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     weight_decay: float = 0.0
@@ -134,6 +137,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "patches_per_volume", "val_patches_per_volume"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.grad_clip_norm is not None and not (math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0):
+            raise ConfigError(f"grad_clip_norm must be None or a positive number, got {self.grad_clip_norm!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup_epochs < self.epochs:

@@ -38,7 +38,11 @@ class TrainStep(abc.ABC):
     modules : dict name -> nn.Module
         Trainable networks; ``"generator"`` is the input -> target network that is saved and validated.
     optimizers : dict name -> torch.optim.Optimizer
+    grad_clip_norm : float or None
+        Clip each optimiser's gradients to this global L2 norm before its step (None: no clipping).
     """
+
+    grad_clip_norm: float | None = None
 
     def __init__(self, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> None:
         self.modules = modules
@@ -72,10 +76,14 @@ class TrainStep(abc.ABC):
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
 
-    @staticmethod
-    def _update(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        """Backward, optional gradient-norm clipping (on unscaled gradients), optimiser step."""
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if self.grad_clip_norm is not None:
+            scaler.unscale_(opt)
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
         scaler.step(opt)
 
 

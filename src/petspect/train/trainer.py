@@ -294,6 +294,7 @@ class Trainer:
         self.loss = build_loss(c.loss, spatial_dims=3 if c.mode == "3d" else 2).to(self.device)
         spec = self.network_spec(self.train_ds.in_channels, self.train_ds.pet_channel)
         self.step = self._build_step(spec)
+        self.step.grad_clip_norm = c.grad_clip_norm
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] = {}
