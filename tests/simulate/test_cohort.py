@@ -125,3 +125,28 @@ def test_config_errors_reach_the_user(tmp_path):
         cfg = tiny_config(subjects=1)
         cfg.scanner.params = {"n_ringz": 3}
         simulate_cohort(cfg, tmp_path / "x", workers=1, show_progress=False)
+
+
+def test_spect_cohort_subject_is_quantitative_with_tew_and_ac():
+    """A uniform Tc-99m water cylinder: AC + TEW OSEM within 5 % of the true Bq/mL; NAC far below."""
+    from petspect.simulate.subject import simulate_subject
+
+    cfg = config_from_dict({
+        "name": "spect-tiny", "subjects": 1, "seed": 1, "dose_percents": [100, 25],
+        "phantom": {"kind": "cylinder", "voxel_mm": 8.0, "params": {"radius_mm": 80.0, "length_mm": 48.0,
+                   "activity_bq_per_ml": 50000.0, "energies_kev": [140.5]}},
+        "scanner": {"modality": "spect", "preset": "spect-lehr", "n_views": 32, "radius_mm": 200.0},
+        "acquisition": {"scan_s": 32 * 20.0},
+        "recon": {"algorithms": ["osem"], "iterations": 3, "subsets": 4, "nac": True},
+        "split": {"train": 1.0, "validation": 0.0, "test": 0.0}})
+    res = simulate_subject(cfg, 0, 5)
+    assert res.arrays["prompts_d100"].shape[0] == 3  # photopeak + two TEW windows
+    assert res.record["system"]["expected_scatter_photopeak"] > 0
+    act = res.volumes["activity"].data
+    region = act > 0.99 * act.max()
+    region[:1] = region[-1:] = False
+    for pct in (100, 25):
+        ac = float(res.volumes[f"recon_d{pct:03d}_osem_ac"].data[region].mean())
+        nac = float(res.volumes[f"recon_d{pct:03d}_osem_nac"].data[region].mean())
+        assert ac == pytest.approx(50000.0, rel=0.05)
+        assert nac < 0.6 * ac
