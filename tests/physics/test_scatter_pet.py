@@ -37,6 +37,7 @@ def test_klein_nishina_acceptance():
     assert 0.2 < f435 < 0.3 and f350 > f435
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_rings", [1, 3])
 def test_scatter_nonnegative_linear_and_grows_with_object(n_rings):
     op, grid = _setup(n_rings)

@@ -78,6 +78,7 @@ def test_uniform_cylinder_2d_chords():
     assert float(y[r > radius + 2.0].abs().max()) < 1e-9
 
 
+@pytest.mark.slow
 def test_uniform_sphere_3d_chords_oblique():
     """A uniform ball: chord 2 sqrt(R^2 - d^2) along oblique 3D LORs (all ring differences) within 1 %.
 
