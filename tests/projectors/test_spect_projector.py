@@ -186,6 +186,11 @@ def test_system_model_from_projections_and_presets():
     assert default.in_shape == (20, 24, 24)
     planned = spect_system_model("spect-me", ((8, 16, 16), (4.7952,) * 3), psf=False)
     assert planned.out_shape == (120, 128, 128)
+    me = get_spect_system("spect-me").collimator
+    for nuclide, meta in (("^177^Lutetium", {}), (None, {"collimator": "MELP"})):
+        dicom_like = SpectProjections(counts, proj.angles_deg, 200.0, (4.0, 5.0), [EnergyWindow("w", 187.0, 229.0)],
+                                      nuclide=nuclide, meta=meta)
+        assert spect_system_model(dicom_like, grid).collimator == me
     unknown = SpectProjections(counts, torch.arange(6) * 60.0, 200.0, (4.0, 5.0), [EnergyWindow("w", 100.0, 120.0)])
     with pytest.raises(InputError):
         spect_system_model(unknown, grid)

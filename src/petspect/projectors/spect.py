@@ -465,8 +465,8 @@ class SpectProjector(LinearOperator):
 
 
 # ---------------------------------------------------------------------- builders
-#: System preset used for a nuclide when the data do not name one.
-NUCLIDE_SYSTEMS = {"Tc-99m": "spect-lehr", "Tc99m": "spect-lehr", "Lu-177": "spect-me", "Lu177": "spect-me"}
+#: Presets for collimator names as written in DICOM (CollimatorGridName); Siemens' ME is "MELP".
+COLLIMATOR_SYSTEMS = {"LEHR": "spect-lehr", "ME": "spect-me", "MELP": "spect-me"}
 
 
 def check_axial(volume: Volume, what: str) -> None:
@@ -488,7 +488,16 @@ def mu_per_mm_on(mu: Volume, grid: Volume) -> torch.Tensor:
 
 
 def _system_for(data: SpectProjections) -> SpectSystem | None:
-    name = data.meta.get("system") or NUCLIDE_SYSTEMS.get(data.nuclide or "")
+    """The preset named by ``meta["system"]``, else by the nuclide (Tc-99m, Lu-177 in any spelling,
+    DICOM's "^99m^Technetium" included), else by ``meta["collimator"]``; None when nothing matches."""
+    name = data.meta.get("system")
+    key = "".join(ch for ch in (data.nuclide or "").lower() if ch.isalnum())
+    if not name and "99m" in key and ("tc" in key or "technetium" in key):
+        name = "spect-lehr"
+    if not name and "177" in key and "lu" in key:
+        name = "spect-me"
+    if not name:
+        name = COLLIMATOR_SYSTEMS.get(str(data.meta.get("collimator", "")).strip().upper())
     return get_spect_system(name) if name else None
 
 
@@ -503,7 +512,7 @@ def spect_system_model(projections_or_geometry: SpectProjections | SpectSystem |
     ----------
     projections_or_geometry : SpectProjections or SpectSystem or str
         Measured data (angles, radii, pixel spacing, detector matrix and frame duration are taken
-        from it; ``meta["system"]`` or the nuclide picks the collimator preset) or a system preset
+        from it; ``meta["system"]``, the nuclide or ``meta["collimator"]`` picks the preset) or a system preset
         (its default circular orbit and matrix).
     image_grid : Volume or (shape, voxel_mm), optional
         Reconstruction grid (standard axial orientation, centred on the rotation axis). Default: the
