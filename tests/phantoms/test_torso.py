@@ -35,9 +35,8 @@ def test_same_seed_same_volumes_and_rebuild(phantom):
 def test_different_seeds_give_different_anatomy():
     a0, a1 = sample_anatomy(np.random.default_rng(0)), sample_anatomy(np.random.default_rng(1))
     assert a0["organs"]["liver"] != a1["organs"]["liver"] and a0["height_mm"] != a1["height_mm"]
-    p0 = make_torso(seed=0, lesions=False, **FAST)
-    p1 = make_torso(seed=1, lesions=False, **FAST)
-    assert p0["labels"].shape != p1["labels"].shape or not torch.equal(p0["labels"].data, p1["labels"].data)
+    g = make_grid(a0, "chest-abdomen", 8.0)
+    assert not torch.equal(voxelise_labels(g, a0), voxelise_labels(g, a1))
 
 
 def _organ_volume_ml(labels, names, vv):
@@ -87,12 +86,12 @@ def test_lesion_table_matches_maps(phantom):
     json.dumps(rows)
 
 
-@pytest.mark.parametrize("seed", [0, 4, 7])
+@pytest.mark.parametrize("seed", [0, 7])
 def test_fdg_organ_suvs_in_cited_ranges(seed):
     """Organ SUVmean of the FDG torso lie in the ranges of tracers._FDG (Paquet et al, J Nucl Med 2004;
     Zincirkeser et al, MIRT 2007; Wahl et al, PERCIST 2009): liver 1.8-3.0, blood pool 1.3-2.4, lung
     0.3-0.8, spleen 1.4-2.6, muscle 0.5-1.0."""
-    p = make_torso(seed=seed, lesions=False, texture=0.0, **FAST)
+    p = make_torso(seed=seed, lesions=False, texture=0.0, **{**FAST, "voxel_mm": 8.0})
     act, lab = p["activity"].data, p["labels"].data
     factor = p["activity"].meta["suv_factor"]
     fdg = TRACERS["fdg"].organs
@@ -105,7 +104,7 @@ def test_fdg_organ_suvs_in_cited_ranges(seed):
 
 def test_suv_consistent_with_injected_activity_and_decay():
     p = make_torso(seed=2, injected_mbq=300.0, weight_kg=80.0, uptake_time_s=3600.0, lesions=False, texture=0.0,
-                   **FAST)
+                   **{**FAST, "voxel_mm": 10.0})
     m = p["activity"].meta
     liver = float(p["activity"].data[p["labels"].data == LABEL_IDS["liver"]].mean())
     suv = bq_per_ml_to_suv(liver, injected_bq=300e6, weight_kg=80.0, elapsed_s=3600.0, nuclide="F-18")
@@ -148,7 +147,8 @@ def test_metal_and_arms_and_fov():
 
 @pytest.mark.parametrize("bad", [dict(fov="feet"), dict(voxel_mm=-1.0), dict(tracer="xyz"), dict(lesions="many"),
                                  dict(arms="sideways"), dict(fov=(10.0, 5.0)), dict(lesions={"count": [3, 1]}),
-                                 dict(lesions={"colour": 1}), dict(tracer="amyloid")])
+                                 dict(lesions={"colour": 1}), dict(lesions={"sites": {"toe": 1.0}}),
+                                 dict(tracer="amyloid"), dict(sex="X")])
 def test_bad_inputs_raise(bad):
     with pytest.raises(InputError):
         make_torso(**{**FAST, **bad})

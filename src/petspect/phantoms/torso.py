@@ -22,8 +22,9 @@ from petspect.errors import InputError
 from petspect.phantoms.base import Phantom
 from petspect.phantoms.shapes import Grid, Shape
 from petspect.phantoms.torso_anatomy import (LABEL_IDS, LABELS, SKIN_MM, body_parts, build_structures, fat_mm_at,
-                                             sample_anatomy)
+                                             sample_anatomy, union_members)
 from petspect.units import BQ_PER_MBQ
+from petspect.volume import AXIAL_DIRECTION
 
 FOVS = ("chest-abdomen", "whole-body", "total-body", "head", "abdomen-pelvis")
 _SLAB_POINTS = 1 << 21
@@ -65,6 +66,21 @@ def make_grid(anatomy: dict[str, Any], fov, voxel_mm: float, shape: tuple[int, i
     return Grid.centered(shape, voxel_mm, centre_mm=(0.0, 0.0, 0.5 * (z0 + z1)))
 
 
+def _world(grid: Grid, zs: slice, ys: slice, xs: slice) -> torch.Tensor:
+    """Voxel-centre LPS points ``(nz', ny', nx', 3)`` float32 of an index box (axial grids by broadcasting)."""
+    if not np.allclose(grid.direction, AXIAL_DIRECTION):
+        return grid.world(zs, ys, xs)
+    axes = [torch.arange(s.start, s.stop, dtype=torch.float64, device=grid.device) * sp + o
+            for s, sp, o in zip((xs, ys, zs), grid.spacing_mm[::-1], grid.origin_mm)]
+    x, y, z = (a.to(torch.float32) for a in axes)
+    shape = (z.numel(), y.numel(), x.numel())
+    out = torch.empty((*shape, 3), dtype=torch.float32, device=grid.device)
+    out[..., 0] = x[None, None, :]
+    out[..., 1] = y[None, :, None]
+    out[..., 2] = z[:, None, None]
+    return out
+
+
 def _slabs(grid: Grid, shape: Shape):
     """Yield (z-slice, y-slice, x-slice, points) over the grid box holding ``shape``, in z slabs."""
     box = grid.index_box(shape.bounds())
@@ -74,7 +90,8 @@ def _slabs(grid: Grid, shape: Shape):
     step = max(1, _SLAB_POINTS // (ny * nx))
     for z0 in range(box[0].start, box[0].stop, step):
         zs = slice(z0, min(z0 + step, box[0].stop))
-        yield zs, box[1], box[2], grid.world(zs, box[1], box[2])
+        yield zs, box[1], box[2], _world(grid, zs, box[1], box[2])
+
 
 
 def voxelise_labels(grid: Grid, anatomy: dict[str, Any], structures: list[tuple[str, Shape]] | None = None) -> torch.Tensor:
@@ -96,9 +113,10 @@ def voxelise_labels(grid: Grid, anatomy: dict[str, Any], structures: list[tuple[
     del dist
     for name, shape in structures if structures is not None else build_structures(anatomy):
         value = LABEL_IDS[name]
-        for zs, ys, xs, pts in _slabs(grid, shape):
-            sub = labels[zs, ys, xs]
-            sub[shape.contains(pts)] = value
+        for part in union_members(shape):
+            for zs, ys, xs, pts in _slabs(grid, part):
+                sub = labels[zs, ys, xs]
+                sub[part.contains(pts)] = value
     return labels
 
 
@@ -213,6 +231,9 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
                   texture=float(texture), ct_noise_hu=float(ct_noise_hu), metal=bool(metal), mu_method=mu_method)
     _check_args(voxel_mm, arms, sex, texture, lesions)
     model = get_tracer(tracer)
+    missing = set(LABELS[1:]) - set(model.organs)
+    if missing:
+        raise InputError(f"tracer {tracer!r} has no uptake for torso organs {sorted(missing)}")
     rng_anat, rng_suv, rng_les, rng_img = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4))
     a = sample_anatomy(rng_anat, arms=arms, sex=sex, weight_kg=weight_kg)
     grid = make_grid(a, tuple(fov) if isinstance(fov, list) else fov, float(voxel_mm), shape)
@@ -283,3 +304,7 @@ def _check_args(voxel_mm, arms, sex, texture, lesions) -> None:
         raise InputError(f"texture must be within [0, 0.5), got {texture!r}")
     if not isinstance(lesions, (bool, dict)):
         raise InputError("lesions must be True, False or a dict of lesion options")
+    if isinstance(lesions, dict):
+        from petspect.phantoms.torso_lesions import lesion_config
+
+        lesion_config(lesions)

@@ -313,9 +313,14 @@ def paint_labels(points: torch.Tensor, a: dict[str, Any], structures: list[tuple
     """Organ label (uint8, :data:`LABELS` ids) at LPS points ``(..., 3)``: body layers, then structures."""
     labels = body_layers(points, a)
     for name, shape in structures if structures is not None else build_structures(a):
-        inside = shape.contains(points)
-        labels[inside] = LABEL_IDS[name]
+        for part in union_members(shape):
+            labels[part.contains(points)] = LABEL_IDS[name]
     return labels
+
+
+def union_members(shape: Shape) -> list[Shape]:
+    """A union's members, recursively (painted one by one, each in its own box), or the shape itself."""
+    return [p for s in shape.shapes for p in union_members(s)] if isinstance(shape, Union) else [shape]
 
 
 def body_layers(points: torch.Tensor, a: dict[str, Any]) -> torch.Tensor:

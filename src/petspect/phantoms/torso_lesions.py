@@ -8,7 +8,7 @@ Shapes range from spheres to irregular blobs:
 * ``multilobe``: a union of 2-4 overlapping spheres.
 
 True volumes: star shapes by quadrature ``V = 1/3 \\int r^3 dOmega`` (Gauss-Legendre in cos(theta) x
-uniform phi); unions of spheres by supersampled voxelisation on a 0.25 mm grid.
+uniform phi); unions of spheres by counting the points of a 0.25 mm lattice inside.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from scipy.special import sph_harm_y
 
 from petspect.errors import InputError
-from petspect.phantoms.shapes import Grid, Shape, Sphere, Union, voxelize
+from petspect.phantoms.shapes import Shape, Sphere, Union
 
 DEFAULT_LESIONS: dict[str, Any] = {
     "count": [1, 8],  # inclusive range of the number of lesions
@@ -91,14 +91,25 @@ def lesion_shape(p: dict[str, Any]) -> Shape:
 
 
 def true_volume_ml(p: dict[str, Any]) -> float:
-    """Continuous volume (mL) of a lesion record (quadrature or 0.25 mm supersampled voxelisation)."""
+    """Continuous volume (mL) of a lesion record (quadrature, or voxelisation at 0.5 mm with 4^3 sub-points)."""
     shape = lesion_shape(p)
     if isinstance(shape, StarLesion):
         return shape.volume_ml()
-    lo, hi = shape.bounds()
-    n = np.ceil((hi - lo) / 0.25).astype(int) + 2
-    grid = Grid.centered((n[2], n[1], n[0]), 0.25, centre_mm=tuple((lo + hi) / 2))
-    return float(voxelize(shape, grid, n_sub=2).sum()) * grid.voxel_volume_ml
+    return union_of_spheres_volume_ml(np.asarray(p["lobe_centres_mm"]), np.asarray(p["lobe_radii_mm"]))
+
+
+def union_of_spheres_volume_ml(centres_mm: np.ndarray, radii_mm: np.ndarray, step_mm: float = 0.25) -> float:
+    """Volume (mL) of a union of spheres by counting points of a ``step_mm`` lattice (midpoint rule)."""
+    lo, hi = (centres_mm - radii_mm[:, None]).min(0), (centres_mm + radii_mm[:, None]).max(0)
+    axes = [np.arange(a + step_mm / 2, b, step_mm) for a, b in zip(lo, hi)]
+    x, y = np.meshgrid(axes[0], axes[1], indexing="ij")
+    count = 0
+    for z in axes[2]:
+        inside = np.zeros(x.shape, dtype=bool)
+        for c, r in zip(centres_mm, radii_mm):
+            inside |= (x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 <= r * r
+        count += int(inside.sum())
+    return count * step_mm ** 3 * 1e-3
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -171,24 +182,40 @@ def _site_centre(rng, site, a, label_at, label_ids, organ_boxes, z_range, r) -> 
     return cands[int(np.argmax(ok))], organ
 
 
+def lesion_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Lesion options merged over :data:`DEFAULT_LESIONS`, validated (raises InputError)."""
+    cfg = {**DEFAULT_LESIONS, **config}
+    unknown = set(cfg) - set(DEFAULT_LESIONS)
+    if unknown:
+        raise InputError(f"unknown lesion options {sorted(unknown)}; known: {sorted(DEFAULT_LESIONS)}")
+    try:
+        lo_n, hi_n = (int(v) for v in cfg["count"])
+        d_lo, d_hi = (float(v) for v in cfg["diameter_mm"])
+        c_lo, c_hi = (float(v) for v in cfg["contrast"])
+        sites = {k: float(v) for k, v in cfg["sites"].items()}
+        kinds = {k: float(v) for k, v in cfg["kinds"].items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"lesion options must be [low, high] pairs and weight dicts: {exc}") from None
+    if not (0 <= lo_n <= hi_n and 0 < d_lo <= d_hi and 0 < c_lo <= c_hi):
+        raise InputError(f"bad lesion ranges: count {cfg['count']}, diameter_mm {cfg['diameter_mm']}, "
+                         f"contrast {cfg['contrast']}")
+    if set(sites) - set(SITE_LABELS) - {"lymph_node"} or set(kinds) - set(DEFAULT_LESIONS["kinds"]):
+        raise InputError(f"unknown lesion sites/kinds: {sorted(sites)} {sorted(kinds)}")
+    if any(v < 0 for v in (*sites.values(), *kinds.values())):
+        raise InputError("lesion site and kind weights must be >= 0")
+    return cfg
+
+
 def sample_lesions(rng: np.random.Generator, anatomy: dict[str, Any], config: dict[str, Any],
                    label_at: Callable[[torch.Tensor], torch.Tensor], label_ids: dict[str, int],
                    organ_boxes: dict[str, tuple[np.ndarray, np.ndarray]], z_range: tuple[float, float]) -> list[dict]:
     """Draw lesion records (site, centre, shape, contrast) that do not overlap, inside the FOV."""
-    cfg = {**DEFAULT_LESIONS, **config}
-    unknown = set(cfg) - set(DEFAULT_LESIONS) - {"items"}
-    if unknown:
-        raise InputError(f"unknown lesion options {sorted(unknown)}; known: {sorted(DEFAULT_LESIONS)}")
+    cfg = lesion_config(config)
     lo_n, hi_n = (int(v) for v in cfg["count"])
     d_lo, d_hi = (float(v) for v in cfg["diameter_mm"])
     c_lo, c_hi = (float(v) for v in cfg["contrast"])
-    if not (0 <= lo_n <= hi_n and 0 < d_lo <= d_hi and 0 < c_lo <= c_hi):
-        raise InputError(f"bad lesion ranges: count {cfg['count']}, diameter_mm {cfg['diameter_mm']}, "
-                         f"contrast {cfg['contrast']}")
     sites = {k: float(v) for k, v in cfg["sites"].items() if float(v) > 0}
     kinds = {k: float(v) for k, v in cfg["kinds"].items() if float(v) > 0}
-    if set(sites) - set(SITE_LABELS) - {"lymph_node"} or set(kinds) - set(DEFAULT_LESIONS["kinds"]):
-        raise InputError(f"unknown lesion sites/kinds: {sorted(sites)} {sorted(kinds)}")
     n = int(rng.integers(lo_n, hi_n + 1))
     out: list[dict] = []
     for _ in range(n * 10):

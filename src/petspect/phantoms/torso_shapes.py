@@ -18,13 +18,9 @@ from petspect.phantoms.shapes import Shape
 
 
 def _interp(z: torch.Tensor, zk: np.ndarray, vk: np.ndarray) -> torch.Tensor:
-    """Piecewise-linear ``v(z)`` through knots ``(zk, vk)`` (zk increasing), clamped outside."""
-    zt = torch.as_tensor(zk, dtype=z.dtype, device=z.device)
-    vt = torch.as_tensor(vk, dtype=z.dtype, device=z.device)
-    i = torch.searchsorted(zt, z.contiguous()).clamp(1, len(zk) - 1)
-    z0, z1, v0, v1 = zt[i - 1], zt[i], vt[i - 1], vt[i]
-    w = ((z - z0) / (z1 - z0)).clamp(0.0, 1.0)
-    return v0 + w * (v1 - v0)
+    """Piecewise-linear ``v(z)`` through knots ``(zk, vk)`` (zk increasing), clamped outside (1D ``z``)."""
+    zz = z.detach().cpu().numpy()
+    return torch.as_tensor(np.interp(zz, zk, vk).astype(zz.dtype), device=z.device)
 
 
 def _profile(z: torch.Tensor, zk: np.ndarray, *values: np.ndarray) -> list[torch.Tensor]:
@@ -138,7 +134,13 @@ class Ribs(Shape):
         return torch.minimum(ribs, st)
 
     def bounds(self):
-        return self.thorax.bounds()
+        lo, hi = self.thorax.bounds()
+        z_lo = self.z_top - (len(self.phi_max) - 0.5) * self.spacing - self.drop - self.h
+        if self.sternum_z is not None:
+            z_lo = min(z_lo, self.sternum_z[0])
+        lo, hi = lo.copy(), hi.copy()
+        lo[2], hi[2] = max(lo[2], z_lo), min(hi[2], self.z_top + self.h)
+        return lo, hi
 
 
 class Segmented(Shape):
