@@ -11,21 +11,23 @@ expected counts in detector pixel ``(row, col)`` are
   a grid rotated with the detector: depth planes ``k`` at ``s_k`` mm along the detector normal
   ``n = (sin a, -cos a)`` (LPS x, y; see :mod:`petspect.geometry.spect`) and columns ``t_m`` along
   ``t = (cos a, sin a)``. ``R_v`` is a fixed sparse matrix (4 weights per sample) and the adjoint
-  applies its exact transpose, so the pair is adjoint to rounding.
+  applies its exact transpose, so the pair is adjoint to rounding. Interpolation keeps values (a
+  uniform region projects without moire) and counts on average; a single voxel's counts vary with
+  the view angle (up to ~20 % at 45 deg), as in other rotation-based projectors.
 * ``att_vk = exp(-(sum_{k' > k} mu_k' + mu_k / 2) h)``: attenuation from the centre of plane ``k`` to
   the detector along the rotated grid (``h`` mm per plane, ``mu`` in 1/mm, resampled by ``R_v``).
 * ``Bc_vk`` (cols x rotated columns) and ``Bz_vk`` (rows x slices) are the collimator-detector
   response at distance ``z_k = r_v - s_k``: a Gaussian of FWHM
   :meth:`ParallelHoleCollimator.system_fwhm_mm` integrated over each detector pixel, so the kernel
-  sums to 1 (a point's counts are kept); with ``psf=False`` they are the overlap of voxel and
+  sums to 1 (counts are kept away from the detector edges); with ``psf=False`` they are the overlap of voxel and
   pixel (the identity when the grids match). Rows run superior first (``spect_data`` convention).
 * ``c`` converts the image unit to counts: ``c = frame_duration_s * sensitivity_cps_per_mbq * 1e-6
   * voxel_volume_ml`` for an image in Bq/mL (Bq/mL x mL = Bq; Bq x 1e-6 MBq/Bq x cps/MBq x s =
   counts). Without a sensitivity ``c = 1`` and the operator sums voxel values.
 
 The blur matrices are dense and applied with batched GEMMs (one per depth plane for the rows, one
-for all planes and views for the columns), which on CPUs and GPUs is faster than per-plane
-convolutions at SPECT sizes. Views are processed in chunks that share a radius (one chunk set for a
+for all planes and views for the columns); on CPUs this is several times faster than per-plane
+convolutions at SPECT sizes (benchmarks/bench_spect.py). Views are processed in chunks that share a radius (one chunk set for a
 circular orbit) and keep the intermediate under ``chunk_elements``.
 """
 
