@@ -71,6 +71,7 @@ def test_nema_command_reports_and_writes_json(iec_dir, tmp_path):
 
 def test_nema_png_shows_rois(iec_dir, tmp_path):
     out = tmp_path / "rois.png"
-    r = CliRunner().invoke(app, ["nema", str(iec_dir / "activity.nii.gz"), "--png", str(out), "--ratio", "4"])
+    r = CliRunner().invoke(app, ["nema", str(iec_dir / "activity.nii.gz"), "--png", str(out), "--ratio", "4",
+                                 "--refine-spheres", "2"])
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:4] == b"\x89PNG"

@@ -64,6 +64,8 @@ def nema(
                                                         "metadata, else 4)."),
     hot_spheres: int = typer.Option(None, "--hot-spheres", help="Number of hot spheres, smallest first "
                                                                 "(default: decided from the image)."),
+    refine_mm: float = typer.Option(0.0, "--refine-spheres", help="Let each sphere ROI move up to this many mm "
+                                                                 "from the rigid ring fit (0: rigid NU 2 template)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full results as JSON here."),
     png_out: Path = typer.Option(None, "--png", help="Write the sphere-plane slice with the ROIs drawn here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json / --png files."),
@@ -81,7 +83,7 @@ def nema(
         if out is not None:
             check_output_path(out, overwrite=overwrite, inputs=[image])
     volume = load(image)
-    res = analyse_iec(volume, activity_ratio=ratio, hot_spheres=hot_spheres)
+    res = analyse_iec(volume, activity_ratio=ratio, hot_spheres=hot_spheres, refine_spheres_mm=refine_mm)
     console = Console()
     console.print(_table(res))
     g = res["geometry"]
