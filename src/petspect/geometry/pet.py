@@ -13,11 +13,12 @@ spaced crystals, as in STIR's cylindrical scanners).
 Presets (approximate published values; the source is given with each)
 ----------------------------------------------------------------------
 ``wholebody``
-    Siemens Biograph Vision 600: 760 crystals per ring (38 blocks of 4 x 5 transaxial crystals),
-    80 rings, 3.2 x 3.2 x 20 mm LSO, detector ring diameter 82 cm, axial FOV 26.1 cm, transaxial FOV
-    78 cm, TOF FWHM 214 ps, 33 TOF bins of ~143 ps, energy window 435-585 keV, coincidence window
-    4.7 ns. Source: van Sluis et al., "Performance characteristics of the digital Biograph Vision
-    PET/CT system", J Nucl Med 60:1031 (2019); Siemens Vision sinogram format (TOF bins, approx).
+    Siemens Biograph Vision 600: 760 crystals per ring and 80 rings (blocks of 4 x 2 mini-blocks of
+    5 x 5 crystals), 3.2 x 3.2 x 20 mm LSO, detector ring diameter 82 cm, axial FOV 26.1 cm,
+    transaxial FOV 78 cm, TOF FWHM 214 ps, energy window 435-585 keV, coincidence window 4.7 ns.
+    Source: van Sluis et al., "Performance characteristics of the digital Biograph Vision PET/CT
+    system", J Nucl Med 60:1031 (2019). TOF binning (approx, not from that paper): 33 bins of
+    143 ps, which together span the 4.7 ns coincidence window.
 ``brain``
     Siemens ECAT HRRT (an octagon of 8 heads, modelled here as a ring): 8 x 72 = 576 crystals per
     ring, 104 rings of 2.1 x 2.1 mm LSO/LYSO (2 x 7.5 mm layers) at 2.4375 mm pitch, detector
