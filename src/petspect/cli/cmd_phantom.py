@@ -118,7 +118,9 @@ def phantom(
     from petspect.phantoms.base import get_generator
 
     gen = get_generator(name)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError("output exists and is a file, not a folder; choose another path", path=out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError("output exists and is not empty; pass --overwrite to replace it", path=out)
     kwargs: dict[str, Any] = {"seed": seed, **_parse_params(param)}
     if voxel_mm is not None:
