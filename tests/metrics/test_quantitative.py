@@ -65,7 +65,15 @@ def test_region_bias_signs_and_values():
         assert out["lesion_1"][s] == pytest.approx(-20.0)
     assert out["liver"]["ref_mean"] == pytest.approx(2.0)
     assert math.isnan(out["absent"]["mean"])
-    # TLM = sum * voxel volume: 9 x 12 x 12 voxels of 8 mm^3 at 2.0
+    # Volumes carry their spacing; plain arrays need it for SUVpeak (no silent 1 mm voxels)
+    from petspect.volume import Volume
+
+    vols = [Volume.centered(a, (2.0, 2.0, 2.0)) for a in (pred, ref)]
+    assert region_bias(*vols, labels, {2: "lesion_1"})["lesion_1"]["peak"] == pytest.approx(-20.0)
+    with pytest.raises(InputError, match="spacing_mm"):
+        region_bias(pred, ref, labels, {2: "lesion_1"})
+    assert region_bias(pred, ref, labels, {2: "l"}, stats=("mean",))["l"]["mean"] == pytest.approx(-20.0)
+    # TLM = sum * voxel volume: 9 x 12 x 12 voxels of 8 mm^3 at 8.0
     st = region_stats(ref, labels == 2, (2.0, 2.0, 2.0), ("tlm",))
     assert st["tlm"] == pytest.approx(9 * 12 * 12 * 8e-3 * 8.0)
 

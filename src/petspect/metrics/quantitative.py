@@ -32,6 +32,8 @@ STATS = ("mean", "max", "peak", "tlm")
 
 
 def _np(x: Any, name: str) -> np.ndarray:
+    if hasattr(x, "spacing_mm") and hasattr(x, "data"):  # a petspect Volume
+        x = x.data
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
@@ -141,23 +143,36 @@ def region_stats(image: Any, mask: Any, spacing_mm: Sequence[float], stats: Sequ
     return {s: out[s]() for s in stats}
 
 
+def _spacing_of(spacing_mm: Sequence[float] | None, stats: Sequence[str], *images: Any) -> tuple[float, float, float]:
+    """Explicit spacing, else a Volume's; required (no silent 1 mm) when SUVpeak or TLM is asked for."""
+    if spacing_mm is not None:
+        return _spacing(spacing_mm)
+    for im in images:
+        if hasattr(im, "spacing_mm"):
+            return _spacing(im.spacing_mm)
+    if {"peak", "tlm"} & set(stats):
+        raise InputError("spacing_mm is needed for SUVpeak and TLM (or pass Volumes, which carry it)")
+    return (1.0, 1.0, 1.0)
+
+
 def region_bias(pred: Any, ref: Any, labels: Any, label_names: Mapping[int, str],
-                stats: Sequence[str] = ("mean", "max", "peak"), spacing_mm: Sequence[float] = (1.0, 1.0, 1.0), *,
+                stats: Sequence[str] = ("mean", "max", "peak"), spacing_mm: Sequence[float] | None = None, *,
                 peak_diameter_mm: float = 12.0) -> dict[str, dict[str, float]]:
     """Bias in % of regional statistics of ``pred`` against ``ref``, per organ or per lesion.
 
     Parameters
     ----------
-    pred, ref : 3D tensor or array
+    pred, ref : 3D tensor, array or Volume
         Predicted and reference images (same unit).
-    labels : 3D integer array
+    labels : 3D integer array (or Volume)
         Label map: organs, or lesion instances (one label per lesion).
     label_names : mapping int -> str
         Labels to evaluate and their names (e.g. ``{1: "liver", 2: "lesion_1"}``). A label absent from
         ``labels`` is reported with NaN biases rather than dropped silently.
     stats : sequence of {"mean", "max", "peak", "tlm"}
-    spacing_mm : (dz, dy, dx)
-        Voxel size in mm (SUVpeak's sphere and TLM need it).
+    spacing_mm : (dz, dy, dx), optional
+        Voxel size in mm; default: that of ``pred`` or ``ref`` when they are Volumes. SUVpeak's sphere and
+        TLM need it, so it is required for them otherwise.
     peak_diameter_mm : float
         SUVpeak sphere diameter.
 
@@ -167,6 +182,7 @@ def region_bias(pred: Any, ref: Any, labels: Any, label_names: Mapping[int, str]
         ``{name: {"mean": bias_pct, ..., "ref_mean": value, "pred_mean": value, ...}}`` with
         ``bias_pct = (pred - ref) / ref * 100`` (NaN when the reference statistic is 0).
     """
+    sp = _spacing_of(spacing_mm, stats, pred, ref)
     p, r, lab = _np(pred, "pred"), _np(ref, "ref"), _np(labels, "labels")
     if not p.shape == r.shape == lab.shape:
         raise InputError(f"shapes differ: pred {p.shape}, ref {r.shape}, labels {lab.shape}")
@@ -176,8 +192,8 @@ def region_bias(pred: Any, ref: Any, labels: Any, label_names: Mapping[int, str]
         if not mask.any():
             result[name] = {s: math.nan for s in stats}
             continue
-        sp_ = region_stats(p, mask, spacing_mm, stats, peak_diameter_mm=peak_diameter_mm)
-        sr_ = region_stats(r, mask, spacing_mm, stats, peak_diameter_mm=peak_diameter_mm)
+        sp_ = region_stats(p, mask, sp, stats, peak_diameter_mm=peak_diameter_mm)
+        sr_ = region_stats(r, mask, sp, stats, peak_diameter_mm=peak_diameter_mm)
         entry = {s: (sp_[s] - sr_[s]) / sr_[s] * 100.0 if sr_[s] != 0 else math.nan for s in stats}
         entry.update({f"ref_{s}": sr_[s] for s in stats})
         entry.update({f"pred_{s}": sp_[s] for s in stats})
