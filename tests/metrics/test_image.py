@@ -42,6 +42,12 @@ def test_ssim_torch_input_and_identity(device):
     ref = torch.rand(16, 16, 16, generator=torch.Generator().manual_seed(3)).to(device)
     assert ssim(ref, ref, data_range=1.0) == pytest.approx(1.0)
     assert ssim(ref, 1.0 - ref, data_range=1.0) < 0
+    from petspect.volume import Volume
+
+    pred = ref + 0.1
+    vol = Volume.centered(pred.cpu(), (2.0, 2.0, 2.0))
+    assert psnr(vol, ref, data_range=1.0) == pytest.approx(20.0)  # RMSE 0.1 on a peak of 1
+    assert ssim(vol, ref, data_range=1.0) == pytest.approx(ssim(pred, ref, data_range=1.0))
 
 
 def test_nrmse_definition():

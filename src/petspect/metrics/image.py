@@ -1,7 +1,7 @@
 """Image-quality metrics: PSNR, SSIM and NRMSE, generic and as the ultra-low-dose PET challenge defines them.
 
-All functions are pure: they take two images of the same shape (torch tensors or numpy arrays, 2D or
-3D, any device) and return a Python float. They compute in float64. The generic functions take the
+All functions are pure: they take two images of the same shape (torch tensors, numpy arrays or
+Volumes, 2D or 3D, any device) and return a Python float. They compute in float64. The generic functions take the
 dynamic range as a keyword-only ``data_range`` with no default, because a silent default (dtype range,
 or the range of one image) changes the value by orders of magnitude for activity images in Bq/mL.
 
@@ -29,17 +29,24 @@ import torch
 from petspect.errors import InputError
 
 
+def _tensor(x: Any, device: torch.device | None = None) -> torch.Tensor:
+    """A tensor view of an array, tensor or petspect Volume (its ``data``)."""
+    if hasattr(x, "spacing_mm") and hasattr(x, "data"):
+        x = x.data
+    return torch.as_tensor(x.detach() if isinstance(x, torch.Tensor) else np.asarray(x), device=device)
+
+
 def _pair(pred: Any, ref: Any, mask: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Both images as float64 tensors on the reference's device, shapes checked."""
-    r = torch.as_tensor(ref.detach() if isinstance(ref, torch.Tensor) else np.asarray(ref))
-    p = torch.as_tensor(pred.detach() if isinstance(pred, torch.Tensor) else np.asarray(pred), device=r.device)
+    r = _tensor(ref)
+    p = _tensor(pred, r.device)
     if p.shape != r.shape:
         raise InputError(f"prediction and reference shapes differ: {tuple(p.shape)} vs {tuple(r.shape)}")
     if r.numel() == 0:
         raise InputError("images are empty")
     m = None
     if mask is not None:
-        m = torch.as_tensor(mask.detach() if isinstance(mask, torch.Tensor) else np.asarray(mask), device=r.device)
+        m = _tensor(mask, r.device)
         if m.shape != r.shape:
             raise InputError(f"mask shape {tuple(m.shape)} differs from the image shape {tuple(r.shape)}")
         m = m.bool()
@@ -160,7 +167,7 @@ def ssim(pred: Any, ref: Any, *, data_range: float, win_size: int | None = None,
 
 
 def _ref_stats(ref: Any) -> tuple[float, float]:
-    r = torch.as_tensor(ref.detach() if isinstance(ref, torch.Tensor) else np.asarray(ref)).double()
+    r = _tensor(ref).double()
     return float(r.max()), float(r.min())
 
 
