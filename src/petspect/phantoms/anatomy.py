@@ -111,6 +111,11 @@ def label_lut(label_names: Mapping[int, str], value_of, *, device=None) -> torch
     return lut
 
 
+def lookup(lut: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``lut[labels]`` for an integer label map, without a 64-bit copy of the labels."""
+    return lut.index_select(0, labels.reshape(-1).to(torch.int32)).reshape(labels.shape)
+
+
 def smooth_field(shape: tuple[int, int, int], spacing_mm, correlation_mm: float, *, generator: torch.Generator,
                  device=None) -> torch.Tensor:
     """Smooth zero-mean unit-variance-ish random field: coarse Gaussian noise, trilinearly upsampled.
@@ -149,8 +154,7 @@ def ct_from_labels(labels: torch.Tensor, label_names: Mapping[int, str], *, seed
     """
     if noise_hu < 0 or texture_hu < 0:
         raise InputError("noise_hu and texture_hu must be >= 0")
-    lab = labels.long()
-    hu = label_lut(label_names, lambda t: t.hu, device=labels.device)[lab]
+    hu = lookup(label_lut(label_names, lambda t: t.hu, device=labels.device), labels)
     body = hu > -990.0
     g = torch.Generator().manual_seed(int(seed))
     soft = body & (hu > -200) & (hu < 200)
@@ -183,7 +187,7 @@ def mu_from_labels(labels: torch.Tensor, label_names: Mapping[int, str], energy_
         mu_rho = sum(w * mass_attenuation_cm2_per_g(m, float(energy_kev)) for m, w in t.materials)
         return mu_rho / inv_rho / 10.0  # 1/cm -> 1/mm
 
-    return label_lut(label_names, mu_of, device=labels.device)[labels.long()]
+    return lookup(label_lut(label_names, mu_of, device=labels.device), labels)
 
 
 def mr_from_labels(labels: torch.Tensor, label_names: Mapping[int, str], *, weighting: str, seed: int,
@@ -207,15 +211,16 @@ def mr_from_labels(labels: torch.Tensor, label_names: Mapping[int, str], *, weig
     lut = label_lut(label_names, lambda t: t.pd * (1 - math.exp(-tr / t.t1_ms)) * math.exp(-te / t.t2_ms),
                     device=labels.device)
     lut = lut / lut.max().clamp_min(1e-12)
-    s = lut[labels.long()]
+    s = lookup(lut, labels)
     g = torch.Generator().manual_seed(int(seed))
     if bias_strength > 0:
         s = s * torch.exp(bias_strength * smooth_field(labels.shape, spacing_mm, 150.0, generator=g,
                                                        device=labels.device))
     if noise_fraction > 0:
         sigma = noise_fraction * float(s.max())
-        n = torch.randn((2, *labels.shape), generator=g).to(labels.device) * sigma
-        s = torch.sqrt((s + n[0]) ** 2 + n[1] ** 2)
+        re = torch.randn(labels.shape, generator=g).to(labels.device).mul_(sigma).add_(s)
+        im = torch.randn(labels.shape, generator=g).to(labels.device).mul_(sigma)
+        s = torch.hypot(re, im)
     return s.to(torch.float32)
 
 

@@ -201,11 +201,13 @@ def brain_grid(voxel_mm: float, resolution_mm: int, margin_mm: float = 28.0) -> 
 
 def _tracer_concentrations(tracer, disease, severity, weight, labels, to_bq, suv) -> torch.Tensor:
     """Activity (Bq/mL) per tissue label, with the disease modulation of cortex or striatum."""
+    from petspect.phantoms.anatomy import lookup
+
     c = {k: float(to_bq(v)) for k, v in suv.items()}
     s = float(severity) if disease is not None else 0.0
     lut = torch.tensor([0.0] + [c[n.split("_")[0] if n.startswith(("caudate", "putamen")) else n]
                                 for n in BRAIN_LABELS[1:-1]] + [0.0], dtype=torch.float32)
-    act = lut[labels.long()]
+    act = lookup(lut, labels)
     cortex = labels == _IDS["grey_matter"]
     if disease == "alzheimer" and tracer == "fdg":
         act = torch.where(cortex, act * (1.0 - 0.35 * s * weight), act)

@@ -162,8 +162,10 @@ def _metal_mask(grid: Grid, anatomy: dict[str, Any]) -> torch.Tensor:
 def _lesion_rows(lesions, lesion_map, activity, voxel_ml, suv_factor) -> list[dict[str, Any]]:
     from petspect.phantoms.torso_lesions import true_volume_ml
 
-    counts = torch.bincount(lesion_map.flatten().long(), minlength=len(lesions) + 1)
-    sums = torch.bincount(lesion_map.flatten().long(), weights=activity.flatten().double(), minlength=len(lesions) + 1)
+    inside = lesion_map > 0
+    ids = lesion_map[inside].long()
+    counts = torch.bincount(ids, minlength=len(lesions) + 1)
+    sums = torch.bincount(ids, weights=activity[inside].double(), minlength=len(lesions) + 1)
     rows = []
     for i, p in enumerate(lesions):
         n = int(counts[i + 1])
@@ -219,7 +221,7 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
         "mu_208" (1/mm), "mr_t1", "mr_t2"; table "lesions"; ``record`` rebuilds it bit for bit.
     """
     from petspect import __version__
-    from petspect.phantoms.anatomy import anatomical_volumes, smooth_field
+    from petspect.phantoms.anatomy import anatomical_volumes, lookup, smooth_field
     from petspect.phantoms.tracers import get_tracer, sample_organ_suv, suv_to_bq_per_ml
     from petspect.phantoms.torso_anatomy import paint_labels
     from petspect.phantoms.torso_lesions import sample_lesions
@@ -246,7 +248,7 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
     to_bq = lambda v: suv_to_bq_per_ml(v, injected_bq=a_inj, weight_kg=w_kg, elapsed_s=t_scan,  # noqa: E731
                                        nuclide=model.nuclide)
     lut = torch.tensor([0.0] + [to_bq(suv[n]) for n in LABELS[1:]], dtype=torch.float32)
-    activity = lut[labels.long()]
+    activity = lookup(lut, labels)
     img_seed = int(rng_img.integers(2**31))
     if texture > 0:
         g = torch.Generator().manual_seed(img_seed)
@@ -259,9 +261,11 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
                                        _organ_boxes(structures), z_range)
     lesion_map = voxelise_lesions(grid, lesion_params)
     ref = {"lymph_node": "blood_pool"}
-    for i, p in enumerate(lesion_params):
+    for p in lesion_params:
         p["suv"] = round(p["contrast"] * suv[ref.get(p["site"], p["organ"])], 5)
-        activity[lesion_map == i + 1] = float(to_bq(p["suv"]))
+    if lesion_params:
+        lesion_lut = torch.tensor([0.0] + [float(to_bq(p["suv"])) for p in lesion_params], dtype=torch.float32)
+        activity = torch.where(lesion_map > 0, lookup(lesion_lut, lesion_map), activity)
     suv_factor = w_kg * 1000.0 / (a_inj * float(np.exp(-math.log(2) * t_scan / _half_life(model.nuclide))))
     names = dict(enumerate(LABELS))
     tissue_labels = labels.clone()
