@@ -137,7 +137,7 @@ def test_config_validation(tiny_dataset, tmp_path):
     for bad in (dict(mode="4d"), dict(adversarial="wgan"), dict(loss={"vgg": 1.0}), dict(epochs=0),
                 dict(val_metric="dice"), dict(normalization={"kind": "zscore"}), dict(augment={"shear": 1}),
                 dict(lr=0.0), dict(patience=0), dict(augment=True), dict(lr_schedule="step"),
-                dict(warmup_epochs=2), dict(grad_clip_norm=0.0)):
+                dict(warmup_epochs=2), dict(grad_clip_norm=0.0), dict(loss={"l1": 1.0, "ssim": 0.5})):
         with pytest.raises(ConfigError):
             _config(tiny_dataset, tmp_path, **bad)
     assert _config(tiny_dataset, tmp_path, augment=False).augmentation() is None  # TOML has no null

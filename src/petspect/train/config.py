@@ -134,6 +134,8 @@ class TrainConfig:
         unknown = set(self.loss) - set(LOSSES)
         if unknown:
             raise ConfigError(f"unknown loss terms {sorted(unknown)}; choose from {LOSSES}")
+        if self.loss.get("ssim", 0) > 0 and min(self.patch_size) < 11:
+            raise ConfigError(f"the SSIM loss uses an 11-voxel window: patch_size {self.patch_size} is too small")
         for name in ("batch_size", "epochs", "patches_per_volume", "val_patches_per_volume"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
