@@ -240,3 +240,28 @@ def anatomical_volumes(labels: torch.Tensor, label_names: Mapping[int, str], *, 
     out["mr_t1"] = mr_from_labels(labels, label_names, weighting="t1", seed=int(seeds[1]), spacing_mm=spacing_mm)
     out["mr_t2"] = mr_from_labels(labels, label_names, weighting="t2", seed=int(seeds[2]), spacing_mm=spacing_mm)
     return out
+
+
+_UNITS = {"ct": ("HU", "CT"), "mr_t1": ("a.u.", "MR"), "mr_t2": ("a.u.", "MR")}
+
+
+def package_volumes(grid, arrays: Mapping[str, torch.Tensor], meta: dict, *, activity_modality: str) -> dict:
+    """Wrap a phantom's arrays as Volumes on ``grid`` with their standard units and modalities.
+
+    Keys: "labels"/"lesions" (label, SEG), "activity" (Bq/mL), "ct" (HU), "mu_<keV>" (1/mm, with
+    ``energy_kev`` in meta), "mr_t1"/"mr_t2" (a.u., MR); anything else is "a.u.".
+    """
+    out = {}
+    for key, arr in arrays.items():
+        m = dict(meta)
+        if key in ("labels", "lesions"):
+            unit, modality = "label", "SEG"
+        elif key == "activity":
+            unit, modality = "Bq/mL", activity_modality
+        elif key.startswith("mu_"):
+            unit, modality = "1/mm", None
+            m["energy_kev"] = float(key[3:])
+        else:
+            unit, modality = _UNITS.get(key, ("a.u.", None))
+        out[key] = grid.volume(arr, unit=unit, modality=modality, meta=m)
+    return out

@@ -253,7 +253,7 @@ def make_brain(*, voxel_mm: float = 2.0, seed: int = 0, tracer: str = "fdg", dis
         and severity and rebuilds the phantom bit for bit.
     """
     from petspect import __version__
-    from petspect.phantoms.anatomy import anatomical_volumes, smooth_field
+    from petspect.phantoms.anatomy import anatomical_volumes, package_volumes, smooth_field
     from petspect.phantoms.tracers import get_tracer, sample_organ_suv, suv_to_bq_per_ml
 
     _check(voxel_mm, tracer, disease, severity, deformation_mm)
@@ -294,13 +294,8 @@ def make_brain(*, voxel_mm: float = 2.0, seed: int = 0, tracer: str = "fdg", dis
     meta = {"generator": "brain", "tracer": model.name, "nuclide": model.nuclide, "injected_bq": a_inj,
             "weight_kg": w_kg, "uptake_time_s": t_scan, "disease": disease, "severity": float(severity),
             "suv_factor": 1.0 / float(to_bq(1.0))}  # SUV per Bq/mL
-    vols = {"labels": grid.volume(labels, unit="label", modality="SEG", meta=meta),
-            "activity": grid.volume(activity, unit="Bq/mL", modality=model.modality, meta=meta),
-            "disease": grid.volume(effect, unit="a.u.", meta=meta)}
-    units = {"ct": ("HU", "CT"), "mr_t1": ("a.u.", "MR"), "mr_t2": ("a.u.", "MR")}
-    for key, img in images.items():
-        unit, modality = units.get(key, ("1/mm", None))
-        vols[key] = grid.volume(img, unit=unit, modality=modality, meta=meta)
+    vols = package_volumes(grid, {"labels": labels, "activity": activity, "disease": effect, **images}, meta,
+                           activity_modality=model.modality)
     record = {"generator": "brain", "params": params, "petspect_version": __version__,
               "disease": disease, "severity": float(severity), "sampled": {"subject": subject, "suv": suv}}
     return Phantom(volumes=vols, label_names=dict(enumerate(BRAIN_LABELS)), tables={}, record=record)

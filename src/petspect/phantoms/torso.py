@@ -221,7 +221,7 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
         "mu_208" (1/mm), "mr_t1", "mr_t2"; table "lesions"; ``record`` rebuilds it bit for bit.
     """
     from petspect import __version__
-    from petspect.phantoms.anatomy import anatomical_volumes, lookup, smooth_field
+    from petspect.phantoms.anatomy import anatomical_volumes, lookup, package_volumes, smooth_field
     from petspect.phantoms.tracers import get_tracer, sample_organ_suv, suv_to_bq_per_ml
     from petspect.phantoms.torso_anatomy import paint_labels
     from petspect.phantoms.torso_lesions import sample_lesions
@@ -247,8 +247,7 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
     t_scan = float(uptake_time_s if uptake_time_s is not None else model.scan_time_s)
     to_bq = lambda v: suv_to_bq_per_ml(v, injected_bq=a_inj, weight_kg=w_kg, elapsed_s=t_scan,  # noqa: E731
                                        nuclide=model.nuclide)
-    lut = torch.tensor([0.0] + [to_bq(suv[n]) for n in LABELS[1:]], dtype=torch.float32)
-    activity = lookup(lut, labels)
+    activity = lookup(torch.tensor([0.0] + [to_bq(suv[n]) for n in LABELS[1:]], dtype=torch.float32), labels)
     img_seed = int(rng_img.integers(2**31))
     if texture > 0:
         g = torch.Generator().manual_seed(img_seed)
@@ -260,41 +259,42 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
                                        lambda pts: paint_labels(pts, a, structures), LABEL_IDS,
                                        _organ_boxes(structures), z_range)
     lesion_map = voxelise_lesions(grid, lesion_params)
-    ref = {"lymph_node": "blood_pool"}
-    for p in lesion_params:
-        p["suv"] = round(p["contrast"] * suv[ref.get(p["site"], p["organ"])], 5)
-    if lesion_params:
-        lesion_lut = torch.tensor([0.0] + [float(to_bq(p["suv"])) for p in lesion_params], dtype=torch.float32)
-        activity = torch.where(lesion_map > 0, lookup(lesion_lut, lesion_map), activity)
-    suv_factor = w_kg * 1000.0 / (a_inj * float(np.exp(-math.log(2) * t_scan / _half_life(model.nuclide))))
-    names = dict(enumerate(LABELS))
-    tissue_labels = labels.clone()
-    soft = ~torch.isin(labels, torch.tensor([LABEL_IDS[n] for n in ("spine", "ribs", "pelvis", "long_bones", "skull")],
-                                            dtype=labels.dtype))
-    tissue_labels[(lesion_map > 0) & soft] = len(LABELS)
-    images = anatomical_volumes(tissue_labels, {**names, len(LABELS): "lesion"}, seed=img_seed + 1,
-                                spacing_mm=grid.spacing_mm, ct_noise_hu=ct_noise_hu, mu_method=mu_method,
-                                metal_mask=_metal_mask(grid, a) if metal else None)
+    activity = _add_lesion_activity(activity, lesion_map, lesion_params, suv, to_bq)
+    suv_factor = 1.0 / float(to_bq(1.0))  # SUVbw per Bq/mL
+    images = anatomical_volumes(_tissue_labels(labels, lesion_map), {**dict(enumerate(LABELS)), len(LABELS): "lesion"},
+                                seed=img_seed + 1, spacing_mm=grid.spacing_mm, ct_noise_hu=ct_noise_hu,
+                                mu_method=mu_method, metal_mask=_metal_mask(grid, a) if metal else None)
     meta = {"generator": "torso", "tracer": model.name, "nuclide": model.nuclide, "injected_bq": a_inj,
             "weight_kg": w_kg, "uptake_time_s": t_scan, "suv_factor": suv_factor}
-    units = {"ct": ("HU", "CT"), "mr_t1": ("a.u.", "MR"), "mr_t2": ("a.u.", "MR")}
-    vols = {"labels": grid.volume(labels, unit="label", modality="SEG", meta=meta),
-            "lesions": grid.volume(lesion_map, unit="label", modality="SEG", meta=meta),
-            "activity": grid.volume(activity, unit="Bq/mL", modality=model.modality, meta=meta)}
-    for key, img in images.items():
-        unit, modality = units.get(key, ("1/mm", None))
-        vols[key] = grid.volume(img, unit=unit, modality=modality,
-                                meta={**meta, **({"energy_kev": float(key[3:])} if key.startswith("mu_") else {})})
+    vols = package_volumes(grid, {"labels": labels, "lesions": lesion_map, "activity": activity, **images}, meta,
+                           activity_modality=model.modality)
     rows = _lesion_rows(lesion_params, lesion_map, activity, grid.voxel_volume_ml, suv_factor)
     record = {"generator": "torso", "params": params, "petspect_version": __version__,
               "sampled": {"anatomy": a, "organ_suv": suv, "lesions": lesion_params}}
+    names = dict(enumerate(LABELS))
     return Phantom(volumes=vols, label_names=names, tables={"lesions": rows}, record=record)
 
 
-def _half_life(nuclide: str) -> float:
-    from petspect.phantoms.tracers import half_life_s
+def _add_lesion_activity(activity, lesion_map, lesion_params, organ_suv, to_bq) -> torch.Tensor:
+    """Set each lesion's uniform concentration: contrast x the SUV of its site's reference tissue
+    (its organ; blood pool for lymph nodes). Writes ``suv`` into each lesion record."""
+    ref = {"lymph_node": "blood_pool"}
+    for p in lesion_params:
+        p["suv"] = round(p["contrast"] * organ_suv[ref.get(p["site"], p["organ"])], 5)
+    if not lesion_params:
+        return activity
+    from petspect.phantoms.anatomy import lookup
 
-    return half_life_s(nuclide)
+    lesion_lut = torch.tensor([0.0] + [float(to_bq(p["suv"])) for p in lesion_params], dtype=torch.float32)
+    return torch.where(lesion_map > 0, lookup(lesion_lut, lesion_map), activity)
+
+
+def _tissue_labels(labels: torch.Tensor, lesion_map: torch.Tensor) -> torch.Tensor:
+    """Labels for CT/MR: lesions outside bone become tissue ``len(LABELS)`` ("lesion", soft tissue)."""
+    bones = torch.tensor([LABEL_IDS[n] for n in ("spine", "ribs", "pelvis", "long_bones", "skull")], dtype=labels.dtype)
+    out = labels.clone()
+    out[(lesion_map > 0) & ~torch.isin(labels, bones)] = len(LABELS)
+    return out
 
 
 def _check_args(voxel_mm, arms, sex, texture, lesions) -> None:

@@ -172,10 +172,13 @@ def arm_segments(a: dict[str, Any], side: float) -> list[tuple[tuple, tuple, flo
     z, h, w = a["z"], a["height_mm"], a["width"]
     sh_ax = a["trunk"]["ax"][7]
     shoulder = (side * (sh_ax - 25), 5.0, z["shoulder"] - 20)
-    if a["arms"] == "down":
-        elbow = (side * (sh_ax + 12), 15.0, z["elbow"])
-        wrist = (side * (sh_ax + 6), 0.0, z["wrist"])
-        hand = (side * (sh_ax + 4), 0.0, z["wrist"] - 0.1 * h)
+    if a["arms"] == "down":  # hanging beside the trunk, clear of its widest part (chest or hips)
+        t = a["trunk"]
+        x_arm = max(t["ax"][1], t["ax"][5]) + float(fat_mm_at(a, z["waist"])) + 2 * float(fat_mm_at(a, z["elbow"])) \
+            + 45 * w + 8
+        elbow = (side * x_arm, 15.0, z["elbow"])
+        wrist = (side * (x_arm + 6), 0.0, z["wrist"])
+        hand = (side * (x_arm + 8), 0.0, z["wrist"] - 0.1 * h)
     else:
         elbow = (side * (sh_ax - 5), 10.0, z["shoulder"] + 0.186 * h)
         wrist = (side * 45.0, 10.0, elbow[2] + 0.09 * h)
