@@ -8,7 +8,8 @@ with ``L`` the Poisson log-likelihood (:class:`~petspect.recon.objectives.Poisso
 a prior (:mod:`petspect.recon.priors`). Like OSEM they are preconditioned gradient ascent over ordered
 subsets; they differ only in the preconditioner and step:
 
-* **BSREM** (block sequential regularised EM; De Pierro & Yamagishi 2001, Ahn & Fessler 2003):
+* **BSREM** (block sequential regularised EM; De Pierro & Yamagishi 2001, Ahn & Fessler 2003, after
+  De Pierro's 1995 EM-type preconditioning of penalised likelihood, IEEE TMI 14:132):
   ``x <- P[x + alpha_n D(x) (grad L_k(x) - (beta / M) grad R(x))]`` with the EM-like preconditioner
   ``D(x) = M x / (s + beta x h(x))`` (``s = A^T 1``, ``M`` subsets, ``h`` the diagonal of the prior's
   Hessian, :meth:`~petspect.recon.priors.Prior.curvature`; the same for every subset, as the
