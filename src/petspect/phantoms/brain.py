@@ -26,7 +26,6 @@ Disease patterns with ``severity`` in [0, 1]:
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np

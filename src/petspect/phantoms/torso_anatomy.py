@@ -73,16 +73,10 @@ def sample_anatomy(rng: np.random.Generator, *, arms: str | None = None, sex: st
     s = h / 1720.0
     w = s * (1.0 + 0.008 * (bmi - 24.0)) * math.exp(rng.normal(0, 0.04))
 
-    def f(cv: float = 0.1) -> float:  # multiplicative size jitter
-        return math.exp(rng.normal(0.0, cv))
-
-    def j(sd: float = 8.0) -> float:  # position jitter (mm)
-        return rng.normal(0.0, sd)
-
     z = {"vertex": h, "chin": 0.870 * h, "shoulder": 0.818 * h, "elbow": 0.630 * h, "wrist": 0.485 * h,
          "hip": 0.530 * h, "crotch": 0.470 * h, "knee": 0.285 * h, "ankle": 0.039 * h,
          "waist": 0.600 * h, "chest": 0.720 * h, "axilla": 0.780 * h}
-    z["diaphragm"] = z["shoulder"] - 0.145 * h * f(0.05)
+    z["diaphragm"] = z["shoulder"] - 0.145 * h * math.exp(rng.normal(0.0, 0.05))
     fem = sex == "F"
     hip_ax, waist_ax = 150 * w * (1.08 if fem else 1.0), 125 * w * (0.95 if fem else 1.0)
     chest_ax, sh_ax = 140 * w * (0.94 if fem else 1.0), 168 * w * (0.9 if fem else 1.0)
@@ -95,6 +89,25 @@ def sample_anatomy(rng: np.random.Generator, *, arms: str | None = None, sex: st
                          z["chin"] + 1.0, h + 400.0],
                    "mm": [0.3 * fat, 0.5 * fat, 0.9 * fat, fat, 1.25 * fat, 0.8 * fat, 0.5 * fat, 0.3 * fat,
                           SCALP_FAT_MM, SCALP_FAT_MM]}
+    organs, bladder_ml, waves = _sample_organs(rng, z, s, w, waist_ax)
+    return {"sex": sex, "arms": arms, "height_mm": _r(h), "bmi": _r(bmi), 
+            "weight_kg": _r(weight_kg if weight_kg is not None else bmi * (h / 1000) ** 2),
+            "fat_mm": _r(fat), "scale": _r(s), "width": _r(w), "z": {k_: _r(v) for k_, v in z.items()},
+            "trunk": {k_: [_r(v) for v in vals] for k_, vals in trunk.items()},
+            "fat_profile": {k_: [_r(v) for v in vals] for k_, vals in fat_profile.items()},
+            "organs": organs, "bladder_ml": _r(bladder_ml), "bowel_waves": waves}
+
+
+def _sample_organs(rng: np.random.Generator, z: dict[str, float], s: float, w: float, waist_ax: float):
+    """Organ ellipsoids (centre, semi-axes, axis) around the sampled landmarks, bladder filling, bowel waves."""
+
+    def f(cv: float = 0.1) -> float:  # multiplicative size jitter
+        return math.exp(rng.normal(0.0, cv))
+
+    def j(sd: float = 8.0) -> float:  # position jitter (mm)
+        return rng.normal(0.0, sd)
+
+    h = z["vertex"]
     d = z["diaphragm"]
     organs: dict[str, Any] = {}
     lung_sz = f(0.08)
@@ -122,13 +135,8 @@ def sample_anatomy(rng: np.random.Generator, *, arms: str | None = None, sex: st
                          (0.78 * waist_ax, 0.55 * 92 * w, 0.5 * (bowel_top - bowel_bottom)))
     k_dirs = rng.normal(size=(6, 3))
     k = k_dirs / np.linalg.norm(k_dirs, axis=1, keepdims=True) * (2 * math.pi / (45.0 * f(0.1)))
-    return {"sex": sex, "arms": arms, "height_mm": _r(h), "bmi": _r(bmi), "weight_kg": _r(weight_kg if weight_kg is not None else bmi * (h / 1000) ** 2),
-            "fat_mm": _r(fat), "scale": _r(s), "width": _r(w), "z": {k_: _r(v) for k_, v in z.items()},
-            "trunk": {k_: [_r(v) for v in vals] for k_, vals in trunk.items()},
-            "fat_profile": {k_: [_r(v) for v in vals] for k_, vals in fat_profile.items()},
-            "organs": organs, "bladder_ml": _r(bladder_ml),
-            "bowel_waves": {"k_per_mm": np.round(k, 6).tolist(),
-                            "phase_rad": np.round(rng.uniform(0, 2 * math.pi, 6), 6).tolist()}}
+    waves = {"k_per_mm": np.round(k, 6).tolist(), "phase_rad": np.round(rng.uniform(0, 2 * math.pi, 6), 6).tolist()}
+    return organs, bladder_ml, waves
 
 
 def _ell(p: dict[str, Any], grow_mm: float = 0.0) -> Ellipsoid:
@@ -244,10 +252,47 @@ def _long_bones(a: dict[str, Any]) -> list[Shape]:
     return bones
 
 
+def _heart_vessels_airways(a: dict[str, Any], vbody: ZTube) -> list[tuple[str, Shape]]:
+    """Heart (blood pool, LV myocardium, LV cavity), aorta (root, arch, descending) and airways."""
+    o, z, w, s = a["organs"], a["z"], a["width"], a["scale"]
+    d = z["diaphragm"]
+    heart = o["heart"]
+    axis = np.asarray(heart["axis"]) / np.linalg.norm(heart["axis"])
+    rot = frame_from_axis(axis)
+    hc = np.asarray(heart["centre"])
+    lv_c = hc + rot @ np.array([6.0, 6.0, 8.0]) * w
+    out: list[tuple[str, Shape]] = [
+        ("blood_pool", _ell(heart)), ("myocardium", Ellipsoid(lv_c, np.array([33, 33, 50]) * w, rot)),
+        ("blood_pool", Ellipsoid(lv_c + 3 * axis, np.array([22, 22, 38]) * w, rot))]
+    y_front = float(np.interp(d + 150, vbody.zk, vbody.cy - vbody.ay))
+    y_lumbar = float(np.interp(z["hip"] + 60, vbody.zk, vbody.cy - vbody.ay))
+    root = hc - axis * 40 * w
+    arch_top = (0.0, -15.0, d + 150)
+    arch_end = (18.0 * w, y_front - 13 * w, d + 155)
+    out.append(("aorta", Union(Capsule(root, arch_top, 14 * w), Capsule(arch_top, arch_end, 13 * w),
+                               Capsule(arch_end, (8 * w, y_lumbar - 12 * w, z["hip"] + 0.05 * a["height_mm"]),
+                                       12 * w, 9 * w))))
+    carina = (0.0, 5.0, d + 140)
+    out.append(("airway", Union(Capsule((0, -10, z["chin"] - 5), carina, 9 * s),
+                                Capsule(carina, (-40 * w, 15, d + 110), 6 * s),
+                                Capsule(carina, (40 * w, 15, d + 110), 6 * s))))
+    return out
+
+
+def _ribs(a: dict[str, Any]) -> Ribs:
+    """Twelve rib pairs ~14 mm inside the lean thoracic wall, from below the shoulder to below the diaphragm."""
+    z, w, s, t = a["z"], a["width"], a["scale"], a["trunk"]
+    tz = np.asarray(t["z"])
+    thorax = ZTube(tz, np.zeros_like(tz), np.zeros_like(tz), np.asarray(t["ax"]) - 14 * w, np.asarray(t["ay"]) - 14 * w)
+    z_top = z["shoulder"] - 25
+    spacing = (z_top - (z["diaphragm"] - 60)) / 11.0
+    return Ribs(thorax, z_top, spacing, 80.0 * s, [2.6] + [2.75] * 9 + [1.9, 1.4],
+                sternum_z_mm=(z["shoulder"] - 40 - 170 * s, z["shoulder"] - 40))
+
+
 def build_structures(a: dict[str, Any]) -> list[tuple[str, Shape]]:
     """Organ and bone shapes in paint order (later ones overwrite earlier ones) for the sampled anatomy."""
     o, z, w, s = a["organs"], a["z"], a["width"], a["scale"]
-    d = z["diaphragm"]
     out: list[tuple[str, Shape]] = []
     bw = a["bowel_waves"]
     out.append(("bowel", WavyRegion(_ell(o["bowel"]), np.asarray(bw["k_per_mm"]), np.asarray(bw["phase_rad"]), 0.3)))
@@ -270,26 +315,8 @@ def build_structures(a: dict[str, Any]) -> list[tuple[str, Shape]]:
     for name, side in (("right", -1.0), ("left", 1.0)):
         out.append(("lung", Intersection(Difference(_ell(o[f"lung_{name}"]), _ell(o[f"dome_{name}"])),
                                          HalfSpace((side * 15, 0, 0), (-side, 0, 0)))))
-    heart = o["heart"]
-    axis = np.asarray(heart["axis"]) / np.linalg.norm(heart["axis"])
-    rot = frame_from_axis(axis)
-    hc = np.asarray(heart["centre"])
-    lv_c = hc + rot @ np.array([6.0, 6.0, 8.0]) * w
-    out += [("blood_pool", _ell(heart)), ("myocardium", Ellipsoid(lv_c, np.array([33, 33, 50]) * w, rot)),
-            ("blood_pool", Ellipsoid(lv_c + 3 * axis, np.array([22, 22, 38]) * w, rot))]
     column, cord, vbody = _spine(a)
-    y_front = float(np.interp(d + 150, vbody.zk, vbody.cy - vbody.ay))
-    y_lumbar = float(np.interp(z["hip"] + 60, vbody.zk, vbody.cy - vbody.ay))
-    root = hc - axis * 40 * w
-    arch_top = (0.0, -15.0, d + 150)
-    arch_end = (18.0 * w, y_front - 13 * w, d + 155)
-    out.append(("aorta", Union(Capsule(root, arch_top, 14 * w), Capsule(arch_top, arch_end, 13 * w),
-                               Capsule(arch_end, (8 * w, y_lumbar - 12 * w, z["hip"] + 0.05 * a["height_mm"]),
-                                       12 * w, 9 * w))))
-    carina = (0.0, 5.0, d + 140)
-    out.append(("airway", Union(Capsule((0, -10, z["chin"] - 5), carina, 9 * s),
-                                Capsule(carina, (-40 * w, 15, d + 110), 6 * s),
-                                Capsule(carina, (40 * w, 15, d + 110), 6 * s))))
+    out += _heart_vessels_airways(a, vbody)
     out += [("thyroid", Union(*[Ellipsoid((sd * 17 * s, -18, z["shoulder"] + 35), (8 * s, 9 * s, 20 * s))
                                 for sd in (-1, 1)]))]
     out += [("salivary_glands", Union(*[Ellipsoid((sd * 50 * s, 5, z["chin"] + 30), (12 * s, 18 * s, 22 * s))
@@ -299,13 +326,7 @@ def build_structures(a: dict[str, Any]) -> list[tuple[str, Shape]]:
     out.append(("brain", _ell(o["brain"])))
     out.append(("skull", Difference(_ell(o["brain"], 9.0), _ell(o["brain"], 2.0))))
     out += [("spine", column), ("spinal_cord", cord)]
-    t = a["trunk"]
-    tz = np.asarray(t["z"])
-    thorax = ZTube(tz, np.zeros_like(tz), np.zeros_like(tz), np.asarray(t["ax"]) - 14 * w, np.asarray(t["ay"]) - 14 * w)
-    z_top = z["shoulder"] - 25
-    spacing = (z_top - (d - 60)) / 11.0
-    out.append(("ribs", Ribs(thorax, z_top, spacing, 80.0 * s, [2.6] + [2.75] * 9 + [1.9, 1.4],
-                             sternum_z_mm=(z["shoulder"] - 40 - 170 * s, z["shoulder"] - 40))))
+    out.append(("ribs", _ribs(a)))
     out.append(("pelvis", Union(*_pelvis(a, float(np.interp(z["hip"] + 30, vbody.zk, vbody.cy))))))
     out.append(("long_bones", Union(*_long_bones(a))))
     return out
