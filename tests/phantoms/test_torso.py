@@ -152,3 +152,33 @@ def test_metal_and_arms_and_fov():
 def test_bad_inputs_raise(bad):
     with pytest.raises(InputError):
         make_torso(**{**FAST, **bad})
+
+
+def test_arms_down_are_separate_and_brain_only_in_head_fov():
+    """Arms hanging down leave air between arm and trunk at elbow height; no brain in a chest FOV."""
+    p = make_torso(seed=4, voxel_mm=8.0, fov="whole-body", arms="down", lesions=False, ct_noise_hu=0.0)
+    a = p.record["sampled"]["anatomy"]
+    lab = p["labels"].data
+    k = int(round(p["labels"].world_to_voxel([0.0, 0.0, a["z"]["elbow"]])[0]))
+    j = int(round(p["labels"].world_to_voxel([0.0, 0.0, 0.0])[1]))
+    row = (lab[k, j] > 0).numpy().astype(int)
+    runs = np.flatnonzero(np.diff(row) != 0)
+    assert len(runs) >= 6  # air | arm | air | trunk | air | arm | air
+    chest = make_torso(seed=4, voxel_mm=8.0, fov="chest-abdomen", lesions=False)
+    assert not (chest["labels"].data == LABEL_IDS["brain"]).any()
+
+
+def test_tacs_pass_through_phantom_concentrations():
+    """tracers.time_activity_curves with the phantom's organ SUVs returns its concentrations at scan time."""
+    from petspect.phantoms.tracers import time_activity_curves
+
+    p = make_torso(seed=6, lesions=False, texture=0.0, **{**FAST, "voxel_mm": 10.0})
+    m = p["activity"].meta
+    organs = ["liver", "kidney_cortex", "myocardium"]
+    tac = time_activity_curves("fdg", organs, [0.0, m["uptake_time_s"], 2 * m["uptake_time_s"]], seed=0,
+                               injected_mbq=m["injected_bq"] / 1e6, weight_kg=m["weight_kg"],
+                               suv=p.record["sampled"]["organ_suv"])
+    for organ in organs:
+        conc = float(p["activity"].data[p["labels"].data == LABEL_IDS[organ]].mean())
+        assert tac[organ][1] == pytest.approx(conc, rel=1e-5)
+        assert tac[organ][0] == 0.0
