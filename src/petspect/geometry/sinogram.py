@@ -36,7 +36,7 @@ import torch
 from petspect.errors import InputError
 from petspect.geometry.pet import PetScanner
 
-__all__ = ["SinogramDefinition", "default_n_radial"]
+__all__ = ["SinogramDefinition", "default_n_radial", "join_endpoints"]
 
 
 def default_n_radial(scanner: PetScanner) -> int:
@@ -220,10 +220,10 @@ class SinogramDefinition:
             za, zb = za[planes], zb[planes]
         if views is not None:
             ta, tb = ta[views.to(ta.device)], tb[views.to(tb.device)]
-        return _join(ta, za), _join(tb, zb)
+        return join_endpoints(ta, za), join_endpoints(tb, zb)
 
 
-def _join(xy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def join_endpoints(xy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Broadcast transaxial (V, R, 2) and axial (P,) coordinates to points (P, V, R, 3)."""
     p, (v, r) = z.shape[0], xy.shape[:2]
     return torch.cat([xy.expand(p, v, r, 2), z[:, None, None, None].expand(p, v, r, 1)], dim=-1)

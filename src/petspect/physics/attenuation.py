@@ -59,7 +59,7 @@ def attenuation_line_integrals(mu: Volume | torch.Tensor, projector: LinearOpera
     """Line integrals of mu (dimensionless) along every LOR of ``projector`` (non-TOF shape)."""
     op = _non_tof(projector)
     data = mu_per_mm_tensor(mu, getattr(op, "grid", None))
-    device = getattr(op, "start_idx", data).device
+    device = getattr(op, "device", data.device)
     return op.forward(data.to(device=device, dtype=torch.promote_types(data.dtype, torch.float32)))
 
 

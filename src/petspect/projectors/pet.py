@@ -20,11 +20,14 @@ import torch
 
 from petspect.errors import InputError
 from petspect.geometry.pet import ImageGrid, ListmodeEvents, PetScanner
-from petspect.geometry.sinogram import SinogramDefinition
+from petspect.geometry.sinogram import SinogramDefinition, join_endpoints
 from petspect.operators.base import LinearOperator
 from petspect.projectors.pet_joseph import DEFAULT_MAX_ELEMENTS, TofKernel, joseph_backward, joseph_forward
 
 __all__ = ["PetSinogramProjector", "PetListmodeProjector", "tof_kernel_of"]
+
+PLANE_BLOCK_LORS = 1 << 21
+"""LORs whose endpoints a sinogram projector builds at once (2 M: ~100 MB in float64)."""
 
 
 def tof_kernel_of(scanner: PetScanner) -> TofKernel:
@@ -82,39 +85,64 @@ class PetSinogramProjector(LinearOperator):
         self.tof_kernel = tof_kernel_of(scanner) if tof else None
         self.max_elements = int(max_elements)
         self.register_buffer("views", views, persistent=False)
-        start, end = sino_def.lor_endpoints_mm(views=views)  # float64, (P, V, R, 3)
-        self.register_buffer("start_idx", grid.world_to_index(start).reshape(-1, 3), persistent=False)
-        self.register_buffer("end_idx", grid.world_to_index(end).reshape(-1, 3), persistent=False)
+        # LOR endpoints are built per block of planes from the transaxial (V, R, 2) and axial (P,)
+        # coordinates, so the operator holds O(V R + P) numbers, not O(P V R)
+        xy_a, xy_b = (torch.as_tensor(e)[views] for e in sino_def.transaxial_endpoints_mm())
+        z_a, z_b = (torch.as_tensor(z) for z in sino_def.plane_z_mm())
+        for name, value in (("xy_a", xy_a), ("xy_b", xy_b), ("z_a", z_a), ("z_b", z_b)):
+            self.register_buffer(name, value.to(torch.float64), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the operator's geometry buffers."""
+        return self.xy_a.device
+
+    @property
+    def lors_per_plane(self) -> int:
+        return self.out_shape[1] * self.out_shape[2]
+
+    def _plane_blocks(self):
+        step = max(1, PLANE_BLOCK_LORS // self.lors_per_plane)
+        for p0 in range(0, self.out_shape[0], step):
+            yield p0, min(p0 + step, self.out_shape[0])
+
+    def _block_lors(self, p0: int, p1: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Voxel-index endpoints (L, 3) of planes p0..p1-1, in the dtype/device of ``like``."""
+        start = join_endpoints(self.xy_a, self.z_a[p0:p1])
+        end = join_endpoints(self.xy_b, self.z_b[p0:p1])
+        return (self.grid.world_to_index(start).reshape(-1, 3).to(like),
+                self.grid.world_to_index(end).reshape(-1, 3).to(like))
 
     def lor_endpoints_mm(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """LPS LOR endpoints (start, end), each ``(*out_shape[:3], 3)``, mm."""
-        shape = self.out_shape[:3] + (3,)
-        return (self.grid.index_to_world(self.start_idx).reshape(shape),
-                self.grid.index_to_world(self.end_idx).reshape(shape))
-
-    def _lors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.start_idx.to(like), self.end_idx.to(like)
+        """LPS LOR endpoints (start, end), each ``(*out_shape[:3], 3)``, mm (float64)."""
+        return join_endpoints(self.xy_a, self.z_a), join_endpoints(self.xy_b, self.z_b)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        s, e = self._lors(x)
-        y = joseph_forward(x, s, e, self.grid.spacing_mm, tof=self.tof_kernel, max_elements=self.max_elements)
-        return y.reshape(self.out_shape)
+        out = x.new_zeros(self.out_shape)
+        for p0, p1 in self._plane_blocks():
+            s, e = self._block_lors(p0, p1, x)
+            y = joseph_forward(x, s, e, self.grid.spacing_mm, tof=self.tof_kernel, max_elements=self.max_elements)
+            out[p0:p1] = y.reshape((p1 - p0,) + self.out_shape[1:])
+        return out
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        s, e = self._lors(y)
-        flat = y.reshape(s.shape[0], -1) if self.tof else y.reshape(-1)
-        return joseph_backward(flat, s, e, self.grid.shape, self.grid.spacing_mm, tof=self.tof_kernel,
-                               max_elements=self.max_elements)
+        image = y.new_zeros(self.in_shape)
+        for p0, p1 in self._plane_blocks():
+            s, e = self._block_lors(p0, p1, y)
+            block = y[p0:p1].reshape(s.shape[0], -1) if self.tof else y[p0:p1].reshape(-1)
+            image += joseph_backward(block, s, e, self.grid.shape, self.grid.spacing_mm, tof=self.tof_kernel,
+                                     max_elements=self.max_elements)
+        return image
 
     def _subset(self, view_index: torch.Tensor) -> "PetSinogramProjector":
         return PetSinogramProjector(self.scanner, self.sino_def, self.grid, tof=self.tof,
                                     max_elements=self.max_elements,
-                                    views=self.views.cpu()[view_index.cpu()]).to(self.start_idx.device)
+                                    views=self.views.cpu()[view_index.cpu()]).to(self.device)
 
     def non_tof(self) -> "PetSinogramProjector":
         """The same projector without TOF (same views)."""
         return PetSinogramProjector(self.scanner, self.sino_def, self.grid, tof=False,
-                                    max_elements=self.max_elements, views=self.views.cpu()).to(self.start_idx.device)
+                                    max_elements=self.max_elements, views=self.views.cpu()).to(self.device)
 
     def extra_repr(self) -> str:
         return f"scanner={self.scanner.name!r}, tof={self.tof}, " + super().extra_repr()
@@ -158,6 +186,11 @@ class PetListmodeProjector(LinearOperator):
         self.register_buffer("end_idx", image_grid.world_to_index(events.end_mm.double()), persistent=False)
         self.register_buffer("tof_bins", events.tof_bin, persistent=False)
 
+    @property
+    def device(self) -> torch.device:
+        """Device of the operator's LOR buffers."""
+        return self.start_idx.device
+
     def _kwargs(self, like: torch.Tensor) -> dict:
         bins = None if self.tof_bins is None else self.tof_bins.to(like.device)
         return {"tof": self.tof_kernel if bins is not None else None, "tof_bin": bins,
@@ -171,7 +204,7 @@ class PetListmodeProjector(LinearOperator):
                                **self._kwargs(y))
 
     def _subset(self, view_index: torch.Tensor) -> "PetListmodeProjector":
-        sel = view_index.to(self.start_idx.device)
+        sel = view_index.to(self.device)
         start = self.grid.index_to_world(self.start_idx[sel])
         end = self.grid.index_to_world(self.end_idx[sel])
         bins = None if self.tof_bins is None else self.tof_bins[sel]

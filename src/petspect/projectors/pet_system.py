@@ -80,7 +80,7 @@ def pet_system_model(scanner: PetScanner, image_grid: ImageGrid | Volume, *, sin
     if dev is not None:
         proj = proj.to(dev)
     base_shape = proj.out_shape[:3]
-    factors = torch.ones(base_shape, dtype=torch.float32, device=proj.start_idx.device)
+    factors = torch.ones(base_shape, dtype=torch.float32, device=proj.device)
     if normalisation is not None:
         if tuple(normalisation.shape) != base_shape:
             raise InputError(f"normalisation shape {tuple(normalisation.shape)} != sinogram shape {base_shape}")
