@@ -43,7 +43,9 @@ class DemoSettings:
     subjects : int, optional
         Override of the preset's number of subjects.
     dose_percent : float
-        Low-dose level (must be in the preset's dose levels).
+        Low-dose level of the task (added to the simulated levels when missing).
+    only_task_levels : bool
+        Simulate only the full dose and ``dose_percent`` (saves reconstructions of unused levels).
     method : str
         Denoising method (:data:`petspect.tasks.denoise.METHODS`).
     train : dict
@@ -57,6 +59,7 @@ class DemoSettings:
     preset: str = "quick"
     subjects: int | None = None
     dose_percent: float = 10.0
+    only_task_levels: bool = True
     method: str = "unet"
     train: dict[str, Any] = field(default_factory=dict)
     add_map: bool = True
@@ -66,11 +69,11 @@ class DemoSettings:
 def demo_settings(kind: str = "demo") -> DemoSettings:
     """Named settings: ``demo`` (minutes on a 2-core CPU), ``bench`` (full size, GPU), ``tiny`` (tests)."""
     if kind == "demo":
-        return DemoSettings(train=dict(epochs=30, mode="2.5d", n_slices=3, patch_size=(64, 64),
-                                       channels=(16, 32, 64, 128), patches_per_volume=24, batch_size=8, lr=1e-3,
-                                       patience=None))
+        return DemoSettings(train=dict(epochs=20, mode="2.5d", n_slices=3, patch_size=(64, 64),
+                                       channels=(16, 32, 64, 128), network_kwargs={"num_res_units": 1},
+                                       patches_per_volume=24, batch_size=8, lr=1e-3))
     if kind == "bench":
-        return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2,
+        return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2, only_task_levels=False,
                             train=dict(epochs=150, mode="2.5d", n_slices=5, patch_size=(128, 128),
                                        channels=(32, 64, 128, 256), patches_per_volume=64, batch_size=16, lr=5e-4,
                                        patience=30, num_workers=4))
@@ -106,7 +109,9 @@ def simulate_dataset(settings: DemoSettings, folder: Path) -> Path:
         config.subjects = int(settings.subjects)
     if settings.add_map and "map" not in config.recon.algorithms:
         config.recon.algorithms = [*config.recon.algorithms, "map"]
-    if float(settings.dose_percent) not in [float(p) for p in config.dose_percents]:
+    if settings.only_task_levels:
+        config.dose_percents, config.time_percents = [100.0, float(settings.dose_percent)], []
+    elif float(settings.dose_percent) not in [float(p) for p in config.dose_percents]:
         config.dose_percents = [*config.dose_percents, float(settings.dose_percent)]
     simulate_cohort(config.validate(), folder, workers=settings.workers)
     return folder

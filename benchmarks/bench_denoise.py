@@ -1,0 +1,115 @@
+"""Denoising benchmark: whole-body inference time, training throughput, baseline filter times.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_denoise.py [--dataset DATASET] [--shape Z Y X] [--steps N] [--device cpu]
+
+* Inference: the demo's 2.5D U-Net (widths 16-32-64-128, 3 slices, 64 x 64 windows, overlap 0.25) over a
+  whole-body volume (default 150 x 128 x 128 voxels: 60 x 51 x 51 cm at 4 mm), through
+  :func:`petspect.tasks.denoise.denoise_volume` (MONAI sliding windows). Untrained weights: the time does not
+  depend on them.
+* Training throughput: patches per second of :class:`petspect.train.Trainer` on ``DATASET`` (default: the
+  demo's ``petspect_demo/dataset``, else a small synthetic cohort) with the demo's configuration.
+* Baselines: Gaussian (8 mm) and NLM (scikit-image, fast mode) on the same whole-body volume.
+
+Prints one line per figure; copy them into BENCHMARKS.md under "## Denoising".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def _model(device: str):
+    from petspect.nn import build_network
+    from petspect.train import SuvScaling, TrainedModel
+
+    net = build_network("unet", spatial_dims=2, in_channels=3, channels=(16, 32, 64, 128), residual=True,
+                        pet_channel=1).to(device).eval()
+    config = {"data": {"mode": "2.5d", "n_slices": 3, "patch_size": [64, 64], "input_key": "recon_d010_osem_ac",
+                       "extra_keys": [], "target_key": "recon_d100_osem_ac"}}
+    norm = SuvScaling(5000.0, "Bq/mL")
+    return TrainedModel(net, config, [norm], norm, {})
+
+
+def bench_inference(shape: tuple[int, int, int], device: str) -> float:
+    from petspect.tasks.denoise import denoise_volume
+    from petspect.volume import Volume
+
+    g = torch.Generator().manual_seed(0)
+    vol = Volume.centered(5000.0 * torch.rand(shape, generator=g), (4.0, 4.0, 4.0), unit="Bq/mL", modality="PT")
+    model = _model(device)
+    denoise_volume(model, vol.crop(z=slice(0, 4)), device=device)  # warm-up
+    t0 = time.perf_counter()
+    out = denoise_volume(model, vol, device=device)
+    dt = time.perf_counter() - t0
+    assert out.shape == vol.shape
+    print(f"inference 2.5D U-Net, {shape[0]}x{shape[1]}x{shape[2]} voxels on {device}: {dt:.1f} s")
+    return dt
+
+
+def bench_baselines(shape: tuple[int, int, int]) -> None:
+    from petspect.tasks.baselines import gaussian_filter, nlm_filter
+    from petspect.volume import Volume
+
+    g = torch.Generator().manual_seed(1)
+    vol = Volume.centered(5000.0 * torch.rand(shape, generator=g), (4.0, 4.0, 4.0), unit="Bq/mL", modality="PT")
+    for name, fn, p in (("gaussian 8 mm", gaussian_filter, 8.0), ("nlm h_rel 0.3", nlm_filter, 0.3)):
+        t0 = time.perf_counter()
+        fn(vol, p)
+        print(f"baseline {name}, {shape[0]}x{shape[1]}x{shape[2]} voxels: {time.perf_counter() - t0:.2f} s")
+
+
+def _synthetic_dataset(folder: Path) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cohort", Path(__file__).parents[1] / "tests" / "tasks" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.make_dataset(folder, n_train=3, n_val=1, n_test=0)
+
+
+def bench_training(dataset: Path | None, steps_epochs: int, device: str) -> None:
+    from petspect.tasks.demo import demo_settings
+    from petspect.tasks.denoise import denoise_config, train_denoiser
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if dataset is None:
+            default = Path("petspect_demo") / "dataset"
+            dataset = default if (default / "dataset.json").is_file() else _synthetic_dataset(Path(tmp) / "data")
+        opts = dict(demo_settings("demo").train, epochs=steps_epochs)
+        cfg = denoise_config(dataset, Path(tmp) / "run", **opts)
+        t0 = time.perf_counter()
+        result = train_denoiser(cfg, device=device)
+        total = time.perf_counter() - t0
+        secs = sum(h["seconds"] for h in result.history)
+        from petspect.train import read_dataset
+
+        n_train = len(read_dataset(dataset, "training")[0])
+        patches = n_train * cfg.patches_per_volume * steps_epochs
+        print(f"training 2.5D U-Net on {device}: {patches} patches of {cfg.patch_size} in {secs:.1f} s of epochs "
+              f"({patches / secs:.1f} patches/s, batch {cfg.batch_size}); {total:.1f} s with set-up; dataset {dataset}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", type=Path, default=None)
+    ap.add_argument("--shape", type=int, nargs=3, default=(150, 128, 128))
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    os.environ.setdefault("PETSPECT_NO_PROGRESS", "1")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench_inference(tuple(args.shape), args.device)
+    bench_baselines(tuple(args.shape))
+    bench_training(args.dataset, args.epochs, args.device)
+
+
+if __name__ == "__main__":
+    main()
