@@ -109,3 +109,18 @@ def test_listmode_events_validate():
         ListmodeEvents(torch.zeros(3, 3), torch.zeros(2, 3))
     ev = ListmodeEvents(torch.zeros(3, 3), torch.ones(3, 3), torch.tensor([0, 1, 2]))
     assert len(ev) == 3
+
+
+@pytest.mark.parametrize("name", ["wholebody", "brain", "small-animal"])
+def test_preset_default_sinograms_cover_the_fov(name):
+    """Default radial bins reach the transaxial FOV edge; Vision span 19 / MRD 79 has 815 planes."""
+    s = get_pet_scanner(name)
+    sd = SinogramDefinition(s, span=19 if name == "wholebody" else 1,
+                            max_ring_diff=79 if name == "wholebody" else 0)
+    r = np.abs(sd.radial_positions_mm())
+    assert r.max() >= 0.5 * s.fov_diameter_mm > r.max() - 2 * s.crystal_size_mm[0]
+    assert sd.n_views == s.crystals_per_ring // 2
+    if name == "wholebody":
+        assert sd.n_planes == 815  # the Biograph Vision's span-19 sinogram count
+    else:
+        assert sd.n_planes == s.n_rings
