@@ -166,6 +166,10 @@ def test_bad_inputs_raise():
         op(torch.zeros(3, 8, 8))
     with pytest.raises(InputError):
         PetListmodeProjector(torch.zeros(2, 3), torch.ones(2, 3), ImageGrid((2, 8, 8), 2.0), torch.tensor([0, 1]))
+    # a degenerate event (both photons at one point) projects to 0, not NaN
+    lm = PetListmodeProjector(torch.tensor([[1.0, 2.0, 0.0], [0.0, -50.0, 0.0]]),
+                              torch.tensor([[1.0, 2.0, 0.0], [0.0, 50.0, 0.0]]), ImageGrid((2, 8, 8), 2.0))
+    assert torch.equal(lm(torch.ones(2, 8, 8)), torch.tensor([0.0, 16.0]))
 
 
 def test_axis_dominant_lines_through_uniform_block(device):

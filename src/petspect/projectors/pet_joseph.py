@@ -169,6 +169,7 @@ def _iterate(start_idx, end_idx, shape, spacing_mm, tof, max_elements):
     planar = shape[0] == 1 and bool((start_idx[:, 0].abs() < 1e-9).all() and (end_idx[:, 0].abs() < 1e-9).all())
     per_sample = 6 + (4 * (2 * tof.half_window + 2) if tof is not None else 0)
     for a, group in _dominant_groups(d):
+        group = group[length_mm[group] > 0]  # a degenerate LOR (start == end) has no line integral
         for sel in _chunks(group, shape[a], per_sample, max_elements):
             p0, dd, ln = start_idx[sel], d[sel], length_mm[sel]
             lo, hi = _plane_range(p0, dd, shape, a)
