@@ -1,6 +1,7 @@
 """Detector benchmark: the `realistic` preset end to end (simulate, train, evaluate) with timings.
 
 Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector [--preset realistic]
+      (add --reuse to re-evaluate the data and models already in --out)
 
 Prints positioning figures (FWHM/FWTM/MAE/edge bias for Anger logic, kNN, gradient tree boosting,
 MLP, CNN and the fan-beam variants), the energy resolution, the coincidence time resolution of
@@ -28,17 +29,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--preset", default="realistic")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core VM)")
+    ap.add_argument("--reuse", action="store_true", help="evaluate the data and models already in --out")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     preset = get_preset(args.preset)
     times = {}
-    t = time.perf_counter()
-    simulate(preset, args.out / "data", device=device, overwrite=True)
-    times["simulate_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    train(preset, args.out / "data", args.out / "models", device=device, overwrite=True)
-    times["train_s"] = time.perf_counter() - t
+    if not args.reuse:
+        t = time.perf_counter()
+        simulate(preset, args.out / "data", device=device, overwrite=True)
+        times["simulate_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        train(preset, args.out / "data", args.out / "models", device=device, overwrite=True)
+        times["train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     m = evaluate(preset, args.out / "eval", data_dir=args.out / "data", models_dir=args.out / "models", device=device,
                  overwrite=True)
@@ -53,12 +56,13 @@ def main() -> None:
               f"{r['edge_bias_mm']:+6.2f}")
     print("energy resolution (% FWHM): centre {:.1f}, whole face {:.1f}".format(
         m["energy"]["energy_resolution_pct"], m["energy"]["energy_resolution_all_pct"]))
-    for k in ("led", "cfd", "cnn_timing"):
+    for k in ("led", "cfd", "cnn_timing", "cnn_timing_single_window"):
         r = m[k]
         print(f"{k:10s} CTR FWHM {r['ctr_fwhm_ps']:6.1f} ps  FWTM {r['ctr_fwtm_ps']:6.1f} ps  "
               f"(Gaussian fit FWHM {r['ctr_fwhm_gauss_ps']:6.1f})  setting {r.get('best_setting', '-')}")
     print("summary: " + json.dumps(m["summary"], indent=1))
     (args.out / "bench_summary.json").write_text(json.dumps({"times": times, "summary": m["summary"]}, indent=1))
+    print(f"metrics: {args.out / 'eval' / 'metrics.json'}; report: {args.out / 'eval' / 'report.html'}")
 
 
 if __name__ == "__main__":

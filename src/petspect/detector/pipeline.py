@@ -232,6 +232,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     for name in ("led", "cfd"):
         metrics[name] = timing[name]
     metrics["cnn_timing"] = timing["cnn"]
+    metrics["cnn_timing_single_window"] = timing["cnn_single_window"]
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,

@@ -118,7 +118,8 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
     pos_methods = [m for m in preds]
     pos_rows = [[m] + [metrics[m].get(k, np.nan) for k, _ in POS_COLUMNS] for m in pos_methods]
     t_rows = [[m, metrics[m]["ctr_fwhm_ps"], metrics[m]["ctr_fwtm_ps"], metrics[m]["ctr_fwhm_gauss_ps"],
-               metrics[m].get("best_setting", np.nan)] for m in ("led", "cfd", "cnn_timing")]
+               metrics[m].get("best_setting", np.nan)] for m in ("led", "cfd", "cnn_timing", "cnn_timing_single_window")
+              if m in metrics]
     s = metrics["summary"]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>petspect detector report</title>",

@@ -187,11 +187,21 @@ class CNNTimer:
                                       eval_transform=centre, description="training timing cnn")
         return self
 
-    def estimate(self, data: Coincidences) -> np.ndarray:
-        """``t_a - t_b`` (ps) for the central windows of ``data``."""
-        windows, _ = crop_windows(data.waveforms, data.dt_ps, np.zeros((len(data), 2), dtype=int), self.config)
-        x = timing_input(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-        return predict(self.model, x).numpy()[:, 0].astype(np.float64) * DT_SCALE_PS
+    def estimate(self, data: Coincidences, *, shift_average: bool = True) -> np.ndarray:
+        """``t_a - t_b`` (ps) for the central windows of ``data``.
+
+        With ``shift_average`` the pair is also read through windows shifted together by
+        ``k = -max_shift .. max_shift`` samples (a common shift leaves ``t_a - t_b`` unchanged) and the
+        estimates are averaged: test-time augmentation that averages out the network's own
+        sub-sample interpolation error (it does not use the labels).
+        """
+        ks = range(-self.config.max_shift, self.config.max_shift + 1) if shift_average else (0,)
+        out = []
+        for k in ks:
+            windows, _ = crop_windows(data.waveforms, data.dt_ps, np.full((len(data), 2), k, dtype=int), self.config)
+            x = timing_input(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+            out.append(predict(self.model, x).numpy()[:, 0].astype(np.float64) * DT_SCALE_PS)
+        return np.mean(out, axis=0)
 
     def save(self, folder: str | os.PathLike, record: dict | None = None) -> None:
         """Save as a model folder (weights.pt, config.json, model_card.md)."""
@@ -217,8 +227,9 @@ class CNNTimer:
 
 
 def evaluate_timing(val: Coincidences, test: Coincidences, config: TimingConfig, cnn: CNNTimer | None,
-                    *, thresholds_spe=(1, 2, 3, 5, 8, 12, 20, 30, 50),
-                    fractions=(0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5)) -> dict:
+                    *, thresholds_spe=(1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 30, 50),
+                    fractions=(0.005, 0.0075, 0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.08, 0.12,
+                               0.2, 0.3, 0.5)) -> dict:
     """Scan LED and CFD on ``val``, apply the best settings and the CNN to ``test``.
 
     Returns
@@ -243,5 +254,6 @@ def evaluate_timing(val: Coincidences, test: Coincidences, config: TimingConfig,
         est = cnn.estimate(test)
         out["cnn"] = timing_metrics(est, dtt)
         out["estimates"]["cnn"] = est
+        out["cnn_single_window"] = timing_metrics(cnn.estimate(test, shift_average=False), dtt)
     out["true_dt_ps"] = dtt
     return out
