@@ -20,8 +20,9 @@ def test_dual_head_tomo(tmp_path):
         for d in range(2):
             for v in range(4):
                 assert float(proj.counts[w, 4 * d + v, 1, 2]) == 100 * w + 10 * d + v
-    # CW: start + k * 45; head 2 starts at 180
-    assert proj.angles_deg.tolist() == [0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0]
+    # CW (DICOM PS3.3 C.8.4.12): decreasing DICOM angle start - k * 45 (head 1 from 0, head 2 from 180);
+    # petspect angle = 180 - DICOM angle (0 = anterior, clockwise from the feet)
+    assert proj.angles_deg.tolist() == [180.0, 225.0, 270.0, 315.0, 0.0, 45.0, 90.0, 135.0]
     assert proj.radius_mm.tolist() == [250.0] * 4 + [251.0, 252.0, 253.0, 254.0]
     assert proj.pixel_spacing_mm == (4.4, 4.2)
     assert [w.name for w in proj.energy_windows] == ["EM", "SC"] and proj.photopeak_window == 0
@@ -30,11 +31,11 @@ def test_dual_head_tomo(tmp_path):
 
 
 def test_counter_clockwise_and_photopeak_by_counts(tmp_path):
-    """CC rotation subtracts the step; unnamed windows: the photopeak is the window with most counts."""
+    """CC rotation adds the step to the DICOM angle; unnamed windows: the photopeak has the most counts."""
     ds = fac.nm_tomo(direction="CC", starts_deg=(10.0,), radial=((200.0,),),
                      windows=(("lower", 100.0, 120.0), ("upper", 150.0, 170.0)))
     proj = read_nm_projections(fac.write([ds], tmp_path / "nm") / "im0000.dcm")
-    assert proj.angles_deg.tolist() == [10.0, -35.0, -80.0, -125.0]
+    assert proj.angles_deg.tolist() == [170.0, 125.0, 80.0, 35.0]  # 180 - (10 + k * 45)
     assert proj.photopeak_window == 1  # second window holds 100 + v > v
 
 

@@ -8,8 +8,10 @@ Conventions
 -----------
 * ``counts`` has shape ``(n_windows, n_views, n_rows, n_cols)``: rows run along the patient axis
   (z, superior first as stored in DICOM frames), columns along the detector's transverse axis.
-* ``angles_deg`` are the detector angles of each view in degrees (DICOM StartAngle + k * AngularStep,
-  in the RotationDirection), measured as in DICOM: 0 deg = detector anterior (above a supine patient).
+* ``angles_deg`` are the detector angles of each view in degrees, in petspect's convention
+  (:mod:`petspect.geometry.spect`): 0 deg = detector anterior (above a supine patient), increasing
+  clockwise seen from the feet. DICOM's angles (0 at the patient's back, counter-clockwise) are
+  converted by the reader (``180 - DICOM angle``).
 * ``radius_mm`` is the distance from the rotation axis to the collimator face for each view (a
   circular orbit has equal values; a body-contour orbit differs per view).
 * ``pixel_spacing_mm`` is (row, col) spacing on the detector in mm.

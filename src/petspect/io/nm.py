@@ -5,10 +5,13 @@ by the vectors it points to: EnergyWindowVector (0054,0010), DetectorVector (005
 RotationVector (0054,0050) and AngularViewVector (0054,0090) (1-based indices). The frames are
 gathered into ``counts[window, view, row, col]`` with views ordered by (detector, rotation, view).
 
-Angles (degrees, DICOM convention: 0 = detector anterior): for detector ``d`` and view ``k`` of
-rotation ``r``, ``start + k * step`` for RotationDirection ``CW`` and ``start - k * step`` for ``CC``,
-with ``start`` the detector's StartAngle (DetectorInformationSequence, else the rotation's) and
-``step`` the rotation's AngularStep. Radius: the detector's RadialPosition (one value per view of the
+Angles: DICOM (PS3.3 C.8.4.12) measures the detector angle from the patient's back, increasing
+counter-clockwise seen from the feet; for detector ``d`` and view ``k`` of rotation ``r`` it is
+``start + k * step`` for RotationDirection ``CC`` and ``start - k * step`` for ``CW``, with ``start``
+the detector's StartAngle (DetectorInformationSequence, else the rotation's) and ``step`` the
+rotation's AngularStep. The reader returns petspect's angles (0 = detector anterior, clockwise seen
+from the feet: ``180 - DICOM angle``, :func:`petspect.geometry.spect.angles_from_dicom`).
+Radius: the detector's RadialPosition (one value per view of the
 rotation, or one for a circular orbit), in mm. Energy windows: EnergyWindowInformationSequence
 (name, lower and upper limits in keV). The photopeak is the window whose name contains "PEAK",
 "EM" or "PHOTO", else the one with the most counts. Frame duration: ActualFrameDuration (ms) of
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from petspect.errors import FormatError, MissingTagError
+from petspect.geometry.spect import angles_from_dicom
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.io.dicom_files import pixel_array, read_datasets, require, where
 
@@ -90,7 +94,7 @@ def _view_geometry(ds: Any, det: int, rot: int, view: int) -> tuple[float, float
     direction = str(require(r, "RotationDirection", path=where(ds))).upper()
     if direction not in ("CW", "CC"):
         raise FormatError(f"RotationDirection must be CW or CC, got {direction!r}", path=where(ds))
-    angle = start + (step if direction == "CW" else -step) * view
+    angle = float(angles_from_dicom(start, step, direction, view + 1)[view])
     radial = getattr(d, "RadialPosition", None)
     if radial is None:
         radial = getattr(r, "RadialPosition", None)
