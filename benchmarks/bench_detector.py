@@ -48,12 +48,12 @@ def main() -> None:
     times["evaluate_s"] = time.perf_counter() - t
     print(f"preset {preset.name} on {device}; stage wall times (s): " + json.dumps({k: round(v) for k, v in times.items()}))
     print(f"{'method':8s} {'FWHM':>6s} {'FWTM':>6s} {'MAEx':>6s} {'MAEy':>6s} {'MAEdoi':>7s} {'MAEctr':>7s} "
-          f"{'MAEedge':>7s} {'bias':>6s}  (mm)")
+          f"{'MAEedge':>7s} {'|bias|':>6s}  (mm)")
     for k in ("anger", "knn", "gbt", "mlp", "cnn", "gbt_fan", "cnn_fan"):
         r = m[k]
         print(f"{k:8s} {r['xy_fwhm_mm']:6.2f} {r['xy_fwtm_mm']:6.2f} {r['x_mae_mm']:6.2f} {r['y_mae_mm']:6.2f} "
               f"{r.get('doi_mae_mm', float('nan')):7.2f} {r['xy_mae_centre_mm']:7.2f} {r['xy_mae_edge_mm']:7.2f} "
-              f"{r['edge_bias_mm']:+6.2f}")
+              f"{r['edge_bias_mm']:6.2f}")
     print("energy resolution (% FWHM): centre {:.1f}, whole face {:.1f}".format(
         m["energy"]["energy_resolution_pct"], m["energy"]["energy_resolution_all_pct"]))
     for k in ("led", "cfd", "cnn_timing", "cnn_timing_single_window"):

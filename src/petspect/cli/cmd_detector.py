@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                      overwrite=overwrite)
         for name in ("anger", "knn", "gbt", "mlp", "cnn", "gbt_fan", "cnn_fan"):
             typer.echo(f"{name:8s} FWHM {m[name]['xy_fwhm_mm']:.2f} mm  MAE {m[name]['xy_mae_mm']:.2f} mm  "
-                       f"edge bias {m[name]['edge_bias_mm']:+.2f} mm")
+                       f"|edge bias| {m[name]['edge_bias_mm']:.2f} mm")
         for name in ("led", "cfd", "cnn_timing"):
             typer.echo(f"{name:10s} CTR FWHM {m[name]['ctr_fwhm_ps']:.0f} ps")
         typer.echo(f"report: {Path(out) / 'report.html'}")
