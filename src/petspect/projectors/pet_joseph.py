@@ -13,10 +13,12 @@ integrated over the bin, ``0.5 [erf((c_j + w/2 - s) / (sqrt 2 sigma)) - erf((c_j
 evaluated on the ``2m + 1`` bins nearest to the sample (``m`` covers 5 sigma), so the TOF weights of a
 sample sum to one (to 1e-6) when the bins cover it: summing TOF bins gives the non-TOF projection.
 
-Sampling uses ``torch.nn.functional.grid_sample`` (trilinear at the plane crossings equals Joseph's
-bilinear interpolation); the backprojection is its input gradient (``grid_sampler_*_backward``): the
-same weights, so it is the exact transpose. Memory is bounded: LORs are processed in chunks of at
-most ``max_elements`` samples x values per sample.
+Sampling uses a batched 2D ``torch.nn.functional.grid_sample``: the image is viewed as a stack of
+slabs along the dominant axis, and plane ``k`` is the batch item that samples slab ``k`` (bilinear,
+zero padding), so each sample reads exactly Joseph's four neighbours. The backprojection is the
+input gradient of the same call (``grid_sampler_2d_backward``): the same weights, so it is the
+exact transpose. Memory is bounded: LORs are processed in chunks of at most ``max_elements``
+samples x values per sample.
 """
 
 from __future__ import annotations
@@ -126,28 +128,34 @@ def _plane_range(p0: torch.Tensor, d: torch.Tensor, shape: tuple[int, int, int],
     return lo, hi
 
 
-def _samples(p0, d, length_mm, shape, a, lo, hi, planar):
-    """Normalised grid_sample coordinates of the plane crossings, step weights (L, K) or (L, 1), t (L, K).
+def _samples(p0, d, length_mm, shape, a, lo, hi):
+    """Plane-crossing coordinates for grid_sample (K, L, 1, 2), step weights (K, L) or (1, L), t (K, L).
 
-    The crossings of dominant-axis planes ``lo..hi`` lie on voxel centres along that axis, so
-    trilinear interpolation there is Joseph's bilinear interpolation in the two other axes. Samples
-    outside the LOR segment get weight 0; outside the grid grid_sample pads with zeros.
+    Plane ``k`` of the dominant axis is one batch item of a 2D ``grid_sample`` on the slab
+    ``image.movedim(a, 0)[k]``: the crossing lies on voxel centres along ``a``, so this is exactly
+    Joseph's bilinear interpolation in the two other axes (zero outside the grid). Samples beyond
+    the LOR's endpoints get weight 0.
     """
     k = torch.arange(lo, hi + 1, device=p0.device, dtype=p0.dtype)
-    da = d[:, a : a + 1]
-    t = (k[None, :] - p0[:, a : a + 1]) / da
-    step = (length_mm / da.squeeze(1).abs())[:, None]
+    da = d[:, a]
+    t = (k[:, None] - p0[None, :, a]) / da
+    step = (length_mm / da.abs())[None, :]
     # sinogram LORs start and end outside the grid: then no sample leaves the segment and the
-    # weights are the per-LOR step (L, 1); otherwise mask the samples beyond the endpoints (L, K)
-    w = step if bool((t[:, [0, -1]].amin() >= 0) & (t[:, [0, -1]].amax() <= 1)) else \
+    # weights are the per-LOR step (1, L); otherwise mask the samples beyond the endpoints (K, L)
+    w = step if bool((t[[0, -1]].amin() >= 0) & (t[[0, -1]].amax() <= 1)) else \
         step * ((t >= 0) & (t <= 1)).to(t.dtype)
-    axes = [2, 1] if planar else [2, 1, 0]  # grid_sample wants (x, y[, z]) order
+    axes = _slab_axes(a)[::-1]  # grid_sample wants (W, H) = (last, first) slab axis
     size = torch.tensor([shape[ax] for ax in axes], dtype=p0.dtype, device=p0.device)
     # align_corners=False normalisation g = (2 c + 1) / n - 1 of c = p0 + t d, in one fused op
     offset = (2.0 * p0[:, axes] + 1.0) / size - 1.0
     slope = 2.0 * d[:, axes] / size
-    grid = torch.addcmul(offset[:, None, :], t[..., None], slope[:, None, :])
-    return (grid[None] if planar else grid[None, :, :, None]), w, t
+    grid = torch.addcmul(offset[None], t[..., None], slope[None])
+    return grid[:, :, None, :], w, t
+
+
+def _slab_axes(a: int) -> list[int]:
+    """The two image axes other than ``a``, in increasing order (the slab's (H, W))."""
+    return [ax for ax in range(3) if ax != a]
 
 
 def _prepare(start_idx, end_idx, spacing_mm):
@@ -164,9 +172,8 @@ def _chunks(idx: torch.Tensor, n_planes: int, per_sample: int, max_elements: int
 
 
 def _iterate(start_idx, end_idx, shape, spacing_mm, tof, max_elements):
-    """Yield (lor_index, grid, weights, s_mm, planar) for every chunk of LORs (the shared traversal)."""
+    """Yield (lor_index, axis, lo, grid, weights, s_mm) for every chunk of LORs (the shared traversal)."""
     d, length_mm = _prepare(start_idx, end_idx, spacing_mm)
-    planar = shape[0] == 1 and bool((start_idx[:, 0].abs() < 1e-9).all() and (end_idx[:, 0].abs() < 1e-9).all())
     per_sample = 6 + (4 * (2 * tof.half_window + 2) if tof is not None else 0)
     for a, group in _dominant_groups(d):
         group = group[length_mm[group] > 0]  # a degenerate LOR (start == end) has no line integral
@@ -175,24 +182,25 @@ def _iterate(start_idx, end_idx, shape, spacing_mm, tof, max_elements):
             lo, hi = _plane_range(p0, dd, shape, a)
             if hi < lo:
                 continue
-            grid, w, t = _samples(p0, dd, ln, shape, a, lo, hi, planar)
-            yield sel, grid, w, (t - 0.5) * ln[:, None], planar
+            grid, w, t = _samples(p0, dd, ln, shape, a, lo, hi)
+            yield sel, a, lo, grid, w, (t - 0.5) * ln[None, :]
 
 
-def _sample(image: torch.Tensor, grid: torch.Tensor, planar: bool) -> torch.Tensor:
-    """Interpolated image values (L, K) at the grid points."""
-    if planar:
-        return torch.nn.functional.grid_sample(image[None], grid, align_corners=False)[0, 0]
-    return torch.nn.functional.grid_sample(image[None, None], grid, align_corners=False)[0, 0, :, :, 0]
+def _slab(image: torch.Tensor, a: int) -> torch.Tensor:
+    """The image as a batch of 2D slabs along axis ``a``: (n_a, 1, H, W), contiguous."""
+    return image.movedim(a, 0).contiguous()[:, None]
 
 
-def _spread(samples: torch.Tensor, image: torch.Tensor, grid: torch.Tensor, planar: bool) -> torch.Tensor:
-    """Transpose of :func:`_sample`: spread sample values (L, K) into an image like ``image``."""
-    if planar:
-        return torch.ops.aten.grid_sampler_2d_backward(samples[None, None], image[None], grid, 0, 0, False,
-                                                       [True, False])[0][0]
-    return torch.ops.aten.grid_sampler_3d_backward(samples[None, None, :, :, None], image[None, None], grid,
-                                                   0, 0, False, [True, False])[0][0, 0]
+def _sample(slabs: torch.Tensor, lo: int, grid: torch.Tensor) -> torch.Tensor:
+    """Interpolated values (K, L) at the crossings of planes ``lo .. lo + K - 1``."""
+    return torch.nn.functional.grid_sample(slabs[lo : lo + grid.shape[0]], grid, align_corners=False)[:, 0, :, 0]
+
+
+def _spread(samples: torch.Tensor, grad_slabs: torch.Tensor, lo: int, grid: torch.Tensor) -> None:
+    """Transpose of :func:`_sample`: add sample values (K, L) into ``grad_slabs`` (n_a, 1, H, W) in place."""
+    part = grad_slabs[lo : lo + grid.shape[0]]
+    part += torch.ops.aten.grid_sampler_2d_backward(samples[:, None, :, None], part, grid, 0, 0, False,
+                                                    [True, False])[0]
 
 
 def _check(start_idx, end_idx, tof, tof_bin):
@@ -231,17 +239,20 @@ def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
     n = start_idx.shape[0]
     per_event = tof is None or tof_bin is not None
     out = image.new_zeros((n,) if per_event else (n, tof.n_bins))
-    for sel, grid, w, s_mm, planar in _iterate(start_idx, end_idx, tuple(image.shape), spacing_mm,
-                                               None if tof_bin is not None else tof, max_elements):
-        vals = _sample(image, grid, planar) * w  # (L, K)
+    slabs: dict[int, torch.Tensor] = {}
+    for sel, a, lo, grid, w, s_mm in _iterate(start_idx, end_idx, tuple(image.shape), spacing_mm,
+                                              None if tof_bin is not None else tof, max_elements):
+        if a not in slabs:
+            slabs[a] = _slab(image, a)
+        vals = _sample(slabs[a], lo, grid) * w  # (K, L)
         if tof is None:
-            out[sel] = vals.sum(1)
+            out[sel] = vals.sum(0)
         elif tof_bin is not None:
-            out[sel] = (vals * tof.weights(s_mm, tof_bin[sel])).sum(1)
+            out[sel] = (vals.T * tof.weights(s_mm.T, tof_bin[sel])).sum(1)
         else:
-            bins, wts = tof.window(s_mm)  # (L, K, M)
+            bins, wts = tof.window(s_mm.T)  # (L, K, M)
             part = out.new_zeros((len(sel), tof.n_bins))
-            out[sel] = part.scatter_add_(1, bins.flatten(1), (vals[..., None] * wts).flatten(1))
+            out[sel] = part.scatter_add_(1, bins.reshape(len(sel), -1), (vals.T[..., None] * wts).reshape(len(sel), -1))
     return out
 
 
@@ -252,16 +263,21 @@ def joseph_backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
     """Exact transpose of :func:`joseph_forward`: backproject ``proj`` ((L,) or (L, n_tof)) into (nz, ny, nx)."""
     _check(start_idx, end_idx, tof, tof_bin)
     shape = tuple(int(s) for s in shape)
-    image = proj.new_zeros(shape)
-    for sel, grid, w, s_mm, planar in _iterate(start_idx, end_idx, shape, spacing_mm,
-                                               None if tof_bin is not None else tof, max_elements):
+    grads: dict[int, torch.Tensor] = {}
+    for sel, a, lo, grid, w, s_mm in _iterate(start_idx, end_idx, shape, spacing_mm,
+                                              None if tof_bin is not None else tof, max_elements):
+        if a not in grads:
+            grads[a] = proj.new_zeros((shape[a], 1) + tuple(shape[ax] for ax in _slab_axes(a)))
         y = proj[sel]
         if tof is None:
-            samp = (y[:, None] * w).expand(-1, grid.shape[2]).contiguous()
+            samp = (y[None, :] * w).expand(grid.shape[0], -1)
         elif tof_bin is not None:
-            samp = (y[:, None] * tof.weights(s_mm, tof_bin[sel])) * w
+            samp = (y[:, None] * tof.weights(s_mm.T, tof_bin[sel])).T * w
         else:
-            bins, wts = tof.window(s_mm)
-            samp = (y.gather(1, bins.flatten(1)).view_as(wts) * wts).sum(-1) * w
-        image += _spread(samp, image, grid, planar)
+            bins, wts = tof.window(s_mm.T)  # (L, K, M)
+            samp = (y.gather(1, bins.reshape(len(sel), -1)).view_as(wts) * wts).sum(-1).T * w
+        _spread(samp.contiguous(), grads[a], lo, grid)
+    image = proj.new_zeros(shape)
+    for a, g in grads.items():
+        image += g[:, 0].movedim(0, a)
     return image
