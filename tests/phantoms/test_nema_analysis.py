@@ -19,12 +19,6 @@ from petspect.units import FWHM_PER_SIGMA
 from petspect.volume import Volume
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # on a shared 2-core machine, 2 spinning OpenMP threads run these ~5x slower
-    n, _ = torch.get_num_threads(), torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 FWHM_MM = 6.0
 
 

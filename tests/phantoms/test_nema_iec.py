@@ -13,12 +13,6 @@ from petspect.phantoms import make_phantom, rebuild
 from petspect.phantoms.nema_iec import SPHERE_DIAMETERS_MM, make_nema_iec
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # on a shared 2-core machine, 2 spinning OpenMP threads run these ~5x slower
-    n, _ = torch.get_num_threads(), torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def iec2():

@@ -14,12 +14,6 @@ from petspect.phantoms.shapes import (Box, Cylinder, Ellipsoid, Grid, HalfSpace,
 from petspect.volume import Volume
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # on a shared 2-core machine, 2 spinning OpenMP threads run these ~5x slower
-    n, _ = torch.get_num_threads(), torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _vol_ml(occ: torch.Tensor, grid: Grid) -> float:
     return float(occ.sum()) * grid.voxel_volume_ml

@@ -12,12 +12,6 @@ from petspect.materials import linear_attenuation_per_mm
 from petspect.phantoms.shepp_logan import SHEPP_LOGAN_3D, make_shepp_logan
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # on a shared 2-core machine, 2 spinning OpenMP threads run these ~5x slower
-    n, _ = torch.get_num_threads(), torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_grey_levels_and_volumes():
     """Skull 2.0, brain 2 - 0.98 = 1.02 (Kak & Slaney 1988); the outer ellipsoid's volume is

@@ -15,12 +15,6 @@ from petspect.phantoms.spect_phantoms import (JASZCZAK_ROD_LENGTH_MM, make_cylin
                                               make_line_source, make_point_sources, rod_sector_centres)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():  # on a shared 2-core machine, 2 spinning OpenMP threads run these ~5x slower
-    n, _ = torch.get_num_threads(), torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _comp(p):
     return {r["name"]: r for r in p.tables["compartments"]}

@@ -31,8 +31,9 @@ import torch
 import petspect
 from petspect.errors import InputError
 from petspect.phantoms.base import Phantom
-from petspect.phantoms.shapes import (Box, Compartment, Cylinder, Grid, HalfSpace, Shape, Sphere, Transformed,
-                                      compartment_volumes, rotation_matrix, voxelize)
+from petspect.phantoms.compartments import Compartment, compartment_volumes
+from petspect.phantoms.shapes import (Box, Cylinder, Grid, HalfSpace, Shape, Sphere, Transformed, rotation_matrix,
+                                      voxelize)
 
 SPHERE_DIAMETERS_MM = (37.0, 28.0, 22.0, 17.0, 13.0, 10.0)
 SPHERE_WALL_MM = 1.0

@@ -24,8 +24,8 @@ import torch
 import petspect
 from petspect.errors import InputError
 from petspect.phantoms.base import Phantom
-from petspect.phantoms.shapes import (Compartment, Cylinder, Grid, Shape, Sphere, compartment_volumes, voxelize,
-                                      voxelize_many)
+from petspect.phantoms.compartments import Compartment, compartment_volumes
+from petspect.phantoms.shapes import Cylinder, Grid, Shape, Sphere, voxelize, voxelize_many
 
 JASZCZAK_RADIUS_MM = 108.0
 JASZCZAK_LENGTH_MM = 186.0
