@@ -56,6 +56,7 @@ def test_scaled_image_has_uniform_bias():
 def test_contrast_recovery_and_liver_noise():
     s = _subject()
     assert lesion_contrast(s.truth.data, s) == pytest.approx(100.0)
+    assert math.isnan(lesion_contrast(s.truth.data, s, min_lesion_ml=2.0))  # the lesion is 27 x 0.064 = 1.73 mL
     flat = s.truth.data.clone()
     flat[s.lesions.data > 0] = 5000.0  # lesion lost in the liver background
     assert lesion_contrast(flat, s) == pytest.approx(0.0, abs=1e-9)

@@ -16,8 +16,8 @@ Conventions (named in every metric key; see REFERENCE.md, "Evaluation convention
   includes the phantom's texture, equal for all methods).
 * ``lesion_cr_pct``: mean contrast recovery of lesions, ``(C_les / C_bkg - 1) / (A_les / A_bkg - 1) * 100``
   with ``C`` the image and ``A`` the true activity, the background a 2-voxel shell around each lesion in
-  its own organ (NEMA NU 2 definition with the true ratio from the phantom). Lesions whose true ratio is
-  within 0.5 of 1 are skipped.
+  its own organ (NEMA NU 2 definition with the true ratio from the phantom). Lesions under 1 mL or whose
+  true ratio is within 0.5 of 1 are skipped.
 
 Biases are unit-free, so images in Bq/mL or SUV give the same numbers. Every function returns plain floats.
 """
@@ -143,10 +143,11 @@ def _shell(mask: np.ndarray, width: int) -> np.ndarray:
     return binary_dilation(mask, iterations=width) & ~mask
 
 
-def lesion_contrast(image: Any, subject: Subject, *, shell_voxels: int = 2) -> float:
+def lesion_contrast(image: Any, subject: Subject, *, shell_voxels: int = 2, min_lesion_ml: float = 1.0) -> float:
     """Mean contrast recovery (%) of the subject's lesions against a local shell background (module docstring).
 
-    Returns NaN when the subject has no lesion with a usable true contrast.
+    Lesions smaller than ``min_lesion_ml`` (default 1 mL, about the SUVpeak sphere) are skipped: in a few
+    voxels the mean is one noise sample. Returns NaN when no lesion is usable.
     """
     from petspect.metrics import contrast_recovery
 
@@ -156,8 +157,11 @@ def lesion_contrast(image: Any, subject: Subject, *, shell_voxels: int = 2) -> f
     les = subject.lesions.numpy().astype(np.int64)
     lab = subject.labels.numpy().astype(np.int64) if subject.labels is not None else np.zeros_like(les)
     crs = []
+    vox_ml = subject.lesions.voxel_volume_ml
     for i in _lesion_names(les):
         m = les == i
+        if m.sum() * vox_ml < min_lesion_ml:
+            continue
         organ = np.bincount(lab[m]).argmax()
         bkg = _shell(m, shell_voxels) & (les == 0) & (lab == organ)
         if bkg.sum() < 2 or act[bkg].mean() <= 0:
