@@ -71,7 +71,7 @@ PRESETS: dict[str, Preset] = {
         "1 mm calibration grid; 3x3x20 mm LYSO pair for timing",
         DetectorConfig("LYSO", 12.0, SiPMArray()), 1.0, 60, 1.6, 100, 1.0, 300,
         TimingConfig(length_mm=20.0, max_shift=4), (20000, 4000, 4000),
-        TrainSettings(epochs=30, batch_size=256, lr=2e-3), TrainSettings(epochs=20, batch_size=128, lr=2e-3)),
+        TrainSettings(epochs=30, batch_size=256, lr=2e-3), TrainSettings(epochs=32, batch_size=128, lr=2e-3)),
 }
 
 
