@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 import torch
 
 from petspect.geometry.pet import ImageGrid, get_pet_scanner
@@ -26,7 +25,6 @@ def _first_reaching(images, lesion, background, target):
     return len(images) + 1
 
 
-@pytest.mark.slow
 def test_tof_reaches_contrast_in_fewer_iterations():
     scanner = replace(get_pet_scanner("wholebody"), n_rings=1, ring_radius_mm=200.0, crystals_per_ring=160,
                       fov_diameter_mm=240.0, n_tof_bins=11)

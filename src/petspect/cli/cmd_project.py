@@ -28,7 +28,8 @@ def project(
     activity: Path = typer.Argument(..., help="Activity image in Bq/mL (NIfTI or any format petspect.io reads)."),
     out: Path = typer.Option(..., "--out", help="New acquisition folder."),
     system: str = typer.Option(..., "--system", help="wholebody, brain, small-animal (PET); spect-lehr, spect-me."),
-    mu: Path = typer.Option(None, "--mu", help="Attenuation map (1/mm or 1/cm) on the activity grid."),
+    mu: Path = typer.Option(None, "--mu", help="Attenuation map (1/mm or 1/cm) on the activity grid, at 511 keV "
+                                              "(PET) or the photopeak energy (SPECT)."),
     tof: bool = typer.Option(False, "--tof", help="Time-of-flight sinograms (wholebody)."),
     counts: float = typer.Option(None, "--counts", help="Expected number of true counts (scales the data)."),
     activity_mbq: float = typer.Option(None, "--activity-mbq", help="Rescale the image to this total activity."),
