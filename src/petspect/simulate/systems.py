@@ -49,6 +49,21 @@ def _split_params(cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], di
     return {k: v for k, v in params.items() if k in names}, {k: v for k, v in params.items() if k not in names}
 
 
+def map_beta(op, beta_relative: float) -> float:
+    """Absolute prior weight of a relative ``beta``: ``beta_relative`` times the mean sensitivity.
+
+    The Poisson log-likelihood is in counts and its gradient scales with the sensitivity ``A^T 1``
+    (counts per unit image value); the RDP or quadratic penalty scales with the image values. Weighting
+    the penalty by the mean sensitivity over the field of view makes one relative beta give the same
+    smoothing at every dose level, scan time and image unit.
+    """
+    sens = op.adjoint(torch.ones(op.out_shape, dtype=torch.float32))
+    inside = sens > 0
+    if not bool(inside.any()):
+        raise ConfigError("the system has zero sensitivity everywhere")
+    return float(beta_relative) * float(sens[inside].mean())
+
+
 def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorithm: str, config: DatasetConfig,
                  spacing_mm=None) -> torch.Tensor:
     """Run one of the configured algorithms on calibrated data (image in the operator's input unit)."""
@@ -64,7 +79,7 @@ def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorith
         from petspect.recon.priors import make_prior
 
         prior = make_prior(rc.prior, spacing_mm=spacing_mm)
-        return bsrem(op, data, prior, rc.beta, additive=additive, n_iter=max(rc.iterations * 2, 4),
+        return bsrem(op, data, prior, map_beta(op, rc.beta), additive=additive, n_iter=max(rc.iterations * 2, 4),
                      n_subsets=rc.subsets, progress=False)
     raise ConfigError(f"algorithm {algorithm!r} is not available for cohort reconstructions")
 
