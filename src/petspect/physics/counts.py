@@ -50,7 +50,7 @@ from petspect.errors import InputError
 
 __all__ = [
     "TimedEvents", "as_generator", "check_nonnegative", "decay_window_fraction", "effective_scan_s", "events_in_time_window",
-    "expected_counts", "histogram_events", "poisson_at_total_counts", "poisson_sample", "sample_listmode",
+    "expected_counts", "histogram_events", "listmode_lors", "poisson_at_total_counts", "poisson_sample", "sample_listmode",
     "thin_counts",
 ]
 
@@ -349,6 +349,26 @@ def events_in_time_window(events: TimedEvents, t0_s: float, t1_s: float) -> Time
         raise InputError(f"time window must have t1 > t0, got [{t0_s}, {t1_s})")
     mask = (events.time_s >= t0_s) & (events.time_s < t1_s)
     return events.select(mask)
+
+
+def listmode_lors(events: TimedEvents, sino_def):
+    """The LOR endpoints of each event's sinogram bin: :class:`petspect.geometry.pet.ListmodeEvents`.
+
+    ``events.data_shape`` must be ``sino_def.shape(tof)``; with a TOF axis the events' TOF bins are the
+    last index of their bin. The result feeds :class:`petspect.projectors.pet.PetListmodeProjector`
+    (list-mode reconstruction of a time window, see :func:`petspect.recon.em.osem`).
+    """
+    from petspect.geometry.pet import ListmodeEvents
+
+    shape = tuple(events.data_shape)
+    tof = len(shape) == 4
+    if shape != tuple(sino_def.shape(tof)):
+        raise InputError(f"events address data of shape {shape}, the sinogram is {sino_def.shape(tof)}")
+    start, end = sino_def.lor_endpoints_mm()
+    lor = events.bin_index // shape[3] if tof else events.bin_index
+    tof_bin = events.bin_index % shape[3] if tof else None
+    idx = lor.cpu()
+    return ListmodeEvents(start.reshape(-1, 3)[idx], end.reshape(-1, 3)[idx], tof_bin)
 
 
 def histogram_events(events: TimedEvents, *, dtype: torch.dtype = torch.float32,

@@ -68,7 +68,7 @@ def start_image(likelihood: PoissonLogLikelihood, x0: torch.Tensor | None) -> to
 def osem(operator: LinearOperator, data: torch.Tensor, *, additive: torch.Tensor | None = None, n_iter: int = 4,
          n_subsets: int = 8, x0: torch.Tensor | None = None, callback: Callback | list[Callback] | None = None,
          compute_objective: bool = False, post_filter: Callable[[torch.Tensor], torch.Tensor] | None = None,
-         progress: bool | None = None) -> torch.Tensor:
+         progress: bool | None = None, sensitivity: torch.Tensor | None = None) -> torch.Tensor:
     """Ordered-subsets expectation maximisation (Hudson & Larkin 1994).
 
     Parameters
@@ -94,13 +94,18 @@ def osem(operator: LinearOperator, data: torch.Tensor, *, additive: torch.Tensor
         Image-space filter applied to the final image.
     progress : bool, optional
         Progress bar on/off.
+    sensitivity : torch.Tensor, optional
+        List-mode EM (Parra & Barrett 1998): ``operator`` maps the image to each event's expected
+        counts, ``data`` is all ones, ``additive`` the expected randoms + scatter of each event's bin, and
+        ``sensitivity`` the scan's sensitivity image over all bins (see
+        :class:`~petspect.recon.objectives.PoissonLogLikelihood`).
 
     Returns
     -------
     torch.Tensor, shape ``operator.in_shape``
         The image, non-negative, dtype and device of ``data``.
     """
-    lik = PoissonLogLikelihood(operator, data, additive, n_subsets=n_subsets)
+    lik = PoissonLogLikelihood(operator, data, additive, n_subsets=n_subsets, sensitivity=sensitivity)
     x = start_image(lik, x0)
     name = "MLEM" if n_subsets == 1 else f"OSEM ({n_subsets} subsets)"
     return run_iterations(x, lambda v, k: em_update(lik, v, k), n_iter=n_iter, n_subsets=n_subsets,
@@ -111,7 +116,8 @@ def osem(operator: LinearOperator, data: torch.Tensor, *, additive: torch.Tensor
 def mlem(operator: LinearOperator, data: torch.Tensor, *, additive: torch.Tensor | None = None, n_iter: int = 20,
          x0: torch.Tensor | None = None, callback: Callback | list[Callback] | None = None,
          compute_objective: bool = False, post_filter: Callable[[torch.Tensor], torch.Tensor] | None = None,
-         progress: bool | None = None) -> torch.Tensor:
+         progress: bool | None = None, sensitivity: torch.Tensor | None = None) -> torch.Tensor:
     """Maximum-likelihood EM (Shepp & Vardi 1982): :func:`osem` with one subset; same parameters."""
     return osem(operator, data, additive=additive, n_iter=n_iter, n_subsets=1, x0=x0, callback=callback,
-                compute_objective=compute_objective, post_filter=post_filter, progress=progress)
+                compute_objective=compute_objective, post_filter=post_filter, progress=progress,
+                sensitivity=sensitivity)

@@ -66,6 +66,12 @@ class PoissonLogLikelihood:
         Expected additive counts ``s`` (randoms + scatter), non-negative; default zero.
     n_subsets : int
         Number of ordered subsets (1 = the whole data).
+    sensitivity : torch.Tensor, optional, shape ``operator.in_shape``
+        List-mode reconstruction: the operator maps the image to the expected counts *of each detected
+        event's bin* (``data`` all ones), so ``A^T 1`` over events is not the sensitivity; pass the
+        scan's sensitivity image ``A_bins^T 1`` (all bins, detected or not). Subset ``k`` then uses the
+        share ``n_k / n`` of it (``n_k`` events in the subset) and ``L`` omits the constant
+        ``-sum_i b_i`` over all bins (Parra & Barrett 1998, list-mode EM).
 
     Notes
     -----
@@ -73,7 +79,7 @@ class PoissonLogLikelihood:
     """
 
     def __init__(self, operator: LinearOperator, data: torch.Tensor, additive: torch.Tensor | None = None, *,
-                 n_subsets: int = 1) -> None:
+                 n_subsets: int = 1, sensitivity: torch.Tensor | None = None) -> None:
         if not isinstance(operator, LinearOperator):
             raise InputError(f"operator must be a LinearOperator, got {type(operator).__name__}")
         self.operator = operator
@@ -93,6 +99,15 @@ class PoissonLogLikelihood:
         self._s = [None if self.additive is None else operator.take_subset(self.additive, k, n_subsets)
                    for k in range(n_subsets)]
         self._sens: dict[int | None, torch.Tensor] = {}
+        self.listmode = sensitivity is not None
+        if sensitivity is not None:
+            if tuple(sensitivity.shape) != operator.in_shape:
+                raise InputError(f"sensitivity shape {tuple(sensitivity.shape)} != image shape {operator.in_shape}")
+            full = check_nonnegative(sensitivity, "sensitivity").to(self.data)
+            self._sens[None] = full
+            n = self.data.numel()
+            for k in range(n_subsets):
+                self._sens[k] = full * (self._y[k].numel() / n) if n_subsets > 1 else full
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -137,9 +152,18 @@ class PoissonLogLikelihood:
         return self.ratio_backprojection(x, k) - self.sensitivity(k)
 
     def value(self, x: torch.Tensor, k: int | None = None) -> float:
-        """``L_k(x) = sum y log ybar - ybar`` (float64 sum; ``-inf`` if a bin with counts has zero mean)."""
+        """``L_k(x) = sum y log ybar - ybar`` (float64 sum; ``-inf`` if a bin with counts has zero mean).
+
+        List-mode: ``sum_events log ybar_e - s_k . x``.
+        """
         _, y, _ = self._parts(k)
         ybar = self.expected(x, k).to(torch.float64)
+        if self.listmode:  # sum over events of y log ybar, minus the expected trues of all bins s . x
+            total = (self.sensitivity(k).to(torch.float64) * x.to(torch.float64)).sum()
+            y64 = y.to(torch.float64)
+            if bool(((ybar <= 0) & (y64 > 0)).any()):
+                return float("-inf")
+            return float((y64 * torch.log(torch.where(ybar > 0, ybar, torch.ones_like(ybar)))).sum() - total)
         y64 = y.to(torch.float64)
         if bool(((ybar <= 0) & (y64 > 0)).any()):
             return float("-inf")
@@ -154,7 +178,7 @@ class PoissonLogLikelihood:
         A zero-count acquisition starts from ``1`` on the support (EM then returns zeros after one step).
         """
         ones = torch.ones(self.image_shape, dtype=self.dtype, device=self.device)
-        proj_total = float(self.operator.forward(ones).sum())
+        proj_total = float((self.sensitivity() * ones).sum())  # = sum(A 1)
         net = float(self.data.sum()) - (0.0 if self.additive is None else float(self.additive.sum()))
         c = net / proj_total if proj_total > 0 and net > 0 else 1.0
         return torch.where(self.sensitivity() > 0, ones * c, torch.zeros_like(ones))
