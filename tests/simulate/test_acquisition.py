@@ -117,8 +117,11 @@ def test_spect_uniform_cylinder_quantitative():
     assert data.modality == "SPECT" and data.prompts.shape == (32, 2, 24)
     x = reconstruct_acquisition(data, "osem", n_iter=8, n_subsets=4, progress=False).data
     assert float(x[:, r < 30].mean()) == pytest.approx(CONC, rel=0.03)
-    fbp = reconstruct_acquisition(data, "fbp").data  # no attenuation correction: low in the centre
-    assert float(fbp[:, r < 12].mean()) < 0.8 * CONC
+    nac = reconstruct_acquisition(data, "fbp", attenuation=False).data  # low in the centre
+    assert float(nac[:, r < 12].mean()) < 0.8 * CONC
+    chang = reconstruct_acquisition(data, "fbp")  # first-order Chang correction (Chang 1978)
+    assert chang.meta["attenuation_corrected"] == "chang"
+    assert float(chang.data[:, r < 12].mean()) > 1.5 * float(nac[:, r < 12].mean())
 
 
 def test_round_trip_and_map(tmp_path, pet2d):

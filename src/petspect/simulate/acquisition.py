@@ -503,7 +503,7 @@ def _fbp(data: AcquisitionData, *, attenuation: bool, window: str, cutoff: float
     from petspect.recon.fbp_systems import fbp_pet, fbp_spect
     from petspect.recon.objectives import safe_divide
 
-    # SPECT FBP has no attenuation correction (attenuation happens along depth inside the projector)
+    # SPECT: the projector without attenuation gives the line-integral scale; AC is Chang's, after FBP
     model, k = _base_model(data.system, data.grid, data.multiplicative, data.mu_per_mm,
                            attenuation=attenuation and data.modality == "PET", device=device)
     scale = k * data.time_scale_s
@@ -519,8 +519,14 @@ def _fbp(data: AcquisitionData, *, attenuation: bool, window: str, cutoff: float
     h = float(model.grid.h)
     line = net * (h / (model.scale * scale))
     g = data.grid
-    return fbp_spect(line, data.system["angles_deg"], image_shape=g["shape"], voxel_mm=g["spacing_mm"],
-                     col_mm=float(data.system["pixel_mm"][1]), window=window, cutoff=cutoff)
+    img = fbp_spect(line, data.system["angles_deg"], image_shape=g["shape"], voxel_mm=g["spacing_mm"],
+                    col_mm=float(data.system["pixel_mm"][1]), window=window, cutoff=cutoff)
+    if attenuation and data.mu_per_mm is not None:  # first-order Chang correction (Chang 1978)
+        from petspect.physics.spect_chang import chang_correct
+
+        img = chang_correct(img, data.mu_per_mm.to(img), voxel_mm=tuple(g["spacing_mm"]),
+                            angles_deg=data.system["angles_deg"])
+    return img
 
 
 def _post_filter(blur: LinearOperator):
@@ -548,7 +554,8 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
     n_iter, n_subsets : int
         Iterations and subsets (MLEM ignores ``n_subsets``).
     attenuation : bool
-        Attenuation correction (False: the model without attenuation; PET FBP then skips it too).
+        Attenuation correction (False: the model without attenuation; PET FBP then skips it too; SPECT
+        FBP corrects with Chang's first-order method).
     post_filter_fwhm_mm : float, optional
         Isotropic Gaussian post-filter FWHM in mm (normalised at the grid borders).
     fbp_window, fbp_cutoff
@@ -585,7 +592,8 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
         img = img.to(torch.float32)
         img = post(img) if post is not None else img
         return _image(data, img, algo, n_iter=0, n_subsets=0, beta=0.0, prior="none", gamma=0.0,
-                      attenuation=attenuation and data.modality == "PET", post_filter_fwhm_mm=post_filter_fwhm_mm,
+                      attenuation_corrected=(attenuation and (data.modality == "PET" or data.mu_per_mm is not None))
+                      and ("chang" if data.modality == "SPECT" else True), post_filter_fwhm_mm=post_filter_fwhm_mm,
                       fbp_window=fbp_window, fbp_cutoff=fbp_cutoff)
     model = system_model(data, attenuation=attenuation, device=device)
     if algo == "mlem":
@@ -596,7 +604,7 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
         img = bsrem(model, y, make_prior(prior, gamma=gamma, spacing_mm=spacing), beta, n_subsets=n_subsets, **common)
     return _image(data, img, algo, n_iter=n_iter, n_subsets=1 if algo == "mlem" else n_subsets,
                   beta=beta if algo == "map" else 0.0, prior=prior if algo == "map" else "none", gamma=gamma,
-                  attenuation=attenuation, post_filter_fwhm_mm=post_filter_fwhm_mm)
+                  attenuation_corrected=attenuation, post_filter_fwhm_mm=post_filter_fwhm_mm)
 
 
 def _image(data: AcquisitionData, img: torch.Tensor, algo: str, **settings: Any) -> Volume:
