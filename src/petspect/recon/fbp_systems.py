@@ -25,8 +25,9 @@ import torch
 
 from petspect.errors import InputError
 from petspect.recon.fbp import arc_correct, fbp_2d, ssrb
+from petspect.recon.objectives import safe_divide
 
-__all__ = ["fbp_pet", "fbp_spect", "pet_bin_geometry"]
+__all__ = ["fbp_pet", "fbp_pet_model", "fbp_spect", "fbp_spect_model", "pet_bin_geometry"]
 
 
 def pet_bin_geometry(sino_def) -> tuple[np.ndarray, np.ndarray]:
@@ -147,3 +148,39 @@ def fbp_spect(projections: torch.Tensor, angles_deg: Sequence[float], *, image_s
     img = fbp_2d(sino, theta, radial, image_shape=(ny, nx), pixel_mm=(float(voxel_mm[1]), float(voxel_mm[2])),
                  window=window, cutoff=cutoff)
     return img.to(projections.dtype)
+
+
+def fbp_pet_model(net_counts: torch.Tensor, model, scale: float, *, window: str = "ramp",
+                  cutoff: float = 1.0) -> torch.Tensor:
+    """FBP of net PET counts (prompts minus additive) with the corrections of a PET system model.
+
+    ``net_counts / (scale * f)`` (``f`` = ``model.multiplicative_factors``: efficiencies x attenuation,
+    0 where ``f`` is 0) are the line integrals of the image that :func:`fbp_pet` inverts; ``scale``
+    turns line integrals into counts (calibration x time). ``model`` is a
+    :class:`~petspect.projectors.pet_system.PetSystemModel` (its PSF, if any, is not inverted).
+    """
+    f = model.multiplicative_factors.to(device=net_counts.device, dtype=net_counts.dtype)
+    f = f.reshape(f.shape + (1,) * (net_counts.ndim - f.ndim))
+    line = safe_divide(net_counts, f * scale)
+    return fbp_pet(line, model.projector.sino_def, model.projector.grid, window=window, cutoff=cutoff)
+
+
+def fbp_spect_model(net_counts: torch.Tensor, projector, scale: float, *, mu_per_mm: torch.Tensor | None = None,
+                    window: str = "hann", cutoff: float = 1.0) -> torch.Tensor:
+    """FBP of net SPECT counts with the scale of a :class:`~petspect.projectors.spect.SpectProjector`.
+
+    The projector sums voxel values along depth planes ``h`` mm apart times its own scale, so the line
+    integrals are ``net * h / (projector.scale * scale)``. With ``mu_per_mm`` the image is corrected by
+    Chang's first-order method (Chang 1978, :mod:`petspect.physics.spect_chang`).
+    """
+    g = projector.grid
+    line = net_counts * (float(g.h) / (projector.scale * scale))
+    angles = projector.angles_deg.cpu().tolist()
+    voxel = (g.dz, g.dy, g.dx)
+    img = fbp_spect(line, angles, image_shape=(g.nz, g.ny, g.nx), voxel_mm=voxel, col_mm=g.col_mm,
+                    window=window, cutoff=cutoff)
+    if mu_per_mm is None:
+        return img
+    from petspect.physics.spect_chang import chang_correct
+
+    return chang_correct(img, mu_per_mm.to(img), voxel_mm=voxel, angles_deg=angles)

@@ -500,33 +500,19 @@ ALGORITHMS = ("fbp", "mlem", "osem", "map")
 
 def _fbp(data: AcquisitionData, *, attenuation: bool, window: str, cutoff: float, device=None):
     """FBP of data corrected with the calibrated model's additive and multiplicative terms."""
-    from petspect.recon.fbp_systems import fbp_pet, fbp_spect
-    from petspect.recon.objectives import safe_divide
+    from petspect.recon.fbp_systems import fbp_pet_model, fbp_spect_model
 
     # SPECT: the projector without attenuation gives the line-integral scale; AC is Chang's, after FBP
     model, k = _base_model(data.system, data.grid, data.multiplicative, data.mu_per_mm,
                            attenuation=attenuation and data.modality == "PET", device=device)
-    scale = k * data.time_scale_s
     net = data.prompts.to(device=device, dtype=torch.float64)
     if data.additive is not None:
         net = net - data.additive.to(net)
+    scale = k * data.time_scale_s
     if data.modality == "PET":
-        f = model.multiplicative_factors.to(torch.float64)
-        f = f.reshape(f.shape + (1,) * (net.ndim - f.ndim))
-        line = safe_divide(net, f * scale)
-        return fbp_pet(line, model.projector.sino_def, model.projector.grid, window=window, cutoff=cutoff)
-    # the SPECT projector sums voxel values along depth planes h mm apart, times its scale (counts/s per Bq/mL)
-    h = float(model.grid.h)
-    line = net * (h / (model.scale * scale))
-    g = data.grid
-    img = fbp_spect(line, data.system["angles_deg"], image_shape=g["shape"], voxel_mm=g["spacing_mm"],
-                    col_mm=float(data.system["pixel_mm"][1]), window=window, cutoff=cutoff)
-    if attenuation and data.mu_per_mm is not None:  # first-order Chang correction (Chang 1978)
-        from petspect.physics.spect_chang import chang_correct
-
-        img = chang_correct(img, data.mu_per_mm.to(img), voxel_mm=tuple(g["spacing_mm"]),
-                            angles_deg=data.system["angles_deg"])
-    return img
+        return fbp_pet_model(net, model, scale, window=window, cutoff=cutoff)
+    mu = data.mu_per_mm if attenuation else None
+    return fbp_spect_model(net, model, scale, mu_per_mm=mu, window=window, cutoff=cutoff)
 
 
 def _post_filter(blur: LinearOperator):
