@@ -10,6 +10,11 @@ import torch
 os.environ.setdefault("PETSPECT_NO_PROGRESS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Test sizes are small: one intra-op thread avoids OpenMP spin contention on the 2-core CI machine
+# (measured here: the reconstruction tests take 12 s with one thread and 170 s with two under load).
+# Results never depend on it; speed is judged by the benchmarks, which set their own thread counts.
+torch.set_num_threads(1)
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
