@@ -277,7 +277,7 @@ def _pet_system(preset: str, grid: dict[str, Any], *, tof: bool, single_ring: bo
                 psf_fwhm_mm: Any) -> dict[str, Any]:
     from petspect.geometry.pet import get_pet_scanner
     from petspect.geometry.sinogram import SinogramDefinition
-    from petspect.simulate.systems import PET_SENSITIVITY_CPS_PER_KBQ
+    from petspect.simulate.systems import PET_SENSITIVITY_CPS_PER_KBQ, pet_calibration_factor
 
     scanner = get_pet_scanner(preset, single_ring=single_ring)
     if tof and not scanner.is_tof:
@@ -291,16 +291,8 @@ def _pet_system(preset: str, grid: dict[str, Any], *, tof: bool, single_ring: bo
                            "n_radial": sino.n_radial},
               "sensitivity_cps_per_kbq": PET_SENSITIVITY_CPS_PER_KBQ[preset]}
     # k: 1 Bq in the central voxel, in air and without efficiencies, gives the NEMA total sensitivity
-    geometric = _pet_rate_model(system, grid, None).projector
-    if tof:
-        geometric = geometric.non_tof()
-    voxel_ml = float(np.prod(grid["spacing_mm"])) * 1e-3
-    point = torch.zeros(tuple(grid["shape"]), dtype=torch.float32)
-    point[tuple(n // 2 for n in grid["shape"])] = 1.0 / voxel_ml
-    seen = float(geometric(point).sum())
-    if seen <= 0:
-        raise InputError("the image grid's centre is outside the scanner's field of view")
-    system["sensitivity_factor"] = system["sensitivity_cps_per_kbq"] * 1e-3 / seen
+    k = pet_calibration_factor(_pet_rate_model(system, grid, None).projector, system["sensitivity_cps_per_kbq"])
+    system["sensitivity_factor"] = k
     return system
 
 

@@ -26,6 +26,7 @@ lambda`` (activity at the scan start); reconstructions use the same operator, so
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,23 @@ from petspect.volume import Volume
 PET_SENSITIVITY_CPS_PER_KBQ = {"wholebody": 16.4, "brain": 4.3, "small-animal": 67.2}
 
 _NUCLIDE_OF_TRACER = {"fdg": "F-18", "psma": "Ga-68", "dotatate": "Ga-68", "amyloid": "F-18", "dat": "F-18"}
+
+
+def pet_calibration_factor(projector, sensitivity_cps_per_kbq: float) -> float:
+    """Counts per second per unit line integral (Bq/mL x mm) that gives a scanner its sensitivity.
+
+    A 1 Bq point source in the central voxel, in air, gives ``sensitivity_cps_per_kbq / 1000`` counts
+    per second summed over the projector's (non-TOF) sinogram (see the module docstring).
+    """
+    geometric = projector.non_tof() if getattr(projector, "tof", False) else projector
+    grid = geometric.grid
+    voxel_ml = math.prod(grid.spacing_mm) * 1e-3
+    point = torch.zeros(grid.shape, dtype=torch.float32, device=geometric.device)
+    point[tuple(n // 2 for n in grid.shape)] = 1.0 / voxel_ml  # 1 Bq in the central voxel, in Bq/mL
+    seen = float(geometric(point).sum())
+    if seen <= 0:
+        raise ConfigError("the image grid's centre is outside the scanner's field of view")
+    return float(sensitivity_cps_per_kbq) * 1e-3 / seen
 
 
 def _split_params(cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -163,12 +181,7 @@ def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     model_nac = pet_system_model(scanner, grid, sino_def=sino, mu=None, normalisation=norm, psf_fwhm_mm=sc.psf_fwhm_mm,
                                  tof=sc.tof)
     sens = PET_SENSITIVITY_CPS_PER_KBQ.get(sc.preset, 10.0) * acq.sensitivity_scale
-    point = torch.zeros(grid.shape, dtype=torch.float32)
-    centre = tuple(n // 2 for n in grid.shape)
-    voxel_ml = activity.voxel_volume_ml
-    point[centre] = 1.0 / voxel_ml  # 1 Bq in the central voxel, in Bq/mL
-    geometric = model_nac.projector(point).sum()
-    calibration = sens * 1e-3 / float(geometric)
+    calibration = pet_calibration_factor(model_nac.projector, sens)
     tracer = (phantom.record.get("params", {}) or {}).get("tracer", config.phantom.tracer) or "fdg"
     nuclide = phantom.record.get("nuclide") or _NUCLIDE_OF_TRACER.get(str(tracer).lower(), "F-18")
     t_half = half_life_s(nuclide)
