@@ -31,7 +31,7 @@ def test_configs_per_method(tiny_cohort, tmp_path):
     assert bqml_per_suv(tiny_cohort) == pytest.approx(BQML_PER_SUV)
     cfgs = {m: denoise_config(tiny_cohort, tmp_path / m, method=m) for m in METHODS}
     assert cfgs["unet"].adversarial is None and cfgs["unet"].network == "unet" and cfgs["unet"].mode == "2.5d"
-    assert cfgs["resnet"].network == "resnet"
+    assert cfgs["resnet"].network == "resnet" and cfgs["resnet"].residual and not cfgs["unet"].residual
     assert cfgs["cgan"].adversarial == "pix2pix"
     assert cfgs["cyclegan"].adversarial == "cyclegan" and cfgs["cyclegan"].mode == "2d"
     assert cfgs["n2n"].target_key == "recon_d010_osem_ac_r1"

@@ -10,13 +10,17 @@ The target is the full-dose reconstruction ``recon_d100_{algo}_ac`` for every sc
 ==============  ================================================================================
 method          training (all by :class:`petspect.train.Trainer`; nothing is re-implemented here)
 ==============  ================================================================================
-``unet``        supervised, paired, MONAI UNet (residual learning), L1 loss
-``resnet``      supervised, paired, residual CNN denoiser (full resolution), L1 loss
+``unet``        supervised, paired, MONAI UNet predicting the image (not a residual), L1 loss
+``resnet``      supervised, paired, residual CNN denoiser (full resolution, predicts the noise), L1 loss
 ``cgan``        pix2pix: the U-Net generator with a PatchGAN discriminator on (input, output) pairs
 ``cyclegan``    unpaired: two generators and two discriminators with cycle consistency
 ``n2n``         noise2noise: input realisation 0, target realisation 1 of the same low count level
                 (``..._ac`` and ``..._ac_r1``, independent data); evaluated against the full dose
 ==============  ================================================================================
+
+The U-Nets predict the full-dose image directly: on the quick cohort a residual U-Net (input + correction)
+reached 25.9 dB in 20 epochs where the same network predicting the image reached 30.4 dB (smoothing is
+what a U-Net learns first). Pass ``residual=True`` to change it.
 
 Anatomical channels (``extra_keys``: ``ct``, ``mr_t1``, ``mu_511``) are optional inputs, normalised with
 fixed affine maps (CT: ``(HU + 1000) / 1000``; MR: divided by its typical value; mu: ``/ 0.01 per mm``).
@@ -195,7 +199,7 @@ def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, me
     fields: dict[str, Any] = dict(
         dataset=str(dataset), input_key=task.input_key, target_key=task.target_key(method),
         out_dir=str(out_dir), extra_keys=extra_keys, mode=mode, n_slices=n_slices if mode == "2.5d" else 1,
-        patch_size=tuple(patch_size), network=network, channels=tuple(channels), residual=True,
+        patch_size=tuple(patch_size), network=network, channels=tuple(channels), residual=network == "resnet",
         nonnegative=False, normalization={"kind": "suv_scaling", "factor": float(scale), "unit": "Bq/mL"},
         extra_normalizations={k: EXTRA_NORMALIZATIONS[k] for k in extra_keys}, loss={"l1": 1.0},
         adversarial={"cgan": "pix2pix", "cyclegan": "cyclegan"}.get(method), epochs=int(epochs),
