@@ -74,12 +74,12 @@ def planned_outputs(config: DatasetConfig, shape: tuple[int, int, int] | None = 
     if shape is None:
         shape = phantom["activity"].shape
     system = build_system(config, phantom)
-    n_levels = len(dose_levels(config))
-    n_real = sum(config.realisations if (k == "dose" and p < 100) else 1 for k, p in dose_levels(config))
+    levels = dose_levels(config)
+    n_real = sum(config.realisations if (k == "dose" and p < 100) else 1 for k, p in levels)
     per_level = len(config.recon.algorithms) + (1 if config.recon.nac else 0)
     n_vol = sum(1 for k in PHANTOM_KEYS if k in phantom.volumes) + n_real * per_level
-    del n_levels
-    return n_vol, n_real * math.prod(system.data_shape), tuple(shape)
+    # prompts of every level, plus the additive and multiplicative terms (at most the data's size each)
+    return n_vol, (n_real + 2) * math.prod(system.data_shape), tuple(shape)
 
 
 def _level_data(full: torch.Tensor, kind: str, percent: float, n_real: int, scan_fraction: float,
