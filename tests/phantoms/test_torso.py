@@ -182,3 +182,23 @@ def test_tacs_pass_through_phantom_concentrations():
         conc = float(p["activity"].data[p["labels"].data == LABEL_IDS[organ]].mean())
         assert tac[organ][1] == pytest.approx(conc, rel=1e-5)
         assert tac[organ][0] == 0.0
+
+
+def test_activity_follows_time_activity_curves_at_other_uptake_times():
+    """Lu-177 PSMA: organ concentrations at 4, 24 (protocol) and 96 h follow tracers.time_activity_curves."""
+    from petspect.phantoms.tracers import time_activity_curves
+
+    kw = dict(voxel_mm=12.0, seed=3, tracer="lu177-psma", shape=(4, 32, 32), lesions=False, texture=0.0)
+    ph = {h: make_torso(**kw, uptake_time_s=h * 3600.0) for h in (4, 96)}
+    ref = make_torso(**kw)
+    labels = ref["labels"].data
+    liver = [k for k, v in ref.label_names.items() if v == "liver"][0]
+    suv = ref.record["sampled"]["organ_suv"]
+    meta = ref["activity"].meta
+    for h, p in ph.items():
+        assert torch.equal(p["labels"].data, labels)  # same anatomy
+        tac = time_activity_curves("lu177-psma", ["liver"], [h * 3600.0], seed=0, suv=suv,
+                                   injected_mbq=meta["injected_bq"] / 1e6, weight_kg=meta["weight_kg"])
+        got = float(p["activity"].data[labels == liver].mean())
+        assert got == pytest.approx(float(tac["liver"][0]), rel=1e-5)
+    assert float(ph[4]["activity"].data[labels == liver].mean()) > float(ph[96]["activity"].data[labels == liver].mean())

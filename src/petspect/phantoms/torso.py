@@ -202,7 +202,10 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
         False: none; True: defaults of :data:`~petspect.phantoms.torso_lesions.DEFAULT_LESIONS`; a dict
         overrides them (``count``, ``diameter_mm``, ``contrast``, ``sites``, ``kinds``).
     injected_mbq, weight_kg, uptake_time_s : float, optional
-        Protocol; by default the tracer's usual activity and scan time and a sampled body weight.
+        Protocol; by default the tracer's usual activity and scan time and a sampled body weight. At
+        another ``uptake_time_s`` organ activities follow
+        :func:`~petspect.phantoms.tracers.time_activity_curves` (e.g. Lu-177 therapy time points);
+        lesions keep their SUV (decay only).
     arms, sex : str, optional
         "up"/"down", "M"/"F"; drawn when None.
     texture : float
@@ -222,7 +225,7 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
     """
     from petspect import __version__
     from petspect.phantoms.anatomy import anatomical_volumes, lookup, package_volumes, smooth_field
-    from petspect.phantoms.tracers import get_tracer, sample_organ_suv, suv_to_bq_per_ml
+    from petspect.phantoms.tracers import get_tracer, sample_organ_suv, suv_to_bq_per_ml, time_activity_curves
     from petspect.phantoms.torso_anatomy import paint_labels
     from petspect.phantoms.torso_lesions import sample_lesions
 
@@ -247,7 +250,11 @@ def make_torso(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "fdg",
     t_scan = float(uptake_time_s if uptake_time_s is not None else model.scan_time_s)
     to_bq = lambda v: suv_to_bq_per_ml(v, injected_bq=a_inj, weight_kg=w_kg, elapsed_s=t_scan,  # noqa: E731
                                        nuclide=model.nuclide)
-    activity = lookup(torch.tensor([0.0] + [to_bq(suv[n]) for n in LABELS[1:]], dtype=torch.float32), labels)
+    # organ concentrations at the scan time follow the tracer's time-activity curves (uptake, washout,
+    # decay); at the tracer's usual scan time they equal the sampled SUVs exactly
+    tac = time_activity_curves(model.name, LABELS[1:], [t_scan], seed=0, injected_mbq=a_inj / BQ_PER_MBQ,
+                               weight_kg=w_kg, suv=suv)
+    activity = lookup(torch.tensor([0.0] + [float(tac[n][0]) for n in LABELS[1:]], dtype=torch.float32), labels)
     img_seed = int(rng_img.integers(2**31))
     if texture > 0:
         g = torch.Generator().manual_seed(img_seed)
