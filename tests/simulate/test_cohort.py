@@ -150,3 +150,22 @@ def test_spect_cohort_subject_is_quantitative_with_tew_and_ac():
         nac = float(res.volumes[f"recon_d{pct:03d}_osem_nac"].data[region].mean())
         assert ac == pytest.approx(50000.0, rel=0.05)
         assert nac < 0.6 * ac
+
+
+def test_time_points_share_anatomy_and_follow_kinetics(tmp_path):
+    """Therapy time points: one anatomy, activity per time point from the tracer's kinetics."""
+    cfg = tiny_config(subjects=1, time_points_h=[4.0, 96.0], dose_percents=[100],
+                      phantom={"kind": "torso", "voxel_mm": 12.0, "tracer": "lu177-psma",
+                               "params": {"shape": [4, 32, 32], "lesions": False}})
+    from petspect.simulate.subject import simulate_subject
+
+    res = simulate_subject(cfg, 0, 11)
+    for key in ("labels", "ct", "activity_h004", "activity_h096", "recon_d100_osem_ac_h004",
+                "recon_d100_osem_ac_h096"):
+        assert key in res.volumes, key
+    assert "activity" not in res.volumes and "prompts_d100_h004" in res.arrays
+    a4, a96 = res.volumes["activity_h004"].data, res.volumes["activity_h096"].data
+    assert float(a4.sum()) > float(a96.sum())  # washout and decay
+    assert res.record["image_key"] == "recon_d100_osem_ac_h004"
+    with pytest.raises(ConfigError, match="kinetics"):
+        tiny_config(time_points_h=[1.0], phantom={"kind": "cylinder", "voxel_mm": 8.0})

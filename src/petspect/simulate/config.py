@@ -119,6 +119,10 @@ class DatasetConfig:
     dose_percents: list[float] = field(default_factory=lambda: [100.0, 10.0])
     time_percents: list[float] = field(default_factory=list)
     realisations: int = 1
+    #: hours after injection of repeated scans of every subject (therapy time points, e.g. Lu-177 at 4, 24,
+    #: 96 h); empty: one scan at the tracer's usual time. Anatomy is shared, activity follows the tracer's
+    #: time-activity curves; every time-point key ends in ``_hXXX``.
+    time_points_h: list[float] = field(default_factory=list)
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
@@ -141,6 +145,12 @@ class DatasetConfig:
             if float(p) < 100 and self.realisations * float(p) > 100:
                 raise ConfigError(f"{self.realisations} independent realisations at {p} % need more than the full-dose "
                                   f"counts; lower realisations or the dose")
+        if self.time_points_h:
+            if self.phantom.kind not in ("torso", "brain"):
+                raise ConfigError("time_points_h needs a phantom with kinetics (torso or brain), "
+                                  f"not {self.phantom.kind!r}")
+            if min(float(h) for h in self.time_points_h) <= 0 or len(set(self.time_points_h)) != len(self.time_points_h):
+                raise ConfigError(f"time_points_h must be distinct positive hours, got {self.time_points_h}")
         if self.scanner.modality not in ("pet", "spect"):
             raise ConfigError(f"scanner.modality must be 'pet' or 'spect', got {self.scanner.modality!r}")
         unknown = set(self.recon.algorithms) - {"osem", "mlem", "map", "fbp"}

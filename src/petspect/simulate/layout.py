@@ -32,6 +32,14 @@ def level_tag(kind: str, percent: float) -> str:
     return f"{prefix}{int(round(pct)):03d}" if abs(pct - round(pct)) < 1e-9 else f"{prefix}{pct:07.3f}".replace(".", "p")
 
 
+def time_point_suffix(hours: float | None) -> str:
+    """Key suffix of a scan time point: ``_h024`` for 24 h after injection; empty for a single scan."""
+    if hours is None:
+        return ""
+    h = float(hours)
+    return f"_h{int(round(h)):03d}" if abs(h - round(h)) < 1e-9 else f"_h{h:07.3f}".replace(".", "p")
+
+
 def recon_key(kind: str, percent: float, algorithm: str, ac: bool = True, realisation: int = 0) -> str:
     """Dataset key of a reconstruction, e.g. ``recon_d010_osem_ac`` or ``recon_d010_osem_ac_r1``."""
     key = f"recon_{level_tag(kind, percent)}_{algorithm}_{'ac' if ac else 'nac'}"

@@ -71,17 +71,16 @@ def spect_tc99m() -> DatasetConfig:
 
 
 def lu177_spect() -> DatasetConfig:
-    """Lu-177 PSMA therapy SPECT (medium-energy collimator, 208 keV window).
+    """Lu-177 PSMA therapy SPECT (medium-energy collimator, 208 keV window) at 4, 24 and 96 h.
 
-    Several time points after therapy are separate cohorts of the same subjects: the phantom parameter
-    ``hours_post_injection`` sets the time point and the tracer model's time-activity curves give the
-    activity then (run the preset with ``--set phantom.params.hours_post_injection=...``).
+    Every subject is scanned at three time points after therapy: same anatomy, organ activities from
+    the tracer's time-activity curves (:func:`petspect.phantoms.tracers.time_activity_curves`), the
+    input of time-integrated activity and dosimetry.
     """
     return DatasetConfig(
-        name="lu177-spect", description="Lu-177 PSMA torsos, ME SPECT 208 keV, dose 100..25 %",
-        subjects=20, seed=14, dose_percents=[100.0, 50.0, 25.0],
-        phantom=PhantomConfig(kind="torso", voxel_mm=4.8, tracer="lu177-psma",
-                              params={"fov": "chest-abdomen", "hours_post_injection": 24.0}),
+        name="lu177-spect", description="Lu-177 PSMA torsos, ME SPECT 208 keV, 4/24/96 h, dose 100..25 %",
+        subjects=20, seed=14, dose_percents=[100.0, 50.0, 25.0], time_points_h=[4.0, 24.0, 96.0],
+        phantom=PhantomConfig(kind="torso", voxel_mm=4.8, tracer="lu177-psma", params={"fov": "chest-abdomen"}),
         scanner=ScannerConfig(modality="spect", preset="spect-me", n_views=60, radius_mm=250.0),
         acquisition=AcquisitionConfig(scan_s=40.0 * 60),
         recon=ReconConfig(algorithms=["osem"], iterations=4, subsets=10),

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 import petspect
-from petspect.errors import ConfigError
 from petspect.phantoms.base import Phantom, make_phantom
 from petspect.simulate.config import DatasetConfig
-from petspect.simulate.layout import projection_key, recon_key, sha256_file, subject_id, write_json
+from petspect.simulate.layout import (projection_key, recon_key, sha256_file, subject_id, time_point_suffix,
+                                      write_json)
 from petspect.volume import Volume
 
 #: phantom volumes copied into every subject (when the phantom has them)
@@ -49,10 +49,12 @@ class SubjectResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def make_subject_phantom(config: DatasetConfig, seed: int) -> Phantom:
-    """The phantom of a subject, from the configuration and the subject's seed."""
+def make_subject_phantom(config: DatasetConfig, seed: int, *, hours: float | None = None) -> Phantom:
+    """The phantom of a subject, from the configuration and the subject's seed (at ``hours`` p.i.)."""
     pc = config.phantom
     kwargs = dict(pc.params)
+    if hours is not None:
+        kwargs["uptake_time_s"] = float(hours) * 3600.0
     kwargs.setdefault("voxel_mm", pc.voxel_mm)
     if pc.tracer is not None:
         kwargs.setdefault("tracer", pc.tracer)
@@ -77,7 +79,9 @@ def planned_outputs(config: DatasetConfig, shape: tuple[int, int, int] | None = 
     levels = dose_levels(config)
     n_real = sum(config.realisations if (k == "dose" and p < 100) else 1 for k, p in levels)
     per_level = len(config.recon.algorithms) + (1 if config.recon.nac else 0)
-    n_vol = sum(1 for k in PHANTOM_KEYS if k in phantom.volumes) + n_real * per_level
+    n_tp = max(1, len(config.time_points_h))
+    n_vol = sum(1 for k in PHANTOM_KEYS if k in phantom.volumes) + n_tp * (1 + n_real * per_level)
+    n_real *= n_tp
     # prompts of every level, plus the additive and multiplicative terms (at most the data's size each)
     return n_vol, (n_real + 2) * math.prod(system.data_shape), tuple(shape)
 
@@ -102,44 +106,66 @@ def _level_data(full: torch.Tensor, kind: str, percent: float, n_real: int, scan
     return parts
 
 
-def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectResult:
-    """Simulate subject ``index`` with its ``seed`` (see the module docstring for the chain)."""
+def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator, result: SubjectResult,
+                   suffix: str) -> dict[str, Any]:
+    """One scan of the subject: full dose, thinned levels, reconstructions; keys end in ``suffix``."""
+    from petspect.physics.counts import poisson_sample
     from petspect.simulate.systems import build_system
 
-    phantom = make_subject_phantom(config, seed)
-    result = SubjectResult(subject_id(index), index, int(seed))
-    for key in PHANTOM_KEYS:
-        if key in phantom.volumes:
-            result.volumes[key] = phantom.volumes[key]
     system = build_system(config, phantom)
-    gen = torch.Generator().manual_seed(int(seed) ^ 0x5EED)
-    expected = system.expected_full_dose()
-    from petspect.physics.counts import poisson_sample
-
-    full = poisson_sample(expected, gen)
+    full = poisson_sample(system.expected_full_dose(), gen)
     counts: dict[str, float] = {}
     for kind, pct in dose_levels(config):
         n_real = config.realisations if (kind == "dose" and pct < 100.0) else 1
         scan_fraction = system.time_window_fraction(pct / 100.0) if kind == "time" else pct / 100.0
         for r, data in enumerate(_level_data(full, kind, pct, n_real, scan_fraction, gen)):
-            pkey = projection_key(kind, pct, r)
+            pkey = projection_key(kind, pct, r) + suffix
             counts[pkey] = float(data.sum())
             result.arrays[pkey] = data.to(torch.float32).numpy()
             for algo in config.recon.algorithms:
                 img = system.reconstruct(data, scan_fraction, algo, attenuation_correction=True)
-                result.volumes[recon_key(kind, pct, algo, True, r)] = img
+                result.volumes[recon_key(kind, pct, algo, True, r) + suffix] = img
             if config.recon.nac:
                 img = system.reconstruct(data, scan_fraction, "osem", attenuation_correction=False)
-                result.volumes[recon_key(kind, pct, "osem", False, r)] = img
-    result.arrays["additive_d100"] = system.additive_full_dose().to(torch.float32).numpy()
-    result.arrays["multiplicative"] = system.multiplicative().to(torch.float32).numpy()
+                result.volumes[recon_key(kind, pct, "osem", False, r) + suffix] = img
+    result.arrays["additive_d100" + suffix] = system.additive_full_dose().to(torch.float32).numpy()
+    result.arrays["multiplicative" + suffix] = system.multiplicative().to(torch.float32).numpy()
+    return {"counts_per_level": counts, "system": system.describe()}
+
+
+def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectResult:
+    """Simulate subject ``index`` with its ``seed`` (see the module docstring for the chain).
+
+    With ``config.time_points_h`` the subject is scanned at each time point (same anatomy, activity
+    from the tracer's kinetics); the true activity and every scan's keys end in ``_hXXX``.
+    """
+    result = SubjectResult(subject_id(index), index, int(seed))
+    gen = torch.Generator().manual_seed(int(seed) ^ 0x5EED)
+    scans: dict[str, Any] = {}
+    first: Phantom | None = None
+    for hours in (config.time_points_h or [None]):
+        phantom = make_subject_phantom(config, seed, hours=hours)
+        suffix = time_point_suffix(hours)
+        if first is None:
+            first = phantom
+            for key in PHANTOM_KEYS:
+                if key in phantom.volumes and (key != "activity" or not suffix):
+                    result.volumes[key] = phantom.volumes[key]
+        if suffix:
+            result.volumes["activity" + suffix] = phantom.volumes["activity"]
+        scans[suffix or "scan"] = _simulate_scan(config, phantom, gen, result, suffix)
+    assert first is not None
     result.record = {
         "subject": result.subject, "index": index, "seed": int(seed),
-        "phantom_record": phantom.record,
-        "label_names": {str(k): v for k, v in phantom.label_names.items()},
-        "tables": phantom.tables,
-        "counts_per_level": counts,
-        "system": system.describe(),
+        "phantom_record": first.record,
+        "label_names": {str(k): v for k, v in first.label_names.items()},
+        "tables": first.tables,
+        "counts_per_level": {k: v for scan in scans.values() for k, v in scan["counts_per_level"].items()},
+        "system": scans[next(iter(scans))]["system"],
+        "time_points_h": list(config.time_points_h),
+        # the decathlon "image": the lowest dose level's first algorithm, attenuation corrected, first scan
+        "image_key": recon_key("dose", min(float(p) for p in config.dose_percents), config.recon.algorithms[0])
+        + time_point_suffix(config.time_points_h[0] if config.time_points_h else None),
         "petspect_version": petspect.__version__,
     }
     return result
@@ -160,17 +186,9 @@ def write_subject(result: SubjectResult, folder: Path) -> dict[str, Any]:
         name = f"{key}.npy"
         np.save(folder / name, arr, allow_pickle=False)
         files[name] = {"sha256": sha256_file(folder / name), "shape": list(arr.shape), "unit": "counts"}
-    if "activity" in result.volumes:
-        entry.setdefault("image", entry.get(_default_image_key(result), entry["activity"]))
+    entry.setdefault("image", entry[result.record["image_key"]])
     if "labels" in result.volumes:
         entry["label"] = entry["labels"]
     record = {**result.record, "files": files, "entry": entry}
     write_json(folder / "subject.json", record)
     return record
-
-
-def _default_image_key(result: SubjectResult) -> str:
-    recons = sorted(k for k in result.volumes if k.startswith("recon_d") and k.endswith("_ac"))
-    if not recons:
-        raise ConfigError("no attenuation-corrected reconstruction was configured")
-    return recons[0]  # the lowest dose level's first algorithm (sorted: d010 < d100)
