@@ -12,8 +12,8 @@ Conventions (named in every metric key; see REFERENCE.md, "Evaluation convention
 * ``suvmax_bias_pct``, ``suvpeak_bias_pct``, ``lesion_suvmean_bias_pct`` (and ``*_abs_*``): the same per lesion
   (instances of the ``lesions`` map); SUVpeak in a 12 mm sphere (PERCIST).
 * ``*_vs_truth_pct``: the same biases against the true activity instead of the reference reconstruction.
-* ``liver_cov_pct``: background variability in the liver, ``SD / mean * 100`` (spatial, one realisation; it
-  includes the phantom's texture, equal for all methods).
+* ``liver_cov_pct``: background variability in the liver eroded by one voxel, ``SD / mean * 100`` (spatial, one
+  realisation; it includes the phantom's texture, equal for all methods).
 * ``lesion_cr_pct``: mean contrast recovery of lesions, ``(C_les / C_bkg - 1) / (A_les / A_bkg - 1) * 100``
   with ``C`` the image and ``A`` the true activity, the background a 2-voxel shell around each lesion in
   its own organ (NEMA NU 2 definition with the true ratio from the phantom). Lesions under 1 mL or whose
@@ -173,8 +173,12 @@ def lesion_contrast(image: Any, subject: Subject, *, shell_voxels: int = 2, min_
     return float(np.mean(crs)) if crs else math.nan
 
 
-def liver_cov(image: Any, subject: Subject, *, organ: str = "liver") -> float:
-    """Coefficient of variation (%) of ``image`` in the organ (default the liver); NaN without it."""
+def liver_cov(image: Any, subject: Subject, *, organ: str = "liver", erode_voxels: int = 1) -> float:
+    """Coefficient of variation (%) of ``image`` in the organ (default the liver); NaN without it.
+
+    The organ mask is eroded by ``erode_voxels`` (when at least 10 voxels remain), so the organ's edge, where
+    the image falls to its neighbours' uptake, does not count as noise.
+    """
     if subject.labels is None:
         return math.nan
     ids = [i for i, n in (subject.label_names or {}).items() if n == organ]
@@ -183,6 +187,11 @@ def liver_cov(image: Any, subject: Subject, *, organ: str = "liver") -> float:
     m = subject.labels.numpy().astype(np.int64) == int(ids[0])
     if subject.lesions is not None:
         m &= subject.lesions.numpy() == 0
+    if erode_voxels > 0:
+        from scipy.ndimage import binary_erosion
+
+        inner = binary_erosion(m, iterations=erode_voxels)
+        m = inner if inner.sum() >= 10 else m
     if m.sum() < 2:
         return math.nan
     v = _np(image)[m]
