@@ -2,10 +2,10 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_denoise.py [--dataset DATASET] [--shape Z Y X] [--steps N] [--device cpu]
+    .venv/bin/python benchmarks/bench_denoise.py [--dataset DATASET] [--shape Z Y X] [--epochs N] [--device cpu]
 
-* Inference: the demo's 2.5D U-Net (widths 16-32-64-128, 3 slices, 64 x 64 windows, overlap 0.25) over a
-  whole-body volume (default 150 x 128 x 128 voxels: 60 x 51 x 51 cm at 4 mm), through
+* Inference: the demo's 2.5D U-Net (:func:`petspect.tasks.demo.demo_settings`: widths 16-32-64-128, 5 slices,
+  64 x 64 windows, overlap 0.25) over a whole-body volume (default 150 x 128 x 128 voxels: 60 x 51 x 51 cm at 4 mm), through
   :func:`petspect.tasks.denoise.denoise_volume` (MONAI sliding windows). Untrained weights: the time does not
   depend on them.
 * Training throughput: patches per second of :class:`petspect.train.Trainer` on ``DATASET`` (default: the
@@ -27,13 +27,17 @@ import torch
 
 
 def _model(device: str):
+    """An untrained network with the demo's architecture and data layout, as a TrainedModel."""
     from petspect.nn import build_network
+    from petspect.tasks.demo import demo_settings
     from petspect.train import SuvScaling, TrainedModel
 
-    net = build_network("unet", spatial_dims=2, in_channels=3, channels=(16, 32, 64, 128), residual=True,
-                        pet_channel=1).to(device).eval()
-    config = {"data": {"mode": "2.5d", "n_slices": 3, "patch_size": [64, 64], "input_key": "recon_d010_osem_ac",
-                       "extra_keys": [], "target_key": "recon_d100_osem_ac"}}
+    t = demo_settings("demo").train
+    n = int(t["n_slices"])
+    net = build_network("unet", spatial_dims=2, in_channels=n, channels=t["channels"], residual=t["residual"],
+                        pet_channel=n // 2, **t["network_kwargs"]).to(device).eval()
+    config = {"data": {"mode": "2.5d", "n_slices": n, "patch_size": list(t["patch_size"]),
+                       "input_key": "recon_d010_osem_ac", "extra_keys": [], "target_key": "recon_d100_osem_ac"}}
     norm = SuvScaling(5000.0, "Bq/mL")
     return TrainedModel(net, config, [norm], norm, {})
 

@@ -56,7 +56,7 @@ def _command(kind: str, default_out: str, epochs_help: str, subjects_help: str, 
     return command
 
 
-demo = _command("demo", "petspect_demo", "Training epochs (default 20).",
+demo = _command("demo", "petspect_demo", "Training epochs (default 60).",
                 "Simulated subjects (default: the quick preset's).",
                 "Simulate the quick cohort, train a 2.5D U-Net denoiser, compare it with the baselines, write a report.")
 bench = _command("bench", "petspect_bench", "Training epochs (default 150).",
