@@ -1,7 +1,8 @@
 """Detector benchmark: the `realistic` preset end to end (simulate, train, evaluate) with timings.
 
 Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector [--preset realistic]
-      (add --reuse to re-evaluate the data and models already in --out)
+      (add --reuse to re-evaluate the data and models already in --out; --reuse --retrain-timing
+      retrains only the timing CNN on the data already there, then evaluates)
 
 Prints positioning figures (FWHM/FWTM/MAE/edge bias for Anger logic, kNN, gradient tree boosting,
 MLP, CNN and the fan-beam variants), the energy resolution, the coincidence time resolution of
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from petspect.detector.pipeline import evaluate, get_preset, simulate, train
+from petspect.detector.pipeline import evaluate, get_preset, simulate, train, train_timing
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--preset", default="realistic")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core VM)")
     ap.add_argument("--reuse", action="store_true", help="evaluate the data and models already in --out")
+    ap.add_argument("--retrain-timing", action="store_true", help="with --reuse: retrain the timing CNN alone first")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -42,6 +44,10 @@ def main() -> None:
         t = time.perf_counter()
         train(preset, args.out / "data", args.out / "models", device=device, overwrite=True)
         times["train_s"] = time.perf_counter() - t
+    if args.reuse and args.retrain_timing:
+        t = time.perf_counter()
+        train_timing(preset, args.out / "data", args.out / "models", device=device)
+        times["train_timing_s"] = time.perf_counter() - t
     t = time.perf_counter()
     m = evaluate(preset, args.out / "eval", data_dir=args.out / "data", models_dir=args.out / "models", device=device,
                  overwrite=True)

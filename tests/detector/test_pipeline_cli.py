@@ -43,6 +43,10 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
         assert isinstance(torch.load(models / name / "weights.pt", weights_only=True), dict)
         cfg = json.loads((models / name / "config.json").read_text())
         assert cfg["data"]["preset"] == "tiny" and (models / name / "model_card.md").exists()
+    before = (models / "timing_cnn" / "config.json").read_text()
+    pipeline.train_timing(TINY, data, models)  # the benchmark's --retrain-timing path: same settings, same model
+    assert json.loads((models / "timing_cnn" / "config.json").read_text())["arch"] == "pair"
+    assert json.loads(before)["history"] == json.loads((models / "timing_cnn" / "config.json").read_text())["history"]
     r = runner.invoke(app, ["detector", "evaluate", "--preset", "tiny", "--data", str(data), "--models", str(models),
                             "--out", str(out)])
     assert r.exit_code == 0, r.output

@@ -90,6 +90,23 @@ def test_cnn_timer_trains_and_round_trips(coincidences, tmp_path):
     assert {"led", "cfd", "cnn"} <= set(out)
 
 
+def test_siamese_timer_is_antisymmetric_and_pair_arch_round_trips(coincidences, tmp_path):
+    """Swapping the two detectors negates the siamese estimate exactly; the older pair CNN still loads."""
+    from petspect.detector.models import PulseTimingCNN
+    from petspect.detector.timing import timing_input
+
+    net = PulseTimingCNN(CONFIG.n_samples, channels=8).eval()
+    w, _ = crop_windows(coincidences.waveforms[:20], coincidences.dt_ps[:20], np.zeros((20, 2), int), CONFIG)
+    x = timing_input(torch.from_numpy(np.ascontiguousarray(w)))
+    with torch.no_grad():
+        assert torch.allclose(net(x), -net(x.flip(1)), atol=1e-6)
+    pair = CNNTimer(CONFIG, settings=TrainSettings(epochs=1, batch_size=64), channels=8, arch="pair").fit(coincidences)
+    pair.save(tmp_path / "p")
+    assert CNNTimer.load(tmp_path / "p").arch == "pair"
+    with pytest.raises(InputError):
+        CNNTimer(CONFIG, arch="lstm")
+
+
 def test_bad_config():
     with pytest.raises(ConfigError):
         TimingConfig(n_samples=30)

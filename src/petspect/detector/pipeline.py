@@ -155,7 +155,6 @@ def train(preset: Preset, data_dir: str | os.PathLike, out_dir: str | os.PathLik
     Each model is written as a folder ``out_dir/<name>`` (weights.pt, config.json, model_card.md).
     """
     from petspect.detector.neural import NeuralPositioner
-    from petspect.detector.timing import CNNTimer
 
     out = check_output_path(out_dir, overwrite=overwrite, inputs=[data_dir])
     data = load_data(data_dir)
@@ -168,9 +167,25 @@ def train(preset: Preset, data_dir: str | os.PathLike, out_dir: str | os.PathLik
         model.fit(ev.signals, ev.position_mm, ev.label_mask)
         model.save(out / name, {**record, "events": int(len(ev)), "calibration": "fan beams" if "fan" in name
                                 else "pencil-beam grid", "photopeak_window_kev": PHOTOPEAK_WINDOW_KEV})
+    _train_timing(preset, data, record, out, device)
+    return out
+
+
+def _train_timing(preset: Preset, data: dict, record: dict, out: Path, device) -> None:
+    from petspect.detector.timing import CNNTimer
+
     timer = CNNTimer(preset.timing, settings=preset.timing_training, device=device).fit(data["timing_train"])
-    timer.save(out / "timing_cnn", {**record, "events": len(data["timing_train"]),
+    timer.save(out / "timing_cnn", {**record, "events": len(data["timing_train"]), "arch": timer.arch,
                                     "labels": "source positions + digital whole-sample shifts"})
+
+
+def train_timing(preset: Preset, data_dir: str | os.PathLike, models_dir: str | os.PathLike, *, device="cpu") -> Path:
+    """Retrain only the timing CNN of an existing models folder (``models_dir/timing_cnn`` is replaced)."""
+    data = load_data(data_dir)
+    out = Path(models_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"data_dir": str(Path(data_dir).resolve()), "dataset": data["record"].get("name"), "preset": preset.name}
+    _train_timing(preset, data, record, out, device)
     return out
 
 

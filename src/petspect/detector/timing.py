@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from petspect.detector.metrics import timing_metrics, width_at_fraction
-from petspect.detector.models import (TimingCNN, TrainSettings, fit_regressor, load_model_folder, predict, restore,
+from petspect.detector.models import (PulseTimingCNN, TimingCNN, TrainSettings, fit_regressor, load_model_folder, predict, restore,
                                       save_model_folder)
 from petspect.detector.waveforms import Coincidences, TimingConfig, crop_windows
 from petspect.errors import InputError
@@ -151,17 +151,26 @@ class CNNTimer:
     settings : TrainSettings
     device : torch.device or str
     channels : int
+    arch : {"pair", "siamese"}
+        ``"pair"``: :class:`TimingCNN` on the two waveforms stacked as channels (default);
+        ``"siamese"``: :class:`PulseTimingCNN`, one shared network times each pulse at full sampling
+        and the estimate is the difference (antisymmetric under swapping the detectors). On the
+        ``realistic`` preset it was not better (validation CTR 164-171 ps vs 155 ps, BENCHMARKS.md).
     """
 
     name = "cnn"
+    ARCHS = ("pair", "siamese")
 
     def __init__(self, config: TimingConfig, *, settings: TrainSettings = TrainSettings(),
-                 device: torch.device | str = "cpu", channels: int = 32) -> None:
-        self.config, self.settings, self.channels = config, settings, channels
+                 device: torch.device | str = "cpu", channels: int = 32, arch: str = "pair") -> None:
+        if arch not in self.ARCHS:
+            raise InputError(f"unknown timing CNN architecture {arch!r}; choose one of {self.ARCHS}")
+        self.config, self.settings, self.channels, self.arch = config, settings, channels, arch
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG state
             torch.manual_seed(settings.seed)
-            self.model = TimingCNN(config.n_samples, channels=channels).to(self.device)
+            net = PulseTimingCNN if arch == "siamese" else TimingCNN
+            self.model = net(config.n_samples, channels=channels).to(self.device)
         self.history_: dict | None = None
 
     def _crop(self, long: torch.Tensor, dt: torch.Tensor, shifts: torch.Tensor):
@@ -205,7 +214,8 @@ class CNNTimer:
 
     def save(self, folder: str | os.PathLike, record: dict | None = None) -> None:
         """Save as a model folder (weights.pt, config.json, model_card.md)."""
-        cfg = {"kind": "timing_cnn", "channels": self.channels, "timing": dataclasses.asdict(self.config),
+        cfg = {"kind": "timing_cnn", "channels": self.channels, "arch": self.arch,
+               "timing": dataclasses.asdict(self.config),
                "settings": dataclasses.asdict(self.settings), "dt_scale_ps": DT_SCALE_PS,
                "input": "pair of windows (2, n_samples) in spe, baseline-subtracted, asinh(w / 2) / 6",
                "history": self.history_, "data": record or {}}
@@ -221,7 +231,7 @@ class CNNTimer:
         """Rebuild a saved timing CNN (weights loaded with ``weights_only=True``)."""
         state, cfg = load_model_folder(folder)
         obj = cls(TimingConfig(**cfg["timing"]), settings=TrainSettings(**cfg["settings"]), device=device,
-                  channels=cfg["channels"])
+                  channels=cfg["channels"], arch=cfg.get("arch", "pair"))
         restore(obj, state, cfg)
         return obj
 
