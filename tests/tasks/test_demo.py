@@ -59,3 +59,20 @@ def test_curve_below_and_strict_json(tmp_path):
     assert math.isnan(curve_below(better, filt[:1]))
     write_json(tmp_path / "m.json", {"a": {"x": float("nan"), "y": 1.0}})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": {"x": None, "y": 1.0}}
+
+
+def test_demo_cohort_configuration(monkeypatch, tmp_path):
+    """The demo simulates the quick preset at the task's dose levels only, with the MAP baseline."""
+    import petspect.simulate.cohort as cohort
+    from petspect.tasks.demo import simulate_dataset
+
+    seen = {}
+    monkeypatch.setattr(cohort, "simulate_cohort", lambda config, folder, workers=None: seen.update(c=config, w=workers))
+    settings = demo_settings("demo")
+    settings.subjects = 8
+    assert simulate_dataset(settings, tmp_path / "ds") == tmp_path / "ds"
+    c = seen["c"]
+    assert c.name == "quick" and c.subjects == 8 and seen["w"] == settings.workers
+    assert c.dose_percents == [100.0, 10.0] and c.time_percents == [] and "map" in c.recon.algorithms
+    bench = demo_settings("bench")
+    assert bench.preset == "wholebody-fdg" and not bench.only_task_levels
