@@ -15,7 +15,7 @@ from petspect.simulate.layout import check_dataset
 pytestmark = pytest.mark.slow
 
 TINY_SCANNER = {"modality": "pet", "preset": "wholebody", "max_ring_difference": 0, "view_mashing": 10,
-                "params": {"n_rings": 4, "ring_spacing_mm": 12.0, "n_radial": 64}}
+                "params": {"n_rings": 4, "ring_spacing_mm": 12.0}}
 
 
 def tiny_config(**over):
@@ -97,7 +97,7 @@ def test_noise_scales_with_count_fraction(tmp_path):
         "name": "noise", "subjects": 1, "seed": 3, "dose_percents": [100, 50, 20, 10], "realisations": 2,
         "phantom": {"kind": "cylinder", "voxel_mm": 8.0, "params": {"radius_mm": 80.0, "length_mm": 48.0,
                                                                    "activity_bq_per_ml": 5000.0}},
-        "scanner": {**TINY_SCANNER, "params": {"n_rings": 6, "ring_spacing_mm": 8.0, "n_radial": 96}},
+        "scanner": {**TINY_SCANNER, "params": {"n_rings": 6, "ring_spacing_mm": 8.0}},
         "acquisition": {"scan_s": 120.0, "scatter": False, "randoms": False, "normalisation": False},
         "recon": {"algorithms": ["osem"], "iterations": 2, "subsets": 4, "nac": False},
         "split": {"train": 1.0, "validation": 0.0, "test": 0.0},
@@ -169,3 +169,12 @@ def test_time_points_share_anatomy_and_follow_kinetics(tmp_path):
     assert res.record["image_key"] == "recon_d100_osem_ac_h004"
     with pytest.raises(ConfigError, match="kinetics"):
         tiny_config(time_points_h=[1.0], phantom={"kind": "cylinder", "voxel_mm": 8.0})
+
+
+def test_activity_outside_the_field_of_view_is_refused():
+    cfg = tiny_config(subjects=1)
+    cfg.scanner.params = {"n_rings": 4, "ring_spacing_mm": 12.0, "n_radial": 64}  # FOV radius ~54 mm
+    from petspect.simulate.subject import simulate_subject
+
+    with pytest.raises(ConfigError, match="field of view"):
+        simulate_subject(cfg, 0, 1)

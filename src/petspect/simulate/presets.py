@@ -26,7 +26,7 @@ def quick() -> DatasetConfig:
         phantom=PhantomConfig(kind="torso", voxel_mm=6.0, tracer="fdg",
                               params={"fov": "chest-abdomen", "shape": [12, 64, 64]}),
         scanner=ScannerConfig(modality="pet", preset="wholebody", tof=False, max_ring_difference=0, view_mashing=4,
-                              params={"n_rings": 12, "ring_spacing_mm": 6.0, "n_radial": 128}),
+                              params={"n_rings": 12, "ring_spacing_mm": 6.0}),
         acquisition=AcquisitionConfig(scan_s=180.0, randoms_fraction=0.15),
         recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=19, nac=False),
         split=SplitConfig(train=0.5, validation=1 / 6, test=1 / 3),

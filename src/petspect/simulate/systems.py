@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from petspect.errors import ConfigError
@@ -60,6 +61,20 @@ def pet_calibration_factor(projector, sensitivity_cps_per_kbq: float) -> float:
     if seen <= 0:
         raise ConfigError("the image grid's centre is outside the scanner's field of view")
     return float(sensitivity_cps_per_kbq) * 1e-3 / seen
+
+
+def _check_in_fov(activity: Volume, fov_radius_mm: float) -> None:
+    """Refuse activity outside the transaxial field of view (it would be reconstructed wrongly, silently)."""
+    data = activity.data
+    nz, ny, nx = data.shape
+    dz, dy, dx = activity.spacing_mm
+    y = (torch.arange(ny, dtype=torch.float64) - (ny - 1) / 2) * dy
+    x = (torch.arange(nx, dtype=torch.float64) - (nx - 1) / 2) * dx
+    r = torch.sqrt(y[:, None] ** 2 + x[None, :] ** 2)
+    hot = (data > 0).any(dim=0)
+    if bool(hot.any()) and float(r[hot].max()) > fov_radius_mm:
+        raise ConfigError(f"activity reaches {float(r[hot].max()):.0f} mm from the axis, beyond the sinogram's "
+                          f"transaxial field of view ({fov_radius_mm:.0f} mm): raise scanner.params n_radial")
 
 
 def _split_params(cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -152,7 +167,7 @@ class PetCohortSystem:
 
 def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     from petspect.geometry.pet import ImageGrid, get_pet_scanner
-    from petspect.geometry.sinogram import SinogramDefinition
+    from petspect.geometry.sinogram import SinogramDefinition, default_n_radial
     from petspect.nuclides import half_life_s
     from petspect.physics.counts import effective_scan_s
     from petspect.projectors.pet_system import pet_system_model
@@ -166,9 +181,14 @@ def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     sino_over, unknown = _split_params(SinogramDefinition, rest)
     if unknown:
         raise ConfigError(f"unknown scanner.params {sorted(unknown)} (neither PetScanner nor SinogramDefinition fields)")
-    sino = SinogramDefinition(scanner, max_ring_diff=sc.max_ring_difference, view_mashing=sc.view_mashing, **sino_over)
     activity = phantom["activity"]
     grid = ImageGrid(activity.shape, activity.spacing_mm)  # centred on the scanner axis
+    if "n_radial" not in sino_over:  # radial bins that cover the image grid's inscribed circle, no more
+        width_mm = max(grid.shape[1] * grid.spacing_mm[1], grid.shape[2] * grid.spacing_mm[2]) + 2 * max(grid.spacing_mm)
+        sino_over["n_radial"] = default_n_radial(
+            dataclasses.replace(scanner, fov_diameter_mm=min(width_mm, scanner.fov_diameter_mm)))
+    sino = SinogramDefinition(scanner, max_ring_diff=sc.max_ring_difference, view_mashing=sc.view_mashing, **sino_over)
+    _check_in_fov(activity, float(np.abs(sino.radial_positions_mm()).max()))
     mu = phantom.volumes.get("mu_511") if acq.attenuation else None
     mu_t = mu.data.to(torch.float32) if mu is not None else None
     norm = None
