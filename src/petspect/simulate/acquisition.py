@@ -507,16 +507,6 @@ def _fbp(data: AcquisitionData, *, attenuation: bool, window: str, cutoff: float
     return fbp_spect_model(net, model, scale, mu_per_mm=mu, window=window, cutoff=cutoff)
 
 
-def _post_filter(blur: LinearOperator):
-    """Gaussian post-filter normalised at the image borders: ``G x / G 1``, so uniform regions keep their
-    value next to the edges of the grid (and a one-slice image is not dimmed by the axial kernel)."""
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        from petspect.recon.objectives import safe_divide
-
-        return safe_divide(blur(x), blur(torch.ones_like(x)))
-    return apply
-
-
 def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n_iter: int = 4, n_subsets: int = 8,
                             beta: float = 0.0, prior: str = "rdp", gamma: float = 2.0, attenuation: bool = True,
                             post_filter_fwhm_mm: float | None = None, fbp_window: str = "hann",
@@ -549,8 +539,8 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
     Volume
         Unit "Bq/mL", modality "PT" or "NM", ``meta`` records the algorithm and its settings.
     """
-    from petspect.physics.resolution import GaussianPSF
     from petspect.recon.em import mlem, osem
+    from petspect.recon.postfilter import gaussian_post_filter
     from petspect.recon.map import bsrem
     from petspect.recon.priors import make_prior
 
@@ -562,7 +552,7 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
     spacing = tuple(float(s) for s in data.grid["spacing_mm"])
     post = None
     if post_filter_fwhm_mm:
-        post = _post_filter(GaussianPSF(tuple(data.grid["shape"]), float(post_filter_fwhm_mm), spacing))
+        post = gaussian_post_filter(tuple(data.grid["shape"]), float(post_filter_fwhm_mm), spacing)
     common = {"additive": b, "n_iter": n_iter, "callback": callback, "compute_objective": compute_objective,
               "post_filter": post, "progress": progress}
     if algo == "fbp":

@@ -99,21 +99,30 @@ def map_beta(op, beta_relative: float) -> float:
 
 def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorithm: str, config: DatasetConfig,
                  spacing_mm=None) -> torch.Tensor:
-    """Run one of the configured algorithms on calibrated data (image in the operator's input unit)."""
+    """Run one of the configured algorithms on calibrated data (image in the operator's input unit).
+
+    ``config.recon.post_filter_fwhm_mm`` (when set) applies a border-normalised Gaussian post-filter.
+    """
     from petspect.recon.em import mlem, osem
 
     rc = config.recon
+    post = None
+    if rc.post_filter_fwhm_mm:
+        from petspect.recon.postfilter import gaussian_post_filter
+
+        post = gaussian_post_filter(op.in_shape, float(rc.post_filter_fwhm_mm), spacing_mm)
     if algorithm == "osem":
-        return osem(op, data, additive=additive, n_iter=rc.iterations, n_subsets=rc.subsets, progress=False)
+        return osem(op, data, additive=additive, n_iter=rc.iterations, n_subsets=rc.subsets, post_filter=post,
+                    progress=False)
     if algorithm == "mlem":
-        return mlem(op, data, additive=additive, n_iter=rc.iterations * rc.subsets, progress=False)
+        return mlem(op, data, additive=additive, n_iter=rc.iterations * rc.subsets, post_filter=post, progress=False)
     if algorithm == "map":
         from petspect.recon.map import bsrem
         from petspect.recon.priors import make_prior
 
         prior = make_prior(rc.prior, spacing_mm=spacing_mm)
         return bsrem(op, data, prior, map_beta(op, rc.beta), additive=additive, n_iter=max(rc.iterations * 2, 4),
-                     n_subsets=rc.subsets, progress=False)
+                     n_subsets=rc.subsets, post_filter=post, progress=False)
     raise ConfigError(f"algorithm {algorithm!r} is not available for cohort reconstructions")
 
 
