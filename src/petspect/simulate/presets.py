@@ -22,14 +22,14 @@ def quick() -> DatasetConfig:
     """
     return DatasetConfig(
         name="quick", description="petspect quick cohort: small FDG torsos, 2D-ring PET, 100 and 10 % dose",
-        subjects=6, seed=2026, dose_percents=[100.0, 10.0], time_percents=[], realisations=1,
+        subjects=10, seed=2026, dose_percents=[100.0, 10.0], time_percents=[], realisations=1,
         phantom=PhantomConfig(kind="torso", voxel_mm=6.0, tracer="fdg",
                               params={"fov": "chest-abdomen", "shape": [12, 64, 64]}),
         scanner=ScannerConfig(modality="pet", preset="wholebody", tof=False, max_ring_difference=0, view_mashing=4,
                               params={"n_rings": 12, "ring_spacing_mm": 6.0}),
         acquisition=AcquisitionConfig(scan_s=180.0, randoms_fraction=0.15),
-        recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=19, nac=False),
-        split=SplitConfig(train=0.5, validation=1 / 6, test=1 / 3),
+        recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=19, nac=False, post_filter_fwhm_mm=6.0),
+        split=SplitConfig(train=0.5, validation=0.2, test=0.3),
     )
 
 
