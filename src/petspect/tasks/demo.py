@@ -70,7 +70,7 @@ def demo_settings(kind: str = "demo") -> DemoSettings:
     """Named settings: ``demo`` (minutes on a 2-core CPU), ``bench`` (full size, GPU), ``tiny`` (tests)."""
     if kind == "demo":
         return DemoSettings(train=dict(epochs=300, mode="2.5d", n_slices=5, patch_size=(64, 64),
-                                       channels=(16, 32, 64, 128), network_kwargs={"num_res_units": 1},
+                                       channels=(32, 64, 128, 256), network_kwargs={"num_res_units": 1},
                                        residual=False, loss={"mse": 1.0}, patches_per_volume=24, batch_size=8,
                                        lr=2e-3))
     if kind == "bench":
