@@ -28,7 +28,8 @@ def quick() -> DatasetConfig:
         scanner=ScannerConfig(modality="pet", preset="wholebody", tof=False, max_ring_difference=0, view_mashing=4,
                               params={"n_rings": 12, "ring_spacing_mm": 6.0}),
         acquisition=AcquisitionConfig(scan_s=180.0, randoms_fraction=0.15),
-        recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=19, nac=False, post_filter_fwhm_mm=6.0),
+        recon=ReconConfig(algorithms=["osem", "map"], iterations=3, subsets=19, nac=False, post_filter_fwhm_mm=6.0,
+                          beta=0.02),
         split=SplitConfig(train=0.5, validation=0.2, test=0.3),
     )
 

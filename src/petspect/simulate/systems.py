@@ -101,7 +101,9 @@ def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorith
                  spacing_mm=None) -> torch.Tensor:
     """Run one of the configured algorithms on calibrated data (image in the operator's input unit).
 
-    ``config.recon.post_filter_fwhm_mm`` (when set) applies a border-normalised Gaussian post-filter.
+    ``config.recon.post_filter_fwhm_mm`` (when set) applies a border-normalised Gaussian post-filter to
+    OSEM and MLEM images; MAP images are not post-filtered (their prior is the regularisation, as with
+    clinical penalised-likelihood reconstructions).
     """
     from petspect.recon.em import mlem, osem
 
@@ -122,7 +124,7 @@ def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorith
 
         prior = make_prior(rc.prior, spacing_mm=spacing_mm)
         return bsrem(op, data, prior, map_beta(op, rc.beta), additive=additive, n_iter=max(rc.iterations * 2, 4),
-                     n_subsets=rc.subsets, post_filter=post, progress=False)
+                     n_subsets=rc.subsets, progress=False)
     raise ConfigError(f"algorithm {algorithm!r} is not available for cohort reconstructions")
 
 
