@@ -121,7 +121,7 @@ class DatasetConfig:
     realisations: int = 1
     #: hours after injection of repeated scans of every subject (therapy time points, e.g. Lu-177 at 4, 24,
     #: 96 h); empty: one scan at the tracer's usual time. Anatomy is shared, activity follows the tracer's
-    #: time-activity curves; every time-point key ends in ``_hXXX``.
+    #: time-activity curves; every time-point key ends in ``_h<HHH>`` (hours, e.g. ``_h024``).
     time_points_h: list[float] = field(default_factory=list)
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     scanner: ScannerConfig = field(default_factory=ScannerConfig)

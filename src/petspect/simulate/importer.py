@@ -8,7 +8,7 @@ Input: a folder with one sub-folder per case, each holding files or DICOM series
       patient02/ ...
 
 Every image is read with :func:`petspect.io.load` (DICOM PET as Bq/mL or SUV as asked) and written as
-NIfTI under ``sub-XXX/KEY.nii.gz`` with its checksum; optional images are resampled onto the grid of
+NIfTI under ``sub-<NNN>/KEY.nii.gz`` with its checksum; optional images are resampled onto the grid of
 the case's reference key so that every key of a case shares one grid. ``dataset.json`` gets the same
 layout as a simulated cohort, with the source path of every file recorded (never patient identifiers).
 """

@@ -1,6 +1,6 @@
 """File layout of a petspect dataset: keys, file names, checksums, dataset.json and its verification.
 
-See docs/DEVELOPING.md ("Dataset layout"). Each subject is a folder ``sub-XXX`` holding one NIfTI file
+See docs/DEVELOPING.md ("Dataset layout"). Each subject is a folder ``sub-<NNN>`` holding one NIfTI file
 per key and ``subject.json`` (the subject's record: seeds, phantom record, counts per level, file
 checksums and shapes). ``subject.json`` is written last, inside a folder that is moved into place
 atomically, so a subject folder that exists is complete.

@@ -137,7 +137,7 @@ def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectRes
     """Simulate subject ``index`` with its ``seed`` (see the module docstring for the chain).
 
     With ``config.time_points_h`` the subject is scanned at each time point (same anatomy, activity
-    from the tracer's kinetics); the true activity and every scan's keys end in ``_hXXX``.
+    from the tracer's kinetics); the true activity and every scan's keys end in ``_h<HHH>`` (hours, e.g. ``_h024``).
     """
     result = SubjectResult(subject_id(index), index, int(seed))
     gen = torch.Generator().manual_seed(int(seed) ^ 0x5EED)

@@ -17,7 +17,7 @@ bm4d       BM4D (``bm4d`` package, NON-COMMERCIAL licence;  ``sigma_rel``: noise
 Relative parameters (``h_rel``, ``sigma_rel``) make a tuned value independent of the image unit (Bq/mL
 or SUV) and of the injected activity. The body is the set of voxels above 5 % of the image's 99.9th
 percentile. MAP reconstruction with a relative-difference prior and the full-dose OSEM are not filters:
-they are reconstructions read from the dataset (``recon_dXXX_map_ac``, ``recon_d100_osem_ac``).
+they are reconstructions read from the dataset (``recon_d<PCT>_map_ac``, ``recon_d100_osem_ac``).
 """
 
 from __future__ import annotations

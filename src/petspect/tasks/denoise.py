@@ -111,7 +111,7 @@ def task_from_key(input_key: str) -> DenoiseTask:
     """The task of a model from its input key, e.g. ``recon_d010_osem_ac`` or ``recon_t050_map_ac_r1``."""
     m = re.fullmatch(r"recon_([dt])(\d{3})_([a-z0-9]+)_ac(?:_r\d+)?", input_key)
     if m is None:
-        raise ConfigError(f"not a low-count reconstruction key (recon_dXXX_ALGO_ac or recon_tXXX_...): {input_key!r}")
+        raise ConfigError(f"not a low-count reconstruction key (recon_d<PCT>_<ALGO>_ac or recon_t<PCT>_...): {input_key!r}")
     return DenoiseTask("dose" if m.group(1) == "d" else "time", float(m.group(2)), m.group(3))
 
 
