@@ -134,7 +134,7 @@ def get_nuclide(name: str) -> Nuclide:
     key = canonical_name(name)
     photons, beta_plus, range_mm, e_mean = _TABLE[key]
     lines = [PhotonLine(e, y) for e, y in photons]
-    sources = [f"half-life: radioactivedecay (ICRP-107)", f"photon lines: {_ICRP107}"]
+    sources = ["half-life: radioactivedecay (ICRP-107)", f"photon lines: {_ICRP107}"]
     if beta_plus > 0:
         lines.insert(0, PhotonLine(ANNIHILATION_KEV, 2.0 * beta_plus))
         if range_mm is not None:

@@ -38,10 +38,11 @@ def recon(
 
     check_output_path(out, overwrite=overwrite, inputs=[data])
     acq = load_acquisition(data)
-    callback = None
-    if objective:
-        def callback(it, _image, value):
-            typer.echo(f"iteration {it}: objective {value:.10g}")
+
+    def print_objective(it, _image, value):
+        typer.echo(f"iteration {it}: objective {value:.10g}")
+
+    callback = print_objective if objective else None
     dev = get_device(ctx)
     vol = reconstruct_acquisition(acq, algorithm, n_iter=iterations, n_subsets=subsets, beta=beta, prior=prior,
                                   gamma=gamma, attenuation=not no_ac, post_filter_fwhm_mm=post_filter_mm,

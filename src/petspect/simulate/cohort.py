@@ -23,7 +23,7 @@ import numpy as np
 
 import petspect
 from petspect._fileio import atomic_dir
-from petspect.errors import ConfigError, InputError, OutputExistsError
+from petspect.errors import InputError, OutputExistsError
 from petspect.progress import track
 from petspect.simulate.config import DatasetConfig, config_from_dict
 from petspect.simulate.layout import (DATASET_JSON, SUBJECT_RECORD, read_json, sha256_file, split_subjects,
@@ -201,11 +201,3 @@ def rebuild_subject(folder: str | os.PathLike, subject: str, out_dir: str | os.P
     _run_subject(config.to_dict(), str(out_dir), int(sub["index"]), int(sub["seed"]))
     stored = read_json(Path(folder) / subject / SUBJECT_RECORD)["files"]
     return {name: sha256_file(target / name) == info["sha256"] for name, info in sorted(stored.items())}
-
-
-def config_of(folder: str | os.PathLike) -> DatasetConfig:
-    """The configuration a dataset (or an interrupted run) was made with."""
-    rec = read_json(Path(folder) / CONFIG_RECORD)
-    if "config" not in rec:
-        raise ConfigError("no configuration recorded", path=Path(folder) / CONFIG_RECORD)
-    return config_from_dict(rec["config"])
