@@ -22,7 +22,9 @@ def _subject(rng: np.random.Generator) -> dict[str, np.ndarray]:
     counts = 0.05  # counts per Bq/mL in the low-dose image
     low = rng.poisson(act * counts) / counts
     ct = np.where(body, 40.0, -1000.0)
-    return {"activity": act, "recon_d010": low, "recon_d100": act + rng.normal(0, 50.0, SHAPE) * body, "ct": ct}
+    lesions = (act > 5000.0).astype(np.int16)  # the hot blobs' cores, as a lesion map
+    return {"activity": act, "recon_d010": low, "recon_d100": act + rng.normal(0, 50.0, SHAPE) * body, "ct": ct,
+            "lesions": lesions}
 
 
 def make_dataset(root: Path, n_train: int = 3, n_val: int = 1, seed: int = 0) -> Path:
@@ -36,9 +38,10 @@ def make_dataset(root: Path, n_train: int = 3, n_val: int = 1, seed: int = 0) ->
         sub = f"sub-{i:03d}"
         entry = {"subject": sub}
         for key, arr in _subject(rng).items():
-            unit, modality = ("HU", "CT") if key == "ct" else ("Bq/mL", "PT")
+            unit, modality = {"ct": ("HU", "CT"), "lesions": ("label", "SEG")}.get(key, ("Bq/mL", "PT"))
+            arr = arr if key == "lesions" else arr.astype(np.float32)
             rel = f"{sub}/{key}.nii.gz"
-            save(Volume.centered(arr.astype(np.float32), (2.0, 2.0, 2.0), unit=unit, modality=modality), root / rel)
+            save(Volume.centered(arr, (2.0, 2.0, 2.0), unit=unit, modality=modality), root / rel)
             entry[key] = rel
         splits["training" if i < n_train else "validation"].append(entry)
     meta = {"name": "tiny", "tensorImageSize": "3D", "modality": {"0": "PT"}, "labels": {"0": "background"},

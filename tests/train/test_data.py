@@ -122,3 +122,45 @@ def test_bad_configuration(tiny_dataset, tmp_path):
         read_dataset(tmp_path, "training")
     with pytest.raises(ConfigError):
         Augmentation(intensity_range=(2.0, 1.0))
+
+
+def test_lesion_weights_follow_the_target(tiny_dataset):
+    """weight_key: the weight map is weight_factor on the (dilated) lesion map and 1 elsewhere, and flips and
+    turns move it with the target: with the lesion-masked activity as target, weight > 1 wherever the target is
+    a lesion voxel, in every flipped or turned patch."""
+    from scipy.ndimage import binary_dilation
+
+    ds = _ds(tiny_dataset, mode="2.5d", patch_size=(16, 16), n_slices=3, input_key="activity",
+             target_key="activity", patches_per_volume=6, augmentation=Augmentation(intensity_range=None),
+             weight_key="lesions",
+             weight_factor=5.0, weight_dilate_voxels=1)
+    lesions = load(tiny_dataset / ds.entries[0]["lesions"]).numpy() > 0
+    grown = binary_dilation(lesions, iterations=1)
+    _, _, _, w = ds._volumes(0)
+    assert set(w.unique().tolist()) == {1.0, 5.0}
+    assert int((w == 5.0).sum()) == int(grown.sum()) > int(lesions.sum())
+    hot = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["weight"].shape == item["target"].shape
+        core = item["target"] > 5000.0  # lesion voxels (the map's definition)
+        hot += int(core.sum())
+        assert torch.all(item["weight"][core] == 5.0)
+    assert hot > 0
+    plain = _ds(tiny_dataset)
+    assert "weight" not in plain[0]
+
+
+def test_foreground_key_centres_patches_on_lesions(tiny_dataset):
+    ds = _ds(tiny_dataset, input_key="activity", target_key="activity", patch_size=(3, 3, 3), patches_per_volume=10,
+             foreground_fraction=1.0, foreground_key="lesions")
+    assert min(float(ds[i]["target"][0, 1, 1, 1]) for i in range(len(ds))) > 5000.0
+
+
+def test_bad_weighting(tiny_dataset):
+    with pytest.raises(ConfigError, match="weight_factor"):
+        _ds(tiny_dataset, weight_key="lesions", weight_factor=0.5)
+    with pytest.raises(ConfigError, match="weight_dilate_voxels"):
+        _ds(tiny_dataset, weight_key="lesions", weight_dilate_voxels=-1)
+    with pytest.raises(ConfigError, match="lacks keys"):
+        _ds(tiny_dataset, weight_key="tumours")

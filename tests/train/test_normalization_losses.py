@@ -63,6 +63,27 @@ def test_combined_loss_weights():
     assert 0.0 < terms["ssim"] <= 2.0
 
 
+def test_voxel_weighted_pixel_losses():
+    """Weights of ones change nothing; weights w on a region and 1 elsewhere give sum(w l) / sum(w); SSIM ignores
+    the map. Reference: the weighted arithmetic mean written out by hand."""
+    g = torch.Generator().manual_seed(1)
+    p, t = torch.rand(2, 1, 12, 12, generator=g), torch.rand(2, 1, 12, 12, generator=g)
+    w = torch.ones_like(t)
+    w[:, :, 2:4, 2:5] = 10.0
+    for name, per_voxel in (("l1", (p - t).abs()), ("mse", (p - t) ** 2),
+                            ("charbonnier", torch.sqrt((p - t) ** 2 + 1e-6) - 1e-3)):
+        loss = build_loss({name: 1.0}, spatial_dims=2)
+        assert float(loss(p, t, torch.ones_like(t))) == pytest.approx(float(loss(p, t)), rel=1e-6)
+        assert float(loss(p, t, w)) == pytest.approx(float((w * per_voxel).sum() / w.sum()), rel=1e-5)
+    ssim = build_loss({"ssim": 1.0}, spatial_dims=2)
+    assert float(ssim(p, t, w)) == pytest.approx(float(ssim(p, t)), rel=1e-6)
+    # a weight map only on the region equals the region's own mean
+    only = torch.zeros_like(t)
+    only[:, :, 2:4, 2:5] = 1.0
+    region = (p - t).abs()[:, :, 2:4, 2:5].mean()
+    assert float(build_loss({"l1": 1.0}, spatial_dims=2)(p, t, only)) == pytest.approx(float(region), rel=1e-6)
+
+
 def test_loss_bad_specs():
     for spec in ({}, {"perceptual": 1.0}, {"l1": -1.0}, {"l1": 0.0}):
         with pytest.raises(ConfigError):

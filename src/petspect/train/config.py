@@ -39,6 +39,11 @@ class TrainConfig:
         (pz, py, px) in 3D, (py, px) in 2D/2.5D, in voxels.
     patches_per_volume, val_patches_per_volume : int
     foreground_fraction : float; foreground_threshold : float or None (target unit; None = target mean)
+    foreground_key : str or None
+        Centre foreground patches on this entry map's positive voxels (e.g. "lesions") instead of the target.
+    weight_key : str or None; weight_factor : float; weight_dilate_voxels : int
+        Lesion-aware loss: pixel-loss voxel weight ``weight_factor`` inside this entry map's positive voxels
+        (e.g. "lesions"), dilated by ``weight_dilate_voxels``, 1 elsewhere (:class:`~petspect.train.data.PairedVolumeDataset`).
     augment : dict, False or None
         :class:`~petspect.train.data.Augmentation` fields (empty dict = defaults); ``False`` (TOML) or ``None``
         disables augmentation.
@@ -89,6 +94,10 @@ class TrainConfig:
     val_patches_per_volume: int = 2
     foreground_fraction: float = 0.5
     foreground_threshold: float | None = None
+    foreground_key: str | None = None
+    weight_key: str | None = None
+    weight_factor: float = 1.0
+    weight_dilate_voxels: int = 0
     augment: dict[str, Any] | bool | None = field(default_factory=dict)
     normalization: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
     extra_normalizations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -139,6 +148,10 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "patches_per_volume", "val_patches_per_volume"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.weight_key is not None and not (math.isfinite(self.weight_factor) and self.weight_factor >= 1.0):
+            raise ConfigError(f"weight_factor must be a finite number >= 1, got {self.weight_factor!r}")
+        if self.weight_dilate_voxels < 0:
+            raise ConfigError(f"weight_dilate_voxels must be >= 0, got {self.weight_dilate_voxels!r}")
         if self.grad_clip_norm is not None and not (math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0):
             raise ConfigError(f"grad_clip_norm must be None or a positive number, got {self.grad_clip_norm!r}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -134,6 +134,18 @@ class PairedVolumeDataset(Dataset):
         Seeds the patch positions and augmentations (with the epoch and item index).
     unpaired : bool
         Draw the target from another random entry at another position (CycleGAN).
+    foreground_key : str, optional
+        Centre foreground patches on voxels where this entry's map is positive (e.g. ``"lesions"``) instead
+        of target voxels above ``foreground_threshold``; entries without such voxels fall back to the target.
+    weight_key : str, optional
+        Entry key of a region map (e.g. ``"lesions"``): items then carry a voxel weight map ``"weight"``
+        (shaped like the target) equal to ``weight_factor`` where the map is positive, dilated by
+        ``weight_dilate_voxels`` in-plane and through slices, and 1 elsewhere (lesion-aware losses,
+        :mod:`petspect.train.losses`).
+    weight_factor : float
+        Voxel weight inside the regions (>= 1).
+    weight_dilate_voxels : int
+        Dilation of the regions before weighting (partial-volume spill of small lesions).
     """
 
     def __init__(self, entries: Sequence[Mapping[str, str]], root: str | os.PathLike, input_key: str, target_key: str,
@@ -141,7 +153,8 @@ class PairedVolumeDataset(Dataset):
                  patches_per_volume: int = 1, foreground_fraction: float = 0.0,
                  foreground_threshold: float | None = None, augmentation: Augmentation | None = None,
                  normalizations: Mapping[str, Normalization] | None = None, seed: int = 0,
-                 unpaired: bool = False) -> None:
+                 unpaired: bool = False, foreground_key: str | None = None, weight_key: str | None = None,
+                 weight_factor: float = 1.0, weight_dilate_voxels: int = 0) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
         want = 3 if mode == "3d" else 2
@@ -153,9 +166,16 @@ class PairedVolumeDataset(Dataset):
             raise ConfigError("no entries: the split is empty")
         if not 0.0 <= foreground_fraction <= 1.0:
             raise ConfigError(f"foreground_fraction must be in [0, 1], got {foreground_fraction}")
+        if not (math.isfinite(weight_factor) and weight_factor >= 1.0):
+            raise ConfigError(f"weight_factor must be a finite number >= 1, got {weight_factor!r}")
+        if int(weight_dilate_voxels) < 0:
+            raise ConfigError(f"weight_dilate_voxels must be >= 0, got {weight_dilate_voxels!r}")
         self.keys = (input_key, *extra_keys)
+        self.foreground_key, self.weight_key = foreground_key, weight_key
+        self.weight_factor, self.weight_dilate_voxels = float(weight_factor), int(weight_dilate_voxels)
+        maps = tuple(k for k in (foreground_key, weight_key) if k)
         for i, e in enumerate(entries):
-            missing = [k for k in (*self.keys, target_key) if k not in e]
+            missing = [k for k in (*self.keys, target_key, *maps) if k not in e]
             if missing:
                 raise ConfigError(f"entry {i} ({e.get('subject', '?')}) lacks keys {missing}; has {sorted(e)}")
         self.entries = [dict(e) for e in entries]
@@ -168,7 +188,7 @@ class PairedVolumeDataset(Dataset):
         self.augmentation = augmentation
         self.normalizations = dict(normalizations or {})
         self.seed, self.unpaired, self.epoch = int(seed), bool(unpaired), 0
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = {}
 
     # ---------------------------------------------------------------- basics
     @property
@@ -188,13 +208,14 @@ class PairedVolumeDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries) * self.patches_per_volume
 
-    def _volumes(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(channels (M, z, y, x), target (z, y, x), foreground voxel indices or None), cached."""
+    def _volumes(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(channels (M, z, y, x), target (z, y, x), foreground voxel indices or None, weights or None), cached."""
         if index not in self._cache:
             e = self.entries[index]
             from petspect.io import load
 
-            vols = {k: load(self.root / e[k]) for k in (*self.keys, self.target_key)}
+            maps = tuple(dict.fromkeys(k for k in (self.foreground_key, self.weight_key) if k))
+            vols = {k: load(self.root / e[k]) for k in (*self.keys, self.target_key, *maps)}
             for k, v in vols.items():
                 if k in self.normalizations:
                     self.normalizations[k].check_unit(v.unit, path=self.root / e[k])
@@ -205,11 +226,23 @@ class PairedVolumeDataset(Dataset):
             y = vols[self.target_key].data.float()
             fg = None
             if self.foreground_fraction > 0:
-                thr = float(y.mean()) if self.foreground_threshold is None else float(self.foreground_threshold)
-                idx = torch.nonzero(y > thr)
+                idx = torch.nonzero(vols[self.foreground_key].data > 0) if self.foreground_key else torch.empty(0)
+                if not len(idx):
+                    thr = float(y.mean()) if self.foreground_threshold is None else float(self.foreground_threshold)
+                    idx = torch.nonzero(y > thr)
                 fg = idx if len(idx) else None
-            self._cache[index] = (x, y, fg)
+            w = self._weights(vols[self.weight_key].data) if self.weight_key else None
+            self._cache[index] = (x, y, fg, w)
         return self._cache[index]
+
+    def _weights(self, regions: torch.Tensor) -> torch.Tensor:
+        """Voxel weights (z, y, x): ``weight_factor`` in the dilated regions, 1 elsewhere."""
+        mask = regions.detach().cpu().numpy() > 0
+        if self.weight_dilate_voxels and mask.any():
+            from scipy.ndimage import binary_dilation
+
+            mask = binary_dilation(mask, iterations=self.weight_dilate_voxels)
+        return torch.from_numpy(1.0 + (self.weight_factor - 1.0) * mask.astype(np.float32))
 
     # ---------------------------------------------------------------- sampling
     def _corner(self, g: torch.Generator, shape: Sequence[int], fg: torch.Tensor | None) -> list[int]:
@@ -231,16 +264,17 @@ class PairedVolumeDataset(Dataset):
         out[(..., *dst)] = vol[(..., *src)]
         return out
 
-    def _sample(self, index: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample(self, index: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         v = index // self.patches_per_volume
-        x, y, fg = self._volumes(v)
+        x, y, fg, w = self._volumes(v)
         corner = self._corner(g, y.shape, fg)
         if self.unpaired:
             other = _randint(g, len(self.entries))
-            _, y2, fg2 = self._volumes(other)
+            _, y2, fg2, _ = self._volumes(other)
             y = self._crop(y2, self._corner(g, y2.shape, fg2), self.patch)
         else:
             y = self._crop(y, corner, self.patch)
+        w = None if w is None else self._crop(w, corner, self.patch)[None]
         if self.mode == "2.5d":  # neighbouring slices, clamped at the ends, stacked modality-major
             h = self.n_slices // 2
             zs = (torch.arange(-h, h + 1) + corner[0]).clamp(0, x.shape[1] - 1)
@@ -248,26 +282,30 @@ class PairedVolumeDataset(Dataset):
             x = x.reshape(-1, 1, *self.patch[1:])
         else:
             x = self._crop(x, corner, self.patch)
-        return x, y[None]
+        return x, y[None], w
 
-    def _augment(self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _augment(self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator,
+                 w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Flips, 90-degree turns (input, target and weights alike) and intensity scaling (PET and target)."""
         aug = self.augmentation
         if aug is None:
-            return x, y
+            return x, y, w
         if aug.flip:
             axes = [d for d in ((-3,) if self.mode == "3d" else ()) + (-2, -1) if _uniform(g) < 0.5]
             if axes:
                 x, y = x.flip(axes), y.flip(axes)
+                w = None if w is None else w.flip(axes)
         if aug.rot90 and self.patch[1] == self.patch[2]:
             k = _randint(g, 4)
             x, y = torch.rot90(x, k, (-2, -1)), torch.rot90(y, k, (-2, -1))
+            w = None if w is None else torch.rot90(w, k, (-2, -1))
         if aug.intensity_range is not None:
             lo, hi = aug.intensity_range
             s = math.exp(math.log(lo) + _uniform(g) * (math.log(hi) - math.log(lo)))
             x = x.clone()
             x[: self.n_slices] *= s  # the PET slices only
             y = y * s
-        return x, y
+        return x, y, w
 
     def _normalise(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.clone()
@@ -279,6 +317,8 @@ class PairedVolumeDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         """``{"input": (C, *patch), "target": (1, *patch), "index": int}`` in normalised units.
 
+        With ``weight_key``, also ``"weight": (1, *patch)`` (voxel weights, unit-free).
+
         ``index`` is an item number (drawn for the epoch set with :meth:`set_epoch`) or an ``(epoch, item)``
         pair, as :class:`EpochSampler` yields, so persistent DataLoader workers need no epoch update.
         """
@@ -286,12 +326,16 @@ class PairedVolumeDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         g = _item_generator(self.seed, epoch, index)
-        x, y = self._sample(index, g)
-        x, y = self._augment(x, y, g)
+        x, y, w = self._sample(index, g)
+        x, y, w = self._augment(x, y, g, w)
         x, y = self._normalise(x, y)
         if self.mode != "3d":
             x, y = x[:, 0], y[:, 0]
-        return {"input": x.contiguous(), "target": y.contiguous(), "index": index}
+            w = None if w is None else w[:, 0]
+        item = {"input": x.contiguous(), "target": y.contiguous(), "index": index}
+        if w is not None:
+            item["weight"] = w.contiguous()
+        return item
 
 
 class EpochSampler(Sampler):

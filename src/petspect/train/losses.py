@@ -3,6 +3,11 @@
 Every loss takes ``(prediction, target)`` of shape ``(B, C, *spatial)`` (2D or 3D) in normalised units and
 returns a scalar tensor on their device. A combination is written as a mapping of names to weights,
 e.g. ``{"l1": 1.0, "ssim": 0.2}``, which is also how it is saved in a model's ``config.json``.
+
+The pixel losses (``l1``, ``charbonnier``, ``mse``) also take an optional voxel weight map of the target's
+shape and then return the weighted mean ``sum(w * l) / sum(w)``: with weights raised in lesions this is a
+lesion-aware loss (the network pays for flattening small hot spots as much as for noise in large organs).
+SSIM has no voxel weights; it ignores the map.
 """
 
 from __future__ import annotations
@@ -19,10 +24,33 @@ LOSSES = ("l1", "charbonnier", "mse", "ssim")
 GAN_LOSSES = ("lsgan", "bce")
 
 
+def _weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values``, or ``sum(w * values) / sum(w)`` with a voxel weight map broadcastable to it."""
+    if weight is None:
+        return values.mean()
+    w = weight.to(values.dtype).expand_as(values)
+    return (w * values).sum() / w.sum().clamp_min(torch.finfo(values.dtype).tiny)
+
+
+class PixelLoss(nn.Module):
+    """Voxel-wise loss ``l1`` (``|p - t|``) or ``mse`` (``(p - t)^2``), averaged with optional voxel weights."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind not in ("l1", "mse"):
+            raise ConfigError(f"PixelLoss kind must be 'l1' or 'mse', got {kind!r}")
+        self.kind = kind
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        d = pred - target
+        return _weighted_mean(d.abs() if self.kind == "l1" else d * d, weight)
+
+
 class CharbonnierLoss(nn.Module):
     """``mean(sqrt((p - t)^2 + eps^2)) - eps``: a differentiable L1 (Charbonnier et al, ICIP 1994).
 
-    ``eps`` is in normalised intensity units; the ``- eps`` makes the loss 0 for equal images.
+    ``eps`` is in normalised intensity units; the ``- eps`` makes the loss 0 for equal images. With a
+    voxel weight map the mean is weighted (module docstring).
     """
 
     def __init__(self, eps: float = 1e-3) -> None:
@@ -31,8 +59,8 @@ class CharbonnierLoss(nn.Module):
             raise ConfigError(f"Charbonnier eps must be positive, got {eps!r}")
         self.eps = float(eps)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (torch.sqrt((pred - target) ** 2 + self.eps**2) - self.eps).mean()
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return _weighted_mean(torch.sqrt((pred - target) ** 2 + self.eps**2) - self.eps, weight)
 
 
 class SSIMLoss(nn.Module):
@@ -47,7 +75,7 @@ class SSIMLoss(nn.Module):
         self.spatial_dims = spatial_dims
         self.win_size = win_size
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         from monai.losses import SSIMLoss as MonaiSSIM
 
         drange = float((target.max() - target.min()).detach())
@@ -64,11 +92,12 @@ class CombinedLoss(nn.Module):
         self.weights = dict(weights)
         self.last_terms: dict[str, float] = {}
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted sum of the terms; ``weight`` is an optional voxel weight map (pixel terms only)."""
         total = pred.new_zeros(())
         self.last_terms = {}
         for name, term in self.terms.items():
-            value = term(pred, target)
+            value = term(pred, target, weight)
             self.last_terms[name] = float(value.detach())
             total = total + self.weights[name] * value
         return total
@@ -93,7 +122,7 @@ def build_loss(weights: Mapping[str, float], *, spatial_dims: int, charbonnier_e
         raise ConfigError(f"unknown loss terms {sorted(unknown)}; choose from {LOSSES}")
     if any(not math.isfinite(w) or w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
         raise ConfigError(f"loss weights must be finite, non-negative and not all zero, got {dict(weights)}")
-    make = {"l1": nn.L1Loss, "mse": nn.MSELoss, "charbonnier": lambda: CharbonnierLoss(charbonnier_eps),
+    make = {"l1": lambda: PixelLoss("l1"), "mse": lambda: PixelLoss("mse"), "charbonnier": lambda: CharbonnierLoss(charbonnier_eps),
             "ssim": lambda: SSIMLoss(spatial_dims)}
     return CombinedLoss({n: make[n]() for n in weights}, {n: float(w) for n, w in weights.items()})
 

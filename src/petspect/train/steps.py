@@ -63,8 +63,12 @@ class TrainStep(abc.ABC):
 
     @abc.abstractmethod
     def step(self, x: torch.Tensor, y: torch.Tensor, scaler: torch.amp.GradScaler,
-             autocast: Autocast) -> dict[str, float]:
-        """Update the networks on one batch; return the loss terms (floats) for the log."""
+             autocast: Autocast, weight: torch.Tensor | None = None) -> dict[str, float]:
+        """Update the networks on one batch; return the loss terms (floats) for the log.
+
+        ``weight`` is an optional voxel weight map of ``y``'s shape for the pixel loss (lesion-aware
+        training); schemes without a paired pixel loss (CycleGAN) ignore it.
+        """
 
     def state_dict(self) -> dict[str, Any]:
         return {"modules": {k: _raw(m).state_dict() for k, m in self.modules.items()},
@@ -94,10 +98,10 @@ class SupervisedStep(TrainStep):
         super().__init__({"generator": generator}, {"generator": optimizer})
         self.loss = loss
 
-    def step(self, x, y, scaler, autocast):
+    def step(self, x, y, scaler, autocast, weight=None):
         with autocast():
             pred = self.generator(x)
-        loss = self.loss(pred.float(), y)
+        loss = self.loss(pred.float(), y, weight)
         self._update(loss, self.optimizers["generator"], scaler)
         scaler.update()
         return {"loss": float(loss.detach()), **self.loss.last_terms}
@@ -117,7 +121,7 @@ class Pix2PixStep(TrainStep):
                          {"generator": opt_g, "discriminator": opt_d})
         self.loss, self.gan, self.weight = loss, gan_loss, float(adversarial_weight)
 
-    def step(self, x, y, scaler, autocast):
+    def step(self, x, y, scaler, autocast, weight=None):
         gen, disc = self.generator, self.modules["discriminator"]
         with autocast():
             fake = gen(x)
@@ -132,7 +136,7 @@ class Pix2PixStep(TrainStep):
         _set_requires_grad(self.raw("discriminator"), False)
         with autocast():
             adv = self.gan(self.raw("discriminator")(torch.cat([x, fake.to(y.dtype)], 1)), True)
-        pixel = self.loss(fake.float(), y)
+        pixel = self.loss(fake.float(), y, weight)
         loss_g = pixel + self.weight * adv
         self._update(loss_g, self.optimizers["generator"], scaler)
         _set_requires_grad(self.raw("discriminator"), True)
@@ -157,7 +161,7 @@ class CycleGANStep(TrainStep):
                          {"generators": opt_g, "discriminators": opt_d})
         self.gan, self.adv_w, self.cyc_w = gan_loss, float(adversarial_weight), float(cycle_weight)
 
-    def step(self, x, y, scaler, autocast):
+    def step(self, x, y, scaler, autocast, weight=None):
         g_ab, g_ba, d_a, d_b = (self.modules[k] for k in ("generator", "generator_ba", "disc_a", "disc_b"))
         for k in ("disc_a", "disc_b"):  # frozen and unwrapped for the generators' update (see Pix2PixStep)
             _set_requires_grad(self.raw(k), False)

@@ -104,7 +104,9 @@ class Trainer:
         c = self.config
         common = dict(input_key=c.input_key, target_key=c.target_key, extra_keys=c.extra_keys,
                       patch_size=c.patch_size, mode=c.mode, n_slices=c.n_slices, normalizations=self.norms,
-                      foreground_fraction=c.foreground_fraction, foreground_threshold=c.foreground_threshold)
+                      foreground_fraction=c.foreground_fraction, foreground_threshold=c.foreground_threshold,
+                      foreground_key=c.foreground_key, weight_key=c.weight_key, weight_factor=c.weight_factor,
+                      weight_dilate_voxels=c.weight_dilate_voxels)
         entries, root = read_dataset(c.dataset, c.train_split)
         train = PairedVolumeDataset(entries, root, patches_per_volume=c.patches_per_volume, seed=c.seed,
                                     augmentation=c.augmentation(), unpaired=c.adversarial == "cyclegan", **common)
@@ -181,7 +183,8 @@ class Trainer:
         for batch in self.train_loader:
             x = batch["input"].to(self.device, non_blocking=True)
             y = batch["target"].to(self.device, non_blocking=True)
-            terms = self.step.step(x, y, self.scaler, self._autocast)
+            w = batch["weight"].to(self.device, non_blocking=True) if "weight" in batch else None
+            terms = self.step.step(x, y, self.scaler, self._autocast, w)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
@@ -200,7 +203,8 @@ class Trainer:
             x, y = batch["input"].to(self.device), batch["target"].to(self.device)
             with self._autocast():
                 pred = gen(x).float()
-            sums[0] += float(self.loss(pred, y)) * len(x)
+            w = batch["weight"].to(self.device) if "weight" in batch else None
+            sums[0] += float(self.loss(pred, y, w)) * len(x)
             for p, t in zip(inv(pred), inv(y)):
                 drange = float(t.max() - t.min()) or 1.0
                 sums[1] += min(psnr(p[0], t[0], data_range=drange), 200.0)  # cap: identical patches give inf
