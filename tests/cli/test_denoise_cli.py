@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from petspect.cli.main import app
@@ -31,6 +32,12 @@ def test_train_evaluate_apply(dataset, tmp_path):
     assert shown.exit_code == 0, shown.output
     cfg = json.loads(shown.output)
     assert cfg["input_key"] == "recon_t050_osem_ac" and cfg["patch_size"] == [16, 16]
+    assert cfg["weight_key"] is None
+    shown = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "run"),
+                                "--lesion-weight", "6", "--show-config", *TINY])
+    cfg = json.loads(shown.output)
+    assert (cfg["weight_key"], cfg["weight_factor"], cfg["weight_dilate_voxels"]) == ("lesions", 6.0, 1)
+    assert cfg["card"]["lesion_weight"] == 6.0
     res = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "run"), *TINY])
     assert res.exit_code == 0, res.output
     model = tmp_path / "run" / "model"
@@ -45,6 +52,13 @@ def test_train_evaluate_apply(dataset, tmp_path):
                               "--out", str(tmp_path / "den.nii.gz")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "den.nii.gz").is_file() and "Bq/mL" in res.output
+    res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--tta",
+                              "--out", str(tmp_path / "den_tta.nii.gz")])
+    assert res.exit_code == 0, res.output
+    from petspect.io import load
+
+    plain, tta = load(tmp_path / "den.nii.gz"), load(tmp_path / "den_tta.nii.gz")
+    assert plain.shape == tta.shape and plain.unit == tta.unit and not torch.equal(plain.data, tta.data)
 
 
 def test_errors_exit_cleanly(dataset, tmp_path):

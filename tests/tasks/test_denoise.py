@@ -46,6 +46,10 @@ def test_configs_per_method(tiny_cohort, tmp_path):
         denoise_config(tiny_cohort, tmp_path / "x", method="cyclegan", extra_keys=("ct",))
     with pytest.raises(ConfigError):
         denoise_config(tiny_cohort, tmp_path / "x", extra_keys=("pet2",))
+    with pytest.raises(ConfigError, match="lesion_weight"):
+        denoise_config(tiny_cohort, tmp_path / "x", method="cyclegan", lesion_weight=4.0)
+    with pytest.raises(ConfigError, match="weight_factor"):
+        denoise_config(tiny_cohort, tmp_path / "x", lesion_weight=0.2)
 
 
 @pytest.mark.parametrize("method", ["resnet", "cgan", "cyclegan", "n2n"])

@@ -67,3 +67,38 @@ def test_bare_network_and_errors():
         predict_volume(model, torch.rand(2, 6, 16, 16), roi_size=(8, 8))
     with pytest.raises(InputError):
         predict_volume(model, torch.rand(2, 6, 16, 16), overlap=1.0)
+
+
+def test_test_time_augmentation_averages_the_symmetries():
+    """tta=True equals the mean of the network over the 8 in-plane flips/turns of a square window, each turned
+    back (written out by hand with one asymmetric 3 x 3 convolution), 4 flips for a non-square window, and
+    leaves an equivariant network (a symmetric kernel) unchanged."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.arange(9.0).reshape(1, 1, 3, 3))
+    x = torch.rand(1, 12, 12)
+    plain = predict_volume(conv, x, mode="2d", roi_size=(12, 12), overlap=0.0)
+    tta = predict_volume(conv, x, mode="2d", roi_size=(12, 12), overlap=0.0, tta=True)
+    img = x[:, None]
+    by_hand = torch.zeros_like(img)
+    for k in range(4):
+        for flip in (False, True):
+            b = torch.rot90(img.flip(-1) if flip else img, k, (-2, -1))
+            o = torch.rot90(conv(b), -k, (-2, -1)).detach()
+            by_hand += o.flip(-1) if flip else o
+    torch.testing.assert_close(tta, (by_hand / 8)[:, 0])
+    assert not torch.allclose(tta, plain)
+    rect = torch.rand(1, 8, 12)
+    tta_rect = predict_volume(conv, rect, mode="2d", roi_size=(8, 12), overlap=0.0, tta=True)
+    img = rect[:, None]
+    four = torch.zeros_like(img)
+    for k in (0, 2):
+        for flip in (False, True):
+            o = torch.rot90(conv(torch.rot90(img.flip(-1) if flip else img, k, (-2, -1))), -k, (-2, -1)).detach()
+            four += o.flip(-1) if flip else o
+    torch.testing.assert_close(tta_rect, (four / 4)[:, 0])
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])[None, None])
+    torch.testing.assert_close(predict_volume(conv, x, mode="2d", roi_size=(12, 12), overlap=0.0, tta=True),
+                               predict_volume(conv, x, mode="2d", roi_size=(12, 12), overlap=0.0))

@@ -51,6 +51,8 @@ def train(
     extra: list[str] = typer.Option(None, "--extra", help="Anatomical channel (ct, mr_t1, mu_511); repeatable."),
     mode: str = typer.Option("2.5d", "--mode", help="2d, 2.5d or 3d."),
     epochs: int = typer.Option(30, "--epochs", help="Training epochs."),
+    lesion_weight: float = typer.Option(None, "--lesion-weight",
+                                        help="Weigh the dataset's lesion map (dilated 1 voxel) this much in the loss."),
     set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field, KEY=JSON_VALUE (repeatable)."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the configuration as JSON and exit."),
 ) -> None:
@@ -70,7 +72,8 @@ def train(
         if dataset is None or out is None:
             raise ConfigError("give a configuration file, or --dataset and --out")
         cfg = denoise_config(dataset, out, method=method, task=DenoiseTask(source, level, algorithm),
-                             extra_keys=tuple(extra or ()), mode=mode, epochs=epochs, **overrides)
+                             extra_keys=tuple(extra or ()), mode=mode, epochs=epochs, lesion_weight=lesion_weight,
+                             **overrides)
     if show_config:
         typer.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -89,6 +92,7 @@ def evaluate(
     out: Path = typer.Option(None, "--out", help="Write metrics.json (method -> metric -> value) here."),
     report: Path = typer.Option(None, "--report", help="Write an HTML report (index.html) into this folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    tta: bool = typer.Option(False, "--tta", help="Average the models over in-plane flips and turns."),
 ) -> None:
     """Compare models with the tuned Gaussian, NLM (BM4D), MAP and the low-count input on a split."""
     from petspect._fileio import check_output_path
@@ -114,7 +118,7 @@ def evaluate(
     task = tasks.pop()
     tuned = tune_baselines(validation_pairs(dataset, task))
     comp = compare_methods(dataset, task, baselines=tuned, models=models, split=split, device=device,
-                           curves=report is not None)
+                           curves=report is not None, tta=tta)
     for method, row in comp.metrics.items():
         typer.echo(f"{method:16s} " + "  ".join(f"{c}={row[c]:.4g}" for c in MAIN_COLUMNS if c in row))
     if out is not None:
@@ -138,11 +142,12 @@ def apply(
     extra: list[str] = typer.Option(None, "--extra", help="Anatomical channel KEY=PATH (e.g. ct=ct_dicom/)."),
     overlap: float = typer.Option(0.25, "--overlap", help="Sliding-window overlap in [0, 1)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips and turns (8x the network passes)."),
 ) -> None:
     """Denoise a real image with sliding windows, keeping its geometry, unit and SUV facts."""
     from petspect.tasks.apply import apply_model
 
     info = apply_model(model, input_, out, extra=_parse_pairs(extra, "--extra"), overwrite=overwrite,
-                       overlap=overlap, device=get_device(ctx))
+                       overlap=overlap, device=get_device(ctx), tta=tta)
     typer.echo(f"units: {info['conversion']}")
     typer.echo(f"wrote {info['output']} ({info['unit']}, shape {info['shape']}, {info['seconds']:.1f} s)")

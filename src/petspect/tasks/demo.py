@@ -54,6 +54,9 @@ class DemoSettings:
         Also reconstruct with MAP (relative-difference prior), the MAP baseline.
     workers : int
         Simulation worker processes.
+    tta : bool
+        Evaluate the model with test-time augmentation (in-plane flips and turns averaged,
+        :func:`petspect.train.predict_volume`).
     """
 
     preset: str = "quick"
@@ -64,6 +67,7 @@ class DemoSettings:
     train: dict[str, Any] = field(default_factory=dict)
     add_map: bool = True
     workers: int = 2
+    tta: bool = False
 
 
 def demo_settings(kind: str = "demo") -> DemoSettings:
@@ -190,7 +194,8 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
     t0 = time.perf_counter()
     say("evaluating on the test subjects")
     model = load_model(out_p / "model", device=device)
-    comparison = compare_methods(dataset, task, baselines=tuned, models={name: model}, split="test", device=device)
+    comparison = compare_methods(dataset, task, baselines=tuned, models={name: model}, split="test", device=device,
+                                 tta=settings.tta)
     times["evaluate_s"] = time.perf_counter() - t0
     checks = judge(comparison, name)
     tuning = describe_baselines(tuned)

@@ -25,6 +25,11 @@ what a U-Net learns first). Pass ``residual=True`` to change it.
 Anatomical channels (``extra_keys``: ``ct``, ``mr_t1``, ``mu_511``) are optional inputs, normalised with
 fixed affine maps (CT: ``(HU + 1000) / 1000``; MR: divided by its typical value; mu: ``/ 0.01 per mm``).
 
+Lesion-aware training (``lesion_weight``): the pixel loss weighs the dataset's lesion map, dilated by one
+voxel, ``lesion_weight`` times more than the rest (:mod:`petspect.train.losses`), so flattening a few-voxel
+hot spot costs the network what it gains by smoothing a large organ; simulated cohorts carry the map
+(``lesions``), imported data may not.
+
 Intensities: PET in Bq/mL is divided by the training cohort's Bq/mL per SUV unit (from the phantom's
 recorded SUV factor, else the mean body uptake), so the network sees SUV-like values; the factor is
 saved in the model folder, and :mod:`petspect.tasks.apply` maps real data (Bq/mL or SUV) onto it.
@@ -144,7 +149,8 @@ def bqml_per_suv(dataset: str | os.PathLike, split: str = "training", key: str |
 def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "unet",
                    task: DenoiseTask | None = None, extra_keys: Sequence[str] = (), mode: str = "2.5d",
                    n_slices: int = 3, patch_size: Sequence[int] | None = None, channels: Sequence[int] | None = None,
-                   epochs: int = 30, scale: float | None = None, **overrides: Any) -> Any:
+                   epochs: int = 30, scale: float | None = None, lesion_weight: float | None = None,
+                   **overrides: Any) -> Any:
     """The :class:`petspect.train.TrainConfig` of a denoising method (see the module table).
 
     Parameters
@@ -167,6 +173,8 @@ def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, me
     epochs : int
     scale : float, optional
         Bq/mL per SUV unit of the normalisation (default :func:`bqml_per_suv` of the training split).
+    lesion_weight : float, optional
+        Lesion-aware loss: voxel weight (>= 1) of the dilated ``lesions`` map (module docstring); None: none.
     **overrides
         Any other :class:`~petspect.train.TrainConfig` field (lr, batch_size, loss, seed, ...).
 
@@ -210,6 +218,11 @@ def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, me
     )
     if method in ("cgan", "cyclegan"):
         fields["discriminator"] = {"features": 32, "n_layers": 2}
+    if lesion_weight is not None:
+        if method == "cyclegan":
+            raise ConfigError("cyclegan has no paired pixel loss to weigh: no lesion_weight")
+        fields.update(weight_key="lesions", weight_factor=float(lesion_weight), weight_dilate_voxels=1)
+        fields["card"]["lesion_weight"] = float(lesion_weight)
     fields.update(overrides)
     return TrainConfig.from_dict(fields)
 
@@ -222,7 +235,7 @@ def train_denoiser(config: Any, *, device: Any = None, callbacks: Sequence[Any] 
 
 
 def denoise_volume(model: Any, volume: Any, extra: Sequence[Any] = (), *, overlap: float = 0.25,
-                   device: Any = None) -> Any:
+                   device: Any = None, tta: bool = False) -> Any:
     """Denoise one reconstruction with a loaded model (sliding windows), in the model's training unit.
 
     Parameters
@@ -237,6 +250,8 @@ def denoise_volume(model: Any, volume: Any, extra: Sequence[Any] = (), *, overla
         Sliding-window overlap.
     device : torch.device or str, optional
         Where the network runs (default: the model's device); the result is on the volume's device.
+    tta : bool
+        Average over in-plane flips and turns (:func:`petspect.train.predict_volume`).
 
     Returns
     -------
@@ -250,5 +265,5 @@ def denoise_volume(model: Any, volume: Any, extra: Sequence[Any] = (), *, overla
     for v in extra:
         if v.shape != volume.shape:
             raise InputError(f"anatomical channel shape {v.shape} differs from the PET shape {volume.shape}")
-    pred = predict_volume(model, [volume, *extra] if extra else volume, overlap=overlap, device=device)
+    pred = predict_volume(model, [volume, *extra] if extra else volume, overlap=overlap, device=device, tta=tta)
     return volume.with_data(pred.data.to(volume.data.dtype))

@@ -44,7 +44,7 @@ def _slices_2p5d(x: torch.Tensor, z: torch.Tensor, n_slices: int) -> torch.Tenso
 def predict_volume(model: TrainedModel | nn.Module, volume: Any, *, roi_size: Sequence[int] | None = None,
                    overlap: float = 0.25, device: torch.device | str | None = None, sw_batch_size: int = 4,
                    mode: str | None = None, n_slices: int | None = None, blend: str = "gaussian",
-                   slice_batch: int = 32, amp: bool = False) -> Any:
+                   slice_batch: int = 32, amp: bool = False, tta: bool = False) -> Any:
     """Apply a network to a whole volume with overlapping sliding windows.
 
     Parameters
@@ -72,6 +72,11 @@ def predict_volume(model: TrainedModel | nn.Module, volume: Any, *, roi_size: Se
         In 2D/2.5D, number of slices processed together.
     amp : bool
         Run the network under float16 autocast (CUDA only).
+    tta : bool
+        Test-time augmentation: average the network over the in-plane symmetries the training augmentation
+        draws from (:class:`~petspect.train.data.Augmentation`): the 8 flips and 90-degree turns of the (y, x)
+        plane for square windows, the 4 flips otherwise; each output is turned back before averaging. Costs
+        8 (or 4) network passes; use it with models trained with ``flip`` and ``rot90``.
 
     Returns
     -------
@@ -117,9 +122,22 @@ def predict_volume(model: TrainedModel | nn.Module, volume: Any, *, roi_size: Se
     was_training = net.training
     net.eval()
 
-    def predictor(batch: torch.Tensor) -> torch.Tensor:
+    def once(batch: torch.Tensor) -> torch.Tensor:
         with torch.autocast(run_device.type, dtype=torch.float16, enabled=amp and run_device.type == "cuda"):
             return net(batch.to(run_device)).float().to(out_device)
+
+    def predictor(batch: torch.Tensor) -> torch.Tensor:
+        if not tta:
+            return once(batch)
+        turns = range(4) if batch.shape[-1] == batch.shape[-2] else (0, 2)
+        total = None
+        for k in turns:
+            for flip in (False, True):
+                b = torch.rot90(batch.flip(-1) if flip else batch, k, (-2, -1))
+                o = torch.rot90(once(b), -k, (-2, -1))
+                o = o.flip(-1) if flip else o
+                total = o if total is None else total + o
+        return total / (2 * len(turns))
 
     def windows(inp: torch.Tensor) -> torch.Tensor:
         return sliding_window_inference(inp, tuple(roi_size), sw_batch_size, predictor, overlap=overlap,
