@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from petspect.detector.models import PositionCNN, PositionMLP, TimingCNN, TrainSettings, masked_smooth_l1
+from petspect.detector.models import (AlignedPulseCNN, PositionCNN, PositionMLP, TimingCNN, TrainSettings,
+                                      _running_average, masked_smooth_l1)
 from petspect.detector.neural import NeuralPositioner
 from petspect.detector.photodetector import SiPMArray
 from petspect.errors import ConfigError, InputError
@@ -17,6 +18,7 @@ from petspect.errors import ConfigError, InputError
     (PositionCNN(4, 4, channels=8), torch.zeros(5, 2, 4, 4), (5, 3)),
     (PositionCNN(8, 6, channels=4, blocks=0), torch.zeros(2, 2, 8, 6), (2, 3)),
     (TimingCNN(32, channels=8), torch.zeros(3, 2, 32), (3, 1)),
+    (AlignedPulseCNN(12, channels=4), torch.zeros(3, 2, 26), (3, 1)),
 ])
 def test_shapes(net, x, out, device):
     net = net.to(device).eval()
@@ -32,6 +34,27 @@ def test_invalid_arguments():
         PositionCNN(4, 4)(torch.zeros(2, 1, 4, 4))
     with pytest.raises(ConfigError):
         TrainSettings(epochs=0)
+    with pytest.raises(ConfigError):
+        TrainSettings(epochs=3, average_last=4)
+    with pytest.raises(InputError):
+        AlignedPulseCNN(12)(torch.zeros(2, 2, 24))  # rows must hold 2 W + 2 features
+
+
+def test_aligned_pulse_cnn_is_antisymmetric():
+    """Swapping the detectors negates the estimate exactly; equal pulses give exactly zero."""
+    net = AlignedPulseCNN(10, channels=4).eval()
+    x = torch.randn(6, 2, 22, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(net(x), -net(x.flip(1)), atol=1e-6)
+        assert torch.equal(net(x[:, :1].expand(-1, 2, -1)), torch.zeros(6, 1))
+
+
+def test_running_average_is_the_mean_of_the_states():
+    states = [{"w": torch.tensor([float(k), 2.0 * k]), "n": torch.tensor(k)} for k in range(4)]
+    avg = None
+    for k, st in enumerate(states):
+        avg = _running_average(avg, st, k)
+    assert torch.allclose(avg["w"], torch.tensor([1.5, 3.0])) and avg["n"] == 3  # integer buffers: the latest
 
 
 def test_masked_loss_ignores_unknown_labels():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ TINY = dataclasses.replace(
     test_step_mm=2.0, test_events_per_beam=30, fan_step_mm=1.0, fan_events=30,
     timing=TimingConfig(length_mm=10.0, n_samples=32, max_shift=2, onset_ns=2.0), timing_events=(300, 150, 150),
     position_training=TrainSettings(epochs=2, batch_size=128), timing_training=TrainSettings(epochs=1, batch_size=64),
-    gbt_iterations=20, knn_k=10)
+    gbt_iterations=20, knn_k=10, timing_train_source_range_mm=150.0)
 
 
 @pytest.fixture
@@ -37,6 +38,8 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     assert r.exit_code == 0, r.output
     record = json.loads((data / "dataset.json").read_text())
     assert record["preset"]["name"] == "tiny" and record["counts"]["train"] > 100
+    loaded = pipeline.load_data(data)  # timing CNN trained on sources over +-150 mm, tested within +-30 mm
+    assert np.abs(loaded["timing_train"].source_mm).max() > 60.0 >= np.abs(loaded["timing_test"].source_mm).max() * 2
     r = runner.invoke(app, ["detector", "train", "--preset", "tiny", "--data", str(data), "--out", str(models)])
     assert r.exit_code == 0, r.output
     for name in ("mlp", "cnn", "cnn_fan", "timing_cnn"):
@@ -45,7 +48,7 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
         assert cfg["data"]["preset"] == "tiny" and (models / name / "model_card.md").exists()
     before = (models / "timing_cnn" / "config.json").read_text()
     pipeline.train_timing(TINY, data, models)  # the benchmark's --retrain-timing path: same settings, same model
-    assert json.loads((models / "timing_cnn" / "config.json").read_text())["arch"] == "pair"
+    assert json.loads((models / "timing_cnn" / "config.json").read_text())["arch"] == "aligned"
     assert json.loads(before)["history"] == json.loads((models / "timing_cnn" / "config.json").read_text())["history"]
     r = runner.invoke(app, ["detector", "evaluate", "--preset", "tiny", "--data", str(data), "--models", str(models),
                             "--out", str(out)])

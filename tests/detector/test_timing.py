@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from petspect.detector.models import TrainSettings
-from petspect.detector.timing import (CNNTimer, constant_fraction, crossing_times, evaluate_timing, leading_edge,
-                                      scan_discriminator)
+from petspect.detector.timing import (CNNTimer, aligned_input, constant_fraction, crossing_times, evaluate_timing,
+                                      leading_edge, scan_discriminator)
 from petspect.detector.waveforms import TimingConfig, crop_windows, simulate_coincidences
 from petspect.errors import ConfigError, InputError
 
@@ -77,17 +77,37 @@ def test_scan_selects_best_setting_and_timing_is_physical(coincidences):
         scan_discriminator("zero", w, dt, (0.1,), CONFIG.sample_ps)
 
 
+def test_aligned_input_follows_the_pulse(coincidences):
+    """Windows cut at each pulse's own constant-fraction crossing: a whole-sample shift of the record
+    moves the trigger time by that shift and leaves the network input unchanged."""
+    n = len(coincidences)
+    w0, _ = crop_windows(coincidences.waveforms, coincidences.dt_ps, np.zeros((n, 2), int), CONFIG)
+    w2 = np.concatenate([w0[..., :8], w0[..., 6:]], axis=-1)  # pulse 2 samples later, same baseline and maximum
+    r0, t0 = aligned_input(w0, 0.02, CONFIG.sample_ps, pre=3, post=10)
+    r2, t2 = aligned_input(w2, 0.02, CONFIG.sample_ps, pre=3, post=10)
+    assert r0.shape == (n, 2, 28) and r0.dtype == np.float32
+    assert np.allclose(t2 - t0, 2 * CONFIG.sample_ps)
+    assert np.allclose(r0, r2, atol=1e-6)
+    assert np.all(np.abs(r0[..., 26]) <= 0.5)  # sub-sample position of the crossing, centred
+    assert np.allclose(t0, constant_fraction(w0, 0.02, CONFIG.sample_ps))
+
+
 def test_cnn_timer_trains_and_round_trips(coincidences, tmp_path):
-    timer = CNNTimer(CONFIG, settings=TrainSettings(epochs=2, batch_size=64), channels=8).fit(coincidences)
+    timer = CNNTimer(CONFIG, settings=TrainSettings(epochs=2, batch_size=64, average_last=2), channels=8,
+                     window=(3, 12)).fit(coincidences)
+    assert timer.arch == "aligned" and 0 < timer.trigger_fraction_ < 0.5 and timer.history_["best_epoch"] is None
     est = timer.estimate(coincidences)
     assert est.shape == (300,) and np.isfinite(est).all()
+    assert np.array_equal(timer.estimate(coincidences, shift_average=False), est)  # the windows follow the pulses
     timer.save(tmp_path / "t")
     state = torch.load(tmp_path / "t" / "weights.pt", weights_only=True)
     assert isinstance(state, dict)
     again = CNNTimer.load(tmp_path / "t")
     assert np.allclose(again.estimate(coincidences), est, atol=1e-4)
     out = evaluate_timing(coincidences, coincidences, CONFIG, timer, thresholds_spe=(5, 10), fractions=(0.02, 0.05))
-    assert {"led", "cfd", "cnn"} <= set(out)
+    assert {"led", "cfd", "cnn"} <= set(out) and {"led", "cfd", "cnn"} <= set(out["val"])
+    assert out["val"]["cfd"]["ctr_fwhm_ps"] == pytest.approx(out["cfd"]["scan_val_fwhm_ps"][out["cfd"]["best_setting"]],
+                                                              rel=0.02)
 
 
 def test_siamese_timer_is_antisymmetric_and_pair_arch_round_trips(coincidences, tmp_path):

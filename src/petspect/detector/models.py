@@ -4,11 +4,13 @@
 - :class:`PositionCNN`: residual convolutional network on the 2D map of the SiPM signals
   (cf. the residual CNN of the published ring simulation in REFERENCE.md).
 - :class:`TimingCNN`: 1D convolutional network on a pair of coincident waveforms that regresses
-  their time difference (Berg and Cherry, PMB 2018).
+  their time difference (Berg and Cherry, PMB 2018); :class:`PulseTimingCNN` and
+  :class:`AlignedPulseCNN`: one shared per-pulse network, output the difference of the two pulses.
 
 All take and return tensors on the device of their parameters; :func:`fit_regressor` trains any of
-them with a masked Smooth-L1 loss, a seeded ``torch.Generator`` for shuffling and augmentation,
-and keeps the weights of the best validation epoch. A trained model is a folder holding
+them with a masked Smooth-L1 (or Cauchy, or squared) loss, a seeded ``torch.Generator`` for shuffling
+and augmentation, and keeps the weights of the best validation epoch or their average over the last
+epochs. A trained model is a folder holding
 ``weights.pt`` (a plain ``state_dict``, loadable with ``torch.load(weights_only=True)``),
 ``config.json`` (architecture, scalings, training settings, data record) and ``model_card.md``.
 """
@@ -187,6 +189,48 @@ class PulseTimingCNN(nn.Module):
         return f[:len(x)] - f[len(x):]
 
 
+class AlignedPulseCNN(nn.Module):
+    """Siamese correction network on trigger-aligned windows: ``(B, 2, 2 W + 2) -> (B, 1)`` = ``g(a) - g(b)``.
+
+    Each pulse is given as one feature row: two channels of ``W`` samples cut around its own
+    constant-fraction crossing (the waveform divided by its maximum, and ``asinh(w / 2) / 6`` in spe)
+    followed by two scalars (the sub-sample position of the crossing minus 0.5, and the log of the
+    pulse maximum). ``g`` is a small full-resolution 1D CNN (three 3-tap convolutions, GELU) and an
+    MLP head that also reads the scalars; it regresses the pulse's correction to its constant-fraction
+    time. The output is antisymmetric under swapping the detectors and, as the windows follow the
+    pulses, cannot depend on where the pulses lie in the record.
+
+    Parameters
+    ----------
+    window : int
+        Samples per aligned window ``W``.
+    channels : int
+    """
+
+    def __init__(self, window: int, *, channels: int = 32) -> None:
+        super().__init__()
+        if window < 4 or channels < 1:
+            raise ConfigError("AlignedPulseCNN needs window >= 4 and channels >= 1")
+        self.window = window
+        self.features = nn.Sequential(nn.Conv1d(2, channels, 3, padding=1), nn.GELU(),
+                                      nn.Conv1d(channels, channels, 3, padding=1), nn.GELU(),
+                                      nn.Conv1d(channels, channels, 3, padding=1), nn.GELU(),
+                                      nn.Conv1d(channels, 4, 1), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(4 * window + 2, 128), nn.GELU(), nn.Linear(128, 64), nn.GELU(),
+                                  nn.Linear(64, 1))
+
+    def pulse_correction(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per-pulse output ``g`` of feature rows ``(B, 2 W + 2)`` -> ``(B, 1)``."""
+        w = self.window
+        return self.head(torch.cat([self.features(rows[:, :2 * w].reshape(-1, 2, w)), rows[:, 2 * w:]], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[1] != 2 or x.shape[2] != 2 * self.window + 2:
+            raise InputError(f"AlignedPulseCNN expects (B, 2, {2 * self.window + 2}), got {tuple(x.shape)}")
+        g = self.pulse_correction(torch.cat([x[:, 0], x[:, 1]], dim=0))
+        return g[:len(x)] - g[len(x):]
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
     """Optimisation settings of :func:`fit_regressor`.
@@ -200,12 +244,15 @@ class TrainSettings:
         Fraction of the events held out to select the best epoch.
     seed : int
         Seed of the shuffling / augmentation generator and of the weight initialisation.
-    loss : {"smooth_l1", "cauchy"}
+    loss : {"smooth_l1", "cauchy", "mse"}
         Training loss (``beta`` 0.05 in target units); the Cauchy loss weighs the core of the error
         distribution more than its tails.
     select_by : {"loss", "fwhm"}
         Epoch kept: smallest held-out loss, or (single-output regressors) smallest FWHM of the held-out
         errors, the figure of merit of the timing CNN.
+    average_last : int
+        If > 0, no epoch is picked: the weights (and batch-norm statistics) are averaged over the last
+        ``average_last`` epochs of the annealed schedule (stochastic weight averaging).
     """
 
     epochs: int = 20
@@ -216,18 +263,23 @@ class TrainSettings:
     seed: int = 0
     loss: str = "smooth_l1"
     select_by: str = "loss"
+    average_last: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or not 0 < self.val_fraction < 0.5:
             raise ConfigError("epochs, batch_size, lr > 0 and 0 < val_fraction < 0.5 are required")
-        if self.loss not in ("smooth_l1", "cauchy") or self.select_by not in ("loss", "fwhm"):
-            raise ConfigError("loss must be smooth_l1 or cauchy, select_by loss or fwhm")
+        if self.loss not in ("smooth_l1", "cauchy", "mse") or self.select_by not in ("loss", "fwhm"):
+            raise ConfigError("loss must be smooth_l1, cauchy or mse, select_by loss or fwhm")
+        if not 0 <= self.average_last <= self.epochs:
+            raise ConfigError("average_last must lie in [0, epochs]")
 
 
 def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, beta: float = 0.05,
                      kind: str = "smooth_l1") -> torch.Tensor:
-    """Smooth-L1 loss (or, ``kind="cauchy"``, ``log(1 + (d / beta)^2)``) averaged over the known labels only."""
-    if kind == "cauchy":
+    """Smooth-L1 loss (``kind="cauchy"``: ``log(1 + (d / beta)^2)``; ``"mse"``: ``d^2``) over the known labels."""
+    if kind == "mse":
+        loss = (pred - torch.nan_to_num(target)) ** 2
+    elif kind == "cauchy":
         loss = torch.log1p(((pred - torch.nan_to_num(target)) / beta) ** 2)
     else:
         loss = nn.functional.smooth_l1_loss(pred, torch.nan_to_num(target), reduction="none", beta=beta)
@@ -262,8 +314,9 @@ def fit_regressor(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     Returns
     -------
     dict
-        ``{"train_loss": [...], "val_loss": [...], "best_epoch": int}``; the model holds the
-        weights of the best validation epoch, in eval mode.
+        ``{"train_loss": [...], "val_loss": [...], "best_epoch": int or None}``; the model holds the
+        weights of the best validation epoch (``None`` with ``settings.average_last``: their average
+        over the last epochs), in eval mode.
     """
     n = inputs.shape[0]
     if targets.shape[0] != n or targets.ndim != 2:
@@ -278,7 +331,7 @@ def fit_regressor(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     steps = max(1, (len(tr_idx) + settings.batch_size - 1) // settings.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps)
     history: dict = {"train_loss": [], "val_loss": [], "best_epoch": 0}
-    best, best_state = float("inf"), None
+    best, best_state, average = float("inf"), None, None
     for epoch in track(range(settings.epochs), description):
         model.train()
         order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
@@ -310,9 +363,21 @@ def fit_regressor(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
         history["val_loss"].append(val)
         if val < best:
             best, best_state, history["best_epoch"] = val, copy.deepcopy(model.state_dict()), epoch
+        if epoch >= settings.epochs - settings.average_last:
+            average = _running_average(average, model.state_dict(), epoch - settings.epochs + settings.average_last)
+    if average is not None:
+        best_state, history["best_epoch"] = average, None
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def _running_average(average: dict | None, state: dict, k: int) -> dict:
+    """Running mean of floating-point tensors over ``k + 1`` states (integer buffers: the latest)."""
+    if average is None:
+        return {name: v.detach().clone() for name, v in state.items()}
+    return {name: average[name] + (v.detach() - average[name]) / (k + 1) if v.is_floating_point()
+            else v.detach().clone() for name, v in state.items()}
 
 
 @torch.no_grad()

@@ -118,8 +118,8 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
     pos_methods = [m for m in preds]
     pos_rows = [[m] + [metrics[m].get(k, np.nan) for k, _ in POS_COLUMNS] for m in pos_methods]
     t_rows = [[m, metrics[m]["ctr_fwhm_ps"], metrics[m]["ctr_fwtm_ps"], metrics[m]["ctr_fwhm_gauss_ps"],
-               metrics[m].get("best_setting", np.nan)] for m in ("led", "cfd", "cnn_timing", "cnn_timing_single_window")
-              if m in metrics]
+               metrics[m].get("slope", np.nan), metrics[m].get("best_setting", np.nan)]
+              for m in ("led", "cfd", "cnn_timing", "cnn_timing_single_window") if m in metrics]
     s = metrics["summary"]
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>petspect detector report</title>",
@@ -136,7 +136,7 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
         f"<p>Energy resolution at 511 keV: {_fmt(metrics['energy']['energy_resolution_pct'])} % FWHM (centre), "
         f"{_fmt(metrics['energy']['energy_resolution_all_pct'])} % (whole face, regional gain).</p>",
         "<h2>Coincidence timing (ps)</h2>",
-        _table(["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "best setting"], t_rows),
+        _table(["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "slope (1 = unbiased)", "best setting"], t_rows),
         f"<p>CNN improvement over the best CFD: {_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % "
         f"(target &ge; 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.</p>",
         "<h2>Published results beside this study (same direction, not the same data)</h2>",
