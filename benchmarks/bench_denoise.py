@@ -27,19 +27,21 @@ import torch
 
 
 def _model(device: str):
-    """An untrained network with the demo's architecture and data layout, as a TrainedModel."""
+    """An untrained network with the demo's architecture and data layout (PET + CT channels), as a TrainedModel."""
     from petspect.nn import build_network
     from petspect.tasks.demo import demo_settings
-    from petspect.train import SuvScaling, TrainedModel
+    from petspect.tasks.denoise import EXTRA_NORMALIZATIONS
+    from petspect.train import SuvScaling, TrainedModel, normalization_from_dict
 
     t = demo_settings("demo").train
-    n = int(t["n_slices"])
-    net = build_network("unet", spatial_dims=2, in_channels=n, channels=t["channels"], residual=t["residual"],
-                        pet_channel=n // 2, **t["network_kwargs"]).to(device).eval()
+    n, extra = int(t["n_slices"]), list(t.get("extra_keys", ()))
+    net = build_network("unet", spatial_dims=2, in_channels=n * (1 + len(extra)), channels=t["channels"],
+                        residual=t["residual"], pet_channel=n // 2, **t["network_kwargs"]).to(device).eval()
     config = {"data": {"mode": "2.5d", "n_slices": n, "patch_size": list(t["patch_size"]),
-                       "input_key": "recon_d010_osem_ac", "extra_keys": [], "target_key": "recon_d100_osem_ac"}}
+                       "input_key": "recon_d010_osem_ac", "extra_keys": extra, "target_key": "recon_d100_osem_ac"}}
     norm = SuvScaling(5000.0, "Bq/mL")
-    return TrainedModel(net, config, [norm], norm, {})
+    extra_norms = [normalization_from_dict(EXTRA_NORMALIZATIONS[k]) for k in extra]
+    return TrainedModel(net, config, [norm, *extra_norms], norm, {})
 
 
 def bench_inference(shape: tuple[int, int, int], device: str) -> float:
@@ -49,12 +51,18 @@ def bench_inference(shape: tuple[int, int, int], device: str) -> float:
     g = torch.Generator().manual_seed(0)
     vol = Volume.centered(5000.0 * torch.rand(shape, generator=g), (4.0, 4.0, 4.0), unit="Bq/mL", modality="PT")
     model = _model(device)
-    denoise_volume(model, vol.crop(z=slice(0, 4)), device=device)  # warm-up
-    t0 = time.perf_counter()
-    out = denoise_volume(model, vol, device=device)
-    dt = time.perf_counter() - t0
-    assert out.shape == vol.shape
-    print(f"inference 2.5D U-Net, {shape[0]}x{shape[1]}x{shape[2]} voxels on {device}: {dt:.1f} s")
+    extra = [vol.with_data(1000.0 * torch.rand(shape, generator=g) - 500.0, unit="HU", modality="CT")
+             for _ in model.input_keys[1:]]
+    denoise_volume(model, vol.crop(z=slice(0, 4)), [e.crop(z=slice(0, 4)) for e in extra], device=device)  # warm-up
+    dt = 0.0
+    for tta in (False, True):
+        t0 = time.perf_counter()
+        out = denoise_volume(model, vol, extra, device=device, tta=tta)
+        dt = time.perf_counter() - t0
+        assert out.shape == vol.shape
+        what = "with test-time augmentation (8 passes)" if tta else "one pass"
+        print(f"inference 2.5D U-Net (PET + {len(extra)} anatomical), {shape[0]}x{shape[1]}x{shape[2]} voxels on "
+              f"{device}, {what}: {dt:.1f} s")
     return dt
 
 

@@ -11,7 +11,8 @@ Methods, all evaluated against the full-dose reference of each subject (:mod:`pe
 
 Noise-bias curves sweep one smoothing parameter per method: the Gaussian FWHM, the NLM strength, and a
 Gaussian post-filter of the model's output (0 mm first), so each method is a curve of lesion contrast
-recovery against liver noise.
+recovery against liver noise. The filters' grids run from almost no smoothing to strong smoothing (lesion
+contrast recovery well under the models'), so a model's points fall inside the filters' contrast range.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from petspect.tasks.evaluate import Subject, evaluate_image, mean_curve, mean_me
 LOW = "osem_low_dose"
 REFERENCE = "osem_full_dose"
 MAP = "map_rdp"
-CURVE_GRIDS = {"gaussian": (0.0, 4.0, 6.0, 8.0, 10.0, 13.0, 16.0), "nlm": (0.05, 0.1, 0.2, 0.4, 0.8),
+CURVE_GRIDS = {"gaussian": (0.0, 4.0, 6.0, 8.0, 10.0, 13.0, 16.0), "nlm": (0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6),
                "model": (0.0, 3.0, 5.0, 7.0, 10.0), REFERENCE: (0.0, 4.0, 8.0)}
 
 
