@@ -92,10 +92,13 @@ def bench_training(dataset: Path | None, steps_epochs: int, device: str) -> None
     from petspect.tasks.denoise import denoise_config, train_denoiser
 
     with tempfile.TemporaryDirectory() as tmp:
+        opts = dict(demo_settings("demo").train, epochs=steps_epochs)
         if dataset is None:
             default = Path("petspect_demo") / "dataset"
-            dataset = default if (default / "dataset.json").is_file() else _synthetic_dataset(Path(tmp) / "data")
-        opts = dict(demo_settings("demo").train, epochs=steps_epochs)
+            dataset = default if (default / "dataset.json").is_file() else None
+        if dataset is None:  # the synthetic cohort has no CT: PET channels only
+            dataset = _synthetic_dataset(Path(tmp) / "data")
+            opts.pop("extra_keys", None)
         cfg = denoise_config(dataset, Path(tmp) / "run", **opts)
         t0 = time.perf_counter()
         result = train_denoiser(cfg, device=device)
