@@ -1,6 +1,7 @@
-"""Detector benchmark: the `realistic` preset end to end (simulate, train, evaluate) with timings.
+"""Detector benchmark: the `realistic` (default) or `hf-readout` preset end to end (simulate, train, evaluate).
 
-Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector [--preset realistic]
+Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector
+      [--preset hf-readout]
       (add --reuse to re-evaluate the data and models already in --out; --reuse --retrain-timing
       retrains only the timing CNN on the data already there, then evaluates)
 

@@ -8,7 +8,8 @@ import typer
 
 from petspect.cli._common import get_device, handle_errors
 
-PRESET_HELP = "Study preset: quick (about a minute, used by the tests) or realistic (benchmark)."
+PRESET_HELP = ("Study preset: quick (about a minute, used by the tests), realistic (benchmark) or hf-readout "
+               "(realistic with state-of-the-art high-frequency SiPM timing readout).")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,10 @@ class Preset:
     ``timing_arch`` is the timing CNN's architecture (:class:`~petspect.detector.timing.CNNTimer`);
     ``timing_train_source_range_mm`` (mm, ``None``: that of ``timing``) spreads the training sources
     wider than the validation and test sources, so that no estimator can narrow its errors by
-    learning where the test sources lie.
+    learning where the test sources lie. ``timing_window`` is the aligned CNN's ``(pre, post)`` window
+    (samples); ``timing_thresholds_spe`` and ``timing_fractions`` (``None``: the defaults of
+    :mod:`petspect.detector.timing`) are the leading-edge thresholds (spe) and constant fractions scanned
+    on the validation set (the fractions also on the training set, for the CNN's trigger).
     """
 
     name: str
@@ -58,6 +61,9 @@ class Preset:
     seed: int = 0
     timing_arch: str = "aligned"
     timing_train_source_range_mm: float | None = None  # None: that of the test data (timing.source_range_mm)
+    timing_window: tuple[int, int] = (6, 16)
+    timing_thresholds_spe: tuple[float, ...] | None = None
+    timing_fractions: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict:
         """JSON record."""
@@ -66,6 +72,29 @@ class Preset:
         d["timing"] = self.timing.to_dict()
         return d
 
+
+# State-of-the-art high-frequency (HF) SiPM timing readout on the same 3 x 3 x 20 mm LYSO pixels (the clinical
+# length). Sources of the numbers:
+# - SPTR 80 ps FWHM: 70-135 ps FWHM measured for whole-area illumination of Ketek, HPK, FBK, SensL and Broadcom
+#   SiPMs with HF readout, FBK NUV-HD at the low end (Gundacker et al, PMB 64 (2019) 055012; Cates et al,
+#   PMB 63 (2018) 185022, HF readout that reduces the influence of electronic noise on the SPTR).
+# - single-photon response: 70 ps rise constant (10-90 % rise 0.10 ns, i.e. ~3.5 GHz analog bandwidth) and a
+#   1 ns decay: the fast, high-pass-filtered spike of HF readouts (balun / RF amplifier, GHz bandwidth) instead
+#   of the ~10 ns recovery of a standard readout; the slow component carries no timing information.
+# - 20 GS/s (50 ps) with 12-bit resolution: the oscilloscope-class digitisation of those measurements
+#   (3.5-4 GHz analog bandwidth, 20-40 GS/s) with the vertical resolution of current 12-bit 20 GS/s
+#   oscilloscopes; full scale 400 spe keeps the ~110 spe pulse maximum (constant fraction) in range.
+# - electronic noise 0.1 spe rms: single-photon signal-to-noise of ~10, the order HF readouts are built to
+#   reach (chosen, not a quoted measurement).
+# - PDE 0.55: FBK NUV-HD / Broadcom NUV-MT at high overvoltage, ~55-60 % at 420 nm (data sheets; Gundacker
+#   et al 2019); the rest (light collection, crystal, 10 % gain spread, 2 ns trigger jitter) as
+#   ``realistic``.
+HF_READOUT_TIMING = TimingConfig(length_mm=20.0, pde=0.55, sptr_fwhm_ps=80.0, spr_rise_ns=0.07, spr_decay_ns=1.0,
+                                 noise_spe=0.1, sample_ps=50.0, n_samples=256, max_shift=4, adc_bits=12,
+                                 adc_full_scale_spe=400.0, trigger_jitter_ps=2000.0)
+HF_LED_THRESHOLDS_SPE = (0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 8.0, 10.0,
+                         15.0)
+HF_CFD_FRACTIONS = tuple(float(f) for f in np.round(np.geomspace(0.002, 0.3, 50), 5))
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
@@ -83,6 +112,15 @@ PRESETS: dict[str, Preset] = {
         TrainSettings(epochs=30, batch_size=256, lr=2e-3),
         TrainSettings(epochs=30, batch_size=256, lr=2e-3, loss="mse", average_last=10),
         timing_train_source_range_mm=150.0),
+    "hf-readout": Preset(
+        "hf-readout", "as realistic, but the 3x3x20 mm LYSO timing pair is read out by state-of-the-art "
+        "high-frequency SiPM electronics (SPTR 80 ps, 20 GS/s, 0.1 spe noise; see HF_READOUT_TIMING)",
+        DetectorConfig("LYSO", 12.0, SiPMArray()), 1.0, 60, 1.6, 100, 1.0, 300,
+        HF_READOUT_TIMING, (60000, 20000, 20000),
+        TrainSettings(epochs=30, batch_size=256, lr=2e-3),
+        TrainSettings(epochs=30, batch_size=256, lr=2e-3, loss="mse", average_last=10),
+        timing_train_source_range_mm=150.0, timing_window=(8, 24), timing_thresholds_spe=HF_LED_THRESHOLDS_SPE,
+        timing_fractions=HF_CFD_FRACTIONS),
 }
 
 
@@ -185,9 +223,10 @@ def train(preset: Preset, data_dir: str | os.PathLike, out_dir: str | os.PathLik
 
 
 def _train_timing(preset: Preset, data: dict, record: dict, out: Path, device) -> None:
-    from petspect.detector.timing import CNNTimer
+    from petspect.detector.timing import CFD_FRACTIONS, CNNTimer
 
-    timer = CNNTimer(preset.timing, settings=preset.timing_training, device=device, arch=preset.timing_arch)
+    timer = CNNTimer(preset.timing, settings=preset.timing_training, device=device, arch=preset.timing_arch,
+                     window=preset.timing_window, fractions=preset.timing_fractions or CFD_FRACTIONS)
     timer.fit(data["timing_train"])
     labels = "source positions" + ("" if timer.arch == "aligned" else " + digital whole-sample shifts")
     timer.save(out / "timing_cnn", {**record, "events": len(data["timing_train"]), "arch": timer.arch, "labels": labels,
@@ -227,7 +266,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     """
     from petspect.detector.neural import NeuralPositioner
     from petspect.detector.report import write_report
-    from petspect.detector.timing import CNNTimer, evaluate_timing
+    from petspect.detector.timing import CFD_FRACTIONS, LED_THRESHOLDS_SPE, CNNTimer, evaluate_timing
 
     inputs = [p for p in (data_dir, models_dir) if p is not None]
     out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs)
@@ -258,7 +297,9 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
                          "note": "centre: beams within one SiPM pitch of the centre, one gain; all: whole face, "
                                  "gain calibrated per pitch-sized region; Gaussian fit of the photopeak"}
     timer = CNNTimer.load(Path(models_dir) / "timing_cnn", device=device)
-    timing = evaluate_timing(data["timing_val"], data["timing_test"], preset.timing, timer)
+    timing = evaluate_timing(data["timing_val"], data["timing_test"], preset.timing, timer,
+                             thresholds_spe=preset.timing_thresholds_spe or LED_THRESHOLDS_SPE,
+                             fractions=preset.timing_fractions or CFD_FRACTIONS)
     for name in ("led", "cfd"):
         metrics[name] = timing[name]
     metrics["cnn_timing"] = timing["cnn"]

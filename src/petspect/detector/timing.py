@@ -209,6 +209,8 @@ class CNNTimer:
         ``(pre, post)`` samples of the aligned window (``arch="aligned"``): 1.2 ns before the crossing
         and 3.2 ns from it at 200 ps, chosen on the validation set of the ``realistic`` preset (three seeds
         each: 170 ps vs 172-173 ps for ``(4, 24)``, BENCHMARKS.md).
+    fractions : sequence of float
+        Constant fractions scanned on the training data for the trigger of the aligned windows.
     """
 
     name = "cnn"
@@ -216,13 +218,14 @@ class CNNTimer:
 
     def __init__(self, config: TimingConfig, *, settings: TrainSettings = TrainSettings(),
                  device: torch.device | str = "cpu", channels: int = 32, arch: str = "aligned",
-                 window: tuple[int, int] = (6, 16)) -> None:
+                 window: tuple[int, int] = (6, 16), fractions=CFD_FRACTIONS) -> None:
         if arch not in self.ARCHS:
             raise InputError(f"unknown timing CNN architecture {arch!r}; choose one of {self.ARCHS}")
         if min(window) < 1 or sum(window) > config.n_samples:
             raise InputError("window (pre, post) must be positive and fit within n_samples")
         self.config, self.settings, self.channels, self.arch = config, settings, channels, arch
         self.window = (int(window[0]), int(window[1]))
+        self.fractions = tuple(float(f) for f in fractions)
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG state
             torch.manual_seed(settings.seed)
@@ -252,7 +255,7 @@ class CNNTimer:
         """Train on coincidences (labels from the source positions)."""
         if self.arch == "aligned":
             windows, dt = crop_windows(data.waveforms, data.dt_ps, np.zeros((len(data), 2), dtype=int), self.config)
-            scan = scan_discriminator("cfd", windows, dt, CFD_FRACTIONS, self.config.sample_ps)
+            scan = scan_discriminator("cfd", windows, dt, self.fractions, self.config.sample_ps)
             self.trigger_fraction_, self.offset_ps_ = scan.best, scan.offset_ps
             rows, base, dt = self._aligned(data)
             target = torch.from_numpy(((dt - base) / RESIDUAL_SCALE_PS).astype(np.float32))[:, None]
