@@ -8,8 +8,9 @@ import typer
 
 from petspect.cli._common import get_device, handle_errors
 
-PRESET_HELP = ("Study preset: quick (about a minute, used by the tests), realistic (benchmark) or hf-readout "
-               "(realistic with state-of-the-art high-frequency SiPM timing readout).")
+PRESET_HELP = ("Study preset: quick (about a minute, used by the tests), realistic (benchmark), hf-readout "
+               "(realistic with state-of-the-art high-frequency SiPM timing readout) or bgo-cherenkov (hf-readout "
+               "with a BGO timing pair and prompt Cherenkov emission).")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,10 @@ so the true time difference is ``dt = t_a - t_b = 2 s / c``. In each detector:
   ``z / c`` after entering;
 - ``N ~ Poisson(LY * E * light_collection * PDE * (1 + intrinsic spread))`` photoelectrons;
 - each photon is emitted after ``Exp(rise) + Exp(decay)`` (the bi-exponential scintillation
-  pulse), travels to the SiPM at the back directly or after a reflection on the front face,
+  pulse); optionally (``cherenkov_yield > 0``, e.g. BGO) ``Poisson(cherenkov_yield * light_collection *
+  cherenkov_pde)`` further photoelectrons come from prompt Cherenkov photons emitted at the interaction
+  time (no rise or decay); every photon travels to the SiPM at the back directly or after a reflection
+  on the front face,
   ``path = (L - z) / cos(theta)`` or ``(L + z) / cos(theta)`` with ``cos(theta)`` uniform within the
   escape cone, at speed ``c / n``, and is registered with a Gaussian single-photon time
   resolution (SPTR);
@@ -69,6 +72,11 @@ class TimingConfig:
         ADC range in single-photoelectron amplitudes.
     source_range_mm : float
         Source positions are uniform in ``[-range, range]`` (mm).
+    cherenkov_yield : float
+        Cherenkov photons produced per 511 keV photopeak event (0: none, the default). They are emitted at
+        the interaction time and share the light transport of the scintillation photons.
+    cherenkov_pde : float
+        Photon detection efficiency averaged over the Cherenkov spectrum that reaches the SiPM.
     trigger_jitter_ps : float or None
         Width of the uniform spread of the pair's mean arrival time in the window (ps); ``None``: one
         sample (only the phase to the sampling clock is random). The window then locates the
@@ -94,6 +102,13 @@ class TimingConfig:
     adc_full_scale_spe: float = 1500.0
     source_range_mm: float = 30.0
     trigger_jitter_ps: float | None = None
+    cherenkov_yield: float = 0.0
+    cherenkov_pde: float = 0.35
+
+    @property
+    def cherenkov_mean_pe(self) -> float:
+        """Mean number of detected Cherenkov photoelectrons per event."""
+        return self.cherenkov_yield * self.light_collection * self.cherenkov_pde
 
     def __post_init__(self) -> None:
         get_crystal(self.crystal)
@@ -105,6 +120,8 @@ class TimingConfig:
             raise ConfigError("n_samples >= 8 (multiple of 4), max_shift >= 0, adc_bits >= 4 are required")
         if self.trigger_jitter_ps is not None and self.trigger_jitter_ps < 0:
             raise ConfigError("trigger_jitter_ps must be >= 0")
+        if self.cherenkov_yield < 0 or not 0 <= self.cherenkov_pde <= 1:
+            raise ConfigError("cherenkov_yield must be >= 0 and cherenkov_pde within [0, 1]")
         if self.spr_rise_ns >= self.spr_decay_ns:
             raise ConfigError("spr_rise_ns must be shorter than spr_decay_ns")
 
@@ -127,7 +144,9 @@ class Coincidences:
     doi_mm : numpy.ndarray, shape (n, 2)
         Interaction depths (mm).
     n_pe : numpy.ndarray, shape (n, 2)
-        Photoelectrons.
+        Scintillation photoelectrons.
+    n_cherenkov : numpy.ndarray, shape (n, 2), or None
+        Cherenkov photoelectrons (``None`` when the set-up has no Cherenkov emission).
     """
 
     waveforms: np.ndarray
@@ -135,13 +154,15 @@ class Coincidences:
     source_mm: np.ndarray
     doi_mm: np.ndarray
     n_pe: np.ndarray
+    n_cherenkov: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.dt_ps)
 
     def subset(self, index) -> Coincidences:
         """Coincidences selected by a mask or index array."""
-        return Coincidences(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
+        return Coincidences(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                               for f in dataclasses.fields(self)})
 
 
 def single_photon_response(config: TimingConfig, dt_ps: float) -> np.ndarray:
@@ -152,7 +173,7 @@ def single_photon_response(config: TimingConfig, dt_ps: float) -> np.ndarray:
 
 
 def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
-                    generator: np.random.Generator) -> list[np.ndarray]:
+                    generator: np.random.Generator, n_prompt: np.ndarray | None = None) -> list[np.ndarray]:
     """Registration times (ps, relative to the gamma entering the crystal) of each event's photons.
 
     Parameters
@@ -161,6 +182,9 @@ def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
         Photoelectrons per event.
     doi_mm : numpy.ndarray, shape (m,)
         Interaction depth from the front face (mm).
+    n_prompt : numpy.ndarray of int, shape (m,), optional
+        The last ``n_prompt`` of each event's ``n_pe`` photons are prompt (Cherenkov): emitted at the
+        interaction time instead of after the scintillation delay.
 
     Returns
     -------
@@ -171,6 +195,9 @@ def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
     total = int(n_pe.sum())
     z = np.repeat(doi_mm, n_pe)
     emit = generator.exponential(xtal.rise_ns, total) + generator.exponential(xtal.decay_ns, total)
+    if n_prompt is not None:  # zero emission delay for the last n_prompt photons of each event
+        rank_from_end = np.repeat(np.cumsum(n_pe), n_pe) - np.arange(total)
+        emit = np.where(rank_from_end <= np.repeat(n_prompt, n_pe), 0.0, emit)
     cos_c = math.cos(math.asin(min(1.0, 1.5 / xtal.refractive_index)))  # escape cone into n = 1.5 coupling
     cos_t = generator.uniform(cos_c, 1.0, total)
     backward = generator.random(total) < 0.5 * config.top_reflectivity / (0.5 + 0.5 * config.top_reflectivity)
@@ -222,6 +249,8 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
     mean_pe = xtal.light_yield_ph_per_kev * 511.0 * config.light_collection * config.pde
     spread = np.clip(1.0 + xtal.intrinsic_resolution / 2.3548 * generator.standard_normal((n, 2)), 0.0, None)
     n_pe = generator.poisson(mean_pe * spread)
+    # prompt Cherenkov photoelectrons (drawn only when enabled, so that other set-ups keep their random stream)
+    n_ch = generator.poisson(config.cherenkov_mean_pe, (n, 2)) if config.cherenkov_yield > 0 else None
     spr = single_photon_response(config, fine_ps)
     waves = np.zeros((n, 2, total_samples), dtype=np.float32)
     chunk = 512
@@ -229,7 +258,11 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
         sl = slice(start, min(n, start + chunk))
         m = sl.stop - sl.start
         fine = np.zeros((m * 2, n_fine))
-        times = photon_times_ps(config, n_pe[sl].ravel(), doi[sl].ravel(), generator)
+        if n_ch is None:
+            times = photon_times_ps(config, n_pe[sl].ravel(), doi[sl].ravel(), generator)
+        else:
+            times = photon_times_ps(config, (n_pe[sl] + n_ch[sl]).ravel(), doi[sl].ravel(), generator,
+                                    n_prompt=n_ch[sl].ravel())
         for row, (t, t_arr) in enumerate(zip(times, arrival[sl].ravel())):
             idx = np.floor((t + t_arr) / fine_ps).astype(np.int64)
             ok = (idx >= 0) & (idx < n_fine)
@@ -238,7 +271,7 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
         analog = fftconvolve(fine, spr[None, :], axes=1)[:, :n_fine]
         sampled = analog[:, ::step] + generator.normal(0.0, config.noise_spe, (m * 2, total_samples))
         waves[sl] = digitise(sampled, config).reshape(m, 2, total_samples)
-    return Coincidences(waves, dt, source, doi, n_pe)
+    return Coincidences(waves, dt, source, doi, n_pe, n_ch)
 
 
 def digitise(analog: np.ndarray, config: TimingConfig) -> np.ndarray:
