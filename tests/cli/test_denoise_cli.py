@@ -53,12 +53,14 @@ def test_train_evaluate_apply(dataset, tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "den.nii.gz").is_file() and "Bq/mL" in res.output
     res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--tta",
-                              "--out", str(tmp_path / "den_tta.nii.gz")])
+                              "--preserve-total", "--out", str(tmp_path / "den_tta.nii.gz")])
     assert res.exit_code == 0, res.output
     from petspect.io import load
 
     plain, tta = load(tmp_path / "den.nii.gz"), load(tmp_path / "den_tta.nii.gz")
     assert plain.shape == tta.shape and plain.unit == tta.unit and not torch.equal(plain.data, tta.data)
+    low = load(src)
+    assert float(tta.data.double().sum()) == pytest.approx(float(low.data.double().sum()), rel=1e-4)
 
 
 def test_errors_exit_cleanly(dataset, tmp_path):

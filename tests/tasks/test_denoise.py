@@ -78,6 +78,15 @@ def test_anatomical_channel_and_fast_scan(tiny_cohort, tmp_path):
     assert model.input_keys == ("recon_t050_osem_ac", "ct")
     low = load(tiny_cohort / "sub-003" / "recon_t050_osem_ac.nii.gz")
     ct = load(tiny_cohort / "sub-003" / "ct.nii.gz")
-    assert denoise_volume(model, low, [ct]).shape == low.shape
+    plain = denoise_volume(model, low, [ct])
+    assert plain.shape == low.shape
     with pytest.raises(InputError):
         denoise_volume(model, low)
+    # preserve_total: the output's total activity equals the input's, and it is the plain output times one factor
+    kept = denoise_volume(model, low, [ct], preserve_total=True)
+    assert float(kept.data.double().sum()) == pytest.approx(float(low.data.double().sum()), rel=1e-5)
+    ratio = kept.data.double() / plain.data.double()
+    big = plain.data.abs() > 1e-3 * float(plain.data.abs().max())
+    assert float(ratio[big].max() - ratio[big].min()) < 1e-4
+    with pytest.raises(InputError, match="preserve_total"):
+        denoise_volume(model, low.with_data(torch.zeros_like(low.data)), [ct], preserve_total=True)

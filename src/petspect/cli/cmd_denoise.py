@@ -93,6 +93,8 @@ def evaluate(
     report: Path = typer.Option(None, "--report", help="Write an HTML report (index.html) into this folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     tta: bool = typer.Option(False, "--tta", help="Average the models over in-plane flips and turns."),
+    preserve_total: bool = typer.Option(False, "--preserve-total",
+                                        help="Scale each model output to the input's total activity."),
 ) -> None:
     """Compare models with the tuned Gaussian, NLM (BM4D), MAP and the low-count input on a split."""
     from petspect._fileio import check_output_path
@@ -118,7 +120,7 @@ def evaluate(
     task = tasks.pop()
     tuned = tune_baselines(validation_pairs(dataset, task))
     comp = compare_methods(dataset, task, baselines=tuned, models=models, split=split, device=device,
-                           curves=report is not None, tta=tta)
+                           curves=report is not None, tta=tta, preserve_total=preserve_total)
     for method, row in comp.metrics.items():
         typer.echo(f"{method:16s} " + "  ".join(f"{c}={row[c]:.4g}" for c in MAIN_COLUMNS if c in row))
     if out is not None:
@@ -143,11 +145,12 @@ def apply(
     overlap: float = typer.Option(0.25, "--overlap", help="Sliding-window overlap in [0, 1)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips and turns (8x the network passes)."),
+    preserve_total: bool = typer.Option(False, "--preserve-total", help="Scale the output to the input's total activity."),
 ) -> None:
     """Denoise a real image with sliding windows, keeping its geometry, unit and SUV facts."""
     from petspect.tasks.apply import apply_model
 
     info = apply_model(model, input_, out, extra=_parse_pairs(extra, "--extra"), overwrite=overwrite,
-                       overlap=overlap, device=get_device(ctx), tta=tta)
+                       overlap=overlap, device=get_device(ctx), tta=tta, preserve_total=preserve_total)
     typer.echo(f"units: {info['conversion']}")
     typer.echo(f"wrote {info['output']} ({info['unit']}, shape {info['shape']}, {info['seconds']:.1f} s)")

@@ -91,7 +91,7 @@ def model_scale(volume: Volume, model: Any) -> tuple[torch.Tensor, str]:
 
 
 def denoise_physical(model: Any, volume: Volume, extra: tuple[Volume, ...] = (), *, overlap: float = 0.25,
-                     device: Any = None, tta: bool = False) -> tuple[Volume, str]:
+                     device: Any = None, tta: bool = False, preserve_total: bool = False) -> tuple[Volume, str]:
     """Denoise a PET volume in any supported unit; returns (volume in the input's unit, conversion note)."""
     from petspect.tasks.denoise import denoise_volume
 
@@ -100,7 +100,7 @@ def denoise_physical(model: Any, volume: Volume, extra: tuple[Volume, ...] = (),
     f, note = model_scale(volume, model)
     f = f.to(volume.device)
     scaled = volume.with_data((volume.data.double() * f).float(), unit=model.input_normalizations[0].unit or volume.unit)
-    pred = denoise_volume(model, scaled, extra, overlap=overlap, device=device, tta=tta)
+    pred = denoise_volume(model, scaled, extra, overlap=overlap, device=device, tta=tta, preserve_total=preserve_total)
     out = (pred.data.double() / f).to(volume.data.dtype if volume.data.is_floating_point() else torch.float32)
     return volume.with_data(out), note
 
@@ -122,7 +122,7 @@ def _load_extra(paths: Mapping[str, str | os.PathLike], model: Any, reference: V
 def apply_model(model_dir: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike, *,
                 extra: Mapping[str, str | os.PathLike] | None = None, overwrite: bool = False,
                 overlap: float = 0.25, device: Any = None, series_description: str | None = None,
-                tta: bool = False) -> dict[str, Any]:
+                tta: bool = False, preserve_total: bool = False) -> dict[str, Any]:
     """Denoise a DICOM series or NIfTI file with a model folder and write the result.
 
     Parameters
@@ -145,6 +145,8 @@ def apply_model(model_dir: str | os.PathLike, input_path: str | os.PathLike, out
         Of the derived DICOM series.
     tta : bool
         Average over in-plane flips and turns (:func:`petspect.train.predict_volume`).
+    preserve_total : bool
+        Scale the output to the input's total activity (:func:`petspect.tasks.denoise.denoise_volume`).
 
     Returns
     -------
@@ -164,7 +166,8 @@ def apply_model(model_dir: str | os.PathLike, input_path: str | os.PathLike, out
     model = load_model(model_dir, device=device)
     vol = load(inp)
     extras = _load_extra(dict(extra or {}), model, vol)
-    den, note = denoise_physical(model, vol, extras, overlap=overlap, device=device, tta=tta)
+    den, note = denoise_physical(model, vol, extras, overlap=overlap, device=device, tta=tta,
+                                 preserve_total=preserve_total)
     name = Path(model_dir).resolve().name
     den.meta = {**den.meta, "denoised_by": {"model": name, "card": model.card.get("data", {}), "units": note}}
     if full_suffix(out_p) in (".nii", ".nii.gz"):

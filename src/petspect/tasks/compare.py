@@ -76,7 +76,8 @@ def load_subject(entry: Mapping[str, str], root: Path, task: DenoiseTask, label_
 
 
 def _method_images(entry: Mapping[str, str], root: Path, task: DenoiseTask, baselines: Mapping[str, TunedFilter],
-                   models: Mapping[str, Any], device: Any, tta: bool = False) -> tuple[Any, dict[str, Any]]:
+                   models: Mapping[str, Any], device: Any, tta: bool = False,
+                   preserve_total: bool = False) -> tuple[Any, dict[str, Any]]:
     from petspect.io import load
 
     if task.input_key not in entry:
@@ -88,7 +89,7 @@ def _method_images(entry: Mapping[str, str], root: Path, task: DenoiseTask, base
         images[MAP] = load(root / entry[task.map_key()])
     for name, model in models.items():
         extra = [load(root / entry[k]) for k in model.input_keys[1:]]
-        images[name] = denoise_volume(model, low, extra, device=device, tta=tta)
+        images[name] = denoise_volume(model, low, extra, device=device, tta=tta, preserve_total=preserve_total)
     return low, images
 
 
@@ -110,7 +111,7 @@ def _curves(low: Any, images: Mapping[str, Any], subject: Subject, baselines: Ma
 
 def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines: Mapping[str, TunedFilter],
                     models: Mapping[str, Any], split: str = "test", curves: bool = True, device: Any = None,
-                    max_subjects: int | None = None, tta: bool = False) -> Comparison:
+                    max_subjects: int | None = None, tta: bool = False, preserve_total: bool = False) -> Comparison:
     """Evaluate the low-count input, baselines, MAP, models and reference on every subject of ``split``.
 
     Parameters
@@ -131,6 +132,8 @@ def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines:
         Evaluate only the first subjects.
     tta : bool
         Run the models with test-time augmentation (in-plane flips and turns averaged).
+    preserve_total : bool
+        Scale each model output to the input's total activity (:func:`petspect.tasks.denoise.denoise_volume`).
 
     Returns
     -------
@@ -147,7 +150,7 @@ def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines:
     per_subject, curve_sets, example = [], [], {}
     for entry in track(entries, f"evaluating {len(entries)} {split} subjects"):
         subject = load_subject(entry, root, task, names)
-        low, images = _method_images(entry, root, task, baselines, models, device, tta)
+        low, images = _method_images(entry, root, task, baselines, models, device, tta, preserve_total)
         row = {name: evaluate_image(img.data, subject) for name, img in images.items()}
         row[REFERENCE] = evaluate_image(subject.reference.data, subject, reference=True)
         per_subject.append(row)

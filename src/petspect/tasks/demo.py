@@ -9,7 +9,7 @@ Steps (all seeded; every stage's wall time is recorded in ``summary.json``):
    ``OUT/run``; the model folder is copied to ``OUT/model``;
 3. tune the Gaussian post-filter and non-local means (and BM4D when importable) on the validation subjects;
 4. evaluate everything on the held-out test subjects (:mod:`petspect.tasks.compare`), the U-Net averaged over
-   in-plane flips and turns (test-time augmentation);
+   in-plane flips and turns (test-time augmentation) and scaled to the input's total activity;
 5. write ``OUT/metrics.json`` (method -> metric -> value), ``OUT/summary.json`` (settings, timings, tuned
    parameters, acceptance checks, noise-bias curves, per-subject metrics) and ``OUT/report/index.html``.
 
@@ -59,6 +59,8 @@ class DemoSettings:
     tta : bool
         Evaluate the model with test-time augmentation (in-plane flips and turns averaged,
         :func:`petspect.train.predict_volume`).
+    preserve_total : bool
+        Scale the model's output to the input's total activity (:func:`petspect.tasks.denoise.denoise_volume`).
     """
 
     preset: str = "quick"
@@ -70,18 +72,20 @@ class DemoSettings:
     add_map: bool = True
     workers: int = 2
     tta: bool = False
+    preserve_total: bool = False
 
 
 def demo_settings(kind: str = "demo") -> DemoSettings:
     """Named settings: ``demo`` (minutes on a 2-core CPU), ``bench`` (full size, GPU), ``tiny`` (tests)."""
     if kind == "demo":
-        return DemoSettings(subjects=20, tta=True,
+        return DemoSettings(subjects=20, tta=True, preserve_total=True,
                             train=dict(epochs=150, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",),
                                        lesion_weight=4.0, channels=(32, 64, 128, 256),
                                        network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
                                        patches_per_volume=24, batch_size=8, lr=2e-3))
     if kind == "bench":
         return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2, only_task_levels=False, tta=True,
+                            preserve_total=True,
                             train=dict(epochs=150, mode="2.5d", n_slices=5, patch_size=(128, 128), extra_keys=("ct",),
                                        lesion_weight=4.0,
                                        channels=(32, 64, 128, 256), patches_per_volume=64, batch_size=16, lr=5e-4,
@@ -199,7 +203,7 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
     say("evaluating on the test subjects")
     model = load_model(out_p / "model", device=device)
     comparison = compare_methods(dataset, task, baselines=tuned, models={name: model}, split="test", device=device,
-                                 tta=settings.tta)
+                                 tta=settings.tta, preserve_total=settings.preserve_total)
     times["evaluate_s"] = time.perf_counter() - t0
     checks = judge(comparison, name)
     tuning = describe_baselines(tuned)
@@ -210,6 +214,8 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
         extras.append(f"lesion-aware loss ({config.weight_key} weighed {config.weight_factor:g}x)")
     if settings.tta:
         extras.append("test-time augmentation (8 in-plane flips/turns averaged)")
+    if settings.preserve_total:
+        extras.append("output scaled to the input's total activity")
     description = (f"{settings.preset} cohort ({len(comparison.subjects)} test subjects), {settings.dose_percent:g} % "
                    f"dose OSEM -> full-dose OSEM. Model: {name}, {config.mode}"
                    f"{''.join(', ' + e for e in extras)}, trained {len(result.history)} epochs on the training "
