@@ -11,6 +11,8 @@ Muller et al, IEEE TRPMS 2018 (gradient tree boosting).
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from petspect.detector.photodetector import SiPMArray
@@ -110,7 +112,7 @@ class AngerLogic:
         return {"coef": self.coef_.tolist()}
 
 
-class _PerAxis:
+class _PerAxis(abc.ABC):
     """Fit scikit-learn regressors on the events that know each coordinate.
 
     Coordinates labelled on the same events share one multi-output model when the regressor
@@ -120,8 +122,9 @@ class _PerAxis:
     name = "per-axis"
     multi_output = False
 
+    @abc.abstractmethod
     def _make(self):
-        raise NotImplementedError
+        """A new, unfitted scikit-learn regressor for one coordinate (or several, with ``multi_output``)."""
 
     def fit(self, signals: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None):
         signals, targets, mask = _check(signals, targets, mask)
