@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from petspect.errors import ConfigError, DataNotFoundError
-from petspect.train.data import MODES, Augmentation
+from petspect.train.data import MODES, Augmentation, check_weighting
 from petspect.train.losses import GAN_LOSSES, LOSSES
 from petspect.train.normalization import normalization_from_dict
 
@@ -148,10 +148,7 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "patches_per_volume", "val_patches_per_volume"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        if self.weight_key is not None and not (math.isfinite(self.weight_factor) and self.weight_factor >= 1.0):
-            raise ConfigError(f"weight_factor must be a finite number >= 1, got {self.weight_factor!r}")
-        if self.weight_dilate_voxels < 0:
-            raise ConfigError(f"weight_dilate_voxels must be >= 0, got {self.weight_dilate_voxels!r}")
+        check_weighting(self.weight_factor if self.weight_key is not None else 1.0, self.weight_dilate_voxels)
         if self.grad_clip_norm is not None and not (math.isfinite(self.grad_clip_norm) and self.grad_clip_norm > 0):
             raise ConfigError(f"grad_clip_norm must be None or a positive number, got {self.grad_clip_norm!r}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -89,6 +89,14 @@ class Augmentation:
             self.intensity_range = (lo, hi)
 
 
+def check_weighting(weight_factor: float, weight_dilate_voxels: int) -> None:
+    """Raise :class:`~petspect.errors.ConfigError` unless ``weight_factor >= 1`` (finite) and the dilation >= 0."""
+    if not (math.isfinite(weight_factor) and weight_factor >= 1.0):
+        raise ConfigError(f"weight_factor must be a finite number >= 1, got {weight_factor!r}")
+    if int(weight_dilate_voxels) < 0:
+        raise ConfigError(f"weight_dilate_voxels must be >= 0, got {weight_dilate_voxels!r}")
+
+
 def _item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     state = np.random.SeedSequence([int(seed), int(epoch) + 1, int(index)]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
@@ -166,10 +174,7 @@ class PairedVolumeDataset(Dataset):
             raise ConfigError("no entries: the split is empty")
         if not 0.0 <= foreground_fraction <= 1.0:
             raise ConfigError(f"foreground_fraction must be in [0, 1], got {foreground_fraction}")
-        if not (math.isfinite(weight_factor) and weight_factor >= 1.0):
-            raise ConfigError(f"weight_factor must be a finite number >= 1, got {weight_factor!r}")
-        if int(weight_dilate_voxels) < 0:
-            raise ConfigError(f"weight_dilate_voxels must be >= 0, got {weight_dilate_voxels!r}")
+        check_weighting(weight_factor, weight_dilate_voxels)
         self.keys = (input_key, *extra_keys)
         self.foreground_key, self.weight_key = foreground_key, weight_key
         self.weight_factor, self.weight_dilate_voxels = float(weight_factor), int(weight_dilate_voxels)
