@@ -207,6 +207,37 @@ def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
     return np.split(t, np.cumsum(n_pe)[:-1])
 
 
+def mean_photoelectrons(config: TimingConfig) -> float:
+    """Mean number of scintillation photoelectrons of a 511 keV photopeak event."""
+    xtal = get_crystal(config.crystal)
+    return xtal.light_yield_ph_per_kev * 511.0 * config.light_collection * config.pde
+
+
+def draw_interactions(config: TimingConfig, n: int, generator: np.random.Generator):
+    """Depths and photoelectron numbers of ``n`` coincidences (two detectors each).
+
+    Returns
+    -------
+    doi_mm : numpy.ndarray, shape (n, 2)
+        Photopeak interaction depths from the front face (mm), exponential within the crystal length.
+    n_pe : numpy.ndarray of int, shape (n, 2)
+        Scintillation photoelectrons: Poisson around the mean times ``1 + intrinsic spread``.
+    n_cherenkov : numpy.ndarray of int, shape (n, 2), or None
+        Prompt Cherenkov photoelectrons (``None`` without Cherenkov emission).
+    """
+    xtal = get_crystal(config.crystal)
+    mu = float(xtal.attenuation().transport(511.0))
+    doi = np.zeros((n, 2))
+    for d in range(2):  # photopeak events within the crystal length
+        u = generator.random(n) * (1.0 - math.exp(-mu * config.length_mm))
+        doi[:, d] = -np.log1p(-u) / mu
+    spread = np.clip(1.0 + xtal.intrinsic_resolution / 2.3548 * generator.standard_normal((n, 2)), 0.0, None)
+    n_pe = generator.poisson(mean_photoelectrons(config) * spread)
+    # prompt Cherenkov photoelectrons (drawn only when enabled, so that other set-ups keep their random stream)
+    n_ch = generator.poisson(config.cherenkov_mean_pe, (n, 2)) if config.cherenkov_yield > 0 else None
+    return doi, n_pe, n_ch
+
+
 def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Generator, *,
                           fine_ps: float = 10.0) -> Coincidences:
     """Simulate ``n`` photopeak coincidences and their digitised waveforms.
@@ -232,8 +263,6 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
     step = int(round(config.sample_ps / fine_ps))
     if abs(step * fine_ps - config.sample_ps) > 1e-6:
         raise InputError("sample_ps must be a multiple of fine_ps")
-    xtal = get_crystal(config.crystal)
-    mu = float(xtal.attenuation().transport(511.0))
     total_samples = config.n_samples + 2 * config.max_shift
     n_fine = total_samples * step
     source = generator.uniform(-config.source_range_mm, config.source_range_mm, n)
@@ -242,15 +271,7 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
     jitter = config.sample_ps if config.trigger_jitter_ps is None else config.trigger_jitter_ps
     t0 = config.onset_ns * 1e3 + config.max_shift * config.sample_ps + generator.uniform(0.0, jitter, n)
     arrival = np.stack([t0 + dt / 2.0, t0 - dt / 2.0], axis=1)
-    doi = np.zeros((n, 2))
-    for d in range(2):  # photopeak events within the crystal length
-        u = generator.random(n) * (1.0 - math.exp(-mu * config.length_mm))
-        doi[:, d] = -np.log1p(-u) / mu
-    mean_pe = xtal.light_yield_ph_per_kev * 511.0 * config.light_collection * config.pde
-    spread = np.clip(1.0 + xtal.intrinsic_resolution / 2.3548 * generator.standard_normal((n, 2)), 0.0, None)
-    n_pe = generator.poisson(mean_pe * spread)
-    # prompt Cherenkov photoelectrons (drawn only when enabled, so that other set-ups keep their random stream)
-    n_ch = generator.poisson(config.cherenkov_mean_pe, (n, 2)) if config.cherenkov_yield > 0 else None
+    doi, n_pe, n_ch = draw_interactions(config, n, generator)
     spr = single_photon_response(config, fine_ps)
     waves = np.zeros((n, 2, total_samples), dtype=np.float32)
     chunk = 512
