@@ -10,7 +10,8 @@ from petspect.cli._common import get_device, handle_errors
 
 PRESET_HELP = ("Study preset: quick (about a minute, used by the tests), realistic (benchmark), hf-readout "
                "(realistic with state-of-the-art high-frequency SiPM timing readout) or bgo-cherenkov (hf-readout "
-               "with a BGO timing pair and prompt Cherenkov emission).")
+               "with a BGO timing pair and prompt Cherenkov emission) or labr3-hf (hf-readout with a LaBr3:Ce "
+               "timing pair, whose slow rise a single threshold crossing cannot use).")
 
 
 def register(app: typer.Typer) -> None:
@@ -59,5 +60,34 @@ def register(app: typer.Typer) -> None:
         for name in ("led", "cfd", "cnn_timing"):
             typer.echo(f"{name:10s} CTR FWHM {m[name]['ctr_fwhm_ps']:.0f} ps")
         typer.echo(f"report: {Path(out) / 'report.html'}")
+
+    @det.command("limits")
+    @handle_errors
+    def limits_cmd(preset: str = typer.Option("quick", "--preset", help=PRESET_HELP),
+                   out: Path = typer.Option(..., "--out", help="Output JSON file."),
+                   pairs: int = typer.Option(2000, "--pairs", min=200, help="Simulated coincidences."),
+                   first: int = typer.Option(40, "--first", min=2, help="Photons used by the linear and ML estimators."),
+                   seed: int = typer.Option(0, "--seed", help="Seed of the simulation."),
+                   overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file.")) -> None:
+        """Photon-level timing ceiling of a preset's timing pair (order statistics, linear, maximum likelihood)."""
+        import json
+
+        import numpy as np
+
+        from petspect._fileio import atomic_write_text, check_output_path
+        from petspect.detector.pipeline import get_preset
+        from petspect.detector.timing_limits import photon_level_ctr
+
+        p = get_preset(preset)
+        target = check_output_path(out, overwrite=overwrite)
+        r = photon_level_ctr(p.timing, pairs, np.random.default_rng([seed, 40]), first=first)
+        record = {"preset": p.name, "seed": seed, "timing": p.timing.to_dict(), "ctr_fwhm": r,
+                  "method": "exact photon registration times, no SiPM pulse, noise or sampling; dt = 0; "
+                            "see petspect.detector.timing_limits"}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps(record, indent=2))
+        typer.echo(f"first photon {r['first_photon_ps']:.1f} ps, best order statistic {r['best_order_statistic_ps']:.1f} "
+                   f"ps (k = {r['best_order_statistic_k']}), best linear {r['best_linear_ps']:.1f} ps, maximum "
+                   f"likelihood {r['max_likelihood_ps']:.1f} ps (CTR FWHM); written to {target}")
 
     app.add_typer(det, name="detector")
