@@ -1,7 +1,7 @@
-"""Detector benchmark: the `realistic` (default), `hf-readout` or `bgo-cherenkov` preset end to end.
+"""Detector benchmark: the `realistic` (default), `hf-readout`, `bgo-cherenkov` or `labr3-hf` preset end to end.
 
 Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector
-      [--preset hf-readout | --preset bgo-cherenkov]  (simulate, train, evaluate)
+      [--preset hf-readout | bgo-cherenkov | labr3-hf]  (simulate, train, evaluate)
       (add --reuse to re-evaluate the data and models already in --out; --reuse --retrain-timing
       retrains only the timing CNN on the data already there, then evaluates)
 

@@ -59,8 +59,12 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     for method in ("led", "cfd", "cnn_timing"):
         assert metrics[method]["ctr_fwhm_ps"] > 0
     assert 0 < metrics["energy"]["energy_resolution_pct"] < 60
+    # the photon-level ceiling lies below the constant fraction (a waveform cannot hold more than its photons)
+    ceiling = metrics["summary"]["photon_ceiling_ps"]
+    assert 0 < ceiling < metrics["cfd"]["ctr_fwhm_ps"] and metrics["timing_photon_limits"]["n_pairs"] == 200
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Muller" in html and "Berg" in html
+    assert "Photon-level ceiling" in html
     # outputs are never overwritten silently, and unknown presets are refused
     r = runner.invoke(app, ["detector", "simulate", "--preset", "tiny", "--out", str(data)])
     assert r.exit_code == 2 and "exists" in r.output

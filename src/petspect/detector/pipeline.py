@@ -111,6 +111,17 @@ BGO_CHERENKOV_TIMING = dataclasses.replace(HF_READOUT_TIMING, crystal="BGO", pde
 BGO_LED_THRESHOLDS_SPE = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
 BGO_CFD_FRACTIONS = tuple(float(f) for f in np.round(np.geomspace(0.01, 0.6, 50), 5))
 
+# LaBr3:Ce on the same HF readout (3 x 3 x 20 mm, the geometry of the LYSO pair, so that only the crystal changes):
+# - LaBr3:Ce 5 % (crystals.py): 63 ph/keV, 16 ns decay, ~0.5 ns rise (Glodo et al, IEEE TNS 2005), n = 1.9; the
+#   LaBr3 TOF-PET scanner of Daube-Witherspoon et al, PMB 55 (2010) 45 (4 x 4 x 30 mm crystals, PMTs) used it.
+# - PDE 0.50 at its 380 nm emission (NUV-HD / NUV-MT SiPMs a little below their ~420 nm maximum; chosen from the
+#   data sheets): ~7200 photoelectrons with the light collection 0.45.
+# - ADC full scale 1500 spe (pulse maximum ~470 spe within the record).
+# Why this preset: the slow rise spreads the timing information over the hundreds of photons that arrive during
+# it, which one threshold crossing cannot combine (BENCHMARKS.md, "Detector": photon-level figures).
+LABR3_HF_TIMING = dataclasses.replace(HF_READOUT_TIMING, crystal="LaBr3", pde=0.50, adc_full_scale_spe=1500.0)
+LABR3_LED_THRESHOLDS_SPE = HF_LED_THRESHOLDS_SPE + (20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0)  # steeper, taller edge
+
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
         "quick", "6x6 SiPM (3.2 mm) on 19.2 x 19.2 x 10 mm LYSO; small statistics for tests (about a minute)",
@@ -145,6 +156,13 @@ PRESETS["bgo-cherenkov"] = dataclasses.replace(
     # Cauchy loss: BGO's timing errors have long tails (detectors without a detected Cherenkov photon); on
     # validation 153.9 ps vs 158.7 (smooth L1) and 192.5 ps (MSE)
     timing_training=TrainSettings(epochs=30, batch_size=256, lr=2e-3, loss="cauchy", average_last=10))
+
+
+PRESETS["labr3-hf"] = dataclasses.replace(
+    PRESETS["hf-readout"], name="labr3-hf",
+    description="as hf-readout, but the 3x3x20 mm timing pair is LaBr3:Ce (0.5 ns scintillation rise, ~7200 "
+                "photoelectrons; see LABR3_HF_TIMING)",
+    timing=LABR3_HF_TIMING, timing_thresholds_spe=LABR3_LED_THRESHOLDS_SPE)
 
 
 def get_preset(name: str) -> Preset:
@@ -292,6 +310,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     from petspect.detector.neural import NeuralPositioner
     from petspect.detector.report import write_report
     from petspect.detector.timing import CFD_FRACTIONS, LED_THRESHOLDS_SPE, CNNTimer, evaluate_timing
+    from petspect.detector.timing_limits import photon_level_ctr
 
     inputs = [p for p in (data_dir, models_dir) if p is not None]
     out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs)
@@ -330,6 +349,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     metrics["cnn_timing"] = timing["cnn"]
     metrics["cnn_timing_single_window"] = timing["cnn_single_window"]
     metrics["timing_val"] = timing["val"]
+    metrics["timing_photon_limits"] = photon_level_ctr(preset.timing, min(2000, max(200, len(data["timing_test"]))),
+                                                       _rng(preset, 40), first=40)
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,
@@ -354,4 +375,10 @@ def _summary(metrics: dict) -> dict:
             "cnn_ctr_improvement_over_cfd_val_pct": 100.0 * (1.0 - metrics["timing_val"]["cnn"]["ctr_fwhm_ps"]
                                                              / metrics["timing_val"]["cfd"]["ctr_fwhm_ps"]),
             "cnn_timing_slope": metrics["cnn_timing"]["slope"],
+            # the most any waveform method could gain over this CFD: photon-level ceiling (exact photon times)
+            "photon_ceiling_ps": min(metrics["timing_photon_limits"]["best_linear_ps"],
+                                     metrics["timing_photon_limits"]["max_likelihood_ps"]),
+            "cfd_headroom_to_photon_ceiling_pct": 100.0 * (1.0 - min(metrics["timing_photon_limits"]["best_linear_ps"],
+                                                                     metrics["timing_photon_limits"]["max_likelihood_ps"])
+                                                           / cfd),
             "timing_target_met": bool(cnn_t <= 0.85 * cfd)}

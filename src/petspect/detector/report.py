@@ -53,6 +53,19 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _limits_paragraph(metrics: dict) -> str:
+    """The photon-level ceiling of the timing pair and the room it leaves over the constant fraction."""
+    lim, s = metrics.get("timing_photon_limits"), metrics["summary"]
+    if not lim:
+        return ""
+    return (f"<p>Photon-level ceiling (exact photon registration times of {lim['n_pairs']} simulated pairs, no "
+            f"SiPM pulse, noise or sampling): first photon {_fmt(lim['first_photon_ps'])} ps, best single photon "
+            f"{_fmt(lim['best_order_statistic_ps'])} ps (the {lim['best_order_statistic_k']}th), best linear "
+            f"combination of the first {lim['first']} {_fmt(lim['best_linear_ps'])} ps, maximum likelihood "
+            f"{_fmt(lim['max_likelihood_ps'])} ps. No waveform method can time better than this; it leaves "
+            f"{_fmt(s['cfd_headroom_to_photon_ceiling_pct'])} % over the best CFD.</p>")
+
+
 def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -139,6 +152,7 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
         _table(["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "slope (1 = unbiased)", "best setting"], t_rows),
         f"<p>CNN improvement over the best CFD: {_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % "
         f"(target &ge; 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.</p>",
+        _limits_paragraph(metrics),
         "<h2>Published results beside this study (same direction, not the same data)</h2>",
         _table(["published study and quantity", "published", "this study"], _published_rows(metrics)),
     ]
