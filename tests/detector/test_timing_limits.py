@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from petspect.cli.main import app
 from petspect.detector.pipeline import BGO_CHERENKOV_TIMING, get_preset
-from petspect.detector.timing_limits import (max_likelihood_times, photon_level_ctr, photon_time_pdf,
-                                             prompt_fraction)
+from petspect.detector.timing_limits import (informative_photons, max_likelihood_times, photon_level_ctr,
+                                             photon_time_pdf, prompt_fraction)
 from petspect.detector.waveforms import TimingConfig, photon_times_ps
 from petspect.errors import InputError
 
@@ -69,6 +69,13 @@ def test_photon_level_ordering_on_lyso():
     assert r["best_linear_ps"] < r["first_photon_ps"]
     assert r["max_likelihood_ps"] < 1.05 * r["best_order_statistic_ps"]
     assert 40.0 < r["max_likelihood_ps"] < 200.0 and r["first"] == 12
+
+
+def test_informative_photons_follow_the_rise():
+    """The default K covers the leading edge: many photons for LaBr3's 0.5 ns rise, a few dozen for LYSO's
+    70 ps, the minimum for BGO's ~1000 photons spread over 300 ns."""
+    k = {name: informative_photons(get_preset(name).timing) for name in ("labr3-hf", "hf-readout", "bgo-cherenkov")}
+    assert k["labr3-hf"] == 150 and 30 < k["hf-readout"] < 60 and k["bgo-cherenkov"] == 20
 
 
 def test_bad_inputs():

@@ -66,7 +66,9 @@ def register(app: typer.Typer) -> None:
     def limits_cmd(preset: str = typer.Option("quick", "--preset", help=PRESET_HELP),
                    out: Path = typer.Option(..., "--out", help="Output JSON file."),
                    pairs: int = typer.Option(2000, "--pairs", min=200, help="Simulated coincidences."),
-                   first: int = typer.Option(40, "--first", min=2, help="Photons used by the linear and ML estimators."),
+                   first: int = typer.Option(None, "--first", min=2,
+                                             help="Photons used by the linear and ML estimators (default: those "
+                                                  "of the scintillation rise, 20-150)."),
                    seed: int = typer.Option(0, "--seed", help="Seed of the simulation."),
                    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file.")) -> None:
         """Photon-level timing ceiling of a preset's timing pair (order statistics, linear, maximum likelihood)."""

@@ -349,8 +349,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     metrics["cnn_timing"] = timing["cnn"]
     metrics["cnn_timing_single_window"] = timing["cnn_single_window"]
     metrics["timing_val"] = timing["val"]
-    metrics["timing_photon_limits"] = photon_level_ctr(preset.timing, min(2000, max(200, len(data["timing_test"]))),
-                                                       _rng(preset, 40), first=40)
+    metrics["timing_photon_limits"] = photon_level_ctr(preset.timing, min(5000, max(200, len(data["timing_test"]))),
+                                                       _rng(preset, 40))
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,

@@ -60,9 +60,10 @@ def _limits_paragraph(metrics: dict) -> str:
         return ""
     return (f"<p>Photon-level ceiling (exact photon registration times of {lim['n_pairs']} simulated pairs, no "
             f"SiPM pulse, noise or sampling): first photon {_fmt(lim['first_photon_ps'])} ps, best single photon "
-            f"{_fmt(lim['best_order_statistic_ps'])} ps (the {lim['best_order_statistic_k']}th), best linear "
-            f"combination of the first {lim['first']} {_fmt(lim['best_linear_ps'])} ps, maximum likelihood "
-            f"{_fmt(lim['max_likelihood_ps'])} ps. No waveform method can time better than this; it leaves "
+            f"{_fmt(lim['best_order_statistic_ps'])} ps (photon number {lim['best_order_statistic_k']}), best "
+            f"linear combination of the first {lim['first']} {_fmt(lim['best_linear_ps'])} ps, maximum likelihood "
+            f"{_fmt(lim['max_likelihood_ps'])} ps. A method reading the waveforms cannot be expected to time better "
+            f"than the best of these (within the few-% uncertainty of a FWHM); it leaves "
             f"{_fmt(s['cfd_headroom_to_photon_ceiling_pct'])} % over the best CFD.</p>")
 
 
