@@ -349,8 +349,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     metrics["cnn_timing"] = timing["cnn"]
     metrics["cnn_timing_single_window"] = timing["cnn_single_window"]
     metrics["timing_val"] = timing["val"]
-    metrics["timing_photon_limits"] = photon_level_ctr(preset.timing, min(5000, max(200, len(data["timing_test"]))),
-                                                       _rng(preset, 40))
+    metrics["timing_photon_limits"] = {**photon_level_ctr(preset.timing, min(5000, max(200, len(data["timing_test"]))),
+                                                          _rng(preset, 40)), "seed": [preset.seed, 40]}
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,
@@ -363,6 +363,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
 
 def _summary(metrics: dict) -> dict:
     anger = metrics["anger"]["xy_fwhm_mm"]
+    limits = metrics["timing_photon_limits"]
+    ceiling = min(limits["best_linear_ps"], limits["max_likelihood_ps"])
     best_dl = min(("mlp", "cnn"), key=lambda k: metrics[k]["xy_fwhm_mm"])
     cfd, cnn_t = metrics["cfd"]["ctr_fwhm_ps"], metrics["cnn_timing"]["ctr_fwhm_ps"]
     return {"best_dl_method": best_dl,
@@ -376,9 +378,6 @@ def _summary(metrics: dict) -> dict:
                                                              / metrics["timing_val"]["cfd"]["ctr_fwhm_ps"]),
             "cnn_timing_slope": metrics["cnn_timing"]["slope"],
             # the most any waveform method could gain over this CFD: photon-level ceiling (exact photon times)
-            "photon_ceiling_ps": min(metrics["timing_photon_limits"]["best_linear_ps"],
-                                     metrics["timing_photon_limits"]["max_likelihood_ps"]),
-            "cfd_headroom_to_photon_ceiling_pct": 100.0 * (1.0 - min(metrics["timing_photon_limits"]["best_linear_ps"],
-                                                                     metrics["timing_photon_limits"]["max_likelihood_ps"])
-                                                           / cfd),
+            "photon_ceiling_ps": ceiling,
+            "cfd_headroom_to_photon_ceiling_pct": 100.0 * (1.0 - ceiling / cfd),
             "timing_target_met": bool(cnn_t <= 0.85 * cfd)}
