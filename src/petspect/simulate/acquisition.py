@@ -313,32 +313,19 @@ def _spect_system(preset: str, grid: dict[str, Any], *, n_views: int | None, rad
 
 
 def _pet_additive(model, x, mu, trues, efficiencies, scatter_fraction, randoms_fraction) -> torch.Tensor | None:
-    """Expected scatter and randoms in counts, as fractions of the expected prompts.
-
-    Scatter: :func:`petspect.physics.scatter_pet.scatter_estimate` (analytic, object dependent) times the
-    efficiencies; randoms: :func:`petspect.physics.randoms.uniform_randoms` (proportional to the crystal
-    pairs of each bin) times the efficiencies. TOF data spread both evenly over the TOF bins.
-    """
+    """Expected scatter and randoms in counts, as fractions of the expected prompts
+    (:func:`petspect.physics.additive_pet.pet_additive_counts`)."""
     if scatter_fraction <= 0 and randoms_fraction <= 0:
         return None
     if scatter_fraction < 0 or randoms_fraction < 0 or scatter_fraction + randoms_fraction >= 1:
         raise InputError("scatter_fraction and randoms_fraction must be >= 0 with a sum < 1 (fractions of the prompts)")
-    from petspect.physics.randoms import randoms_to_tof, uniform_randoms
-    from petspect.physics.scatter_pet import scatter_estimate
+    if scatter_fraction > 0 and mu is None:
+        raise InputError("simulating scatter needs the attenuation map (--mu)")
+    from petspect.physics.additive_pet import pet_additive_counts
 
-    proj = model.projector
     n_prompts = float(trues.sum()) / (1 - scatter_fraction - randoms_fraction)
-    eff = torch.ones(proj.out_shape[:3]) if efficiencies is None else efficiencies.to(torch.float32)
-    additive = torch.zeros(proj.out_shape[:3], dtype=torch.float32)
-    if scatter_fraction > 0:
-        if mu is None:
-            raise InputError("simulating scatter needs the attenuation map (--mu)")
-        scatter = scatter_estimate(x, mu, proj).to(torch.float32) * eff
-        additive = additive + scatter * (scatter_fraction * n_prompts / max(float(scatter.sum()), 1e-30))
-    if randoms_fraction > 0:
-        randoms = uniform_randoms(proj.sino_def, 1.0) * eff
-        additive = additive + randoms * (randoms_fraction * n_prompts / float(randoms.sum()))
-    return randoms_to_tof(additive, proj.out_shape[3]) if proj.tof else additive
+    return pet_additive_counts(model.projector, activity=x, mu=mu, efficiencies=efficiencies,
+                               scatter_counts=scatter_fraction * n_prompts, randoms_counts=randoms_fraction * n_prompts)
 
 
 def _mu_tensor(mu: Volume | None, activity: Volume) -> torch.Tensor | None:

@@ -218,7 +218,7 @@ def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     t_half = half_life_s(nuclide)
     scan_eff = effective_scan_s(acq.scan_s, half_life_s=t_half)
     trues = model_ac(activity.data.to(torch.float32)) * (calibration * scan_eff)
-    additive = _pet_additive(config, sino, model_ac, trues, activity, mu_t, norm, calibration * scan_eff)
+    additive = _pet_additive(config, model_ac, trues, activity, mu_t, norm, calibration * scan_eff)
     info = {"modality": "pet", "scanner": dataclasses.asdict(scanner),
             "sinogram": {"span": sino.span, "max_ring_diff": sino.max_ring_diff, "view_mashing": sino.view_mashing,
                          "n_radial": sino.n_radial, "shape": list(model_ac.out_shape)},
@@ -228,37 +228,26 @@ def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     return PetCohortSystem(config, activity, model_ac, model_nac, calibration, scan_eff, additive, info)
 
 
-def _pet_additive(config, sino, model, trues, activity, mu, norm, scale) -> torch.Tensor:
-    """Expected scatter + randoms (counts) of the full-dose scan.
+def _pet_additive(config, model, trues, activity, mu, norm, scale) -> torch.Tensor:
+    """Expected scatter + randoms (counts) of the full-dose scan
+    (:func:`petspect.physics.additive_pet.pet_additive_counts`).
 
-    Scatter: the object-dependent analytic model of :func:`petspect.physics.scatter_pet.scatter_estimate`
-    (its physical magnitude, or rescaled to ``scatter_fraction`` of the trues when that is set), times the
-    efficiencies; randoms: :func:`petspect.physics.randoms.uniform_randoms`, ``randoms_fraction`` of the
-    trues. TOF data spread both evenly over the TOF bins.
+    Scatter (with an attenuation map): at its physical magnitude (``scale`` counts per unit of the
+    estimate), or rescaled to ``scatter_fraction`` of the trues when that is set; randoms:
+    ``randoms_fraction`` of the trues. Both follow the efficiencies ``norm``.
     """
+    from petspect.physics.additive_pet import pet_additive_counts
+
     acq = config.acquisition
     total_trues = float(trues.sum())
-    base_shape = tuple(model.multiplicative_factors.shape)
-    additive = torch.zeros(base_shape, dtype=trues.dtype)
-    if acq.scatter and mu is not None:
-        from petspect.physics.scatter_pet import scatter_estimate
-
-        scatter = scatter_estimate(activity.data.to(torch.float32), mu, model.projector) * scale
-        if norm is not None:
-            scatter = scatter * norm
-        if acq.scatter_fraction is not None:
-            scatter = scatter * (acq.scatter_fraction / (1 - acq.scatter_fraction) * total_trues
-                                 / max(float(scatter.sum()), 1e-30))
-        additive = additive + scatter
-    if acq.randoms and acq.randoms_fraction > 0:
-        from petspect.physics.randoms import uniform_randoms
-
-        additive = additive + uniform_randoms(sino, acq.randoms_fraction * total_trues, dtype=trues.dtype)
-    if trues.ndim == 4:  # TOF sinogram: scatter and randoms are flat in time
-        from petspect.physics.randoms import randoms_to_tof
-
-        additive = randoms_to_tof(additive, trues.shape[-1])
-    return additive
+    scatter = acq.scatter and mu is not None
+    by_fraction = scatter and acq.scatter_fraction is not None
+    additive = pet_additive_counts(
+        model.projector, activity=activity.data.to(torch.float32), mu=mu, efficiencies=norm,
+        scatter_counts=acq.scatter_fraction / (1 - acq.scatter_fraction) * total_trues if by_fraction else None,
+        scatter_scale=scale if scatter and not by_fraction else None,
+        randoms_counts=acq.randoms_fraction * total_trues if acq.randoms else 0.0)
+    return torch.zeros(trues.shape, dtype=trues.dtype) if additive is None else additive.to(trues.dtype)
 
 
 def build_system(config: DatasetConfig, phantom: Phantom):
