@@ -96,6 +96,13 @@ def test_synthetic_series_with_radiopharmaceutical(tmp_path):
     expect = 1234.5 * 80000 / (200e6 * 0.5 ** (3600 / fac.F18_HALF_LIFE_S))
     np.testing.assert_allclose(back.numpy(), expect, rtol=1e-4)
     assert back.unit == "SUVbw"
+    # a start DT given with a UTC offset keeps it in the DT; the TM (which has none) gets the bare time
+    files = write_dicom_series(vol, tmp_path / "syn_tz", radiopharmaceutical={
+        "total_dose_bq": 200e6, "half_life_s": fac.F18_HALF_LIFE_S, "start_datetime": "20250304080000-0500",
+        "scan_datetime": "20250304090000"})
+    item = pydicom.dcmread(files[0]).RadiopharmaceuticalInformationSequence[0]
+    assert item.RadiopharmaceuticalStartDateTime == "20250304080000-0500"
+    assert item.RadiopharmaceuticalStartTime == "080000"
 
 
 def test_anonymize_removes_identifiers(tmp_path):

@@ -75,6 +75,31 @@ def test_missing_start_datetime_falls_back_to_start_time():
     assert rel(suv_factor(ds), 70000 / d) < 1e-6
 
 
+def test_utc_offsets_are_converted_to_the_dataset_zone():
+    """An injection recorded in UTC (08:00+0000) against a series at 10:00 local time in a +0100 zone is
+    09:00 local: one hour of decay, not two. Without the dataset's zone the offset is dropped (its own
+    local time kept); an explicit offset already in the local zone changes nothing."""
+    from datetime import datetime, timedelta
+
+    from petspect.io.suv import local_utc_offset, parse_dt
+
+    ds = _pet(start_datetime="20240102080000+0000", TimezoneOffsetFromUTC="+0100")[0]
+    assert rel(suv_factor(ds), BW) < 1e-6
+    ds = _pet(start_datetime="20240102090000+0100", TimezoneOffsetFromUTC="+0100")[0]
+    assert rel(suv_factor(ds), BW) < 1e-6
+    ds = _pet(start_datetime="20240102090000-0500")[0]  # no TimezoneOffsetFromUTC: the DT's own local time
+    assert rel(suv_factor(ds), BW) < 1e-6
+    assert parse_dt("20240101083000.5-0500", timedelta(hours=1)) == datetime(2024, 1, 1, 14, 30, 0, 500000)
+    assert parse_dt("20240101083000+0530") == datetime(2024, 1, 1, 8, 30)
+    assert local_utc_offset(ds) is None
+    for bad in ("0100", "+01", "+0160", "+1500", "abcde"):  # read (and refused) only when a DT needs it
+        with pytest.raises(FormatError):
+            suv_factor(_pet(start_datetime="20240102080000+0000", TimezoneOffsetFromUTC=bad)[0])
+        assert rel(suv_factor(_pet(TimezoneOffsetFromUTC=bad)[0]), BW) < 1e-6
+    with pytest.raises(FormatError):
+        parse_dt("20240101083000+9")
+
+
 def test_philips_cnts_private_factors(tmp_path):
     """Philips CNTS: (7053,1000) is the SUVbw factor itself; (7053,1009) converts counts to Bq/mL."""
     ds = _pet(units="CNTS", Manufacturer="Philips")[0]

@@ -155,7 +155,8 @@ def _apply_radiopharmaceutical(ds: Any, volume: Volume, rp: dict | None) -> None
         if start is not None:
             item.RadiopharmaceuticalStartDateTime = (start.strftime("%Y%m%d%H%M%S.%f")
                                                      if isinstance(start, datetime) else str(start))
-            item.RadiopharmaceuticalStartTime = item.RadiopharmaceuticalStartDateTime[8:]
+            dt_text = str(item.RadiopharmaceuticalStartDateTime)  # TM has no UTC offset: cut a DT's '&ZZXX'
+            item.RadiopharmaceuticalStartTime = dt_text[8:].split("+")[0].split("-")[0]
         if rp.get("name"):
             item.Radiopharmaceutical = str(rp["name"])
         scan = rp.get("scan_datetime")

@@ -24,7 +24,10 @@
 
 The injection time is RadiopharmaceuticalStartDateTime, else RadiopharmaceuticalStartTime on the
 SeriesDate (a time after the scan start on that date is taken as the day before: injection before
-midnight). Units: ``BQML`` (Bq/mL), ``GML`` (already SUVbw: bw factor 1), and Philips ``CNTS`` with the
+midnight). Times are compared as local times: a DT that carries its own UTC offset (``...+0000``) is
+converted to the dataset's zone, TimezoneOffsetFromUTC (0008,0201), when that is given (an injection
+recorded in UTC against a series time in local time would otherwise be off by the zone difference, a
+46 % error in the F-18 decay factor per hour); without it the offset is dropped. Units: ``BQML`` (Bq/mL), ``GML`` (already SUVbw: bw factor 1), and Philips ``CNTS`` with the
 private SUV scale factor (7053,1000) (used directly for bw) or activity-concentration scale factor
 (7053,1009) (Bq/mL per count). Source: QIBA, "Standardized Uptake Value (SUV)" vendor-neutral
 pseudo-code, https://qibawiki.rsna.org/index.php/Standardized_Uptake_Value_(SUV).
@@ -103,13 +106,46 @@ def parse_da_tm(da: Any, tm: Any) -> datetime:
     return base + timedelta(seconds=frac)
 
 
-def parse_dt(dt: Any) -> datetime:
-    """Parse a DICOM DT ("YYYYMMDDHHMMSS.FFFFFF&ZZXX"); a UTC offset is dropped (local time kept)."""
+def _utc_offset(text: str, what: str) -> timedelta:
+    """``&ZZXX`` (sign, hours, minutes) as a timedelta; FormatError if malformed or beyond -12:00..+14:00."""
+    t = text.strip()
+    if len(t) != 5 or t[0] not in "+-" or not t[1:].isdigit() or int(t[3:]) >= 60:
+        raise FormatError(f"{what} {text!r} is not a UTC offset of the form +HHMM or -HHMM")
+    minutes = (1 if t[0] == "+" else -1) * (60 * int(t[1:3]) + int(t[3:]))
+    if not -12 * 60 <= minutes <= 14 * 60:
+        raise FormatError(f"{what} {text!r} lies outside -1200..+1400")
+    return timedelta(minutes=minutes)
+
+
+def local_utc_offset(ds: Any) -> timedelta | None:
+    """TimezoneOffsetFromUTC (0008,0201) of a dataset: the zone of its DA/TM values; None when absent."""
+    value = getattr(ds, "TimezoneOffsetFromUTC", None)
+    return None if not value else _utc_offset(str(value), "TimezoneOffsetFromUTC (0008,0201)")
+
+
+def parse_dt(dt: Any, local_offset: timedelta | None = None) -> datetime:
+    """Parse a DICOM DT ("YYYYMMDDHHMMSS.FFFFFF&ZZXX") into a naive local datetime.
+
+    A DT with an explicit UTC offset ``&ZZXX`` is converted to the local zone ``local_offset`` (the
+    dataset's TimezoneOffsetFromUTC, :func:`local_utc_offset`) when that is known, so that it compares
+    with the dataset's DA/TM values (which are local times); without ``local_offset`` the offset is
+    dropped (the DT's own local time is kept, the only reading when the dataset's zone is unknown).
+    """
     s = str(dt).strip()
+    offset = None
     for sign in "+-":
         if sign in s[8:]:
-            s = s[: 8 + s[8:].index(sign)]
-    return parse_da_tm(s[:8], s[8:] or "000000")
+            k = 8 + s[8:].index(sign)
+            s, offset = s[:k], _utc_offset(s[k:], f"the UTC offset of DT {str(dt).strip()!r}")
+    value = parse_da_tm(s[:8], s[8:] or "000000")
+    return value if offset is None or local_offset is None else value - offset + local_offset
+
+
+def _local_dt(value: Any, ds: Any) -> datetime:
+    """A DT of ``ds`` as local time (the dataset's zone is read only when the DT carries an offset)."""
+    text = str(value).strip()
+    explicit = any(sign in text[8:] for sign in "+-")
+    return parse_dt(text, local_utc_offset(ds) if explicit else None)
 
 
 def _private(ds: Any, tag: tuple[int, int]) -> float | None:
@@ -127,7 +163,7 @@ def _private(ds: Any, tag: tuple[int, int]) -> float | None:
 def acquisition_datetime(ds: Any) -> datetime | None:
     """AcquisitionDateTime, else AcquisitionDate (or SeriesDate) + AcquisitionTime; None if absent."""
     if getattr(ds, "AcquisitionDateTime", None):
-        return parse_dt(ds.AcquisitionDateTime)
+        return _local_dt(ds.AcquisitionDateTime, ds)
     tm = getattr(ds, "AcquisitionTime", None)
     da = getattr(ds, "AcquisitionDate", None) or getattr(ds, "SeriesDate", None)
     return parse_da_tm(da, tm) if tm and da else None
@@ -150,7 +186,7 @@ def scan_datetime(ds: Any, *, earliest_acquisition: datetime | None = None) -> d
     ge = ds.get(GE_SCAN_DATETIME)
     if ge is not None and str(ge.value).strip():
         value = ge.value.decode("latin-1") if isinstance(ge.value, bytes) else ge.value
-        return parse_dt(value)
+        return _local_dt(value, ds)
     return acq
 
 
@@ -165,7 +201,7 @@ def injection_datetime(ds: Any, *, reference: datetime | None = None) -> datetim
     """Radiopharmaceutical start: StartDateTime, else StartTime on the SeriesDate (see module docstring)."""
     rp = _radiopharmaceutical(ds)
     if getattr(rp, "RadiopharmaceuticalStartDateTime", None):
-        return parse_dt(rp.RadiopharmaceuticalStartDateTime)
+        return _local_dt(rp.RadiopharmaceuticalStartDateTime, ds)
     tm = getattr(rp, "RadiopharmaceuticalStartTime", None)
     if not tm:
         raise MissingTagError("missing RadiopharmaceuticalStartDateTime (0018,1078) and "
