@@ -108,23 +108,43 @@ def write(datasets: list[Dataset], folder: Path) -> Path:
 
 def nm_tomo(*, n_views: int = 4, rows: int = 3, cols: int = 5, step_deg: float = 45.0,
             starts_deg=(0.0, 180.0), direction: str = "CW", radial=((250.0,), (251.0, 252.0, 253.0, 254.0)),
-            windows=(("EM", 126.0, 154.0), ("SC", 110.0, 126.0))) -> Dataset:
-    """A dual-head NM TOMO instance; the frame of (window w, detector d, view v) holds 100 w + 10 d + v."""
+            windows=(("EM", 126.0, 154.0), ("SC", 110.0, 126.0)), slot_times_ms=None) -> Dataset:
+    """A dual-head NM TOMO instance; the frame of (window w, detector d, view v) holds 100 w + 10 d + v.
+
+    ``slot_times_ms`` (one TimeSlotTime per gate) makes it GATED TOMO: frames of time slot g (0-based) hold
+    ``1000 g`` more, ordered window, detector, view, slot."""
     ds = _base(NM_STORAGE, "NM", generate_uid(), generate_uid())
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"]
-    frames, ew, dv, rv, av = [], [], [], [], []
+    gated = slot_times_ms is not None
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "GATED TOMO" if gated else "TOMO", "EMISSION"]
+    frames, ew, dv, rv, av, tv = [], [], [], [], [], []
     for w in range(len(windows)):
         for d in range(len(starts_deg)):
             for v in range(n_views):
-                frames.append(np.full((rows, cols), 100 * w + 10 * d + v, dtype=np.uint16))
-                ew.append(w + 1)
-                dv.append(d + 1)
-                rv.append(1)
-                av.append(v + 1)
+                for g in range(len(slot_times_ms) if gated else 1):
+                    frames.append(np.full((rows, cols), 100 * w + 10 * d + v + 1000 * g, dtype=np.uint16))
+                    ew.append(w + 1)
+                    dv.append(d + 1)
+                    rv.append(1)
+                    av.append(v + 1)
+                    tv.append(g + 1)
     set_pixels(ds, np.stack(frames))
     ds.NumberOfFrames = len(frames)
     ds.FrameIncrementPointer = [0x00540010, 0x00540020, 0x00540050, 0x00540090]
     ds.EnergyWindowVector, ds.DetectorVector, ds.RotationVector, ds.AngularViewVector = ew, dv, rv, av
+    if gated:
+        ds.FrameIncrementPointer = [0x00540010, 0x00540020, 0x00540050, 0x00540090, 0x00540060, 0x00540070]
+        ds.RRIntervalVector, ds.TimeSlotVector = [1] * len(frames), tv
+        ds.NumberOfRRIntervals, ds.NumberOfTimeSlots = 1, len(slot_times_ms)
+        slots = []
+        for ms in slot_times_ms:
+            item = Dataset()
+            item.TimeSlotTime = ms
+            slots.append(item)
+        data = Dataset()
+        data.TimeSlotInformationSequence = Sequence(slots)
+        gate_info = Dataset()
+        gate_info.DataInformationSequence = Sequence([data])
+        ds.GatedInformationSequence = Sequence([gate_info])
     ds.NumberOfEnergyWindows, ds.NumberOfDetectors, ds.NumberOfRotations = len(windows), len(starts_deg), 1
     ds.PixelSpacing = [4.4, 4.2]
     items = []

@@ -63,3 +63,22 @@ def test_convert_projections_and_errors(tmp_path):
     assert res.exit_code == 2 and "PET" in res.output
     res = runner.invoke(app, ["info", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "missing" in res.output
+
+
+def test_convert_one_gate_of_gated_spect(tmp_path):
+    """``convert --gate K`` writes time slot K of a gated NM TOMO acquisition to Interfile; ``info`` reports the
+    number of gates; --gate on a volume is refused."""
+    from petspect.io.interfile import read_interfile_projections
+
+    fac.write([fac.nm_tomo(slot_times_ms=[300.0, 300.0, 300.0])], tmp_path / "gated")
+    res = runner.invoke(app, ["info", str(tmp_path / "gated")])
+    assert res.exit_code == 0 and "n_gates" in res.output
+    res = runner.invoke(app, ["convert", str(tmp_path / "gated"), str(tmp_path / "g2.hs"), "--gate", "2"])
+    assert res.exit_code == 0, res.output
+    back = read_interfile_projections(tmp_path / "g2.hs")
+    assert float(back.counts[0, 0, 0, 0]) == 1000.0 and back.frame_duration_s == pytest.approx(20.0 / 3)
+    res = runner.invoke(app, ["convert", str(tmp_path / "gated"), str(tmp_path / "g9.hs"), "--gate", "9"])
+    assert res.exit_code == 2 and "1..3" in res.output
+    ct = fac.write(fac.slice_stack(np.zeros((2, 3, 3)), modality="CT"), tmp_path / "ct")
+    res = runner.invoke(app, ["convert", str(ct), str(tmp_path / "ct.nii"), "--gate", "1"])
+    assert res.exit_code == 2 and "gate" in res.output

@@ -57,10 +57,12 @@ def convert(
     src: Path = typer.Argument(..., help="Input: NIfTI, DICOM folder/file, Interfile .hv/.hs."),
     dst: Path = typer.Argument(..., help="Output: .nii, .nii.gz, .hv, .hs, or a folder (DICOM series)."),
     suv: str = typer.Option(None, "--suv", help="Convert PET to SUV: bw, bsa, lbm_james, lbm_janmahasatian, ibw."),
+    gate: int = typer.Option(None, "--gate", min=1,
+                             help="Gated SPECT (DICOM NM GATED TOMO): keep this time slot (default: sum of all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Convert between formats (the output format follows DST's extension)."""
     from petspect.io.convert import convert as run
 
-    out = run(src, dst, suv=suv, overwrite=overwrite)
+    out = run(src, dst, suv=suv, gate=gate, overwrite=overwrite)
     typer.echo(f"wrote {out}")

@@ -14,7 +14,8 @@ folder, or a DICOM file     load: DICOM series PET/CT/MR/NM reconstruction (:mod
 ``save`` refuses to replace an existing output unless ``overwrite=True`` and writes atomically (a
 temporary file moved into place), so a failed write never leaves a half-written file.
 
-Other readers: :func:`read_nm_projections` (DICOM NM TOMO -> SpectProjections), :func:`read_rtstruct`
+Other readers: :func:`read_nm_projections` (DICOM NM TOMO or GATED TOMO -> SpectProjections; one gate or their
+sum), :func:`read_nm_gates` (every gate), :func:`read_rtstruct`
 (contours -> masks), :func:`read_interfile_projections` / :func:`write_interfile_projections`
 (STIR ``.hs``). SUV: :func:`suv_factor` / :func:`suv_factors` per DICOM instance (:mod:`.suv`),
 ``load(..., suv=kind)`` for a Volume. :mod:`petspect.io.convert` backs ``petspect info`` / ``convert``.
@@ -35,7 +36,7 @@ from petspect.volume import Volume
 
 _LAZY = {  # name -> module, imported on first use (pydicom / scikit-image load only when needed)
     "read_dicom_series": "dicom_read", "read_datasets": "dicom_files", "write_dicom_series": "dicom_write",
-    "read_nm_projections": "nm", "read_rtstruct": "rtstruct", "read_interfile": "interfile",
+    "read_nm_projections": "nm", "read_nm_gates": "nm", "read_rtstruct": "rtstruct", "read_interfile": "interfile",
     "write_interfile": "interfile", "read_interfile_projections": "interfile",
     "write_interfile_projections": "interfile",
 }

@@ -34,24 +34,32 @@ def is_projection_data(path: str | os.PathLike) -> bool:
     for f in files[:1]:
         ds = pydicom.dcmread(f, stop_before_pixels=True)
         image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
-        return getattr(ds, "Modality", None) == "NM" and "TOMO" in image_type
+        from petspect.io.nm import PROJECTION_TYPES
+
+        return getattr(ds, "Modality", None) == "NM" and any(v in PROJECTION_TYPES for v in image_type)
     return False
 
 
-def read_any(path: str | os.PathLike, *, suv: str | None = None) -> Volume | SpectProjections:
-    """A Volume (:func:`petspect.io.load`) or, for projection data, SpectProjections."""
+def read_any(path: str | os.PathLike, *, suv: str | None = None, gate: int | None = None) -> Volume | SpectProjections:
+    """A Volume (:func:`petspect.io.load`) or, for projection data, SpectProjections.
+
+    ``gate`` (1-based) picks one time slot of gated DICOM NM TOMO data (default: their sum)."""
     from petspect.io import load
 
     if is_projection_data(path):
         if suv is not None:
             raise FormatError("SUV applies to PET images, not SPECT projection data", path=path)
         if full_suffix(path) == ".hs":
+            if gate is not None:
+                raise FormatError("gate applies to gated DICOM NM TOMO data, not Interfile", path=path)
             from petspect.io.interfile import read_interfile_projections
 
             return read_interfile_projections(path)
         from petspect.io.nm import read_nm_projections
 
-        return read_nm_projections(path)
+        return read_nm_projections(path, gate=gate)
+    if gate is not None:
+        raise FormatError("gate applies to gated SPECT projection data (DICOM NM GATED TOMO)", path=path)
     return load(path, suv=suv)
 
 
@@ -83,6 +91,7 @@ def _projection_summary(proj: SpectProjections) -> dict[str, Any]:
         "energy_windows_kev": {w.name: [w.lower_kev, w.upper_kev] for w in proj.energy_windows},
         "photopeak_window": proj.energy_windows[proj.photopeak_window].name, "nuclide": proj.nuclide,
         "total_counts_per_window": [float(c) for c in np.asarray(proj.counts.double().sum(dim=(1, 2, 3)))],
+        **({"n_gates": proj.meta["n_gates"], "gate": proj.meta["gate"]} if "n_gates" in proj.meta else {}),
     }
 
 
@@ -92,18 +101,19 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     return _volume_summary(obj) if isinstance(obj, Volume) else _projection_summary(obj)
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None = None,
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None = None, gate: int | None = None,
             overwrite: bool = False) -> Path:
     """Read ``src`` and write it to ``dst`` in the format of ``dst``'s extension.
 
     Volumes go through :func:`petspect.io.save` (``.nii``, ``.nii.gz``, ``.hv``, or a folder for
     DICOM: a derived series of the source study when ``src`` is DICOM, else a synthetic study); SPECT
-    projections can be written to Interfile ``.hs``. ``src`` is never overwritten.
+    projections can be written to Interfile ``.hs`` (``gate``: one time slot of gated data, default
+    their sum). ``src`` is never overwritten.
     """
     from petspect.io import save
 
     out = check_output_path(dst, overwrite=overwrite, inputs=[src])
-    obj = read_any(src, suv=suv)
+    obj = read_any(src, suv=suv, gate=gate)
     if isinstance(obj, SpectProjections):
         if full_suffix(out) != ".hs":
             raise FormatError("SPECT projection data can be written to Interfile .hs only", path=out)

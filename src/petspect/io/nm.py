@@ -16,6 +16,12 @@ rotation, or one for a circular orbit), in mm. Energy windows: EnergyWindowInfor
 (name, lower and upper limits in keV). The photopeak is the window whose name contains "PEAK",
 "EM" or "PHOTO", else the one with the most counts. Frame duration: ActualFrameDuration (ms) of
 the first rotation.
+
+Gated TOMO (ImageType ``GATED TOMO``; frames also indexed by RRIntervalVector (0054,0060) and
+TimeSlotVector (0054,0070), one RR-interval window): ``gate=None`` sums the time slots into the ungated
+projections (frame duration: the whole view); ``gate=k`` keeps time slot ``k`` (1-based), whose frame
+duration is the view's times the slot's share of the cardiac cycle (TimeSlotTime (0054,0073) over their
+sum, else ``1 / n_slots``); :func:`read_nm_gates` returns every slot. Dynamic TOMO is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from petspect.errors import FormatError, MissingTagError
+from petspect.errors import FormatError, InputError, MissingTagError
 from petspect.geometry.spect import angles_from_dicom
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.io.dicom_files import pixel_array, read_datasets, require, where
@@ -35,6 +41,9 @@ ENERGY_WINDOW_VECTOR = 0x00540010
 DETECTOR_VECTOR = 0x00540020
 ROTATION_VECTOR = 0x00540050
 ANGULAR_VIEW_VECTOR = 0x00540090
+RR_INTERVAL_VECTOR = 0x00540060
+TIME_SLOT_VECTOR = 0x00540070
+PROJECTION_TYPES = ("TOMO", "GATED TOMO")  # ImageType value 3 of projection (not RECON) data
 MS_PER_S = 1000.0
 
 
@@ -50,7 +59,8 @@ def _frame_labels(ds: Any) -> dict[int, np.ndarray]:
     n = int(require(ds, "NumberOfFrames"))
     pointers = [int(p) for p in _as_list(require(ds, "FrameIncrementPointer"))]
     labels = {}
-    for tag in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR, ANGULAR_VIEW_VECTOR):
+    for tag in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR, ANGULAR_VIEW_VECTOR, RR_INTERVAL_VECTOR,
+                TIME_SLOT_VECTOR):
         if tag in pointers:
             if tag not in ds:
                 raise MissingTagError(f"FrameIncrementPointer names ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
@@ -65,7 +75,9 @@ def _frame_labels(ds: Any) -> dict[int, np.ndarray]:
     unknown = [p for p in pointers if p not in labels]
     if unknown:
         names = ", ".join(f"({p >> 16:04X},{p & 0xFFFF:04X})" for p in unknown)
-        raise FormatError(f"frames are also indexed by {names} (gated or dynamic TOMO is not supported)",
+        raise FormatError(f"frames are also indexed by {names} (dynamic TOMO is not supported)", path=where(ds))
+    if len(np.unique(labels[RR_INTERVAL_VECTOR])) > 1:
+        raise FormatError("gated TOMO with more than one RR-interval window (RRIntervalVector) is not supported",
                           path=where(ds))
     return labels
 
@@ -114,7 +126,9 @@ def _photopeak(windows: list[EnergyWindow], counts: torch.Tensor) -> int:
 
 def _gather_frames(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray,
                    n_windows: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """counts (windows, views, rows, cols) float32 and the (detector, rotation, view) key of each view."""
+    """counts (windows, views, rows, cols) float32 and the (detector, rotation, view) key of each view.
+
+    ``labels`` and ``frames`` are those of one time slot (all frames of ungated data)."""
     win, det, rot, view = (labels[t] for t in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR,
                                                 ANGULAR_VIEW_VECTOR))
     if win.max(initial=0) >= n_windows:
@@ -136,43 +150,77 @@ def _gather_frames(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray,
     return counts, view_keys
 
 
-def read_nm_projections(path: str | os.PathLike) -> SpectProjections:
+def _slot_fractions(ds: Any, n_slots: int) -> np.ndarray:
+    """Share of the cardiac cycle of each time slot: TimeSlotTime over their sum, else equal shares."""
+    try:
+        items = ds.GatedInformationSequence[0].DataInformationSequence[0].TimeSlotInformationSequence
+        times = np.asarray([float(item.TimeSlotTime) for item in items])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return np.full(n_slots, 1.0 / n_slots)
+    if len(times) != n_slots or np.any(times <= 0):
+        return np.full(n_slots, 1.0 / n_slots)
+    return times / times.sum()
+
+
+def _tomo_instance(path: str | os.PathLike) -> Any:
+    datasets = read_datasets(path)
+    tomo = [ds for ds in datasets if getattr(ds, "Modality", None) == "NM"
+            and any(str(v).upper() in PROJECTION_TYPES for v in (getattr(ds, "ImageType", None) or []))]
+    if len(tomo) != 1:
+        kinds = sorted({"/".join(str(v) for v in (getattr(ds, "ImageType", None) or [])) for ds in datasets})
+        raise FormatError(f"expected one NM TOMO or GATED TOMO instance, found {len(tomo)} among "
+                          f"ImageTypes {kinds}", path=path)
+    return tomo[0]
+
+
+def read_nm_projections(path: str | os.PathLike, *, gate: int | None = None) -> SpectProjections:
     """Read a DICOM NM TOMO acquisition (one multi-frame instance, file or folder) into SpectProjections.
 
     Parameters
     ----------
     path : str or PathLike
-        The NM file, or a folder holding exactly one NM TOMO instance.
+        The NM file, or a folder holding exactly one NM TOMO (or GATED TOMO) instance.
+    gate : int, optional
+        Gated data: the time slot to keep (1-based); ``None`` sums the slots (ungated projections).
 
     Returns
     -------
     SpectProjections
         counts (windows, views, rows, cols) as float32 counts (RescaleSlope applied when present),
-        angles, radius, pixel spacing (PixelSpacing rows, cols in mm), energy windows, frame duration.
+        angles, radius, pixel spacing (PixelSpacing rows, cols in mm), energy windows, frame duration
+        (s per view; for one gate, its share of it). ``meta["n_gates"]`` and ``meta["gate"]`` say which.
 
     Raises
     ------
     FormatError
-        Not NM TOMO projection data, inconsistent frame vectors, gated/dynamic data.
+        Not NM TOMO projection data, inconsistent frame vectors, dynamic data, several RR windows.
+    InputError
+        ``gate`` outside ``1 .. n_gates``.
     MissingTagError, UnsupportedTransferSyntaxError, MixedSeriesError
     """
-    datasets = read_datasets(path)
-    tomo = [ds for ds in datasets if getattr(ds, "Modality", None) == "NM"
-            and any(str(v).upper() == "TOMO" for v in (getattr(ds, "ImageType", None) or []))]
-    if len(tomo) != 1:
-        kinds = sorted({"/".join(str(v) for v in (getattr(ds, "ImageType", None) or [])) for ds in datasets})
-        raise FormatError(f"expected one NM TOMO instance (ImageType .../TOMO), found {len(tomo)} among "
-                          f"ImageTypes {kinds}", path=path)
-    ds = tomo[0]
+    ds = _tomo_instance(path)
     labels = _frame_labels(ds)
     frames = pixel_array(ds).reshape(-1, int(require(ds, "Rows")), int(require(ds, "Columns")))
+    slots = labels[TIME_SLOT_VECTOR]
+    n_gates = int(slots.max()) + 1
+    if gate is not None and not 1 <= int(gate) <= n_gates:
+        raise InputError(f"gate must lie in 1..{n_gates} (the acquisition has {n_gates} time slot(s))")
     windows = _energy_windows(ds)
-    counts, view_keys = _gather_frames(ds, labels, frames, len(windows))
+    counts, view_keys = None, None
+    for k in range(n_gates) if gate is None else (int(gate) - 1,):
+        sel = slots == k
+        if not sel.any():
+            raise FormatError(f"time slot {k + 1} of {n_gates} has no frames", path=where(ds))
+        c, keys = _gather_frames(ds, {t: v[sel] for t, v in labels.items()}, frames[sel], len(windows))
+        if view_keys is not None and keys != view_keys:
+            raise FormatError(f"time slot {k + 1} holds other views than time slot 1", path=where(ds))
+        counts, view_keys = (c if counts is None else counts + c), keys
     geometry = [_view_geometry(ds, d, r, v) for d, r, v in view_keys]
     rot0 = ds.RotationInformationSequence[0]
     duration_ms = getattr(rot0, "ActualFrameDuration", None) or getattr(ds, "ActualFrameDuration", None)
     if duration_ms is None:
         raise MissingTagError("missing ActualFrameDuration (0018,1242)", path=where(ds))
+    share = 1.0 if gate is None else float(_slot_fractions(ds, n_gates)[int(gate) - 1])
     spacing = [float(v) for v in require(ds, "PixelSpacing")]
     t = torch.from_numpy(counts)
     rp = (getattr(ds, "RadiopharmaceuticalInformationSequence", None) or [None])[0]
@@ -180,9 +228,17 @@ def read_nm_projections(path: str | os.PathLike) -> SpectProjections:
     meta = {"n_detectors": len({d for d, _, _ in view_keys}), "n_rotations": len({r for _, r, _ in view_keys}),
             "manufacturer": str(getattr(ds, "Manufacturer", "") or ""),
             "collimator": str(getattr(ds.DetectorInformationSequence[0], "CollimatorGridName", "") or ""),
-            "orbit": "circular" if len({g[1] for g in geometry}) == 1 else "non-circular"}
+            "orbit": "circular" if len({g[1] for g in geometry}) == 1 else "non-circular",
+            "n_gates": n_gates, "gate": "sum" if gate is None else int(gate)}
     return SpectProjections(counts=t, angles_deg=[g[0] for g in geometry], radius_mm=[g[1] for g in geometry],
                             pixel_spacing_mm=(spacing[0], spacing[1]), energy_windows=windows,
-                            frame_duration_s=float(duration_ms) / MS_PER_S, photopeak_window=_photopeak(windows, t),
+                            frame_duration_s=float(duration_ms) / MS_PER_S * share,
+                            photopeak_window=_photopeak(windows, t),
                             nuclide=str(code.CodeMeaning) if code is not None and "CodeMeaning" in code else None,
                             meta=meta)
+
+
+def read_nm_gates(path: str | os.PathLike) -> list[SpectProjections]:
+    """Every time slot of a gated NM TOMO acquisition, in order (one item for ungated data)."""
+    first = read_nm_projections(path, gate=1)
+    return [first] + [read_nm_projections(path, gate=k) for k in range(2, first.meta["n_gates"] + 1)]
