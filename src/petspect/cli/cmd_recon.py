@@ -1,4 +1,5 @@
-"""``petspect recon``: reconstruct an acquisition folder (from ``petspect project``) into an image in Bq/mL."""
+"""``petspect recon``: reconstruct an acquisition folder (from ``petspect project``) or measured SPECT projections
+(DICOM NM TOMO / GATED TOMO, Interfile ``.hs``) into an image."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from petspect.cli._common import get_device, handle_errors
+from petspect.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +18,8 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def recon(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Acquisition folder written by `petspect project`."),
+    data: Path = typer.Argument(..., help="Acquisition folder written by `petspect project`, or measured SPECT "
+                                          "projections (DICOM NM TOMO file or folder, Interfile .hs)."),
     out: Path = typer.Option(..., "--out", help="Output image (.nii.gz, .nii, .hv, or a DICOM folder)."),
     algorithm: str = typer.Option("osem", "--algorithm", help="fbp, mlem, osem or map (BSREM)."),
     iterations: int = typer.Option(4, "--iterations", min=0, help="Iterations (each visits every subset)."),
@@ -29,15 +32,35 @@ def recon(
     fbp_filter: str = typer.Option("hann", "--filter", help="FBP window: ramp, shepp-logan, cosine, hamming, hann."),
     cutoff: float = typer.Option(1.0, "--cutoff", help="FBP cut-off as a fraction of Nyquist."),
     objective: bool = typer.Option(False, "--objective", help="Print the (penalised) log-likelihood per iteration."),
+    gate: int = typer.Option(None, "--gate", min=1, help="Measured gated SPECT: this time slot (default: all)."),
+    system: str = typer.Option(None, "--system", help="Measured SPECT: collimator preset (spect-lehr, spect-me; "
+                                                      "default from the nuclide)."),
+    scatter: str = typer.Option("tew", "--scatter", help="Measured SPECT: tew (triple energy window) or none."),
+    sensitivity: float = typer.Option(None, "--sensitivity-cps-per-mbq", min=0.0,
+                                      help="Measured SPECT: camera sensitivity for an image in Bq/mL."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
-    """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid."""
+    """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
+
+    Measured SPECT projections are reconstructed on a grid of the detector's pixel size centred on the rotation
+    axis, with the collimator response and TEW scatter, without attenuation correction; in Bq/mL with
+    --sensitivity-cps-per-mbq, else in arbitrary units."""
     from petspect._fileio import check_output_path
     from petspect.io import save
-    from petspect.simulate.acquisition import load_acquisition, reconstruct_acquisition
+    from petspect.io.convert import is_projection_data, read_any
+    from petspect.simulate.acquisition import ACQUISITION_JSON, load_acquisition, reconstruct_acquisition
 
     check_output_path(out, overwrite=overwrite, inputs=[data])
-    acq = load_acquisition(data)
+    folder = data.is_dir() and (data / ACQUISITION_JSON).is_file()
+    if not folder and data.exists() and is_projection_data(data):
+        from petspect.simulate.measured import spect_acquisition
+
+        acq = spect_acquisition(read_any(data, gate=gate), system=system, scatter=scatter,
+                                sensitivity_cps_per_mbq=sensitivity, source=data)
+    else:
+        if gate is not None or system is not None or sensitivity is not None:
+            raise InputError("--gate, --system and --sensitivity-cps-per-mbq apply to measured SPECT projections")
+        acq = load_acquisition(data)
 
     def print_objective(it, _image, value):
         typer.echo(f"iteration {it}: objective {value:.10g}")

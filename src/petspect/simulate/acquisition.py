@@ -524,7 +524,8 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
     Returns
     -------
     Volume
-        Unit "Bq/mL", modality "PT" or "NM", ``meta`` records the algorithm and its settings.
+        Unit of the calibration ("Bq/mL"; "a.u." for measured data without a sensitivity), modality "PT"
+        or "NM", ``meta`` records the algorithm and its settings.
     """
     from petspect.recon.em import mlem, osem
     from petspect.recon.postfilter import gaussian_post_filter
@@ -559,11 +560,12 @@ def reconstruct_acquisition(data: AcquisitionData, algorithm: str = "osem", *, n
         img = bsrem(model, y, make_prior(prior, gamma=gamma, spacing_mm=spacing), beta, n_subsets=n_subsets, **common)
     return _image(data, img, algo, n_iter=n_iter, n_subsets=1 if algo == "mlem" else n_subsets,
                   beta=beta if algo == "map" else 0.0, prior=prior if algo == "map" else "none", gamma=gamma,
-                  attenuation_corrected=attenuation, post_filter_fwhm_mm=post_filter_fwhm_mm)
+                  attenuation_corrected=attenuation and (data.modality == "PET" or data.mu_per_mm is not None),
+                  post_filter_fwhm_mm=post_filter_fwhm_mm)
 
 
 def _image(data: AcquisitionData, img: torch.Tensor, algo: str, **settings: Any) -> Volume:
     meta = {"algorithm": algo, **settings, "system": data.system.get("preset"), "tof": data.system.get("tof", False),
             "calibration_mode": data.calibration.get("mode")}
-    return data.image_volume(img.detach().cpu(), unit="Bq/mL", modality="PT" if data.modality == "PET" else "NM",
-                             meta=meta)
+    return data.image_volume(img.detach().cpu(), unit=data.calibration.get("unit", "Bq/mL"),
+                             modality="PT" if data.modality == "PET" else "NM", meta=meta)
