@@ -65,6 +65,20 @@ class Preset:
     timing_thresholds_spe: tuple[float, ...] | None = None
     timing_fractions: tuple[float, ...] | None = None
 
+    @property
+    def cfd_fractions(self) -> tuple[float, ...]:
+        """Constant fractions scanned (``timing_fractions``, else the defaults of :mod:`petspect.detector.timing`)."""
+        from petspect.detector.timing import CFD_FRACTIONS
+
+        return self.timing_fractions or CFD_FRACTIONS
+
+    @property
+    def led_thresholds_spe(self) -> tuple[float, ...]:
+        """Leading-edge thresholds scanned (spe; ``timing_thresholds_spe``, else the defaults)."""
+        from petspect.detector.timing import LED_THRESHOLDS_SPE
+
+        return self.timing_thresholds_spe or LED_THRESHOLDS_SPE
+
     def to_dict(self) -> dict:
         """JSON record."""
         d = dataclasses.asdict(self)
@@ -266,10 +280,10 @@ def train(preset: Preset, data_dir: str | os.PathLike, out_dir: str | os.PathLik
 
 
 def _train_timing(preset: Preset, data: dict, record: dict, out: Path, device) -> None:
-    from petspect.detector.timing import CFD_FRACTIONS, CNNTimer
+    from petspect.detector.timing import CNNTimer
 
     timer = CNNTimer(preset.timing, settings=preset.timing_training, device=device, arch=preset.timing_arch,
-                     window=preset.timing_window, fractions=preset.timing_fractions or CFD_FRACTIONS)
+                     window=preset.timing_window, fractions=preset.cfd_fractions)
     timer.fit(data["timing_train"])
     labels = "source positions" + ("" if timer.arch == "aligned" else " + digital whole-sample shifts")
     timer.save(out / "timing_cnn", {**record, "events": len(data["timing_train"]), "arch": timer.arch, "labels": labels,
@@ -309,7 +323,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     """
     from petspect.detector.neural import NeuralPositioner
     from petspect.detector.report import write_report
-    from petspect.detector.timing import CFD_FRACTIONS, LED_THRESHOLDS_SPE, CNNTimer, evaluate_timing
+    from petspect.detector.timing import CNNTimer, evaluate_timing
     from petspect.detector.timing_limits import photon_level_ctr
 
     inputs = [p for p in (data_dir, models_dir) if p is not None]
@@ -342,8 +356,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
                                  "gain calibrated per pitch-sized region; Gaussian fit of the photopeak"}
     timer = CNNTimer.load(Path(models_dir) / "timing_cnn", device=device)
     timing = evaluate_timing(data["timing_val"], data["timing_test"], preset.timing, timer,
-                             thresholds_spe=preset.timing_thresholds_spe or LED_THRESHOLDS_SPE,
-                             fractions=preset.timing_fractions or CFD_FRACTIONS)
+                             thresholds_spe=preset.led_thresholds_spe, fractions=preset.cfd_fractions)
     for name in ("led", "cfd"):
         metrics[name] = timing[name]
     metrics["cnn_timing"] = timing["cnn"]
