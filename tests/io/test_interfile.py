@@ -61,6 +61,17 @@ def test_foreign_stir_header_big_endian_scaled(tmp_path):
     assert vol.origin_mm == (-3.0, -2.0, 0.0)  # STIR default: x, y centred, first slice at 0
 
 
+@pytest.mark.parametrize("keys", ["patient orientation := feet_in\n", "patient rotation := prone\n"])
+def test_foreign_header_not_head_in_supine_is_refused(tmp_path, keys):
+    """A feet-first or prone image would be read with flipped axes: it is refused with the keys named."""
+    (tmp_path / "d.v").write_bytes(np.zeros(8, dtype="<f4").tobytes())
+    (tmp_path / "d.hv").write_text(
+        "!INTERFILE  :=\nname of data file := d.v\n!number format := float\n!number of bytes per pixel := 4\n"
+        "!matrix size [1] := 2\n!matrix size [2] := 2\n!matrix size [3] := 2\n" + keys + "!END OF INTERFILE :=\n")
+    with pytest.raises(FormatError, match="head_in supine"):
+        load(tmp_path / "d.hv")
+
+
 def _projections(dtype=torch.float32, radius=None):
     g = torch.Generator().manual_seed(5)
     counts = torch.poisson(torch.full((2, 6, 3, 4), 7.0, dtype=torch.float64), generator=g).to(dtype)

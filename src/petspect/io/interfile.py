@@ -5,7 +5,9 @@ the file), ``[2]`` y (rows), ``[3]`` z (slices), ``scaling factor (mm/pixel) [i]
 ``first pixel offset (mm) [i]`` the position of the first voxel's centre. petspect writes the LPS
 origin there, so for the standard axial orientation STIR and petspect agree on voxel sizes and
 offsets; other orientations are kept in the extra key ``petspect direction`` (STIR warns about and
-ignores unknown keys). SPECT projections follow STIR's SPECT header (``!imaging modality := nucmed``,
+ignores unknown keys). Images are written, and read, as ``patient orientation := head_in`` /
+``patient rotation := supine``; a foreign header that says feet_in or prone (and has no ``petspect
+direction``) is refused rather than read with its axes flipped. SPECT projections follow STIR's SPECT header (``!imaging modality := nucmed``,
 ``!number of projections``, ``!extent of rotation``, ``!direction of rotation``, ``start angle``,
 ``orbit``, ``Radius``; ``!matrix size [1]`` tangential bins, ``[2]`` axial rows; data ordered view,
 row, column). Several energy windows are stored one after the other (the first is what STIR reads),
@@ -151,7 +153,8 @@ def write_interfile(volume: Volume, path: str | os.PathLike, *, overwrite: bool 
              "matrix axis label [2] := y", f"!matrix size [2] := {ny}", f"scaling factor (mm/pixel) [2] := {dy!r}",
              "matrix axis label [3] := z", f"!matrix size [3] := {nz}", f"scaling factor (mm/pixel) [3] := {dz!r}",
              f"first pixel offset (mm) [1] := {ox!r}", f"first pixel offset (mm) [2] := {oy!r}",
-             f"first pixel offset (mm) [3] := {oz!r}", "number of time frames := 1", "data offset in bytes[1] := 0"]
+             f"first pixel offset (mm) [3] := {oz!r}", "number of time frames := 1", "data offset in bytes[1] := 0",
+             "patient orientation := head_in", "patient rotation := supine"]
     if not np.allclose(volume.direction, AXIAL_DIRECTION, atol=0):
         flat = ", ".join(repr(float(v)) for v in np.asarray(volume.direction).reshape(-1))
         lines.append(f"petspect direction := {{{flat}}}")
@@ -181,6 +184,12 @@ def read_interfile(path: str | os.PathLike) -> Volume:
     direction = AXIAL_DIRECTION
     if h.get("petspect direction"):
         direction = np.asarray(_floats(h["petspect direction"])).reshape(3, 3)
+    else:  # petspect reads the axes as head-first supine (x left, y posterior, z superior); refuse other set-ups
+        position = (h.get("patient orientation", "head_in").strip().lower(),
+                    h.get("patient rotation", "supine").strip().lower())
+        if position != ("head_in", "supine"):
+            raise FormatError(f"patient orientation {position[0]!r} / rotation {position[1]!r}: only head_in supine "
+                              "images are read (reorient the image to head_in supine first)", path=p)
     modality_key = h.get("imaging modality", "").upper()
     modality = h.get("petspect modality") or {"PT": "PT", "PET": "PT", "NUCMED": "NM", "CT": "CT"}.get(modality_key)
     meta = json.loads(h["petspect meta"]) if h.get("petspect meta") else {}
