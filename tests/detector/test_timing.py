@@ -185,3 +185,28 @@ def test_cnn_timer_trigger_from_given_fractions(coincidences):
     timer = CNNTimer(CONFIG, settings=TrainSettings(epochs=1, batch_size=64, average_last=1), channels=4,
                      window=(3, 12), fractions=(0.02, 0.04)).fit(coincidences)
     assert timer.trigger_fraction_ in (0.02, 0.04) and timer.fractions == (0.02, 0.04)
+
+
+def test_sipm_crosstalk_and_dark_counts_in_waveforms():
+    """Prompt crosstalk p multiplies the mean charge by 1 / (1 - p); dark counts alone (no light) give
+    single-avalanche pulses, and none without a dark rate; both off keep the random stream."""
+    base = TimingConfig(length_mm=3.0, n_samples=32, max_shift=2, onset_ns=2.0, noise_spe=0.01, spr_decay_ns=2.0,
+                        spr_rise_ns=0.2)
+    charge = {}
+    for p in (0.0, 0.2):
+        co = simulate_coincidences(dataclasses.replace(base, crosstalk=p), 200, np.random.default_rng(8))
+        charge[p] = co.waveforms.sum(axis=-1).mean()
+    assert charge[0.2] / charge[0.0] == pytest.approx(1.25, rel=0.03)
+    dark = dataclasses.replace(base, light_collection=1e-9, dark_rate_hz_per_mm2=2e8)  # ~13 per 7.2 ns record
+    w = simulate_coincidences(dark, 100, np.random.default_rng(9)).waveforms
+    assert (w.max(axis=-1) > 0.5).mean() > 0.9
+    quiet = simulate_coincidences(dataclasses.replace(dark, dark_rate_hz_per_mm2=0.0), 100, np.random.default_rng(9))
+    assert quiet.waveforms.max() < 0.5
+    a = simulate_coincidences(base, 20, np.random.default_rng(3)).waveforms
+    b = simulate_coincidences(dataclasses.replace(base, crosstalk=0.0, dark_rate_hz_per_mm2=0.0), 20,
+                              np.random.default_rng(3)).waveforms
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError):
+        TimingConfig(crosstalk=1.0)
+    with pytest.raises(ConfigError):
+        TimingConfig(dark_rate_hz_per_mm2=-1.0)

@@ -15,8 +15,9 @@ so the true time difference is ``dt = t_a - t_b = 2 s / c``. In each detector:
   ``path = (L - z) / cos(theta)`` or ``(L + z) / cos(theta)`` with ``cos(theta)`` uniform within the
   escape cone, at speed ``c / n``, and is registered with a Gaussian single-photon time
   resolution (SPTR);
-- the analog pulse is the sum of single-photoelectron responses (bi-exponential, gain spread),
-  plus white electronic noise, sampled every ``sample_ps`` and digitised by an ADC.
+- the analog pulse is the sum of single-photoelectron responses (bi-exponential, gain spread; optionally
+  prompt optical crosstalk and dark counts of the SiPM), plus white electronic noise, sampled every
+  ``sample_ps`` and digitised by an ADC.
 
 Waveforms are simulated ``2 * max_shift`` samples longer than the analysed window so that they can
 be digitally shifted by whole samples (an exact change of the label, see :func:`crop_windows`).
@@ -77,6 +78,13 @@ class TimingConfig:
         the interaction time and share the light transport of the scintillation photons.
     cherenkov_pde : float
         Photon detection efficiency averaged over the Cherenkov spectrum that reaches the SiPM.
+    crosstalk : float
+        Probability that a fired SiPM cell fires a neighbour (prompt optical crosstalk, a geometric chain:
+        ``crosstalk / (1 - crosstalk)`` extra avalanches per photoelectron on average); 0: none (default).
+    dark_rate_hz_per_mm2 : float
+        SiPM dark-count rate (single avalanches at random times in the record, crosstalk included); 0: none.
+    sipm_area_mm2 : float
+        Active area of the SiPM behind each crystal (mm^2), for the dark counts.
     trigger_jitter_ps : float or None
         Width of the uniform spread of the pair's mean arrival time in the window (ps); ``None``: one
         sample (only the phase to the sampling clock is random). The window then locates the
@@ -104,6 +112,9 @@ class TimingConfig:
     trigger_jitter_ps: float | None = None
     cherenkov_yield: float = 0.0
     cherenkov_pde: float = 0.35
+    crosstalk: float = 0.0
+    dark_rate_hz_per_mm2: float = 0.0
+    sipm_area_mm2: float = 9.0
 
     @property
     def cherenkov_mean_pe(self) -> float:
@@ -122,6 +133,8 @@ class TimingConfig:
             raise ConfigError("trigger_jitter_ps must be >= 0")
         if self.cherenkov_yield < 0 or not 0 <= self.cherenkov_pde <= 1:
             raise ConfigError("cherenkov_yield must be >= 0 and cherenkov_pde within [0, 1]")
+        if not 0 <= self.crosstalk < 1 or self.dark_rate_hz_per_mm2 < 0 or self.sipm_area_mm2 <= 0:
+            raise ConfigError("crosstalk must lie in [0, 1), dark_rate_hz_per_mm2 >= 0 and sipm_area_mm2 > 0")
         if self.spr_rise_ns >= self.spr_decay_ns:
             raise ConfigError("spr_rise_ns must be shorter than spr_decay_ns")
 
@@ -288,11 +301,31 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
             idx = np.floor((t + t_arr) / fine_ps).astype(np.int64)
             ok = (idx >= 0) & (idx < n_fine)
             gains = 1.0 + config.gain_spread * generator.standard_normal(int(ok.sum()))
+            if config.dark_rate_hz_per_mm2 > 0 or config.crosstalk > 0:  # drawn only when enabled (same stream)
+                idx, gains = _sipm_extras(config, idx[ok], gains, n_fine * fine_ps, fine_ps, generator)
+                ok = np.ones(len(idx), dtype=bool)
             fine[row] = np.bincount(idx[ok], weights=gains, minlength=n_fine)
         analog = fftconvolve(fine, spr[None, :], axes=1)[:, :n_fine]
         sampled = analog[:, ::step] + generator.normal(0.0, config.noise_spe, (m * 2, total_samples))
         waves[sl] = digitise(sampled, config).reshape(m, 2, total_samples)
     return Coincidences(waves, dt, source, doi, n_pe, n_ch)
+
+
+def _sipm_extras(config: TimingConfig, idx: np.ndarray, gains: np.ndarray, record_ps: float, fine_ps: float,
+                 generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Add dark counts (uniform in the record) and prompt crosstalk (geometric chains) to one detector's avalanches.
+
+    ``idx`` are the fine-grid bins of the photoelectrons and ``gains`` their amplitudes (spe); a crosstalk
+    chain of ``k`` extra cells fires with its primary and adds ``k`` single-cell amplitudes.
+    """
+    n_dark = generator.poisson(config.dark_rate_hz_per_mm2 * config.sipm_area_mm2 * record_ps * 1e-12)
+    if n_dark:
+        idx = np.concatenate([idx, generator.integers(0, int(round(record_ps / fine_ps)), n_dark)])
+        gains = np.concatenate([gains, 1.0 + config.gain_spread * generator.standard_normal(n_dark)])
+    if config.crosstalk > 0:
+        extra = generator.geometric(1.0 - config.crosstalk, len(idx)) - 1  # P(k) = (1 - p) p^k, k >= 0
+        gains = gains + extra + config.gain_spread * np.sqrt(extra) * generator.standard_normal(len(idx))
+    return idx, gains
 
 
 def digitise(analog: np.ndarray, config: TimingConfig) -> np.ndarray:
