@@ -85,3 +85,18 @@ def test_timing_slope_reveals_shrinkage():
 def test_too_few_values_raise():
     with pytest.raises(InputError):
         width_at_fraction([1.0, 2.0])
+
+
+def test_fwhm_improvement_ci():
+    """Halving every error is a 50 % improvement in every resample; two draws of one distribution give an
+    interval around 0; bad inputs raise."""
+    from petspect.detector.metrics import fwhm_improvement_ci
+
+    g = np.random.default_rng(0)
+    a = g.normal(0.0, 100.0, 5000)
+    r = fwhm_improvement_ci(a, a / 2.0, n_boot=50)
+    assert r["improvement_pct"] == pytest.approx(50.0, abs=1.0) and r["ci_high_pct"] - r["ci_low_pct"] < 3.0
+    same = fwhm_improvement_ci(a, g.normal(0.0, 100.0, 5000), n_boot=100)
+    assert same["ci_low_pct"] < 0.0 < same["ci_high_pct"]
+    with pytest.raises(InputError):
+        fwhm_improvement_ci(a, a[:10])

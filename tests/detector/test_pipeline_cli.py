@@ -64,7 +64,9 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     assert 0 < ceiling < metrics["cfd"]["ctr_fwhm_ps"] and metrics["timing_photon_limits"]["n_pairs"] == 200
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Muller" in html and "Berg" in html
-    assert "Photon-level ceiling" in html
+    assert "Photon-level ceiling" in html and "bootstrap" in html
+    lo, hi = metrics["summary"]["cnn_ctr_improvement_over_cfd_ci95_pct"]
+    assert lo <= metrics["cnn_timing_improvement_ci"]["improvement_pct"] <= hi
     # outputs are never overwritten silently, and unknown presets are refused
     r = runner.invoke(app, ["detector", "simulate", "--preset", "tiny", "--out", str(data)])
     assert r.exit_code == 2 and "exists" in r.output

@@ -324,6 +324,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     from petspect.detector.neural import NeuralPositioner
     from petspect.detector.report import write_report
     from petspect.detector.timing import CNNTimer, evaluate_timing
+    from petspect.detector.metrics import fwhm_improvement_ci
     from petspect.detector.timing_limits import photon_level_ctr
 
     inputs = [p for p in (data_dir, models_dir) if p is not None]
@@ -362,6 +363,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     metrics["cnn_timing"] = timing["cnn"]
     metrics["cnn_timing_single_window"] = timing["cnn_single_window"]
     metrics["timing_val"] = timing["val"]
+    est, true = timing["estimates"], timing["true_dt_ps"]
+    metrics["cnn_timing_improvement_ci"] = fwhm_improvement_ci(est["cfd"] - true, est["cnn"] - true, seed=preset.seed)
     metrics["timing_photon_limits"] = {**photon_level_ctr(preset.timing, min(5000, max(200, len(data["timing_test"]))),
                                                           _rng(preset, 40)), "seed": [preset.seed, 40]}
     metrics["summary"] = _summary(metrics)
@@ -389,6 +392,8 @@ def _summary(metrics: dict) -> dict:
             "cnn_ctr_improvement_over_cfd_pct": 100.0 * (1.0 - cnn_t / cfd),
             "cnn_ctr_improvement_over_cfd_val_pct": 100.0 * (1.0 - metrics["timing_val"]["cnn"]["ctr_fwhm_ps"]
                                                              / metrics["timing_val"]["cfd"]["ctr_fwhm_ps"]),
+            "cnn_ctr_improvement_over_cfd_ci95_pct": [metrics["cnn_timing_improvement_ci"]["ci_low_pct"],
+                                                      metrics["cnn_timing_improvement_ci"]["ci_high_pct"]],
             "cnn_timing_slope": metrics["cnn_timing"]["slope"],
             # the most any waveform method could gain over this CFD: photon-level ceiling (exact photon times)
             "photon_ceiling_ps": ceiling,

@@ -53,6 +53,10 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _ci(interval) -> str:
+    return "-" if not interval else f"{_fmt(interval[0])} to {_fmt(interval[1])} %"
+
+
 def _limits_paragraph(metrics: dict) -> str:
     """The photon-level ceiling of the timing pair and the room it leaves over the constant fraction."""
     lim, s = metrics.get("timing_photon_limits"), metrics["summary"]
@@ -152,7 +156,8 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
         "<h2>Coincidence timing (ps)</h2>",
         _table(["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "slope (1 = unbiased)", "best setting"], t_rows),
         f"<p>CNN improvement over the best CFD: {_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % "
-        f"(target &ge; 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.</p>",
+        f"(95 % paired bootstrap interval {_ci(s.get('cnn_ctr_improvement_over_cfd_ci95_pct'))}; "
+        f"target &ge; 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.</p>",
         _limits_paragraph(metrics),
         "<h2>Published results beside this study (same direction, not the same data)</h2>",
         _table(["published study and quantity", "published", "this study"], _published_rows(metrics)),
