@@ -38,13 +38,15 @@ def recon(
     scatter: str = typer.Option("tew", "--scatter", help="Measured SPECT: tew (triple energy window) or none."),
     sensitivity: float = typer.Option(None, "--sensitivity-cps-per-mbq", min=0.0,
                                       help="Measured SPECT: camera sensitivity for an image in Bq/mL."),
+    mu: Path = typer.Option(None, "--mu", help="Measured SPECT: attenuation map (1/mm, 1/cm or HU) already registered "
+                                               "to the reconstruction grid (rows x cols x cols detector pixels)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
 
     Measured SPECT projections are reconstructed on a grid of the detector's pixel size centred on the rotation
-    axis, with the collimator response and TEW scatter, without attenuation correction; in Bq/mL with
-    --sensitivity-cps-per-mbq, else in arbitrary units."""
+    axis, with the collimator response and TEW scatter; attenuation corrected only with --mu (a map registered
+    to that grid); in Bq/mL with --sensitivity-cps-per-mbq, else in arbitrary units."""
     from petspect._fileio import check_output_path
     from petspect.io import save
     from petspect.io.convert import is_projection_data, read_any
@@ -55,11 +57,13 @@ def recon(
     if not folder and data.exists() and is_projection_data(data):
         from petspect.simulate.measured import spect_acquisition
 
+        from petspect.io import load
+
         acq = spect_acquisition(read_any(data, gate=gate), system=system, scatter=scatter,
-                                sensitivity_cps_per_mbq=sensitivity, source=data)
+                                sensitivity_cps_per_mbq=sensitivity, mu=None if mu is None else load(mu), source=data)
     else:
-        if gate is not None or system is not None or sensitivity is not None:
-            raise InputError("--gate, --system and --sensitivity-cps-per-mbq apply to measured SPECT projections")
+        if gate is not None or system is not None or sensitivity is not None or mu is not None:
+            raise InputError("--gate, --system, --sensitivity-cps-per-mbq and --mu apply to measured SPECT projections")
         acq = load_acquisition(data)
 
     def print_objective(it, _image, value):

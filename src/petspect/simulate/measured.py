@@ -8,8 +8,9 @@ into the :class:`~petspect.simulate.acquisition.AcquisitionData` that
 - system: the recorded orbit (angles and radius per view) and detector pixels, with the collimator of a
   petspect preset (``spect-lehr`` for Tc-99m, ``spect-me`` for Lu-177) for the distance-dependent response;
 - image grid: ``rows x cols x cols`` voxels of the detector's pixel size, centred on the rotation axis
-  (the patient coordinates of the NM header are not used: no CT attenuation map is registered here, so
-  the image is not attenuation corrected);
+  (the patient coordinates of the NM header are not used; the image is attenuation corrected only with an
+  attenuation map the user has registered to this grid, ``mu``: CT registration to the NM geometry is not
+  done here);
 - scatter: the triple-energy-window estimate (Ogawa et al, IEEE TMI 10 (1991) 408) from the windows
   adjacent to the photopeak, smoothed in the detector plane, as the additive term;
 - calibration: the per-view frame duration; with the camera's sensitivity (cps/MBq) the image is in
@@ -27,6 +28,7 @@ import petspect
 from petspect.errors import ConfigError, InputError
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.simulate.acquisition import AcquisitionData
+from petspect.volume import Volume
 
 ADJACENT_KEV = 1.0  # a scatter window within this distance of a photopeak edge counts as adjacent
 
@@ -77,9 +79,37 @@ def tew_additive(proj: SpectProjections, *, smooth_fwhm_mm: float | None = None)
     return est.to(torch.float32), record
 
 
+def mu_on_grid(mu: Volume, shape: list[int], spacing_mm: list[float], energy_kev: float) -> torch.Tensor:
+    """An attenuation map already on the reconstruction grid, in 1/mm (from 1/mm, 1/cm or HU).
+
+    The map must have been registered to the SPECT image beforehand (same shape and voxel size; the image is
+    centred on the rotation axis, slice 0 the superior detector row); HU are converted at ``energy_kev`` with
+    :func:`petspect.materials.hu_to_mu_per_mm`.
+    """
+    from petspect.materials import hu_to_mu_per_mm
+
+    if list(mu.shape) != list(shape) or any(abs(a - b) > 1e-3 for a, b in zip(mu.spacing_mm, spacing_mm)):
+        raise InputError(f"the attenuation map ({tuple(mu.shape)} voxels of {tuple(mu.spacing_mm)} mm) is not on the "
+                         f"reconstruction grid ({tuple(shape)} voxels of {tuple(spacing_mm)} mm); register and "
+                         "resample it to that grid first")
+    data = mu.data.to(torch.float32)
+    if mu.unit == "1/mm":
+        out = data
+    elif mu.unit == "1/cm":
+        out = data / 10.0
+    elif mu.unit == "HU":
+        out = hu_to_mu_per_mm(data, energy_kev)
+    else:
+        raise InputError(f"attenuation map unit {mu.unit!r}: give 1/mm, 1/cm or HU")
+    if bool((out < 0).any()) or bool((out > 0.1).any()):
+        raise InputError("attenuation coefficients must lie within 0-0.1 /mm (water at 140 keV is 0.015 /mm)")
+    return out
+
+
 def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scatter: str = "tew",
                       sensitivity_cps_per_mbq: float | None = None, psf: bool = True,
-                      tew_smooth_fwhm_mm: float | None = None, source: Any = None) -> AcquisitionData:
+                      tew_smooth_fwhm_mm: float | None = None, mu: Volume | None = None,
+                      source: Any = None) -> AcquisitionData:
     """Measured SPECT projections as an :class:`AcquisitionData` (see the module docstring).
 
     Parameters
@@ -96,6 +126,9 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
         Model the distance-dependent collimator response.
     tew_smooth_fwhm_mm : float, optional
         Smoothing of the TEW estimate (default two detector pixels; 0: none).
+    mu : Volume, optional
+        Attenuation map registered to the reconstruction grid (:func:`mu_on_grid`); without it the image is
+        not attenuation corrected.
     source : optional
         Where the data came from (recorded in the provenance).
     """
@@ -112,6 +145,9 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
     additive, scatter_record = (None, {"method": "none"}) if scatter == "none" else tew_additive(
         proj, smooth_fwhm_mm=tew_smooth_fwhm_mm)
     calibrated = sensitivity_cps_per_mbq is not None
+    grid = {"shape": [rows, cols, cols], "spacing_mm": [row_mm, col_mm, col_mm]}
+    peak = proj.energy_windows[proj.photopeak_window]
+    mu_mm = None if mu is None else mu_on_grid(mu, grid["shape"], grid["spacing_mm"], peak.centre_kev)
     system_record = {
         "modality": "SPECT", "preset": preset, "nuclide": proj.nuclide or spect.nuclide, "measured": True,
         "collimator": dataclasses.asdict(spect.collimator), "angles_deg": proj.angles_deg.tolist(),
@@ -124,9 +160,8 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
         "sensitivity": "given" if calibrated else "none: the image times 1 cps/MBq / the camera's sensitivity is Bq/mL"}
     return AcquisitionData(
         prompts=proj.photopeak.to(torch.float32), system=system_record,
-        grid={"shape": [rows, cols, cols], "spacing_mm": [row_mm, col_mm, col_mm]}, calibration=calibration,
-        additive=additive,
+        grid=grid, calibration=calibration, additive=additive, mu_per_mm=mu_mm,
         provenance={"petspect": petspect.__version__, "source": None if source is None else str(source),
                     "scatter": scatter_record, "meta": dict(proj.meta),
-                    "geometry": "image centred on the rotation axis; patient coordinates not used; no attenuation "
-                                "correction"})
+                    "geometry": "image centred on the rotation axis; patient coordinates not used",
+                    "attenuation": "none" if mu is None else f"registered map given ({mu.unit})"})
