@@ -62,6 +62,12 @@ def test_gated_tomo_gates_and_their_sum(tmp_path):
     assert len(read_nm_gates(tmp_path / "plain")) == 1
     with pytest.raises(InputError):
         read_nm_projections(tmp_path / "plain", gate=2)
+    # a 0 in a (1-based) frame vector is refused instead of dropping those frames from the sum
+    ds = fac.nm_tomo(slot_times_ms=[400.0, 400.0])
+    ds.TimeSlotVector = [0] + list(ds.TimeSlotVector)[1:]
+    fac.write([ds], tmp_path / "zero")
+    with pytest.raises(FormatError, match="1-based"):
+        read_nm_projections(tmp_path / "zero")
     # two RR-interval windows are refused
     ds = fac.nm_tomo(slot_times_ms=[400.0, 400.0])
     ds.RRIntervalVector = [1 + (k % 2) for k in range(int(ds.NumberOfFrames))]

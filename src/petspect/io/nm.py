@@ -69,6 +69,9 @@ def _frame_labels(ds: Any) -> dict[int, np.ndarray]:
             if vec.size != n:
                 raise FormatError(f"vector ({tag >> 16:04X},{tag & 0xFFFF:04X}) has {vec.size} values for "
                                   f"{n} frames", path=where(ds))
+            if vec.size and vec.min() < 0:
+                raise FormatError(f"vector ({tag >> 16:04X},{tag & 0xFFFF:04X}) holds an index below 1 "
+                                  "(DICOM frame vectors are 1-based)", path=where(ds))
             labels[tag] = vec
         else:
             labels[tag] = np.zeros(n, dtype=int)
