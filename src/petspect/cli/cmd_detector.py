@@ -88,8 +88,9 @@ def register(app: typer.Typer) -> None:
                             "see petspect.detector.timing_limits"}
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, json.dumps(record, indent=2))
-        typer.echo(f"first photon {r['first_photon_ps']:.1f} ps, best order statistic {r['best_order_statistic_ps']:.1f} "
-                   f"ps (k = {r['best_order_statistic_k']}), best linear {r['best_linear_ps']:.1f} ps, maximum "
-                   f"likelihood {r['max_likelihood_ps']:.1f} ps (CTR FWHM); written to {target}")
+        typer.echo(f"first photon {r['first_photon_ps']:.1f} ps, best order statistic "
+                   f"{r['best_order_statistic_ps']:.1f} ps (k = {r['best_order_statistic_k']}), best linear "
+                   f"{r['best_linear_ps']:.1f} ps, maximum likelihood {r['max_likelihood_ps']:.1f} ps (CTR FWHM); "
+                   f"written to {target}")
 
     app.add_typer(det, name="detector")

@@ -7,11 +7,13 @@ origin there, so for the standard axial orientation STIR and petspect agree on v
 offsets; other orientations are kept in the extra key ``petspect direction`` (STIR warns about and
 ignores unknown keys). Images are written, and read, as ``patient orientation := head_in`` /
 ``patient rotation := supine``; a foreign header that says feet_in or prone (and has no ``petspect
-direction``) is refused rather than read with its axes flipped. SPECT projections follow STIR's SPECT header (``!imaging modality := nucmed``,
-``!number of projections``, ``!extent of rotation``, ``!direction of rotation``, ``start angle``,
-``orbit``, ``Radius``; ``!matrix size [1]`` tangential bins, ``[2]`` axial rows; data ordered view,
-row, column). Several energy windows are stored one after the other (the first is what STIR reads),
-described by the standard ``energy window lower/upper level [i]`` keys.
+direction``) is refused rather than read with its axes flipped.
+
+SPECT projections follow STIR's SPECT header (``!imaging modality := nucmed``, ``!number of
+projections``, ``!extent of rotation``, ``!direction of rotation``, ``start angle``, ``orbit``,
+``Radius``; ``!matrix size [1]`` tangential bins, ``[2]`` axial rows; data ordered view, row, column).
+Several energy windows are stored one after the other (the first is what STIR reads), described by the
+standard ``energy window lower/upper level [i]`` keys.
 
 Round trips through petspect are exact: values are written in their own dtype, every float in full
 precision (``repr``), and angles, unit, modality and meta in ``petspect ...`` keys.

@@ -27,7 +27,9 @@ SeriesDate (a time after the scan start on that date is taken as the day before:
 midnight). Times are compared as local times: a DT that carries its own UTC offset (``...+0000``) is
 converted to the dataset's zone, TimezoneOffsetFromUTC (0008,0201), when that is given (an injection
 recorded in UTC against a series time in local time would otherwise be off by the zone difference, a
-46 % error in the F-18 decay factor per hour); without it the offset is dropped. Units: ``BQML`` (Bq/mL), ``GML`` (already SUVbw: bw factor 1), and Philips ``CNTS`` with the
+46 % error in the F-18 decay factor per hour); without it the offset is dropped.
+
+Units: ``BQML`` (Bq/mL), ``GML`` (already SUVbw: bw factor 1), and Philips ``CNTS`` with the
 private SUV scale factor (7053,1000) (used directly for bw) or activity-concentration scale factor
 (7053,1009) (Bq/mL per count). Source: QIBA, "Standardized Uptake Value (SUV)" vendor-neutral
 pseudo-code, https://qibawiki.rsna.org/index.php/Standardized_Uptake_Value_(SUV).
