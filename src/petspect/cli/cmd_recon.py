@@ -44,9 +44,10 @@ def recon(
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
 
-    Measured SPECT projections are reconstructed on a grid of the detector's pixel size centred on the rotation
-    axis, with the collimator response and TEW scatter; attenuation corrected only with --mu (a map registered
-    to that grid); in Bq/mL with --sensitivity-cps-per-mbq, else in arbitrary units."""
+    Measured SPECT projections: a grid of the detector's pixels centred
+    on the rotation axis, collimator response and TEW scatter; attenuation
+    corrected only with --mu (a map registered to that grid); Bq/mL with
+    --sensitivity-cps-per-mbq, else arbitrary units."""
     from petspect._fileio import check_output_path
     from petspect.io import save
     from petspect.io.convert import is_projection_data, read_any
