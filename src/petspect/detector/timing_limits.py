@@ -29,14 +29,10 @@ import numpy as np
 
 from petspect.detector.crystals import get_crystal
 from petspect.detector.metrics import width_at_fraction
-from petspect.detector.waveforms import TimingConfig, draw_interactions, mean_photoelectrons, photon_times_ps
+from petspect.detector.waveforms import (TimingConfig, backward_fraction, depth_quantile_mm, draw_interactions,
+                                         escape_cone_cos, mean_photoelectrons, photon_times_ps)
 from petspect.errors import InputError
 from petspect.units import C_MM_PER_PS
-
-
-def _escape_cos(config: TimingConfig) -> float:
-    """Cosine of the escape cone into the n = 1.5 coupling (as in ``photon_times_ps``)."""
-    return math.cos(math.asin(min(1.0, 1.5 / get_crystal(config.crystal).refractive_index)))
 
 
 def prompt_fraction(config: TimingConfig) -> float:
@@ -81,8 +77,7 @@ def photon_time_pdf(config: TimingConfig, doi_mm: float, *, span_ps: float, step
     t = np.arange(0.0, span_ps, step_ps) + 0.5 * step_ps  # bin centres
     emission = (1.0 - prompt_fraction(config)) * (np.exp(-t / decay) - np.exp(-t / rise)) / (decay - rise)
     emission[0] += prompt_fraction(config) / step_ps
-    cos_c = _escape_cos(config)
-    back = 0.5 * config.top_reflectivity / (0.5 + 0.5 * config.top_reflectivity)
+    cos_c, back = escape_cone_cos(config), backward_fraction(config)
     transport = np.zeros_like(t)
     for path0, weight in ((config.length_mm - doi_mm, 1.0 - back), (config.length_mm + doi_mm, back)):
         t_direct = path0 * n / C_MM_PER_PS  # travel time of the photon along the crystal axis
@@ -109,7 +104,7 @@ def _emission_span_ps(config: TimingConfig, photons: float) -> float:
         mid = 0.5 * (lo + hi)
         cdf = 1.0 - (decay * math.exp(-mid / decay) - rise * math.exp(-mid / rise)) / (decay - rise)
         lo, hi = (mid, hi) if cdf < target else (lo, mid)
-    travel = 2.0 * config.length_mm * get_crystal(config.crystal).refractive_index / (C_MM_PER_PS * _escape_cos(config))
+    travel = 2.0 * config.length_mm * get_crystal(config.crystal).refractive_index / (C_MM_PER_PS * escape_cone_cos(config))
     return hi + travel + config.length_mm / C_MM_PER_PS + 6.0 * config.sptr_fwhm_ps
 
 
@@ -219,9 +214,7 @@ def photon_level_ctr(config: TimingConfig, n_pairs: int, generator: np.random.Ge
     weights = np.linalg.solve(np.cov(flat.T), np.ones(first))
     weights /= weights.sum()
     linear = sorted_first[half:] @ weights
-    mu = float(get_crystal(config.crystal).attenuation().transport(511.0))
-    q = (np.arange(depths) + 0.5) / depths
-    z_grid = -np.log1p(-q * (1.0 - math.exp(-mu * config.length_mm))) / mu
+    z_grid = depth_quantile_mm(config, (np.arange(depths) + 0.5) / depths)
     span = _emission_span_ps(config, 3.0 * first)
     tables = [photon_time_pdf(config, float(z), span_ps=span) for z in z_grid]
     ml = max_likelihood_times(sorted_first.reshape(-1, first), n_tot.ravel(), [p for _, p in tables],

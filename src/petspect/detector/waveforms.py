@@ -185,6 +185,25 @@ def single_photon_response(config: TimingConfig, dt_ps: float) -> np.ndarray:
     return pulse / pulse.max()
 
 
+def escape_cone_cos(config: TimingConfig) -> float:
+    """Cosine of the half-angle of the escape cone from the crystal into the n = 1.5 optical coupling."""
+    return math.cos(math.asin(min(1.0, 1.5 / get_crystal(config.crystal).refractive_index)))
+
+
+def backward_fraction(config: TimingConfig) -> float:
+    """Fraction of the registered photons that left backwards and came back from the front-face reflector."""
+    return 0.5 * config.top_reflectivity / (0.5 + 0.5 * config.top_reflectivity)
+
+
+def depth_quantile_mm(config: TimingConfig, u: np.ndarray) -> np.ndarray:
+    """Photopeak interaction depth (mm from the front face) at quantiles ``u`` in [0, 1) of its distribution.
+
+    The depth is exponential with the crystal's 511 keV attenuation, truncated to the crystal length.
+    """
+    mu = float(get_crystal(config.crystal).attenuation().transport(511.0))
+    return -np.log1p(-(np.asarray(u) * (1.0 - math.exp(-mu * config.length_mm)))) / mu
+
+
 def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
                     generator: np.random.Generator, n_prompt: np.ndarray | None = None) -> list[np.ndarray]:
     """Registration times (ps, relative to the gamma entering the crystal) of each event's photons.
@@ -211,9 +230,8 @@ def photon_times_ps(config: TimingConfig, n_pe: np.ndarray, doi_mm: np.ndarray,
     if n_prompt is not None:  # zero emission delay for the last n_prompt photons of each event
         rank_from_end = np.repeat(np.cumsum(n_pe), n_pe) - np.arange(total)
         emit = np.where(rank_from_end <= np.repeat(n_prompt, n_pe), 0.0, emit)
-    cos_c = math.cos(math.asin(min(1.0, 1.5 / xtal.refractive_index)))  # escape cone into n = 1.5 coupling
-    cos_t = generator.uniform(cos_c, 1.0, total)
-    backward = generator.random(total) < 0.5 * config.top_reflectivity / (0.5 + 0.5 * config.top_reflectivity)
+    cos_t = generator.uniform(escape_cone_cos(config), 1.0, total)
+    backward = generator.random(total) < backward_fraction(config)
     path = np.where(backward, config.length_mm + z, config.length_mm - z) / cos_t
     t = (z / C_MM_PER_PS + emit * 1e3 + path * xtal.refractive_index / C_MM_PER_PS
          + generator.normal(0.0, config.sptr_fwhm_ps / 2.3548, total))
@@ -239,11 +257,9 @@ def draw_interactions(config: TimingConfig, n: int, generator: np.random.Generat
         Prompt Cherenkov photoelectrons (``None`` without Cherenkov emission).
     """
     xtal = get_crystal(config.crystal)
-    mu = float(xtal.attenuation().transport(511.0))
     doi = np.zeros((n, 2))
     for d in range(2):  # photopeak events within the crystal length
-        u = generator.random(n) * (1.0 - math.exp(-mu * config.length_mm))
-        doi[:, d] = -np.log1p(-u) / mu
+        doi[:, d] = depth_quantile_mm(config, generator.random(n))
     spread = np.clip(1.0 + xtal.intrinsic_resolution / 2.3548 * generator.standard_normal((n, 2)), 0.0, None)
     n_pe = generator.poisson(mean_photoelectrons(config) * spread)
     # prompt Cherenkov photoelectrons (drawn only when enabled, so that other set-ups keep their random stream)
@@ -299,28 +315,28 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
                                     n_prompt=n_ch[sl].ravel())
         for row, (t, t_arr) in enumerate(zip(times, arrival[sl].ravel())):
             idx = np.floor((t + t_arr) / fine_ps).astype(np.int64)
-            ok = (idx >= 0) & (idx < n_fine)
-            gains = 1.0 + config.gain_spread * generator.standard_normal(int(ok.sum()))
+            idx = idx[(idx >= 0) & (idx < n_fine)]
+            gains = 1.0 + config.gain_spread * generator.standard_normal(len(idx))
             if config.dark_rate_hz_per_mm2 > 0 or config.crosstalk > 0:  # drawn only when enabled (same stream)
-                idx, gains = _sipm_extras(config, idx[ok], gains, n_fine * fine_ps, fine_ps, generator)
-                ok = np.ones(len(idx), dtype=bool)
-            fine[row] = np.bincount(idx[ok], weights=gains, minlength=n_fine)
+                idx, gains = _sipm_extras(config, idx, gains, n_fine, fine_ps, generator)
+            fine[row] = np.bincount(idx, weights=gains, minlength=n_fine)
         analog = fftconvolve(fine, spr[None, :], axes=1)[:, :n_fine]
         sampled = analog[:, ::step] + generator.normal(0.0, config.noise_spe, (m * 2, total_samples))
         waves[sl] = digitise(sampled, config).reshape(m, 2, total_samples)
     return Coincidences(waves, dt, source, doi, n_pe, n_ch)
 
 
-def _sipm_extras(config: TimingConfig, idx: np.ndarray, gains: np.ndarray, record_ps: float, fine_ps: float,
+def _sipm_extras(config: TimingConfig, idx: np.ndarray, gains: np.ndarray, n_fine: int, fine_ps: float,
                  generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Add dark counts (uniform in the record) and prompt crosstalk (geometric chains) to one detector's avalanches.
 
-    ``idx`` are the fine-grid bins of the photoelectrons and ``gains`` their amplitudes (spe); a crosstalk
-    chain of ``k`` extra cells fires with its primary and adds ``k`` single-cell amplitudes.
+    ``idx`` are the bins (of ``fine_ps``, ``n_fine`` in the record) of the photoelectrons and ``gains`` their
+    amplitudes (spe); a crosstalk chain of ``k`` extra cells fires with its primary and adds ``k``
+    single-cell amplitudes.
     """
-    n_dark = generator.poisson(config.dark_rate_hz_per_mm2 * config.sipm_area_mm2 * record_ps * 1e-12)
+    n_dark = generator.poisson(config.dark_rate_hz_per_mm2 * config.sipm_area_mm2 * n_fine * fine_ps * 1e-12)
     if n_dark:
-        idx = np.concatenate([idx, generator.integers(0, int(round(record_ps / fine_ps)), n_dark)])
+        idx = np.concatenate([idx, generator.integers(0, n_fine, n_dark)])
         gains = np.concatenate([gains, 1.0 + config.gain_spread * generator.standard_normal(n_dark)])
     if config.crosstalk > 0:
         extra = generator.geometric(1.0 - config.crosstalk, len(idx)) - 1  # P(k) = (1 - p) p^k, k >= 0
