@@ -37,8 +37,14 @@ from petspect.units import C_MM_PER_PS
 
 def prompt_fraction(config: TimingConfig) -> float:
     """Mean fraction of the registered photons that are prompt (Cherenkov)."""
-    ch = config.cherenkov_mean_pe if config.cherenkov_yield > 0 else 0.0
-    return ch / (mean_photoelectrons(config) + ch)
+    return config.cherenkov_mean_pe / (mean_photoelectrons(config) + config.cherenkov_mean_pe)
+
+
+def _emission_cdf(config: TimingConfig, t_ps: float) -> float:
+    """Fraction of the scintillation photons emitted by ``t_ps`` (bi-exponential rise and decay)."""
+    xtal = get_crystal(config.crystal)
+    rise, decay = xtal.rise_ns * 1e3, xtal.decay_ns * 1e3
+    return 1.0 - (decay * math.exp(-t_ps / decay) - rise * math.exp(-t_ps / rise)) / (decay - rise)
 
 
 def photon_time_pdf(config: TimingConfig, doi_mm: float, *, span_ps: float, step_ps: float = 1.0):
@@ -97,14 +103,12 @@ def photon_time_pdf(config: TimingConfig, doi_mm: float, *, span_ps: float, step
 def _emission_span_ps(config: TimingConfig, photons: float) -> float:
     """Time by which ``photons`` scintillation photoelectrons are expected, plus transport and SPTR margins."""
     xtal = get_crystal(config.crystal)
-    rise, decay = xtal.rise_ns * 1e3, xtal.decay_ns * 1e3
     target = min(0.999, photons / mean_photoelectrons(config))
-    lo, hi = 0.0, 20.0 * decay
-    for _ in range(80):  # bisection on the bi-exponential CDF
+    lo, hi = 0.0, 20.0 * xtal.decay_ns * 1e3
+    for _ in range(80):  # bisection on the emission CDF
         mid = 0.5 * (lo + hi)
-        cdf = 1.0 - (decay * math.exp(-mid / decay) - rise * math.exp(-mid / rise)) / (decay - rise)
-        lo, hi = (mid, hi) if cdf < target else (lo, mid)
-    travel = 2.0 * config.length_mm * get_crystal(config.crystal).refractive_index / (C_MM_PER_PS * escape_cone_cos(config))
+        lo, hi = (mid, hi) if _emission_cdf(config, mid) < target else (lo, mid)
+    travel = 2.0 * config.length_mm * xtal.refractive_index / (C_MM_PER_PS * escape_cone_cos(config))
     return hi + travel + config.length_mm / C_MM_PER_PS + 6.0 * config.sptr_fwhm_ps
 
 
@@ -163,11 +167,8 @@ def informative_photons(config: TimingConfig) -> int:
     ``hf-readout`` pair), all of the 0.5 ns rise for LaBr3:Ce (capped at 150; the ceiling changes by < 2 %
     from 40 to 120 photons there), a couple for BGO (20).
     """
-    xtal = get_crystal(config.crystal)
-    rise, decay = xtal.rise_ns * 1e3, xtal.decay_ns * 1e3
-    t = 3.0 * rise + 300.0
-    cdf = 1.0 - (decay * math.exp(-t / decay) - rise * math.exp(-t / rise)) / (decay - rise)
-    return int(np.clip(round(mean_photoelectrons(config) * cdf), 20, 150))
+    t_ps = 3.0 * get_crystal(config.crystal).rise_ns * 1e3 + 300.0
+    return int(np.clip(round(mean_photoelectrons(config) * _emission_cdf(config, t_ps)), 20, 150))
 
 
 def photon_level_ctr(config: TimingConfig, n_pairs: int, generator: np.random.Generator, *, first: int | None = None,
@@ -202,7 +203,7 @@ def photon_level_ctr(config: TimingConfig, n_pairs: int, generator: np.random.Ge
         raise InputError(f"some detectors register fewer than first = {first} photons; lower it")
     times = photon_times_ps(config, n_tot.ravel(), doi.ravel(), generator,
                             n_prompt=None if n_ch is None else n_ch.ravel())
-    sorted_first = np.stack([np.sort(t)[:first] for t in times]).reshape(n_pairs, 2, first)
+    sorted_first = np.stack([np.sort(np.partition(t, first - 1)[:first]) for t in times]).reshape(n_pairs, 2, first)
     diff = sorted_first[:, 0] - sorted_first[:, 1]
 
     def fwhm(d):
