@@ -30,6 +30,7 @@ from petspect.errors import InputError
 
 DT_SCALE_PS = 1000.0
 RESIDUAL_SCALE_PS = 100.0  # target unit of the aligned network's correction
+AMPLITUDE_SCALE_SPE = 430.0  # aligned input's pulse-maximum normalisation (spe): the `realistic` LYSO maximum
 
 
 def _baseline(w: np.ndarray, baseline_samples: int) -> np.ndarray:
@@ -172,7 +173,7 @@ def aligned_input(windows: np.ndarray, fraction: float, sample_ps: float, *, pre
     rows : numpy.ndarray, shape (n, 2, 2 W + 2), float32
         ``w / max(w)`` and ``asinh(w / 2) / 6`` over the window (samples ``i0 - pre .. i0 + post - 1``
         with ``i0`` the sample before the crossing, edge samples repeated beyond the record), then the
-        crossing's sub-sample position minus 0.5 and ``log(max / 430 spe)``.
+        crossing's sub-sample position minus 0.5 and ``log(max / AMPLITUDE_SCALE_SPE)`` (430 spe).
     trigger_ps : numpy.ndarray, shape (n, 2)
         Constant-fraction times (ps from the first sample); a pulse that never crosses is put at the
         middle of the record.
@@ -184,7 +185,7 @@ def aligned_input(windows: np.ndarray, fraction: float, sample_ps: float, *, pre
     i0 = np.floor(t / sample_ps).astype(np.int64)
     idx = np.clip(i0[..., None] + np.arange(-pre, post), 0, w.shape[-1] - 1)
     win = np.take_along_axis(w, idx, axis=-1)
-    scalars = np.stack([t / sample_ps - i0 - 0.5, np.log(amp / 430.0)], axis=-1)
+    scalars = np.stack([t / sample_ps - i0 - 0.5, np.log(amp / AMPLITUDE_SCALE_SPE)], axis=-1)
     rows = np.concatenate([win / amp[..., None], np.arcsinh(win / 2.0) / 6.0, scalars], axis=-1)
     return rows.astype(np.float32), t
 
@@ -244,20 +245,23 @@ class CNNTimer:
         new_dt = dt - (shifts[:, :1] - shifts[:, 1:]).to(dt.dtype) * (self.config.sample_ps / DT_SCALE_PS)
         return timing_input(windows), new_dt
 
-    def _aligned(self, data: Coincidences) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """Feature rows, constant-fraction estimate ``t_a - t_b`` (ps) and labels of the central windows."""
-        windows, dt = crop_windows(data.waveforms, data.dt_ps, np.zeros((len(data), 2), dtype=int), self.config)
+    def _central(self, data: Coincidences) -> tuple[np.ndarray, np.ndarray]:
+        """The central (unshifted) windows of ``data`` and their labels ``t_a - t_b`` (ps)."""
+        return crop_windows(data.waveforms, data.dt_ps, np.zeros((len(data), 2), dtype=int), self.config)
+
+    def _aligned(self, windows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """Feature rows and the constant-fraction estimate ``t_a - t_b`` (ps) of central windows."""
         rows, t = aligned_input(windows, self.trigger_fraction_, self.config.sample_ps, pre=self.window[0],
                                 post=self.window[1])
-        return torch.from_numpy(rows), t[:, 0] - t[:, 1] - self.offset_ps_, dt
+        return torch.from_numpy(rows), t[:, 0] - t[:, 1] - self.offset_ps_
 
     def fit(self, data: Coincidences) -> CNNTimer:
         """Train on coincidences (labels from the source positions)."""
         if self.arch == "aligned":
-            windows, dt = crop_windows(data.waveforms, data.dt_ps, np.zeros((len(data), 2), dtype=int), self.config)
+            windows, dt = self._central(data)
             scan = scan_discriminator("cfd", windows, dt, self.fractions, self.config.sample_ps)
             self.trigger_fraction_, self.offset_ps_ = scan.best, scan.offset_ps
-            rows, base, dt = self._aligned(data)
+            rows, base = self._aligned(windows)
             target = torch.from_numpy(((dt - base) / RESIDUAL_SCALE_PS).astype(np.float32))[:, None]
             self.history_ = fit_regressor(self.model, rows, target, settings=self.settings,
                                           description="training timing cnn")
@@ -285,7 +289,7 @@ class CNNTimer:
         pulses, so a common shift does not change its input and ``shift_average`` does nothing.
         """
         if self.arch == "aligned":
-            rows, base, _ = self._aligned(data)
+            rows, base = self._aligned(self._central(data)[0])
             return base + predict(self.model, rows).numpy()[:, 0].astype(np.float64) * RESIDUAL_SCALE_PS
         ks = range(-self.config.max_shift, self.config.max_shift + 1) if shift_average else (0,)
         out = []
@@ -304,8 +308,8 @@ class CNNTimer:
                "settings": dataclasses.asdict(self.settings), "dt_scale_ps": DT_SCALE_PS,
                "residual_scale_ps": RESIDUAL_SCALE_PS,
                "input": ("per pulse: window around its constant-fraction crossing (w / max, asinh(w / 2) / 6), "
-                         "sub-sample crossing position - 0.5, log(max / 430 spe); output: correction to the "
-                         "constant-fraction t_a - t_b in units of residual_scale_ps") if aligned else
+                         f"sub-sample crossing position - 0.5, log(max / {AMPLITUDE_SCALE_SPE:g} spe); output: "
+                         "correction to the constant-fraction t_a - t_b in units of residual_scale_ps") if aligned else
                         "pair of windows (2, n_samples) in spe, baseline-subtracted, asinh(w / 2) / 6",
                "history": self.history_, "data": record or {}}
         how = ("corrections to the constant-fraction times of windows aligned on each pulse" if aligned
@@ -340,8 +344,7 @@ def evaluate_timing(val: Coincidences, test: Coincidences, config: TimingConfig,
         ``"val"`` (the discriminators' validation figures are those of their best setting), and
         ``"estimates"``: method -> (n,) ps on ``test``.
     """
-    zero = np.zeros((len(val), 2), dtype=int)
-    wv, dtv = crop_windows(val.waveforms, val.dt_ps, zero, config)
+    wv, dtv = crop_windows(val.waveforms, val.dt_ps, np.zeros((len(val), 2), dtype=int), config)
     wt, dtt = crop_windows(test.waveforms, test.dt_ps, np.zeros((len(test), 2), dtype=int), config)
     out: dict = {"estimates": {}, "val": {}}
     for method, settings in (("led", thresholds_spe), ("cfd", fractions)):
@@ -358,7 +361,8 @@ def evaluate_timing(val: Coincidences, test: Coincidences, config: TimingConfig,
         est = cnn.estimate(test)
         out["cnn"] = timing_metrics(est, dtt)
         out["estimates"]["cnn"] = est
-        out["cnn_single_window"] = timing_metrics(cnn.estimate(test, shift_average=False), dtt)
+        single = est if cnn.arch == "aligned" else cnn.estimate(test, shift_average=False)  # aligned: the same
+        out["cnn_single_window"] = timing_metrics(single, dtt)
         out["val"]["cnn"] = timing_metrics(cnn.estimate(val), dtv)
     out["true_dt_ps"] = dtt
     return out
