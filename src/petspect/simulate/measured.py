@@ -58,7 +58,7 @@ def tew_additive(proj: SpectProjections, *, smooth_fwhm_mm: float | None = None)
     Gaussian normalised at the detector edges, so that a flat estimate stays flat).
     Returns the estimate and a record of the windows used.
     """
-    from petspect.physics.spect_scatter import detector_blur, tew_scatter
+    from petspect.physics.spect_scatter import detector_blur, tew_from_projections
 
     peak = proj.energy_windows[proj.photopeak_window]
     low = _adjacent(proj.energy_windows, peak, below=True)
@@ -67,9 +67,7 @@ def tew_additive(proj: SpectProjections, *, smooth_fwhm_mm: float | None = None)
         have = [(w.name, w.lower_kev, w.upper_kev) for w in proj.energy_windows]
         raise InputError(f"TEW scatter needs a window just below the photopeak {peak.lower_kev}-{peak.upper_kev} keV; "
                          f"have {have} (or reconstruct without scatter correction)")
-    c_low = proj.counts[proj.energy_windows.index(low)].to(torch.float64)
-    c_up = proj.counts[proj.energy_windows.index(up)].to(torch.float64) if up is not None else torch.zeros_like(c_low)
-    est = tew_scatter(c_low, c_up, low.width_kev, up.width_kev if up is not None else 1.0, peak.width_kev)
+    est = tew_from_projections(proj, low=low.name, up=None if up is None else up.name)
     fwhm = 2.0 * max(proj.pixel_spacing_mm) if smooth_fwhm_mm is None else float(smooth_fwhm_mm)
     if fwhm > 0:  # normalised at the detector edges: smoothing an estimate must not lose its level there
         est = detector_blur(est, proj.pixel_spacing_mm, fwhm) / detector_blur(
