@@ -178,9 +178,9 @@ class PairedVolumeDataset(Dataset):
         self.keys = (input_key, *extra_keys)
         self.foreground_key, self.weight_key = foreground_key, weight_key
         self.weight_factor, self.weight_dilate_voxels = float(weight_factor), int(weight_dilate_voxels)
-        maps = tuple(k for k in (foreground_key, weight_key) if k)
+        self._map_keys = tuple(dict.fromkeys(k for k in (foreground_key, weight_key) if k))  # region maps to load
         for i, e in enumerate(entries):
-            missing = [k for k in (*self.keys, target_key, *maps) if k not in e]
+            missing = [k for k in (*self.keys, target_key, *self._map_keys) if k not in e]
             if missing:
                 raise ConfigError(f"entry {i} ({e.get('subject', '?')}) lacks keys {missing}; has {sorted(e)}")
         self.entries = [dict(e) for e in entries]
@@ -219,8 +219,7 @@ class PairedVolumeDataset(Dataset):
             e = self.entries[index]
             from petspect.io import load
 
-            maps = tuple(dict.fromkeys(k for k in (self.foreground_key, self.weight_key) if k))
-            vols = {k: load(self.root / e[k]) for k in (*self.keys, self.target_key, *maps)}
+            vols = {k: load(self.root / e[k]) for k in (*self.keys, self.target_key, *self._map_keys)}
             for k, v in vols.items():
                 if k in self.normalizations:
                     self.normalizations[k].check_unit(v.unit, path=self.root / e[k])

@@ -122,8 +122,8 @@ def build_loss(weights: Mapping[str, float], *, spatial_dims: int, charbonnier_e
         raise ConfigError(f"unknown loss terms {sorted(unknown)}; choose from {LOSSES}")
     if any(not math.isfinite(w) or w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
         raise ConfigError(f"loss weights must be finite, non-negative and not all zero, got {dict(weights)}")
-    make = {"l1": lambda: PixelLoss("l1"), "mse": lambda: PixelLoss("mse"), "charbonnier": lambda: CharbonnierLoss(charbonnier_eps),
-            "ssim": lambda: SSIMLoss(spatial_dims)}
+    make = {"l1": lambda: PixelLoss("l1"), "mse": lambda: PixelLoss("mse"),
+            "charbonnier": lambda: CharbonnierLoss(charbonnier_eps), "ssim": lambda: SSIMLoss(spatial_dims)}
     return CombinedLoss({n: make[n]() for n in weights}, {n: float(w) for n, w in weights.items()})
 
 
