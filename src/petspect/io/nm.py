@@ -201,9 +201,18 @@ def read_nm_projections(path: str | os.PathLike, *, gate: int | None = None) -> 
         ``gate`` outside ``1 .. n_gates``.
     MissingTagError, UnsupportedTransferSyntaxError, MixedSeriesError
     """
+    return _projections(*_parse(path), gate)
+
+
+def _parse(path: str | os.PathLike) -> tuple[Any, dict[int, np.ndarray], np.ndarray]:
+    """The TOMO instance, its frame labels and its frames (read and decoded once)."""
     ds = _tomo_instance(path)
-    labels = _frame_labels(ds)
     frames = pixel_array(ds).reshape(-1, int(require(ds, "Rows")), int(require(ds, "Columns")))
+    return ds, _frame_labels(ds), frames
+
+
+def _projections(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray, gate: int | None) -> SpectProjections:
+    """SpectProjections of one time slot (1-based ``gate``) or of their sum (``None``)."""
     slots = labels[TIME_SLOT_VECTOR]
     n_gates = int(slots.max()) + 1
     if gate is not None and not 1 <= int(gate) <= n_gates:
@@ -243,5 +252,6 @@ def read_nm_projections(path: str | os.PathLike, *, gate: int | None = None) -> 
 
 def read_nm_gates(path: str | os.PathLike) -> list[SpectProjections]:
     """Every time slot of a gated NM TOMO acquisition, in order (one item for ungated data)."""
-    first = read_nm_projections(path, gate=1)
-    return [first] + [read_nm_projections(path, gate=k) for k in range(2, first.meta["n_gates"] + 1)]
+    ds, labels, frames = _parse(path)
+    n_gates = int(labels[TIME_SLOT_VECTOR].max()) + 1
+    return [_projections(ds, labels, frames, k) for k in range(1, n_gates + 1)]
