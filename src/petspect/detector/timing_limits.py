@@ -146,7 +146,7 @@ def max_likelihood_times(first: np.ndarray, n_photons: np.ndarray, tables: list,
     out = np.empty(len(first))
     k = first.shape[1]
     for i, (s, n) in enumerate(zip(first, n_photons)):
-        # the first photon arrives before n F(t) reaches 10 (for the middle depth) with near certainty
+        # the first photon arrives before n F(t) reaches 10 photons (middle depth) with near certainty; +200 ps margin
         lead = t_grid[min(len(t_grid) - 1, int(np.searchsorted(cdf_mid * n, 10.0)))] + 200.0
         t0 = np.arange(s[0] - lead, s[0] - t_grid[0], step_ps)
         idx = np.clip(np.round((s[None, :] - t0[:, None] - t_grid[0]) / dt).astype(np.int64), 0, len(t_grid) - 1)
