@@ -52,14 +52,20 @@ def test_rotated_ellipsoid_and_box_volumes():
 
 
 def test_cylinder_any_axis_and_half_cylinder():
-    """pi r^2 L for a tilted capped cylinder; half of it on one side of a cutting plane."""
+    """pi r^2 L for a tilted capped cylinder; half of it on one side of a cutting plane.
+
+    The centre is off the supersampling lattice: a cutting plane through the grid centre holds a whole
+    diagonal of sub-sample points at distance 0, whose in/out call then depends on the last bit of the
+    float arithmetic of the CPU at hand (1.6 % too much volume on the 2026-12 dev VM, within 1 % before).
+    """
     g = Grid.centered((48, 48, 48), 1.25)
     axis = (1.0, 1.0, 0.5)
-    c = Cylinder((0, 0, 0), 10.0, 30.0, axis)
+    centre = (0.31, -0.17, 0.11)
+    c = Cylinder(centre, 10.0, 30.0, axis)
     expect = math.pi * 100 * 30e-3
     assert _vol_ml(voxelize(c, g), g) == pytest.approx(expect, rel=0.01)
     perp = np.cross(np.asarray(axis) / np.linalg.norm(axis), [0, 0, 1])
-    h = half_cylinder((0, 0, 0), 10.0, 30.0, axis, perp)
+    h = half_cylinder(centre, 10.0, 30.0, axis, perp)
     assert _vol_ml(voxelize(h, g), g) == pytest.approx(expect / 2, rel=0.01)
     with pytest.raises(InputError):
         half_cylinder((0, 0, 0), 10.0, 30.0, axis, axis)
