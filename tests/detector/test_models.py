@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from petspect.detector.models import (AlignedPulseCNN, PositionCNN, PositionMLP, TimingCNN, TrainSettings,
-                                      _running_average, masked_smooth_l1)
+                                      fit_regressor, masked_smooth_l1)
 from petspect.detector.neural import NeuralPositioner
 from petspect.detector.photodetector import SiPMArray
 from petspect.errors import ConfigError, InputError
@@ -49,12 +49,28 @@ def test_aligned_pulse_cnn_is_antisymmetric():
         assert torch.equal(net(x[:, :1].expand(-1, 2, -1)), torch.zeros(6, 1))
 
 
-def test_running_average_is_the_mean_of_the_states():
-    states = [{"w": torch.tensor([float(k), 2.0 * k]), "n": torch.tensor(k)} for k in range(4)]
-    avg = None
-    for k, st in enumerate(states):
-        avg = _running_average(avg, st, k)
-    assert torch.allclose(avg["w"], torch.tensor([1.5, 3.0])) and avg["n"] == 3  # integer buffers: the latest
+def test_fit_regressor_keeps_the_best_epoch_and_is_seeded():
+    """Trained through petspect.train.loop: the kept weights are those of the epoch of smallest held-out loss,
+    a second run with the same seed gives the same history and weights, and averaging reports no epoch."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g)
+    y = x[:, :2] * 0.5
+
+    def run(**kw):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            net = PositionMLP(6, (16,), n_out=2)
+        return net, fit_regressor(net, x, y, settings=TrainSettings(epochs=5, batch_size=32, **kw))
+
+    net, hist = run()
+    assert hist["best_epoch"] == int(np.argmin(hist["val_loss"])) and len(hist["train_loss"]) == 5
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+    net2, hist2 = run()
+    assert hist2 == hist and all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                                      net2.state_dict().values()))
+    assert run(average_last=2)[1]["best_epoch"] is None
+    with pytest.raises(InputError):
+        fit_regressor(PositionMLP(6), x, y[:10])
 
 
 def test_masked_loss_ignores_unknown_labels():

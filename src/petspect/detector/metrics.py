@@ -10,105 +10,23 @@ the median is the offset of the peak of the error distribution and is not dragge
 Compton-scatter tail, which no estimator of the first interaction can remove; the mean is reported
 as ``edge_bias_mean_*``).
 Timing: coincidence time resolution (CTR) of ``dt_estimate - dt_true`` in ps.
+
+The generic width estimators (:func:`width_at_fraction`, :func:`gaussian_fit`, :func:`width_summary`)
+and the paired bootstrap (:func:`fwhm_improvement_ci`) live in :mod:`petspect.metrics.distribution` and
+are re-exported here; this module holds what is specific to detectors.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-
 import numpy as np
 
 from petspect.errors import InputError
+from petspect.metrics.distribution import (SIGMA_TO_FWHM, SIGMA_TO_FWTM, fwhm_improvement_ci, gaussian_fit,
+                                           width_at_fraction, width_summary)
 
-SIGMA_TO_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
-SIGMA_TO_FWTM = 2.0 * math.sqrt(2.0 * math.log(10.0))
-
-
-def _finite(values) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size < 20:
-        raise InputError(f"need at least 20 finite values to estimate a width, got {v.size}")
-    return v
-
-
-def _histogram(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = np.percentile(v, [0.5, 99.5])
-    iqr = np.subtract(*np.percentile(v, [75, 25]))
-    width = 2.0 * max(iqr, 1e-12) * v.size ** (-1.0 / 3.0)
-    nbins = int(np.clip(np.ceil((hi - lo) / width), 10, 2000))
-    counts, edges = np.histogram(v, bins=nbins, range=(lo - 2 * width, hi + 2 * width))
-    smooth = np.convolve(counts, np.ones(3) / 3.0, mode="same")
-    return smooth, 0.5 * (edges[1:] + edges[:-1])
-
-
-def width_at_fraction(values, fraction: float = 0.5) -> float:
-    """Full width of the distribution of ``values`` at ``fraction`` of its maximum (interpolation).
-
-    Parameters
-    ----------
-    values : array-like
-        Samples (e.g. positioning errors in mm, time errors in ps).
-    fraction : float
-        0.5 gives the FWHM, 0.1 the FWTM.
-
-    Returns
-    -------
-    float
-        Width in the unit of ``values``: distance between the outermost crossings on either side of
-        the peak, linearly interpolated between histogram bins.
-    """
-    if not 0 < fraction < 1:
-        raise InputError("fraction must lie in (0, 1)")
-    h, c = _histogram(_finite(values))
-    k = int(np.argmax(h))
-    level = fraction * h[k]
-    above = np.nonzero(h >= level)[0]
-    i, j = above[0], above[-1]
-
-    def cross(a, b):  # interpolate between bins a (below) and b (above level)
-        return c[a] + (level - h[a]) * (c[b] - c[a]) / (h[b] - h[a]) if h[b] != h[a] else c[b]
-
-    left = cross(i - 1, i) if i > 0 else c[0]
-    right = cross(j + 1, j) if j + 1 < len(h) else c[-1]
-    return float(right - left)
-
-
-def gaussian_fit(values, *, iterations: int = 5) -> tuple[float, float]:
-    """Mean and sigma of a Gaussian fitted to the central part of the histogram of ``values``.
-
-    Least-squares fit of ``A exp(-(x - m)^2 / (2 s^2))`` to the histogram within ``m +- 1.5 s``,
-    iterated from the median and the MAD-based sigma.
-    """
-    from scipy.optimize import OptimizeWarning, curve_fit
-
-    v = _finite(values)
-    m, s = float(np.median(v)), float(1.4826 * np.median(np.abs(v - np.median(v)))) or float(v.std()) or 1.0
-    for _ in range(iterations):
-        sel = v[np.abs(v - m) < 1.5 * s]
-        if sel.size < 20:
-            break
-        h, edges = np.histogram(sel, bins=int(np.clip(np.sqrt(sel.size), 10, 200)))
-        c = 0.5 * (edges[1:] + edges[:-1])
-        try:
-            with warnings.catch_warnings():  # a degenerate covariance is irrelevant: only the optimum is used
-                warnings.simplefilter("ignore", OptimizeWarning)
-                (_, m, s), _ = curve_fit(lambda x, a, mu, sd: a * np.exp(-0.5 * ((x - mu) / sd) ** 2), c, h,
-                                         p0=(h.max(), m, s), maxfev=2000)
-        except RuntimeError:
-            break
-        s = abs(float(s))
-    return float(m), float(s)
-
-
-def width_summary(values, prefix: str = "") -> dict:
-    """FWHM and FWTM by interpolation and by Gaussian fit, plus mean and MAE (same unit as values)."""
-    v = _finite(values)
-    _, s = gaussian_fit(v)
-    return {f"{prefix}fwhm": width_at_fraction(v, 0.5), f"{prefix}fwtm": width_at_fraction(v, 0.1),
-            f"{prefix}fwhm_gauss": SIGMA_TO_FWHM * s, f"{prefix}fwtm_gauss": SIGMA_TO_FWTM * s,
-            f"{prefix}mean": float(v.mean()), f"{prefix}mae": float(np.abs(v).mean())}
+__all__ = ["SIGMA_TO_FWHM", "SIGMA_TO_FWTM", "width_at_fraction", "gaussian_fit", "width_summary",
+           "fwhm_improvement_ci", "edge_masks", "positioning_metrics", "energy_resolution", "timing_metrics",
+           "resolution_map"]
 
 
 def edge_masks(true_mm: np.ndarray, size_mm: tuple[float, float], edge_mm: float) -> np.ndarray:
@@ -230,44 +148,6 @@ def timing_metrics(dt_est_ps: np.ndarray, dt_true_ps: np.ndarray) -> dict:
     return {"ctr_fwhm_ps": w["fwhm"], "ctr_fwtm_ps": w["fwtm"], "ctr_fwhm_gauss_ps": w["fwhm_gauss"],
             "ctr_fwtm_gauss_ps": w["fwtm_gauss"], "bias_ps": w["mean"], "mae_ps": w["mae"], "slope": slope,
             "n_events": int(err.size)}
-
-
-def fwhm_improvement_ci(err_ref, err_new, *, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> dict:
-    """Paired bootstrap of the FWHM improvement ``1 - FWHM(new) / FWHM(ref)`` (%) of two estimators.
-
-    Parameters
-    ----------
-    err_ref, err_new : array-like, shape (n,)
-        Errors of the reference and the new estimator on the same events (each centred on its median
-        before its width is taken); events where either is not finite are dropped.
-    n_boot : int
-        Resamples of the events (with replacement, the same events for both estimators).
-    seed : int
-    level : float
-        Coverage of the percentile interval.
-
-    Returns
-    -------
-    dict
-        ``improvement_pct`` (all events), ``ci_low_pct``, ``ci_high_pct``, ``n_boot``, ``level``.
-    """
-    a, b = np.asarray(err_ref, dtype=np.float64), np.asarray(err_new, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or n_boot < 10 or not 0 < level < 1:
-        raise InputError("err_ref and err_new must be 1-D of one length; n_boot >= 10; 0 < level < 1")
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-
-    def gain(x, y):
-        return 100.0 * (1.0 - width_at_fraction(y - np.median(y)) / width_at_fraction(x - np.median(x)))
-
-    g = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        i = g.integers(0, len(a), len(a))
-        boots.append(gain(a[i], b[i]))
-    lo, hi = np.percentile(boots, [50 * (1 - level), 50 * (1 + level)])
-    return {"improvement_pct": gain(a, b), "ci_low_pct": float(lo), "ci_high_pct": float(hi), "n_boot": n_boot,
-            "level": level}
 
 
 def resolution_map(pred_mm: np.ndarray, beam_mm: np.ndarray) -> dict:

@@ -8,16 +8,16 @@
   :class:`AlignedPulseCNN`: one shared per-pulse network, output the difference of the two pulses.
 
 All take and return tensors on the device of their parameters; :func:`fit_regressor` trains any of
-them with a masked Smooth-L1 (or Cauchy, or squared) loss, a seeded ``torch.Generator`` for shuffling
-and augmentation, and keeps the weights of the best validation epoch or their average over the last
-epochs. A trained model is a folder holding
+them with a masked Smooth-L1 (or Cauchy, or squared) loss through the generic in-memory loop of
+:mod:`petspect.train.loop` (seeded ``torch.Generator`` for shuffling and augmentation, the weights of
+the best validation epoch or their average over the last epochs); :func:`predict` is
+:func:`petspect.train.loop.predict_tensors`. A trained model is a folder holding
 ``weights.pt`` (a plain ``state_dict``, loadable with ``torch.load(weights_only=True)``),
 ``config.json`` (architecture, scalings, training settings, data record) and ``model_card.md``.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -30,7 +30,9 @@ from torch import nn
 
 from petspect._fileio import atomic_path, atomic_write_text
 from petspect.errors import ConfigError, DataNotFoundError, FormatError, InputError
-from petspect.progress import track
+from petspect.metrics.distribution import width_at_fraction
+from petspect.train.loop import LoopSettings, fit_tensors
+from petspect.train.loop import predict_tensors as predict
 
 
 class PositionMLP(nn.Module):
@@ -292,7 +294,11 @@ def fit_regressor(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                   augment: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None,
                   eval_transform: Callable[[torch.Tensor, torch.Tensor], tuple] | None = None,
                   description: str = "training") -> dict:
-    """Train ``model`` in place to regress ``targets`` from ``inputs``.
+    """Train ``model`` in place to regress ``targets`` from ``inputs`` (with :func:`petspect.train.loop.fit_tensors`).
+
+    A seeded split holds out ``settings.val_fraction`` of the events; the loop (AdamW, one-cycle
+    schedule, seeded shuffling) keeps the epoch with the smallest held-out masked loss, or held-out
+    error FWHM, or the average of the last epochs' weights.
 
     Parameters
     ----------
@@ -327,65 +333,31 @@ def fit_regressor(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
     perm = torch.randperm(n, generator=gen)
     n_val = max(1, int(round(settings.val_fraction * n)))
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    steps = max(1, (len(tr_idx) + settings.batch_size - 1) // settings.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps)
-    history: dict = {"train_loss": [], "val_loss": [], "best_epoch": 0}
-    best, best_state, average = float("inf"), None, None
-    for epoch in track(range(settings.epochs), description):
-        model.train()
-        order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
-        total = 0.0
-        for i in range(steps):
-            b = order[i * settings.batch_size:(i + 1) * settings.batch_size]
-            if len(b) < 2:
-                continue
-            x, y, m = inputs[b], targets[b], mask[b]
-            if augment is not None:
-                x, y = augment(x, y, gen)
-            loss = masked_smooth_l1(model(x.to(dev)), y.to(dev), m.to(dev), kind=settings.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(b)
-        xv, yv = inputs[val_idx], targets[val_idx]
-        if eval_transform is not None:
-            xv, yv = eval_transform(xv, yv)
-        val = evaluate_loss(model, xv, yv, mask[val_idx], settings.batch_size * 4)
-        if settings.select_by == "fwhm":  # pick the epoch by the held-out error FWHM (k = 1 output)
-            from petspect.detector.metrics import width_at_fraction
+    xv, yv = inputs[val_idx], targets[val_idx]
+    if eval_transform is not None:
+        xv, yv = eval_transform(xv, yv)
+    mv = mask[val_idx]
 
-            with torch.no_grad():
-                err = (predict(model, xv, settings.batch_size * 4) - yv).numpy()[:, 0]
-            val = width_at_fraction(err - float(np.median(err)))
-        history["train_loss"].append(total / max(1, len(tr_idx)))
-        history["val_loss"].append(val)
-        if val < best:
-            best, best_state, history["best_epoch"] = val, copy.deepcopy(model.state_dict()), epoch
-        if epoch >= settings.epochs - settings.average_last:
-            average = _running_average(average, model.state_dict(), epoch - settings.epochs + settings.average_last)
-    if average is not None:
-        best_state, history["best_epoch"] = average, None
-    model.load_state_dict(best_state)
-    model.eval()
-    return history
+    def loss(net: nn.Module, batch: tuple) -> torch.Tensor:
+        x, y, m = batch
+        return masked_smooth_l1(net(x.to(dev)), y.to(dev), m.to(dev), kind=settings.loss)
 
+    def validate(net: nn.Module) -> float:
+        if settings.select_by == "fwhm":  # the held-out error FWHM (k = 1 output)
+            err = (predict(net, xv, settings.batch_size * 4) - yv).numpy()[:, 0]
+            return width_at_fraction(err - float(np.median(err)))
+        return evaluate_loss(net, xv, yv, mv, settings.batch_size * 4)
 
-def _running_average(average: dict | None, state: dict, k: int) -> dict:
-    """Running mean of floating-point tensors over ``k + 1`` states (integer buffers: the latest)."""
-    if average is None:
-        return {name: v.detach().clone() for name, v in state.items()}
-    return {name: average[name] + (v.detach() - average[name]) / (k + 1) if v.is_floating_point()
-            else v.detach().clone() for name, v in state.items()}
+    def augment_batch(batch: tuple, g: torch.Generator) -> tuple:
+        x, y = augment(batch[0], batch[1], g)
+        return x, y, batch[2]
 
-
-@torch.no_grad()
-def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Model outputs for ``inputs`` in batches (eval mode), on the CPU."""
-    model.eval()
-    dev = next(model.parameters()).device
-    return torch.cat([model(inputs[i:i + batch_size].to(dev)).cpu() for i in range(0, len(inputs), batch_size)])
+    loop = LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                        weight_decay=settings.weight_decay, average_last=settings.average_last)
+    result = fit_tensors(model, (inputs, targets, mask), loss=loss, validate=validate, settings=loop, generator=gen,
+                         index=tr_idx, augment=augment_batch if augment is not None else None,
+                         description=description)
+    return {"train_loss": result.train_loss, "val_loss": result.val, "best_epoch": result.best_epoch}
 
 
 @torch.no_grad()

@@ -324,7 +324,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     from petspect.detector.neural import NeuralPositioner
     from petspect.detector.report import write_report
     from petspect.detector.timing import CNNTimer, evaluate_timing
-    from petspect.detector.metrics import fwhm_improvement_ci
+    from petspect.metrics.distribution import fwhm_improvement_ci
     from petspect.detector.timing_limits import photon_level_ctr
 
     inputs = [p for p in (data_dir, models_dir) if p is not None]

@@ -22,11 +22,12 @@ import os
 import numpy as np
 import torch
 
-from petspect.detector.metrics import timing_metrics, width_at_fraction
+from petspect.detector.metrics import timing_metrics
 from petspect.detector.models import (AlignedPulseCNN, PulseTimingCNN, TimingCNN, TrainSettings, fit_regressor,
                                       load_model_folder, predict, restore, save_model_folder)
 from petspect.detector.waveforms import Coincidences, TimingConfig, crop_windows
 from petspect.errors import InputError
+from petspect.metrics.distribution import width_at_fraction
 
 DT_SCALE_PS = 1000.0
 RESIDUAL_SCALE_PS = 100.0  # target unit of the aligned network's correction

@@ -28,10 +28,10 @@ import math
 import numpy as np
 
 from petspect.detector.crystals import get_crystal
-from petspect.detector.metrics import width_at_fraction
 from petspect.detector.waveforms import (TimingConfig, backward_fraction, depth_quantile_mm, draw_interactions,
                                          escape_cone_cos, mean_photoelectrons, photon_times_ps)
 from petspect.errors import InputError
+from petspect.metrics.distribution import width_at_fraction
 from petspect.units import C_MM_PER_PS
 
 

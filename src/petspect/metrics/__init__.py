@@ -7,6 +7,9 @@ first use, so importing :mod:`petspect.metrics` is cheap.
   and the ultra-low-dose challenge variants :func:`psnr_challenge`, :func:`ssim_challenge`, :func:`nrmse_challenge`.
 * :mod:`petspect.metrics.quantitative` -- :func:`region_bias`, :func:`region_stats`, :func:`suv_peak`,
   :func:`sphere_kernel`, :func:`contrast_recovery`, :func:`noise_bias_curve`.
+* :mod:`petspect.metrics.distribution` -- widths of error distributions: :func:`width_at_fraction`
+  (FWHM / FWTM by interpolation), :func:`gaussian_fit`, :func:`width_summary`, :func:`paired_bootstrap`,
+  :func:`fwhm_improvement_ci` (detector resolutions, timing, energy).
 * :mod:`petspect.metrics.nema` -- NEMA NU 2 image-quality analysis (when present).
 """
 
@@ -20,8 +23,10 @@ _ATTRS = {
        ("psnr", "ssim", "nrmse", "psnr_challenge", "ssim_challenge", "nrmse_challenge")},
     **{name: "petspect.metrics.quantitative" for name in
        ("region_bias", "region_stats", "suv_peak", "sphere_kernel", "contrast_recovery", "noise_bias_curve")},
+    **{name: "petspect.metrics.distribution" for name in
+       ("width_at_fraction", "gaussian_fit", "width_summary", "paired_bootstrap", "fwhm_improvement_ci")},
 }
-_SUBMODULES = {"image", "quantitative", "nema"}
+_SUBMODULES = {"image", "quantitative", "distribution", "nema"}
 
 
 def _nema() -> Any:

@@ -35,6 +35,7 @@ from petspect.nn import build_discriminator, build_network
 from petspect.train.config import VAL_METRICS, TrainConfig
 from petspect.train.data import EpochSampler, PairedVolumeDataset, read_dataset
 from petspect.train.distributed import all_reduce_sum, barrier, default_device, dist_info
+from petspect.train.loop import BestTracker
 from petspect.train.losses import GANLoss, build_loss
 from petspect.train.model_io import save_model
 from petspect.train.normalization import Identity, normalization_from_dict
@@ -267,13 +268,11 @@ class Trainer:
         key = f"val_{self.config.val_metric}"
         if key not in record:
             return False
-        value, best = record[key], self.best.get("value")
-        sign = 1.0 if VAL_METRICS[self.config.val_metric] == "max" else -1.0
-        if best is None or sign * (value - best) > self.config.min_delta:
-            self.best = {"value": value, "epoch": int(record["epoch"]), "bad_epochs": 0}
-            return True
-        self.best["bad_epochs"] = self.best.get("bad_epochs", 0) + 1
-        return False
+        tracker = BestTracker(VAL_METRICS[self.config.val_metric], min_delta=self.config.min_delta)
+        tracker.load_state_dict(self.best)
+        improved = tracker.update(record[key], int(record["epoch"]))
+        self.best = tracker.state_dict()
+        return improved
 
     # ------------------------------------------------------------------ public
     def fit(self, *, resume: bool = True) -> TrainResult:
