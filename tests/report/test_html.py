@@ -25,3 +25,20 @@ def test_report_is_self_contained_with_figure_and_tables(tmp_path):
     m = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
     assert m and base64.b64decode(m.group(1)).startswith(b"\x89PNG")
     assert "http://" not in text and "https://" not in text  # nothing fetched
+
+
+def test_missing_and_non_finite_values():
+    """na_rep replaces NaN, infinities, None and missing keys; numpy numbers are formatted like Python's;
+    without na_rep the values are written as they are (the denoising reports' behaviour)."""
+    import numpy as np
+
+    from petspect.report import format_number
+
+    rep = HtmlReport("t")
+    rep.table([{"m": "a", "x": np.float32(1.23456), "y": float("nan")}, {"m": "b", "x": np.int64(7)}],
+              columns=["m", "x", "y"], floatfmt=".3g", na_rep="-")
+    assert "<td>a</td><td>1.23</td><td>-</td>" in rep.parts[-1] and "<td>b</td><td>7</td><td>-</td>" in rep.parts[-1]
+    rep.table([{"x": float("nan")}, {}], columns=["x"])
+    assert "<td>nan</td>" in rep.parts[-1] and "<td></td>" in rep.parts[-1]
+    assert format_number(float("inf")) == "-" and format_number(None, na_rep="n/a") == "n/a"
+    assert format_number(np.float64(0.000123456), ".2e") == "1.23e-04" and format_number(3) == "3"

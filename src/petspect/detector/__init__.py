@@ -12,6 +12,10 @@ Modules (import what you need; nothing heavy is imported here):
 - :mod:`~petspect.detector.waveforms`, :mod:`~petspect.detector.timing`: digitised coincidence waveforms,
   leading-edge and constant-fraction pick-off, CNN time-difference estimation.
 - :mod:`~petspect.detector.metrics`, :mod:`~petspect.detector.report`: figures of merit, HTML report.
+
+The rest is shared with the image side of petspect: networks train through the generic in-memory loop
+of :mod:`petspect.train.loop`, distribution widths (FWHM/FWTM, Gaussian fit, paired bootstrap) come from
+:mod:`petspect.metrics.distribution`, and the report is written by :class:`petspect.report.HtmlReport`.
 - :mod:`~petspect.detector.pipeline`: presets and the simulate -> train -> evaluate study
   (CLI: ``petspect detector simulate|train|evaluate``).
 

@@ -1,16 +1,18 @@
-"""Self-contained HTML report of the detector study (matplotlib PNGs embedded as base64)."""
+"""The detector study's HTML report: tables of every method, published values beside them, figures.
+
+The page is built with petspect's one HTML writer, :class:`petspect.report.HtmlReport` (self-contained,
+figures as inline PNG); this module only chooses its content.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
 
 import numpy as np
 
-from petspect._fileio import atomic_write_text
 from petspect.detector.metrics import resolution_map
+from petspect.report import HtmlReport, format_number
+
 
 def _published_rows(m: dict) -> list[list[str]]:
     """Published results (REFERENCE.md) beside this study's figures for the same quantity."""
@@ -33,24 +35,8 @@ POS_COLUMNS = [("xy_fwhm_mm", "FWHM xy"), ("xy_fwtm_mm", "FWTM xy"), ("xy_fwhm_g
                ("xy_mae_centre_mm", "MAE centre"), ("xy_mae_edge_mm", "MAE edge"), ("edge_bias_mm", "|edge bias|")]
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}"/>'
-
-
 def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else "-"
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c if isinstance(c, str) else _fmt(c))}</td>" for c in r)
-                   + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return format_number(v, ".3g")
 
 
 def _ci(interval) -> str:
@@ -62,16 +48,16 @@ def _limits_paragraph(metrics: dict) -> str:
     lim, s = metrics.get("timing_photon_limits"), metrics["summary"]
     if not lim:
         return ""
-    return (f"<p>Photon-level ceiling (exact photon registration times of {lim['n_pairs']} simulated pairs, no "
+    return (f"Photon-level ceiling (exact photon registration times of {lim['n_pairs']} simulated pairs, no "
             f"SiPM pulse, noise or sampling): first photon {_fmt(lim['first_photon_ps'])} ps, best single photon "
             f"{_fmt(lim['best_order_statistic_ps'])} ps (photon number {lim['best_order_statistic_k']}), best "
             f"linear combination of the first {lim['first']} {_fmt(lim['best_linear_ps'])} ps, maximum likelihood "
             f"{_fmt(lim['max_likelihood_ps'])} ps. A method reading the waveforms cannot be expected to time better "
             f"than the best of these (within the few-% uncertainty of a FWHM); it leaves "
-            f"{_fmt(s['cfd_headroom_to_photon_ceiling_pct'])} % over the best CFD.</p>")
+            f"{_fmt(s['cfd_headroom_to_photon_ceiling_pct'])} % over the best CFD.")
 
 
-def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) -> list[tuple[str, str]]:
+def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) -> list[tuple[str, object]]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -85,7 +71,7 @@ def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) ->
         ax.hist(err[np.isfinite(err)], bins=np.linspace(-6, 6, 121), histtype="step", label=name)
     ax.set(yscale="log", xlabel="positioning error x and y (mm)", ylabel="events")
     ax.legend(fontsize=8)
-    figs.append(("Positioning error over the whole face", _png(fig)))
+    figs.append(("Positioning error over the whole face", fig))
 
     shown = [m for m in ("anger", "gbt", "cnn") if m in preds]
     fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 4))
@@ -93,7 +79,7 @@ def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) ->
         ax.hist2d(preds[name][:, 0], preds[name][:, 1], bins=80, range=[[-half[0], half[0]], [-half[1], half[1]]],
                   cmap="magma")
         ax.set(title=name, xlabel="x (mm)", ylabel="y (mm)", aspect="equal")
-    figs.append(("Estimated positions of the pencil-beam test grid (edge compression of Anger logic)", _png(fig)))
+    figs.append(("Estimated positions of the pencil-beam test grid (edge compression of Anger logic)", fig))
 
     fig, axes = plt.subplots(1, len(shown), figsize=(4.3 * len(shown), 3.6))
     for ax, name in zip(np.atleast_1d(axes), shown):
@@ -102,7 +88,7 @@ def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) ->
                        extent=[rm["x_mm"][0], rm["x_mm"][-1], rm["y_mm"][0], rm["y_mm"][-1]])
         ax.set(title=f"{name}: FWHM per beam (mm)", xlabel="x (mm)", ylabel="y (mm)")
         fig.colorbar(im, ax=ax, shrink=0.8)
-    figs.append(("Resolution maps (robust Gaussian-equivalent FWHM per pencil beam)", _png(fig)))
+    figs.append(("Resolution maps (robust Gaussian-equivalent FWHM per pencil beam)", fig))
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
     for name in ("anger", "cnn"):
@@ -112,7 +98,7 @@ def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) ->
     axes[0].legend(markerscale=8)
     axes[1].hist(energy_kev[np.isfinite(energy_kev)], bins=np.linspace(0, 700, 141), histtype="step")
     axes[1].set(xlabel="calibrated energy (keV)", ylabel="events")
-    figs.append(("Depth of interaction and energy spectrum", _png(fig)))
+    figs.append(("Depth of interaction and energy spectrum", fig))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name, est in timing["estimates"].items():
@@ -126,43 +112,40 @@ def _figures(preset, test, preds: dict, energy_kev: np.ndarray, timing: dict) ->
     axes[1].set(xscale="log", xlabel="threshold (spe) / fraction", ylabel="CTR FWHM (ps)")
     axes[1].axhline(timing["cnn"]["ctr_fwhm_ps"] if "cnn" in timing else np.nan, color="k", ls="--", label="cnn (test)")
     axes[1].legend()
-    figs.append(("Coincidence timing: error distributions and discriminator scans", _png(fig)))
+    figs.append(("Coincidence timing: error distributions and discriminator scans", fig))
     return figs
 
 
 def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: dict, energy_kev: np.ndarray,
                  timing: dict) -> None:
     """Write the HTML report (tables of every method, published values, figures) to ``path``."""
-    pos_methods = [m for m in preds]
-    pos_rows = [[m] + [metrics[m].get(k, np.nan) for k, _ in POS_COLUMNS] for m in pos_methods]
-    t_rows = [[m, metrics[m]["ctr_fwhm_ps"], metrics[m]["ctr_fwtm_ps"], metrics[m]["ctr_fwhm_gauss_ps"],
-               metrics[m].get("slope", np.nan), metrics[m].get("best_setting", np.nan)]
+    pos_rows = [{"method": m, **{c: metrics[m].get(k, np.nan) for k, c in POS_COLUMNS}} for m in preds]
+    t_cols = ["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "slope (1 = unbiased)", "best setting"]
+    t_rows = [dict(zip(t_cols, [m, metrics[m]["ctr_fwhm_ps"], metrics[m]["ctr_fwtm_ps"], metrics[m]["ctr_fwhm_gauss_ps"],
+                                metrics[m].get("slope", np.nan), metrics[m].get("best_setting", np.nan)]))
               for m in ("led", "cfd", "cnn_timing", "cnn_timing_single_window") if m in metrics]
     s = metrics["summary"]
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>petspect detector report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-        "margin:8px 0}td,th{border:1px solid #999;padding:3px 7px;text-align:right}img{max-width:100%}</style>",
-        "</head><body>",
-        f"<h1>Detector-level AI: {html.escape(preset.name)}</h1><p>{html.escape(preset.description)}</p>",
-        "<h2>Positioning (mm; errors of the first-interaction point; plain widths by interpolation, "
-        f"'fit' by Gaussian fit; edge band {preset.edge_mm} mm, edge bias = median outward error)</h2>",
-        _table(["method"] + [c for _, c in POS_COLUMNS], pos_rows),
-        f"<p>Best deep-learning method {html.escape(s['best_dl_method'])}: FWHM ratio to Anger logic "
-        f"{_fmt(s['dl_over_anger_fwhm_ratio'])} (target &le; 0.6), edge bias {_fmt(s['dl_edge_bias_mm'])} mm "
-        f"(target &lt; 0.5): {'met' if s['positioning_target_met'] else 'NOT met'}.</p>",
-        f"<p>Energy resolution at 511 keV: {_fmt(metrics['energy']['energy_resolution_pct'])} % FWHM (centre), "
-        f"{_fmt(metrics['energy']['energy_resolution_all_pct'])} % (whole face, regional gain).</p>",
-        "<h2>Coincidence timing (ps)</h2>",
-        _table(["method", "CTR FWHM", "CTR FWTM", "FWHM (fit)", "slope (1 = unbiased)", "best setting"], t_rows),
-        f"<p>CNN improvement over the best CFD: {_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % "
-        f"(95 % paired bootstrap interval {_ci(s.get('cnn_ctr_improvement_over_cfd_ci95_pct'))}; "
-        f"target &ge; 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.</p>",
-        _limits_paragraph(metrics),
-        "<h2>Published results beside this study (same direction, not the same data)</h2>",
-        _table(["published study and quantity", "published", "this study"], _published_rows(metrics)),
-    ]
-    for title, img in _figures(preset, test, preds, energy_kev, timing):
-        parts += [f"<h3>{html.escape(title)}</h3>", img]
-    parts.append("</body></html>")
-    atomic_write_text(path, "\n".join(parts))
+    rep = HtmlReport(f"Detector-level AI: {preset.name}", subtitle=preset.description)
+    rep.heading("Positioning (mm; errors of the first-interaction point; plain widths by interpolation, "
+                f"'fit' by Gaussian fit; edge band {preset.edge_mm} mm, edge bias = median outward error)")
+    rep.table(pos_rows, columns=["method"] + [c for _, c in POS_COLUMNS], floatfmt=".3g", na_rep="-")
+    rep.paragraph(f"Best deep-learning method {s['best_dl_method']}: FWHM ratio to Anger logic "
+                  f"{_fmt(s['dl_over_anger_fwhm_ratio'])} (target \u2264 0.6), edge bias {_fmt(s['dl_edge_bias_mm'])} mm "
+                  f"(target < 0.5): {'met' if s['positioning_target_met'] else 'NOT met'}.")
+    rep.paragraph(f"Energy resolution at 511 keV: {_fmt(metrics['energy']['energy_resolution_pct'])} % FWHM (centre), "
+                  f"{_fmt(metrics['energy']['energy_resolution_all_pct'])} % (whole face, regional gain).")
+    rep.heading("Coincidence timing (ps)")
+    rep.table(t_rows, columns=t_cols, floatfmt=".3g", na_rep="-")
+    rep.paragraph(f"CNN improvement over the best CFD: {_fmt(s['cnn_ctr_improvement_over_cfd_pct'])} % "
+                  f"(95 % paired bootstrap interval {_ci(s.get('cnn_ctr_improvement_over_cfd_ci95_pct'))}; "
+                  f"target \u2265 15 %): {'met' if s['timing_target_met'] else 'NOT met'}.")
+    limits = _limits_paragraph(metrics)
+    if limits:
+        rep.paragraph(limits)
+    rep.heading("Published results beside this study (same direction, not the same data)")
+    pub_cols = ["published study and quantity", "published", "this study"]
+    rep.table([dict(zip(pub_cols, r)) for r in _published_rows(metrics)], columns=pub_cols)
+    for title, fig in _figures(preset, test, preds, energy_kev, timing):
+        rep.heading(title, level=3)
+        rep.figure(fig, dpi=90)
+    rep.write(path)

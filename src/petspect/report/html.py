@@ -2,6 +2,8 @@
 
 A report is one ``index.html`` file that any browser opens offline: figures are embedded as base64
 PNG, styles are inline, nothing is fetched. Build it with :class:`HtmlReport` and write it atomically.
+This is petspect's one HTML writer: the denoising reports (:mod:`petspect.tasks.denoise_report`) and
+the detector study's report (:mod:`petspect.detector.report`) are both assembled with it.
 
 Examples
 --------
@@ -17,9 +19,12 @@ import base64
 import datetime as _dt
 import html
 import io
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from petspect._fileio import atomic_write_text
 
@@ -43,9 +48,25 @@ def figure_to_png_bytes(fig: Any, *, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def _fmt(value: Any, floatfmt: str) -> str:
-    if isinstance(value, float):
-        return format(value, floatfmt)
+def format_number(value: Any, fmt: str = ".3g", *, na_rep: str = "-") -> str:
+    """A number as text with ``fmt``; ``na_rep`` for NaN, infinities and None; other values as ``str``.
+
+    Python and numpy floats are formatted; integers and booleans are written as they are.
+    """
+    if value is None:
+        return na_rep
+    if isinstance(value, (float, np.floating)):
+        return format(float(value), fmt) if math.isfinite(value) else na_rep
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def _fmt(value: Any, floatfmt: str, na_rep: str | None = None) -> str:
+    if na_rep is not None and (value is None or (isinstance(value, (float, np.floating)) and not math.isfinite(value))):
+        return html.escape(na_rep)
+    if isinstance(value, (float, np.floating)):
+        return format(float(value), floatfmt)
     return html.escape(str(value))
 
 
@@ -81,8 +102,13 @@ class HtmlReport:
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
 
     def table(self, rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None,
-              floatfmt: str = ".4g", highlight: Iterable[int] = (), caption: str | None = None) -> None:
-        """Add a table of dict rows; ``highlight`` row indices are shown in bold."""
+              floatfmt: str = ".4g", highlight: Iterable[int] = (), caption: str | None = None,
+              na_rep: str | None = None) -> None:
+        """Add a table of dict rows; ``highlight`` row indices are shown in bold.
+
+        ``na_rep`` (e.g. ``"-"``) replaces missing values and non-finite floats; by default they are
+        written as they are (``nan``, ``inf``, ``None``) and a missing key as an empty cell.
+        """
         if not rows:
             return
         cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
@@ -93,7 +119,9 @@ class HtmlReport:
         out.append("<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
         for i, r in enumerate(rows):
             cls = " class='best'" if i in marked else ""
-            out.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(r.get(c, ''), floatfmt)}</td>" for c in cols) + "</tr>")
+            default = None if na_rep is not None else ""
+            out.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(r.get(c, default), floatfmt, na_rep)}</td>" for c in cols)
+                       + "</tr>")
         out.append("</table>")
         self.parts.append("".join(out))
 
