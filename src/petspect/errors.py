@@ -66,3 +66,11 @@ class ConfigError(InputError):
 
 class DataNotFoundError(PetspectError, FileNotFoundError):
     """A file or folder that should exist does not."""
+
+
+class MissingDependencyError(PetspectError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message, path=path)
+        self.path = None if path is None else os.fspath(path)  # ImportError.__init__ resets ``path``

@@ -37,6 +37,10 @@ def simulate(
     seed: int = typer.Option(None, "--seed", help="Cohort seed (overrides the preset)."),
     workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset made with another configuration."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray (Ray tasks; needs "
+                                                             "petspect[ray]); same files either way."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster (auto, HOST:6379); default: a local "
+                                                                "Ray with --workers CPUs, stopped at the end."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the configuration as TOML and exit."),
 ) -> None:
     """Simulate a cohort: phantoms, acquisitions at every dose level, reconstructions, dataset.json."""
@@ -54,7 +58,7 @@ def simulate(
     typer.echo(f"{cfg.name}: {cfg.subjects} subjects, levels {cfg.dose_percents} % dose"
                f"{', ' + str(cfg.time_percents) + ' % time' if cfg.time_percents else ''}; "
                f"estimated size <= {est / 1e6:.1f} MB (uncompressed)")
-    path = simulate_cohort(cfg, out, workers=workers, overwrite=overwrite)
+    path = simulate_cohort(cfg, out, workers=workers, overwrite=overwrite, executor=executor, ray_address=ray_address)
     typer.echo(f"wrote {path}")
 
 

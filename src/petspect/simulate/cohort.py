@@ -1,7 +1,8 @@
 """Make a simulated cohort: many subjects in parallel, resumable, verifiable, in the decathlon layout.
 
 :func:`simulate_cohort` runs :func:`petspect.simulate.subject.simulate_subject` for each subject in a
-pool of worker processes (one torch thread each, so results do not depend on the number of workers),
+pool of worker processes, or as Ray tasks on a local or remote Ray cluster (one torch thread each, so
+results do not depend on the number of workers or on the executor),
 writes each subject into a temporary folder that is moved into place when complete, and assembles
 ``dataset.json`` at the end. A killed run, started again with the same configuration, skips the
 complete subjects and ends identical to an uninterrupted run. :func:`rebuild_subject` re-creates a
@@ -24,6 +25,7 @@ import numpy as np
 import petspect
 from petspect._fileio import atomic_dir
 from petspect.errors import InputError, OutputExistsError
+from petspect.executor import Executor, import_ray, parse_executor, ray_map, ray_session
 from petspect.progress import track
 from petspect.simulate.config import DatasetConfig, config_from_dict
 from petspect.simulate.layout import (DATASET_JSON, SUBJECT_RECORD, read_json, sha256_file, split_subjects,
@@ -77,6 +79,40 @@ def _run_subject(config_dict: dict[str, Any], out_dir: str, index: int, seed: in
     return record
 
 
+def _subject_files(config_dict: dict[str, Any], index: int, seed: int) -> dict[str, bytes]:
+    """Ray task: simulate one subject in a private temporary folder and return its files' bytes.
+
+    The files travel back through Ray's object store, so the calling process writes them and the
+    cluster's nodes need no shared file system; the bytes are those :func:`_run_subject` writes.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="petspect-subject-") as tmp:
+        _run_subject(config_dict, tmp, index, seed)
+        folder = Path(tmp) / subject_id(index)
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _write_subject_files(target: Path, files: dict[str, bytes]) -> None:
+    """Write one subject's files (from :func:`_subject_files`) into ``target`` atomically."""
+    with atomic_dir(target) as tmp:
+        for rel, data in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+
+def _simulate_on_ray(cfg_dict: dict[str, Any], out: Path, todo: list[int], seeds: list[int], *,
+                     address: str | None, workers: int | None, show_progress: bool | None) -> None:
+    num_cpus = None if address else max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    with ray_session(address, num_cpus=num_cpus) as ray:
+        jobs = [(cfg_dict, i, seeds[i]) for i in todo]
+        where = address or f"local Ray, {num_cpus} CPUs"
+        for k, files in ray_map(ray, _subject_files, jobs, description=f"simulating {len(todo)} subjects ({where})",
+                                show_progress=show_progress):
+            _write_subject_files(out / subject_id(todo[k]), files)
+
+
 def _prepare_output(config: DatasetConfig, out: Path, overwrite: bool) -> None:
     rec_path = out / CONFIG_RECORD
     wanted = {"config": config.to_dict()}
@@ -100,7 +136,8 @@ def _prepare_output(config: DatasetConfig, out: Path, overwrite: bool) -> None:
 
 
 def simulate_cohort(config: DatasetConfig, out_dir: str | os.PathLike, *, workers: int | None = None,
-                    overwrite: bool = False, show_progress: bool | None = None) -> Path:
+                    overwrite: bool = False, show_progress: bool | None = None, executor: str = "local",
+                    ray_address: str | None = None) -> Path:
     """Simulate every subject of ``config`` into ``out_dir`` and write ``dataset.json``.
 
     Parameters
@@ -111,18 +148,31 @@ def simulate_cohort(config: DatasetConfig, out_dir: str | os.PathLike, *, worker
         New or empty folder, or a folder holding an interrupted run of the same configuration (resumed).
     workers : int, optional
         Worker processes; default: all cores (``os.cpu_count()``), at most the number of subjects.
-        ``1`` runs in this process.
+        ``1`` runs in this process. With the Ray executor and no ``ray_address``: the CPUs of the local
+        Ray instance.
     overwrite : bool
         Replace a dataset made with another configuration.
     show_progress : bool, optional
         Progress bar with ETA (default: on unless PETSPECT_NO_PROGRESS is set).
+    executor : {"local", "ray"}
+        ``"ray"``: one Ray task per subject (:mod:`petspect.executor`); the files are byte-identical
+        to the local executor's (every subject is a function of the configuration and its seed, on one
+        torch thread).
+    ray_address : str, optional
+        Ray cluster to use (``"auto"``, ``"HOST:6379"``); default: a local Ray instance started and
+        stopped here. Only with ``executor="ray"``.
 
     Returns
     -------
     Path
         The ``dataset.json`` written.
     """
+    kind = parse_executor(executor)
+    if ray_address and kind is not Executor.RAY:
+        raise InputError("ray_address is only used with executor='ray'")
     config.validate()
+    if kind is Executor.RAY:
+        import_ray()  # a missing extra is reported before any file is written
     out = Path(out_dir)
     _prepare_output(config, out, overwrite)
     seeds = subject_seeds(config.seed, config.subjects)
@@ -130,7 +180,10 @@ def simulate_cohort(config: DatasetConfig, out_dir: str | os.PathLike, *, worker
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     cfg_dict = config.to_dict()
     if todo:
-        if n_workers == 1:
+        if kind is Executor.RAY:
+            _simulate_on_ray(cfg_dict, out, todo, seeds, address=ray_address, workers=workers,
+                             show_progress=show_progress)
+        elif n_workers == 1:
             for i in track(todo, f"simulating {len(todo)} subjects", enabled=show_progress):
                 _run_subject(cfg_dict, str(out), i, seeds[i])
         else:
