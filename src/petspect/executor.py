@@ -139,3 +139,46 @@ def ray_map(ray: Any, fn: Callable[..., Any], jobs: Sequence[tuple], *, num_cpus
         if err is exc:
             raise
         raise err from None
+
+
+def ray_actor_map(ray: Any, cls: type, init_args: tuple, method: str, jobs: Sequence[tuple], *, n_actors: int,
+                  num_cpus: float = 1, num_gpus: float = 0, description: str = "jobs",
+                  show_progress: bool | None = None) -> Iterator[tuple[int, Any]]:
+    """Run ``cls(*init_args).method(*job)`` on a pool of Ray actors; yield ``(job index, result)`` as they complete.
+
+    Each actor is built once (e.g. loads a network once) and takes one job at a time; a freed actor
+    takes the next job. ``num_cpus`` / ``num_gpus`` are reserved per actor. Errors as in :func:`ray_map`;
+    the actors are stopped at the end.
+    """
+    if n_actors < 1:
+        raise InputError(f"n_actors must be at least 1, got {n_actors}")
+    actor_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(cls)
+    actors = [actor_cls.remote(*init_args) for _ in range(min(n_actors, len(jobs)))]
+    queue = list(enumerate(jobs))[::-1]
+    running: dict[Any, tuple[int, Any]] = {}
+
+    def submit(actor: Any) -> None:
+        if queue:
+            i, job = queue.pop()
+            running[getattr(actor, method).remote(*job)] = (i, actor)
+
+    def completed() -> Iterator[tuple[int, Any]]:
+        for actor in actors:
+            submit(actor)
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1)
+            i, actor = running.pop(done[0])
+            result = ray.get(done[0])
+            submit(actor)
+            yield i, result
+
+    try:
+        yield from track(completed(), description, total=len(jobs), enabled=show_progress)
+    except Exception as exc:
+        err = _unwrap(ray, exc)
+        if err is exc:
+            raise
+        raise err from None
+    finally:
+        for actor in actors:
+            ray.kill(actor)

@@ -139,18 +139,45 @@ def evaluate(
 def apply(
     ctx: typer.Context,
     model: Path = typer.Option(..., "--model", help="Model folder."),
-    input_: Path = typer.Option(..., "--input", help="DICOM series folder or NIfTI file (Bq/mL or SUV)."),
-    out: Path = typer.Option(..., "--out", help="Output .nii/.nii.gz, or a folder for a derived DICOM series."),
-    extra: list[str] = typer.Option(None, "--extra", help="Anatomical channel KEY=PATH (e.g. ct=ct_dicom/)."),
+    input_: list[Path] = typer.Option(None, "--input", help="DICOM series folder or NIfTI file (Bq/mL or SUV); "
+                                                            "repeatable."),
+    inputs_file: Path = typer.Option(None, "--inputs", help="File listing the inputs, one per line: "
+                                                            "INPUT [KEY=PATH ...] (anatomical channels); # comments."),
+    out: Path = typer.Option(..., "--out", help="One input: output .nii/.nii.gz, or a folder for a derived DICOM "
+                                                "series. Several: a folder, one output per input named after it."),
+    out_format: str = typer.Option("same", "--out-format", help="Several inputs: same (DICOM for DICOM input, "
+                                                                "else NIfTI), nifti or dicom."),
+    extra: list[str] = typer.Option(None, "--extra", help="Anatomical channel KEY=PATH (e.g. ct=ct_dicom/); "
+                                                          "one input only (a list file gives them per line)."),
     overlap: float = typer.Option(0.25, "--overlap", help="Sliding-window overlap in [0, 1)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips and turns (8x the network passes)."),
     preserve_total: bool = typer.Option(False, "--preserve-total", help="Scale the output to the input's total activity."),
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a pool of Ray actors; "
+                                                             "needs petspect[ray])."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster (auto, HOST:6379); default: a local "
+                                                                "Ray with --workers CPUs, stopped at the end."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per CPU, at most one "
+                                                               "per input)."),
 ) -> None:
-    """Denoise a real image with sliding windows, keeping its geometry, unit and SUV facts."""
-    from petspect.tasks.apply import apply_model
+    """Denoise real images with sliding windows, keeping their geometry, unit and SUV facts."""
+    from petspect.errors import InputError
+    from petspect.tasks.apply import ApplyOptions, Study, apply_many, read_study_list
 
-    info = apply_model(model, input_, out, extra=_parse_pairs(extra, "--extra"), overwrite=overwrite,
-                       overlap=overlap, device=get_device(ctx), tta=tta, preserve_total=preserve_total)
-    typer.echo(f"units: {info['conversion']}")
-    typer.echo(f"wrote {info['output']} ({info['unit']}, shape {info['shape']}, {info['seconds']:.1f} s)")
+    studies = [Study(p) for p in input_ or []] + (read_study_list(inputs_file) if inputs_file is not None else [])
+    if not studies:
+        raise InputError("give --input (repeatable) or --inputs FILE")
+    pairs = {k: Path(v) for k, v in _parse_pairs(extra, "--extra").items()}
+    if pairs:
+        if len(studies) != 1 or inputs_file is not None:
+            raise InputError("--extra goes with one --input; give each study's channels in the --inputs file")
+        studies = [Study(studies[0].input, pairs)]
+    single = len(studies) == 1 and inputs_file is None
+    options = ApplyOptions(overlap=overlap, tta=tta, preserve_total=preserve_total)
+    infos = apply_many(model, studies, outputs=[out] if single else None, out_dir=None if single else out,
+                       out_format=out_format, overwrite=overwrite, options=options, device=get_device(ctx),
+                       executor=executor, ray_address=ray_address, workers=workers)
+    for info in infos:
+        if single:
+            typer.echo(f"units: {info['conversion']}")
+        typer.echo(f"wrote {info['output']} ({info['unit']}, shape {info['shape']}, {info['seconds']:.1f} s)")

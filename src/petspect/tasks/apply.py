@@ -26,13 +26,17 @@ Any other unit mismatch raises :class:`~petspect.errors.UnitError`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from petspect.errors import InputError, UnitError
+from petspect._fileio import atomic_dir, atomic_write_bytes, check_output_path
+from petspect.errors import DataNotFoundError, InputError, UnitError
+from petspect.executor import Executor, import_ray, parse_executor, ray_actor_map, ray_session
+from petspect.progress import track
 from petspect.volume import Volume
 
 
@@ -152,31 +156,261 @@ def apply_model(model_dir: str | os.PathLike, input_path: str | os.PathLike, out
     -------
     dict
         ``{"output": Path, "unit": str, "conversion": str, "shape": tuple, "seconds": float}``.
-    """
-    import time
 
-    from petspect._fileio import check_output_path
-    from petspect.io import load, save
-    from petspect.io._meta import full_suffix
+    See Also
+    --------
+    apply_many : many studies with one model, in this process or on Ray.
+    """
     from petspect.train import load_model
 
-    t0 = time.perf_counter()
-    inp = Path(input_path)
-    out_p = check_output_path(out, overwrite=overwrite, inputs=[inp, model_dir])
+    out_p = check_output_path(out, overwrite=overwrite, inputs=[input_path, model_dir])
     model = load_model(model_dir, device=device)
+    options = ApplyOptions(overlap=overlap, series_description=series_description, tta=tta,
+                           preserve_total=preserve_total)
+    return _apply_loaded(model, Path(model_dir).resolve().name, Study(Path(input_path), dict(extra or {})), out_p,
+                         options, device=device, overwrite=overwrite)
+
+
+def _apply_loaded(model: Any, name: str, study: Study, out_p: Path, options: ApplyOptions, *, device: Any,
+                  overwrite: bool) -> dict[str, Any]:
+    """Denoise ``study`` with a loaded model and write ``out_p`` (NIfTI by suffix, else a DICOM series)."""
+    import time
+
+    from petspect.io import load, save
+    from petspect.io._meta import full_suffix
+
+    t0 = time.perf_counter()
+    inp = study.input
     vol = load(inp)
-    extras = _load_extra(dict(extra or {}), model, vol)
-    den, note = denoise_physical(model, vol, extras, overlap=overlap, device=device, tta=tta,
-                                 preserve_total=preserve_total)
-    name = Path(model_dir).resolve().name
+    extras = _load_extra(study.extra, model, vol)
+    den, note = denoise_physical(model, vol, extras, overlap=options.overlap, device=device, tta=options.tta,
+                                 preserve_total=options.preserve_total)
     den.meta = {**den.meta, "denoised_by": {"model": name, "card": model.card.get("data", {}), "units": note}}
     if full_suffix(out_p) in (".nii", ".nii.gz"):
         save(den, out_p, overwrite=overwrite)
     else:
         from petspect.io import write_dicom_series
 
-        is_dicom = inp.is_dir() or full_suffix(inp) not in (".nii", ".nii.gz", ".hv", ".h33")
-        write_dicom_series(den, out_p, source=inp if is_dicom else None, overwrite=overwrite,
-                           series_description=series_description or f"petspect denoised ({name})"[:64])
+        write_dicom_series(den, out_p, source=inp if _is_dicom(inp) else None, overwrite=overwrite,
+                           series_description=options.series_description or f"petspect denoised ({name})"[:64])
     return {"output": out_p, "unit": den.unit, "conversion": note, "shape": tuple(den.shape),
             "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------------------------------- many studies
+OUT_FORMATS = ("same", "nifti", "dicom")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study to denoise: the PET/SPECT input and the anatomical channels the model takes.
+
+    Attributes
+    ----------
+    input : Path
+        DICOM series folder (or one of its files), NIfTI or Interfile image.
+    extra : dict key -> Path
+        Anatomical channels by the model's key (e.g. ``{"ct": Path("ct_dicom")}``).
+    """
+
+    input: Path
+    extra: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """Inference settings shared by every study (see :func:`apply_model`)."""
+
+    overlap: float = 0.25
+    series_description: str | None = None
+    tta: bool = False
+    preserve_total: bool = False
+
+
+def _is_dicom(path: Path) -> bool:
+    from petspect.io._meta import full_suffix
+
+    return path.is_dir() or full_suffix(path) not in (".nii", ".nii.gz", ".hv", ".h33")
+
+
+def read_study_list(path: str | os.PathLike) -> list[Study]:
+    """Read a list of studies: one per line, ``INPUT [KEY=PATH ...]`` (shell quoting for spaces).
+
+    Blank lines and lines starting with ``#`` are skipped; relative paths are relative to the list
+    file's folder. ``KEY=PATH`` gives an anatomical channel of that study (e.g. ``ct=ct/``).
+
+    Raises
+    ------
+    DataNotFoundError
+        The list file is missing.
+    InputError
+        A line cannot be parsed, or lists no input.
+    """
+    import shlex
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataNotFoundError("list of inputs not found", path=p)
+    studies = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            first, *rest = shlex.split(line)
+        except ValueError as exc:
+            raise InputError(f"line {n}: {exc}", path=p) from None
+        extra = {}
+        for token in rest:
+            key, sep, value = token.partition("=")
+            if not sep or not key or not value:
+                raise InputError(f"line {n}: expected KEY=PATH after the input, got {token!r}", path=p)
+            extra[key] = p.parent / value
+        studies.append(Study(p.parent / first, extra))
+    if not studies:
+        raise InputError("lists no inputs", path=p)
+    return studies
+
+
+def output_path(study_input: str | os.PathLike, out_dir: str | os.PathLike, out_format: str = "same") -> Path:
+    """Where :func:`apply_many` writes a study's result in ``out_dir``.
+
+    The name is the input's: ``scan.nii.gz`` -> ``scan``, a DICOM series folder ``pet/`` (or a file in it)
+    -> ``pet``. ``out_format`` "same" writes DICOM for DICOM input and NIfTI otherwise; "nifti" gives
+    ``NAME.nii.gz``, "dicom" a folder ``NAME`` holding a derived series.
+    """
+    from petspect.io._meta import full_suffix
+
+    if out_format not in OUT_FORMATS:
+        raise InputError(f"out_format must be one of {OUT_FORMATS}, got {out_format!r}")
+    inp = Path(study_input)
+    dicom = _is_dicom(inp)
+    if dicom:
+        name = inp.name if inp.is_dir() else inp.parent.name
+    else:
+        suffix = full_suffix(inp)
+        name = inp.name[:-len(suffix)] if suffix else inp.name
+    as_dicom = out_format == "dicom" or (out_format == "same" and dicom)
+    return Path(out_dir) / (name if as_dicom else f"{name}.nii.gz")
+
+
+class _StudyWorker:
+    """A loaded model that denoises studies into a private temporary folder and returns the files (Ray actor).
+
+    The calling process writes the files, so the output folder need not be visible to the workers
+    (the inputs must be: same path on every node).
+    """
+
+    def __init__(self, model_dir: str, options: ApplyOptions, device: Any) -> None:
+        from petspect.train import load_model
+
+        self.model, self.options, self.device = load_model(model_dir, device=device), options, device
+        self.name = Path(model_dir).resolve().name
+
+    def run(self, study: Study, out_name: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="petspect-apply-") as tmp:
+            out = Path(tmp) / out_name
+            info = _apply_loaded(self.model, self.name, study, out, self.options, device=self.device, overwrite=False)
+            if out.is_dir():
+                files = {q.relative_to(out).as_posix(): q.read_bytes() for q in sorted(out.rglob("*")) if q.is_file()}
+            else:
+                files = {"": out.read_bytes()}
+        return info, files
+
+
+def _write_returned(target: Path, files: dict[str, bytes]) -> None:
+    """Write a worker's output (one file: key ``""``; a folder: relative paths) atomically onto ``target``."""
+    if set(files) == {""}:
+        atomic_write_bytes(target, files[""])
+        return
+    with atomic_dir(target) as tmp:
+        for rel, data in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(data)
+
+
+def apply_many(model_dir: str | os.PathLike, studies: Sequence[Study | str | os.PathLike], *,
+               out_dir: str | os.PathLike | None = None, outputs: Sequence[str | os.PathLike] | None = None,
+               out_format: str = "same", overwrite: bool = False, options: ApplyOptions = ApplyOptions(),
+               device: Any = None, executor: str = "local", ray_address: str | None = None,
+               workers: int | None = None, show_progress: bool | None = None) -> list[dict[str, Any]]:
+    """Denoise many studies with one model, in this process or on Ray; same files either way.
+
+    Every input and output is checked before any work: inputs exist, outputs are distinct, none is an
+    input or lies in an input folder, and none exists unless ``overwrite``.
+
+    Parameters
+    ----------
+    model_dir : path
+        Model folder.
+    studies : sequence of Study or paths
+        The inputs (see :func:`read_study_list` for a list file).
+    out_dir : path, optional
+        Folder for the outputs, named by :func:`output_path`; or give ``outputs``.
+    outputs : sequence of paths, optional
+        One output path per study (NIfTI by suffix, else a DICOM series folder).
+    out_format : {"same", "nifti", "dicom"}
+        With ``out_dir``.
+    overwrite : bool
+    options : ApplyOptions
+    device : torch.device or str, optional
+        With Ray, each actor reserves one GPU when this is a CUDA device.
+    executor : {"local", "ray"}
+        ``"local"``: one model, studies in turn. ``"ray"``: a pool of Ray actors (``workers`` of them,
+        default one per CPU, at most one per study), each loading the model once (:mod:`petspect.executor`).
+    ray_address : str, optional
+        A running Ray cluster; default: a local Ray instance of ``workers`` CPUs, started and stopped here.
+    workers : int, optional
+    show_progress : bool, optional
+
+    Returns
+    -------
+    list of dict
+        :func:`apply_model`'s record of each study, in the order of ``studies``.
+    """
+    from petspect.train import load_model
+
+    kind = parse_executor(executor)
+    if ray_address and kind is not Executor.RAY:
+        raise InputError("ray_address is only used with executor='ray'")
+    items = [s if isinstance(s, Study) else Study(Path(s)) for s in studies]
+    if not items:
+        raise InputError("no inputs to denoise")
+    if (out_dir is None) == (outputs is None):
+        raise InputError("give either out_dir or one output per input")
+    outs = [Path(o) for o in outputs] if outputs is not None else [output_path(s.input, out_dir, out_format)
+                                                                      for s in items]
+    if len(outs) != len(items):
+        raise InputError(f"{len(items)} inputs but {len(outs)} outputs")
+    for s in items:
+        for p in (s.input, *s.extra.values()):
+            if not p.exists():
+                raise DataNotFoundError("input not found", path=p)
+    resolved = [o.expanduser().resolve() for o in outs]
+    dupes = sorted({str(o) for o in resolved if resolved.count(o) > 1})
+    if dupes:
+        raise InputError(f"several inputs would be written to the same output: {dupes}; give them distinct names")
+    all_inputs = [p for s in items for p in (s.input, *s.extra.values())] + [Path(model_dir)]
+    outs = [check_output_path(o, overwrite=overwrite, inputs=all_inputs) for o in outs]
+    if kind is Executor.RAY:
+        import_ray()
+    model = load_model(model_dir, device=device)  # refuses a bad model folder before any study is read
+    name = Path(model_dir).resolve().name
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    if kind is Executor.LOCAL:
+        for i in track(range(len(items)), f"denoising {len(items)} studies", enabled=show_progress):
+            results[i] = _apply_loaded(model, name, items[i], outs[i], options, device=device, overwrite=overwrite)
+        return results
+    del model
+    n = max(1, min(workers or os.cpu_count() or 1, len(items)))
+    gpu = 1 if str(device or "").startswith("cuda") else 0
+    with ray_session(ray_address, num_cpus=None if ray_address else n) as ray:
+        jobs = [(s, o.name) for s, o in zip(items, outs)]
+        for i, (info, files) in ray_actor_map(ray, _StudyWorker, (str(Path(model_dir).resolve()), options, device),
+                                              "run", jobs, n_actors=n, num_gpus=gpu,
+                                              description=f"denoising {len(items)} studies (Ray)",
+                                              show_progress=show_progress):
+            _write_returned(outs[i], files)
+            results[i] = {**info, "output": outs[i]}
+    return results
