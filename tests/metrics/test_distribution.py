@@ -79,3 +79,10 @@ def test_paired_bootstrap_of_a_mean_difference():
         paired_bootstrap(stat, a, b, n_boot=5)
     with pytest.raises(InputError):
         paired_bootstrap(stat, a, b, level=1.0)
+
+
+def test_exported_from_the_metrics_package():
+    import petspect.metrics as m
+
+    assert m.width_at_fraction is width_at_fraction and m.paired_bootstrap is paired_bootstrap
+    assert "fwhm_improvement_ci" in dir(m)

@@ -374,7 +374,8 @@ def apply_many(model_dir: str | os.PathLike, studies: Sequence[Study | str | os.
     kind = parse_executor(executor)
     if ray_address and kind is not Executor.RAY:
         raise InputError("ray_address is only used with executor='ray'")
-    items = [s if isinstance(s, Study) else Study(Path(s)) for s in studies]
+    items = [Study(Path(s.input), {k: Path(v) for k, v in s.extra.items()}) if isinstance(s, Study) else Study(Path(s))
+             for s in studies]
     if not items:
         raise InputError("no inputs to denoise")
     if (out_dir is None) == (outputs is None):
