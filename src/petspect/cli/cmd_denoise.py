@@ -154,7 +154,7 @@ def apply(
     tta: bool = typer.Option(False, "--tta", help="Average over in-plane flips and turns (8x the network passes)."),
     preserve_total: bool = typer.Option(False, "--preserve-total", help="Scale the output to the input's total activity."),
     executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a pool of Ray actors; "
-                                                             "needs petspect[ray])."),
+                                                             "needs the ray extra)."),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster (auto, HOST:6379); default: a local "
                                                                 "Ray with --workers CPUs, stopped at the end."),
     workers: int = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per CPU, at most one "

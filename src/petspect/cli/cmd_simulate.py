@@ -38,7 +38,7 @@ def simulate(
     workers: int = typer.Option(None, "--workers", min=1, help="Worker processes (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset made with another configuration."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray (Ray tasks; needs "
-                                                             "petspect[ray]); same files either way."),
+                                                             "the ray extra); same files either way."),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster (auto, HOST:6379); default: a local "
                                                                 "Ray with --workers CPUs, stopped at the end."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the configuration as TOML and exit."),
