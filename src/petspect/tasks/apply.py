@@ -374,8 +374,11 @@ def apply_many(model_dir: str | os.PathLike, studies: Sequence[Study | str | os.
     kind = parse_executor(executor)
     if ray_address and kind is not Executor.RAY:
         raise InputError("ray_address is only used with executor='ray'")
-    items = [Study(Path(s.input), {k: Path(v) for k, v in s.extra.items()}) if isinstance(s, Study) else Study(Path(s))
-             for s in studies]
+    def absolute(p: str | os.PathLike) -> Path:  # Ray workers need not share this process's working folder
+        return Path(p).expanduser().absolute()
+
+    items = [Study(absolute(s.input), {k: absolute(v) for k, v in s.extra.items()}) if isinstance(s, Study)
+             else Study(absolute(s)) for s in studies]
     if not items:
         raise InputError("no inputs to denoise")
     if (out_dir is None) == (outputs is None):
