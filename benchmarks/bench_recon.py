@@ -55,7 +55,7 @@ def _time_subsets(model, x, n_subsets, subsets_to_run=None):
 
 
 def bench_pet2d(tof: bool = False) -> str:
-    from petspect.projectors.pet_system import pet_system_model
+    from petspect.systems.pet import pet_system_model
 
     scanner = get_pet_scanner("wholebody", single_ring=True)
     scanner = scanner if tof else scanner.non_tof()

@@ -10,7 +10,7 @@ from petspect.geometry.spect import get_spect_system
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.physics.spect_scatter import (ScatterModel, compton_energy_density, detector_blur, tew_from_projections,
                                             tew_scatter, window_fractions)
-from petspect.physics.spect_simulate import expected_spect_counts
+from petspect.systems.spect_simulate import expected_spect_counts
 from petspect.volume import Volume
 
 N, VOX = 24, 7.5

@@ -167,7 +167,7 @@ def test_system_model_from_projections_and_presets():
     """spect_system_model takes the orbit, pixel size, matrix and duration from SpectProjections (as read
     from NM DICOM) and the collimator from the nuclide; from a preset it uses the default orbit."""
     from petspect.geometry.spect_data import EnergyWindow, SpectProjections
-    from petspect.projectors.spect import spect_system_model
+    from petspect.systems.spect import spect_system_model
     from petspect.volume import Volume
 
     counts = torch.zeros(1, 6, 20, 24)

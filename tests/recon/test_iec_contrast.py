@@ -15,7 +15,7 @@ from petspect.geometry.pet import ImageGrid, get_pet_scanner
 from petspect.geometry.sinogram import SinogramDefinition
 from petspect.phantoms.nema_analysis import analyse_iec
 from petspect.phantoms.nema_iec import make_nema_iec
-from petspect.projectors.pet_system import pet_system_model
+from petspect.systems.pet import pet_system_model
 from petspect.recon.em import osem
 from petspect.simulate.systems import pet_calibration_factor
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 import torch
 
 from petspect.geometry.pet import ImageGrid, get_pet_scanner
-from petspect.projectors.pet_system import pet_system_model
+from petspect.systems.pet import pet_system_model
 from petspect.recon.em import osem
 from petspect.recon.iterate import History
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 
 from petspect.errors import InputError
+from petspect.physics.randoms import randoms_to_tof, uniform_randoms
+from petspect.physics.scatter_pet import scatter_estimate
 
 __all__ = ["pet_additive_counts"]
 
@@ -66,8 +68,6 @@ def pet_additive_counts(projector, *, activity=None, mu=None, efficiencies: torc
     if want_scatter:
         if activity is None or mu is None:
             raise InputError("simulating scatter needs the activity and the attenuation map (mu)")
-        from petspect.physics.scatter_pet import scatter_estimate
-
         scatter = scatter_estimate(activity, mu, projector).to("cpu", torch.float32) * eff
         if scatter_counts is not None:
             scatter = scatter * (scatter_counts / max(float(scatter.sum()), 1e-30))
@@ -75,12 +75,8 @@ def pet_additive_counts(projector, *, activity=None, mu=None, efficiencies: torc
             scatter = scatter * scatter_scale
         additive = additive + scatter
     if randoms_counts > 0:
-        from petspect.physics.randoms import uniform_randoms
-
         randoms = uniform_randoms(projector.sino_def, 1.0) * eff
         additive = additive + randoms * (randoms_counts / float(randoms.sum()))
     if getattr(projector, "tof", False):
-        from petspect.physics.randoms import randoms_to_tof
-
         additive = randoms_to_tof(additive, projector.out_shape[3])
     return additive

@@ -17,7 +17,7 @@ import torch
 from petspect.errors import InputError, UnitError
 from petspect.geometry.pet import ImageGrid
 from petspect.operators.base import LinearOperator
-from petspect.projectors.pet_factors import ProjectionFactors
+from petspect.operators.factors import ProjectionFactors
 from petspect.units import MM_PER_CM
 from petspect.volume import Volume
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from petspect.errors import InputError
+from petspect.geometry.pet import ListmodeEvents
 
 __all__ = [
     "TimedEvents", "as_generator", "check_nonnegative", "decay_window_fraction", "effective_scan_s", "events_in_time_window",
@@ -358,8 +359,6 @@ def listmode_lors(events: TimedEvents, sino_def):
     last index of their bin. The result feeds :class:`petspect.projectors.pet.PetListmodeProjector`
     (list-mode reconstruction of a time window, see :func:`petspect.recon.em.osem`).
     """
-    from petspect.geometry.pet import ListmodeEvents
-
     shape = tuple(events.data_shape)
     tof = len(shape) == 4
     if shape != tuple(sino_def.shape(tof)):

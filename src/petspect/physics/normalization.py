@@ -28,7 +28,7 @@ import torch
 from petspect.errors import InputError
 from petspect.geometry.pet import PetScanner
 from petspect.geometry.sinogram import SinogramDefinition
-from petspect.projectors.pet_factors import safe_reciprocal
+from petspect.operators.factors import safe_reciprocal
 
 __all__ = ["simulate_crystal_efficiencies", "geometric_factors", "simulate_efficiencies", "normalisation_correction"]
 

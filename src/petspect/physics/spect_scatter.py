@@ -45,6 +45,7 @@ import torch
 
 from petspect.errors import InputError
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+from petspect.operators.pixel_response import pixel_response_matrices
 from petspect.units import FWHM_PER_SIGMA
 
 ELECTRON_REST_KEV = 510.99895
@@ -157,8 +158,6 @@ def detector_blur(projections: torch.Tensor, pixel_mm: tuple[float, float], fwhm
     Pixel-integrated Gaussian matrices (counts leaving the detector edges are lost, as they are
     physically).
     """
-    from petspect.projectors.spect import pixel_response_matrices
-
     _, rows, cols = projections.shape
     sigma = torch.tensor([fwhm_mm / FWHM_PER_SIGMA], dtype=torch.float64)
     mats = []

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import torch
 
 from petspect.errors import GeometryError, InputError, UnitError
-from petspect.geometry.spect import ParallelHoleCollimator, SpectSystem, detector_normal, get_spect_system
-from petspect.geometry.spect_data import SpectProjections
+from petspect.geometry.spect import ParallelHoleCollimator, detector_normal, get_spect_system
 from petspect.operators.base import LinearOperator
+from petspect.operators.pixel_response import pixel_response_matrices
 from petspect.units import BQ_PER_MBQ, FWHM_PER_SIGMA, ML_PER_MM3
 from petspect.volume import AXIAL_DIRECTION, Volume
 
@@ -152,30 +152,6 @@ def _transpose_csr(crow, col, val, n_cols: int):
     crow_t = torch.zeros(n_cols + 1, dtype=torch.int64, device=crow.device)
     crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=n_cols), 0)
     return crow_t, row[order], val[order]
-
-
-def pixel_response_matrices(out_centres: torch.Tensor, out_width: float, in_centres: torch.Tensor,
-                            in_width: float, sigma: torch.Tensor | None) -> torch.Tensor:
-    """Response matrices ``(P, n_out, n_in)`` mapping samples to detector pixels, one per plane.
-
-    Parameters
-    ----------
-    out_centres, in_centres : torch.Tensor, shapes (n_out,), (n_in,)
-        Pixel and sample centres along one axis, mm.
-    out_width, in_width : float
-        Pixel and sample widths, mm.
-    sigma : torch.Tensor, shape (P,), optional
-        Gaussian standard deviation per plane, mm: the Gaussian centred on each sample is integrated
-        over each pixel (columns sum to 1 away from the edges). None: the overlap of the sample's box
-        with the pixel over the sample width (``P = 1``; the identity for matching grids).
-    """
-    du = out_centres[None, :, None] - in_centres[None, None, :]
-    if sigma is None:
-        lo = torch.maximum(du - out_width / 2, torch.full_like(du, -in_width / 2))
-        hi = torch.minimum(du + out_width / 2, torch.full_like(du, in_width / 2))
-        return (hi - lo).clamp(min=0.0) / in_width
-    sig = sigma.clamp(min=1e-6)[:, None, None]
-    return torch.special.ndtr((du + out_width / 2) / sig) - torch.special.ndtr((du - out_width / 2) / sig)
 
 
 class SpectProjector(LinearOperator):
@@ -467,10 +443,6 @@ class SpectProjector(LinearOperator):
 
 
 # ---------------------------------------------------------------------- builders
-#: Presets for collimator names as written in DICOM (CollimatorGridName); Siemens' ME is "MELP".
-COLLIMATOR_SYSTEMS = {"LEHR": "spect-lehr", "ME": "spect-me", "MELP": "spect-me"}
-
-
 def check_axial(volume: Volume, what: str) -> None:
     """Raise GeometryError unless ``volume`` has the standard axial orientation (rows L, cols P, slices S)."""
     d = torch.as_tensor(volume.direction, dtype=torch.float64)
@@ -487,90 +459,3 @@ def mu_per_mm_on(mu: Volume, grid: Volume) -> torch.Tensor:
     if not mu.same_grid(grid):
         mu = mu.resample_to(grid, mode="linear")
     return mu.data * factors[mu.unit]
-
-
-def _system_for(data: SpectProjections) -> SpectSystem | None:
-    """The preset named by ``meta["system"]``, else by the nuclide (Tc-99m, Lu-177 in any spelling,
-    DICOM's "^99m^Technetium" included), else by ``meta["collimator"]``; None when nothing matches."""
-    name = data.meta.get("system")
-    key = "".join(ch for ch in (data.nuclide or "").lower() if ch.isalnum())
-    if not name and "99m" in key and ("tc" in key or "technetium" in key):
-        name = "spect-lehr"
-    if not name and "177" in key and "lu" in key:
-        name = "spect-me"
-    if not name:
-        name = COLLIMATOR_SYSTEMS.get(str(data.meta.get("collimator", "")).strip().upper())
-    return get_spect_system(name) if name else None
-
-
-def spect_system_model(projections_or_geometry: SpectProjections | SpectSystem | str,
-                       image_grid: Volume | tuple | None = None, *, mu: Volume | torch.Tensor | None = None,
-                       psf: bool = True, collimator: ParallelHoleCollimator | str | None = None,
-                       sensitivity_cps_per_mbq: float | None = None, dtype: torch.dtype = torch.float32,
-                       device=None) -> SpectProjector:
-    """The SPECT system model for measured or planned projections.
-
-    Parameters
-    ----------
-    projections_or_geometry : SpectProjections or SpectSystem or str
-        Measured data (angles, radii, pixel spacing, detector matrix and frame duration are taken
-        from it; ``meta["system"]``, the nuclide or ``meta["collimator"]`` picks the preset) or a system preset
-        (its default circular orbit and matrix).
-    image_grid : Volume or (shape, voxel_mm), optional
-        Reconstruction grid (standard axial orientation, centred on the rotation axis). Default: the
-        detector grid, ``(rows, cols, cols)`` with voxels ``(row_mm, col_mm, col_mm)``.
-    mu : Volume or torch.Tensor, optional
-        Attenuation at the photopeak energy; a Volume (1/mm or 1/cm) is resampled onto ``image_grid``,
-        a tensor is taken in 1/mm on that grid.
-    psf : bool
-        Distance-dependent collimator response.
-    collimator : ParallelHoleCollimator or str, optional
-        Overrides the collimator of the preset.
-    sensitivity_cps_per_mbq : float, optional
-        System sensitivity; default ``meta["sensitivity_cps_per_mbq"]`` or the preset's. With a
-        sensitivity the image is in Bq/mL and the model gives counts; without, voxel sums.
-
-    Returns
-    -------
-    SpectProjector
-        Maps an image of ``image_grid``'s shape to the photopeak projections ``(views, rows, cols)``.
-    """
-    if isinstance(projections_or_geometry, SpectProjections):
-        data = projections_or_geometry
-        system = _system_for(data)
-        angles, radius = data.angles_deg, data.radius_mm
-        rows, cols = (int(v) for v in data.counts.shape[2:])
-        pixel, duration = data.pixel_spacing_mm, data.frame_duration_s
-        sens = data.meta.get("sensitivity_cps_per_mbq")
-    else:
-        system = (get_spect_system(projections_or_geometry) if isinstance(projections_or_geometry, str)
-                  else projections_or_geometry)
-        angles, radius = system.circular_orbit()
-        rows, cols = system.matrix
-        pixel, duration, sens = (system.pixel_mm, system.pixel_mm), system.frame_duration_s, None
-    coll = collimator if collimator is not None else (system.collimator if system is not None else None)
-    if psf and coll is None:
-        raise InputError("spect_system_model: the data name no SPECT system or known nuclide; pass collimator=")
-    sens = sensitivity_cps_per_mbq or sens or (system.sensitivity_cps_per_mbq if system is not None else None)
-    mu_t = None
-    if image_grid is None:
-        shape, voxel = (rows, cols, cols), (pixel[0], pixel[1], pixel[1])
-    elif isinstance(image_grid, Volume):
-        check_axial(image_grid, "image_grid")
-        shape, voxel = image_grid.shape, image_grid.spacing_mm
-        if isinstance(mu, Volume):
-            mu_t = mu_per_mm_on(mu, image_grid)
-    else:
-        shape, voxel = tuple(image_grid[0]), tuple(image_grid[1])
-    if mu is not None and mu_t is None:
-        if isinstance(mu, Volume):
-            check_axial(mu, "mu")
-            if tuple(mu.shape) != tuple(shape):
-                raise GeometryError(f"mu grid {mu.shape} differs from the image grid {tuple(shape)}; "
-                                    "pass image_grid as a Volume to resample")
-            mu_t = mu_per_mm_on(mu, mu)
-        else:
-            mu_t = torch.as_tensor(mu)
-    return SpectProjector(shape, voxel, angles, radius, coll, mu=mu_t, psf=psf, detector_shape=(rows, cols),
-                          pixel_mm=pixel, sensitivity_cps_per_mbq=sens, frame_duration_s=duration, dtype=dtype,
-                          device=device)

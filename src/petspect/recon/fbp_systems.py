@@ -26,6 +26,7 @@ import torch
 from petspect.errors import InputError
 from petspect.recon.fbp import arc_correct, fbp_2d, ssrb
 from petspect.recon.objectives import safe_divide
+from petspect.systems.spect_chang import chang_correct
 
 __all__ = ["fbp_pet", "fbp_pet_model", "fbp_spect", "fbp_spect_model", "pet_bin_geometry"]
 
@@ -157,7 +158,7 @@ def fbp_pet_model(net_counts: torch.Tensor, model, scale: float, *, window: str 
     ``net_counts / (scale * f)`` (``f`` = ``model.multiplicative_factors``: efficiencies x attenuation,
     0 where ``f`` is 0) are the line integrals of the image that :func:`fbp_pet` inverts; ``scale``
     turns line integrals into counts (calibration x time). ``model`` is a
-    :class:`~petspect.projectors.pet_system.PetSystemModel` (its PSF, if any, is not inverted).
+    :class:`~petspect.systems.pet.PetSystemModel` (its PSF, if any, is not inverted).
     """
     f = model.multiplicative_factors.to(device=net_counts.device, dtype=net_counts.dtype)
     f = f.reshape(f.shape + (1,) * (net_counts.ndim - f.ndim))
@@ -171,7 +172,7 @@ def fbp_spect_model(net_counts: torch.Tensor, projector, scale: float, *, mu_per
 
     The projector sums voxel values along depth planes ``h`` mm apart times its own scale, so the line
     integrals are ``net * h / (projector.scale * scale)``. With ``mu_per_mm`` the image is corrected by
-    Chang's first-order method (Chang 1978, :mod:`petspect.physics.spect_chang`).
+    Chang's first-order method (Chang 1978, :mod:`petspect.systems.spect_chang`).
     """
     g = projector.grid
     line = net_counts * (float(g.h) / (projector.scale * scale))
@@ -181,6 +182,4 @@ def fbp_spect_model(net_counts: torch.Tensor, projector, scale: float, *, mu_per
                     window=window, cutoff=cutoff)
     if mu_per_mm is None:
         return img
-    from petspect.physics.spect_chang import chang_correct
-
     return chang_correct(img, mu_per_mm.to(img), voxel_mm=voxel, angles_deg=angles)

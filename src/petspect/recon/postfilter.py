@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from petspect.operators.base import LinearOperator
+from petspect.physics.resolution import GaussianPSF
+from petspect.recon.objectives import safe_divide
 
 
 def normalised_filter(blur: LinearOperator) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -16,8 +18,6 @@ def normalised_filter(blur: LinearOperator) -> Callable[[torch.Tensor], torch.Te
     dimmed by the axial kernel), as in scanner software.
     """
     def apply(x: torch.Tensor) -> torch.Tensor:
-        from petspect.recon.objectives import safe_divide
-
         return safe_divide(blur(x), blur(torch.ones_like(x)))
 
     return apply
@@ -26,6 +26,4 @@ def normalised_filter(blur: LinearOperator) -> Callable[[torch.Tensor], torch.Te
 def gaussian_post_filter(image_shape: Sequence[int], fwhm_mm: float | Sequence[float],
                          spacing_mm: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
     """Isotropic (or per-axis) Gaussian post-filter of FWHM ``fwhm_mm``, normalised at the borders."""
-    from petspect.physics.resolution import GaussianPSF
-
     return normalised_filter(GaussianPSF(tuple(image_shape), fwhm_mm, tuple(spacing_mm)))

@@ -10,7 +10,7 @@ Calibration
 -----------
 The *rate model* ``R`` maps activity concentration in Bq/mL to counts per second in each bin:
 
-* PET: ``R = k diag(n a) P [G]`` (:func:`petspect.projectors.pet_system.pet_system_model`), with ``k``
+* PET: ``R = k diag(n a) P [G]`` (:func:`petspect.systems.pet.pet_system_model`), with ``k``
   set so that 1 Bq at the centre of the field of view, in air, gives the scanner's NEMA NU 2 total
   sensitivity (``simulate.systems.PET_SENSITIVITY_CPS_PER_KBQ`` / 1000 counts per second) summed over
   the sinogram (reduced geometries such as direct planes only carry the whole scanner's counts, as
@@ -213,7 +213,7 @@ def _pet_rate_model(system: dict[str, Any], grid: dict[str, Any], factors: torch
     """``diag(f) P [G]`` (line integrals x factors) for a recorded PET system."""
     from petspect.geometry.pet import ImageGrid
     from petspect.geometry.sinogram import SinogramDefinition
-    from petspect.projectors.pet_system import pet_system_model
+    from petspect.systems.pet import pet_system_model
 
     scanner = _pet_scanner(system)
     s = system["sinogram"]

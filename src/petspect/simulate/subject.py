@@ -29,6 +29,8 @@ import torch
 import petspect
 from petspect.phantoms.base import Phantom, make_phantom
 from petspect.simulate.config import DatasetConfig
+from petspect.simulate.systems import pet_system
+from petspect.simulate.systems_spect import spect_system
 from petspect.simulate.layout import (projection_key, recon_key, sha256_file, subject_id, time_point_suffix,
                                       write_json)
 from petspect.volume import Volume
@@ -61,6 +63,13 @@ def make_subject_phantom(config: DatasetConfig, seed: int, *, hours: float | Non
     return make_phantom(pc.kind, seed=int(seed), **kwargs)
 
 
+def build_system(config: DatasetConfig, phantom: Phantom):
+    """The cohort system of one subject: PET or SPECT by ``config.scanner.modality``."""
+    if config.scanner.modality == "pet":
+        return pet_system(config, phantom)
+    return spect_system(config, phantom)
+
+
 def dose_levels(config: DatasetConfig) -> list[tuple[str, float]]:
     """(kind, percent) of every level: dose levels (highest first), then time windows."""
     doses = sorted({float(p) for p in config.dose_percents}, reverse=True)
@@ -70,8 +79,6 @@ def dose_levels(config: DatasetConfig) -> list[tuple[str, float]]:
 
 def planned_outputs(config: DatasetConfig, shape: tuple[int, int, int] | None = None) -> tuple[int, int, tuple[int, int, int]]:
     """(number of image volumes, number of projection values, image shape) written per subject."""
-    from petspect.simulate.systems import build_system
-
     phantom = make_subject_phantom(config, seed=int(config.seed))
     if shape is None:
         shape = phantom["activity"].shape
@@ -110,8 +117,6 @@ def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator
                    suffix: str) -> dict[str, Any]:
     """One scan of the subject: full dose, thinned levels, reconstructions; keys end in ``suffix``."""
     from petspect.physics.counts import poisson_sample
-    from petspect.simulate.systems import build_system
-
     system = build_system(config, phantom)
     full = poisson_sample(system.expected_full_dose(), gen)
     counts: dict[str, float] = {}

@@ -1,6 +1,6 @@
 """Scanner models of a simulated cohort: expected data of the full-dose scan and the reconstructions.
 
-:func:`build_system` turns a :class:`~petspect.simulate.config.DatasetConfig` and a subject's phantom
+:func:`petspect.simulate.subject.build_system` turns a :class:`~petspect.simulate.config.DatasetConfig` and a subject's phantom
 into a :class:`PetCohortSystem` or :class:`SpectCohortSystem`. Both expose the same small interface
 used by :mod:`petspect.simulate.subject`:
 
@@ -176,12 +176,12 @@ class PetCohortSystem:
         return dict(self.info)
 
 
-def _pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
+def pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     from petspect.geometry.pet import ImageGrid, get_pet_scanner
     from petspect.geometry.sinogram import SinogramDefinition, default_n_radial
     from petspect.nuclides import half_life_s
     from petspect.physics.counts import effective_scan_s
-    from petspect.projectors.pet_system import pet_system_model
+    from petspect.systems.pet import pet_system_model
 
     sc, acq = config.scanner, config.acquisition
     scanner = get_pet_scanner(sc.preset)
@@ -248,12 +248,3 @@ def _pet_additive(config, model, trues, activity, mu, norm, scale) -> torch.Tens
         scatter_scale=scale if scatter and not by_fraction else None,
         randoms_counts=acq.randoms_fraction * total_trues if acq.randoms else 0.0)
     return torch.zeros(trues.shape, dtype=trues.dtype) if additive is None else additive.to(trues.dtype)
-
-
-def build_system(config: DatasetConfig, phantom: Phantom):
-    """The cohort system of one subject: PET or SPECT by ``config.scanner.modality``."""
-    if config.scanner.modality == "pet":
-        return _pet_system(config, phantom)
-    from petspect.simulate.systems_spect import spect_system
-
-    return spect_system(config, phantom)

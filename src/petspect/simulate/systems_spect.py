@@ -1,7 +1,7 @@
 """SPECT scanner model of a simulated cohort (same interface as :class:`~petspect.simulate.systems.PetCohortSystem`).
 
 Acquisition: every energy window of the preset (photopeak and the two TEW scatter windows) is
-simulated with :func:`petspect.physics.spect_simulate.expected_spect_counts` (distance-dependent
+simulated with :func:`petspect.systems.spect_simulate.expected_spect_counts` (distance-dependent
 collimator response, attenuation, object-dependent scatter), on a detector whose pixels match the
 image grid (rows = slices, columns = transverse voxels). The stored prompts are all windows
 ``(windows, views, rows, cols)``; dose levels thin all windows together.
@@ -77,7 +77,7 @@ class SpectCohortSystem:
     def reconstruct(self, counts: torch.Tensor, fraction: float, algorithm: str, *,
                     attenuation_correction: bool = True) -> Volume:
         from petspect.physics.spect_scatter import tew_from_projections
-        from petspect.projectors.spect import spect_system_model
+        from petspect.systems.spect import spect_system_model
         from petspect.simulate.systems import _reconstruct
 
         proj = self._projections(counts.to(torch.float32))
@@ -98,7 +98,7 @@ def spect_system(config: DatasetConfig, phantom: Phantom) -> SpectCohortSystem:
     from petspect.geometry.spect import get_spect_system
     from petspect.nuclides import half_life_s
     from petspect.physics.spect_scatter import ScatterModel
-    from petspect.physics.spect_simulate import expected_spect_counts
+    from petspect.systems.spect_simulate import expected_spect_counts
 
     sc, acq = config.scanner, config.acquisition
     system = get_spect_system(sc.preset)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from petspect.errors import InputError
-from petspect.physics.spect_chang import chang_attenuation_factors, chang_correct
+from petspect.systems.spect_chang import chang_attenuation_factors, chang_correct
 from petspect.projectors.spect import SpectProjector
 from petspect.recon.em import mlem
 from petspect.volume import Volume

@@ -7,8 +7,8 @@ import torch
 
 from petspect.errors import GeometryError, UnitError
 from petspect.geometry.spect import get_spect_system
-from petspect.physics.spect_simulate import expected_spect_counts, simulate_spect_projections
-from petspect.projectors.spect import spect_system_model
+from petspect.systems.spect_simulate import expected_spect_counts, simulate_spect_projections
+from petspect.systems.spect import spect_system_model
 from petspect.recon.em import osem
 from petspect.volume import Volume
 

@@ -17,7 +17,7 @@ from petspect.operators.base import CompositeOperator, LinearOperator
 from petspect.physics.attenuation import attenuation_factors
 from petspect.physics.resolution import GaussianPSF
 from petspect.projectors.pet import PetSinogramProjector
-from petspect.projectors.pet_factors import ProjectionFactors
+from petspect.operators.factors import ProjectionFactors
 from petspect.volume import Volume
 
 __all__ = ["PetSystemModel", "pet_system_model"]

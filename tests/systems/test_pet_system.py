@@ -11,7 +11,7 @@ from petspect.geometry.sinogram import SinogramDefinition
 from petspect.operators.base import adjointness_test
 from petspect.physics.attenuation import attenuation_factors
 from petspect.physics.resolution import GaussianPSF
-from petspect.projectors.pet_system import pet_system_model
+from petspect.systems.pet import pet_system_model
 
 
 def _scanner():
