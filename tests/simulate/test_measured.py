@@ -44,7 +44,7 @@ def _measured(scatter_fraction=0.0, mu=None):
 def test_model_reproduces_the_projections_and_osem_recovers_the_cylinder():
     proj, peak = _measured()
     acq = spect_acquisition(proj, scatter="none", sensitivity_cps_per_mbq=S)
-    assert acq.grid["shape"] == list(SHAPE) and acq.system["preset"] == "spect-lehr"
+    assert acq.grid.shape == tuple(SHAPE) and acq.system.preset == "spect-lehr"
     torch.testing.assert_close(system_model(acq)(_cylinder()), peak, rtol=1e-4, atol=1e-3)
     img = reconstruct_acquisition(acq, "osem", n_iter=8, n_subsets=4, progress=False)
     assert img.unit == "Bq/mL" and img.meta["attenuation_corrected"] is False

@@ -73,5 +73,5 @@ def project(
     path = save_acquisition(data, out, overwrite=overwrite)
     cal = data.calibration
     typer.echo(f"{data.modality} {system}{' TOF' if tof else ''}: prompts {tuple(data.prompts.shape)}, "
-               f"{float(data.prompts.sum()):.4g} counts (expected trues {cal['expected_true_counts']:.4g}, "
-               f"additive {cal['expected_additive_counts']:.4g}); wrote {path}")
+               f"{float(data.prompts.sum()):.4g} counts (expected trues {cal.expected_true_counts:.4g}, "
+               f"additive {cal.expected_additive_counts:.4g}); wrote {path}")

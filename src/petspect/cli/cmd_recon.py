@@ -18,17 +18,25 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def recon(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Acquisition folder written by `petspect project`, or measured SPECT "
+    data: Path = typer.Argument(..., help="Acquisition folder (from `petspect project`, or a cohort subject "
+                                          "DATASET/sub-NNN from `petspect simulate`), or measured SPECT "
                                           "projections (DICOM NM TOMO file or folder, Interfile .hs)."),
     out: Path = typer.Option(..., "--out", help="Output image (.nii.gz, .nii, .hv, or a DICOM folder)."),
-    algorithm: str = typer.Option("osem", "--algorithm", help="fbp, mlem, osem or map (BSREM)."),
-    iterations: int = typer.Option(4, "--iterations", min=0, help="Iterations (each visits every subset)."),
-    subsets: int = typer.Option(8, "--subsets", min=1, help="Ordered subsets (osem, map)."),
-    beta: float = typer.Option(0.0, "--beta", min=0.0, help="Prior strength (map)."),
-    prior: str = typer.Option("rdp", "--prior", help="rdp (relative difference) or quadratic (map)."),
-    gamma: float = typer.Option(2.0, "--gamma", min=0.0, help="RDP edge-preservation parameter."),
+    level: str = typer.Option(None, "--level", help="Cohort subject: the level to reconstruct, e.g. d010 (10 % dose), "
+                                                    "t050 (first 50 % of the scan), d010_r1, d100_h024."),
+    algorithm: str = typer.Option(None, "--algorithm", help="fbp, mlem, osem or map (BSREM); default osem, or the "
+                                                            "cohort's first algorithm."),
+    iterations: int = typer.Option(None, "--iterations", min=0, help="Iterations (each visits every subset); "
+                                                                     "default 4 or the cohort's."),
+    subsets: int = typer.Option(None, "--subsets", min=1, help="Ordered subsets (osem, map); default 8 or the cohort's."),
+    beta: float = typer.Option(None, "--beta", min=0.0, help="MAP prior strength relative to the data's scale "
+                                                              "(times the mean sensitivity; same value at any count "
+                                                              "level); default 0 or the cohort's."),
+    prior: str = typer.Option(None, "--prior", help="rdp (relative difference) or quadratic (map)."),
+    gamma: float = typer.Option(None, "--gamma", min=0.0, help="RDP edge-preservation parameter (default 2)."),
     no_ac: bool = typer.Option(False, "--no-ac", help="No attenuation correction."),
-    post_filter_mm: float = typer.Option(None, "--post-filter-mm", help="Gaussian post-filter FWHM in mm."),
+    post_filter_mm: float = typer.Option(None, "--post-filter-mm", help="Gaussian post-filter FWHM in mm "
+                                                                        "(default none, or the cohort's)."),
     fbp_filter: str = typer.Option("hann", "--filter", help="FBP window: ramp, shepp-logan, cosine, hamming, hann."),
     cutoff: float = typer.Option(1.0, "--cutoff", help="FBP cut-off as a fraction of Nyquist."),
     objective: bool = typer.Option(False, "--objective", help="Print the (penalised) log-likelihood per iteration."),
@@ -44,6 +52,10 @@ def recon(
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
 
+    A cohort subject with --level is reconstructed with the settings the
+    cohort used for that algorithm (each can be overridden), so the image
+    matches the stored recon_<level>_<algorithm>_ac file.
+
     Measured SPECT projections: a grid of the detector's pixels centred
     on the rotation axis, collimator response and TEW scatter; attenuation
     corrected only with --mu (a map registered to that grid); Bq/mL with
@@ -51,30 +63,36 @@ def recon(
     from petspect._fileio import check_output_path
     from petspect.io import save
     from petspect.io.convert import is_projection_data, read_any
-    from petspect.simulate.acquisition import ACQUISITION_JSON, load_acquisition, reconstruct_acquisition
+    from petspect.recon.reconstruct import ReconSpec, reconstruct_image
+    from petspect.systems.acquisition import ACQUISITION_JSON, load_acquisition, stored_recon_specs
 
     check_output_path(out, overwrite=overwrite, inputs=[data])
     folder = data.is_dir() and (data / ACQUISITION_JSON).is_file()
+    stored: dict = {}
     if not folder and data.exists() and is_projection_data(data):
+        from petspect.io import load
         from petspect.simulate.measured import spect_acquisition
 
-        from petspect.io import load
-
+        if level is not None:
+            raise InputError("--level picks a level of a cohort subject's acquisition folder, not of measured data")
         acq = spect_acquisition(read_any(data, gate=gate), system=system, scatter=scatter,
                                 sensitivity_cps_per_mbq=sensitivity, mu=None if mu is None else load(mu), source=data)
     else:
         if gate is not None or system is not None or sensitivity is not None or mu is not None:
             raise InputError("--gate, --system, --sensitivity-cps-per-mbq and --mu apply to measured SPECT projections")
-        acq = load_acquisition(data)
+        acq = load_acquisition(data, level=level)
+        stored = stored_recon_specs(data) if level is not None else {}
+    algo = (algorithm or next(iter(stored), "osem")).lower()
+    base = stored.get(algo, {})
+    given = {"iterations": iterations, "subsets": subsets, "beta": beta, "prior": prior, "gamma": gamma,
+             "post_filter_fwhm_mm": post_filter_mm}
+    settings = {**{"iterations": 4, "subsets": 8}, **base, **{k: v for k, v in given.items() if v is not None}}
+    spec = ReconSpec.from_dict({**settings, "algorithm": algo, "fbp_window": fbp_filter, "fbp_cutoff": cutoff})
 
     def print_objective(it, _image, value):
         typer.echo(f"iteration {it}: objective {value:.10g}")
 
-    callback = print_objective if objective else None
-    dev = get_device(ctx)
-    vol = reconstruct_acquisition(acq, algorithm, n_iter=iterations, n_subsets=subsets, beta=beta, prior=prior,
-                                  gamma=gamma, attenuation=not no_ac, post_filter_fwhm_mm=post_filter_mm,
-                                  fbp_window=fbp_filter, fbp_cutoff=cutoff, callback=callback, device=dev,
-                                  compute_objective=objective)
+    vol = reconstruct_image(acq, spec, attenuation=not no_ac, device=get_device(ctx),
+                            callback=print_objective if objective else None, compute_objective=objective)
     path = save(vol, out, overwrite=overwrite)
-    typer.echo(f"{algorithm}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")
+    typer.echo(f"{algo}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")

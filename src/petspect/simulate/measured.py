@@ -1,8 +1,8 @@
 """Measured SPECT projections (DICOM NM TOMO, gated or not, and Interfile) as an acquisition to reconstruct.
 
 :func:`spect_acquisition` turns :class:`~petspect.geometry.spect_data.SpectProjections` read from a camera
-into the :class:`~petspect.simulate.acquisition.AcquisitionData` that
-:func:`~petspect.simulate.acquisition.reconstruct_acquisition` (and ``petspect recon``) reconstructs:
+into the :class:`~petspect.systems.acquisition.AcquisitionData` that
+:func:`~petspect.recon.reconstruct.reconstruct_image` (and ``petspect recon``) reconstructs:
 
 - data: the photopeak window's counts, ``(views, rows, cols)``;
 - system: the recorded orbit (angles and radius per view) and detector pixels, with the collimator of a
@@ -19,15 +19,18 @@ into the :class:`~petspect.simulate.acquisition.AcquisitionData` that
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 
 import petspect
 from petspect.errors import ConfigError, InputError
+from petspect.geometry.spect import get_spect_system
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
-from petspect.simulate.acquisition import AcquisitionData
+from petspect.materials import hu_to_mu_per_mm
+from petspect.physics.spect_scatter import detector_blur, tew_from_projections
+from petspect.systems.acquisition import AcquisitionData, Calibration
+from petspect.systems.records import ImageGridSpec, SpectSystemSpec
 from petspect.volume import Volume
 
 ADJACENT_KEV = 1.0  # a scatter window within this distance of a photopeak edge counts as adjacent
@@ -58,8 +61,6 @@ def tew_additive(proj: SpectProjections, *, smooth_fwhm_mm: float | None = None)
     Gaussian normalised at the detector edges, so that a flat estimate stays flat).
     Returns the estimate and a record of the windows used.
     """
-    from petspect.physics.spect_scatter import detector_blur, tew_from_projections
-
     peak = proj.energy_windows[proj.photopeak_window]
     low = _adjacent(proj.energy_windows, peak, below=True)
     up = _adjacent(proj.energy_windows, peak, below=False)
@@ -84,8 +85,6 @@ def mu_on_grid(mu: Volume, shape: list[int], spacing_mm: list[float], energy_kev
     centred on the rotation axis, slice 0 the superior detector row); HU are converted at ``energy_kev`` with
     :func:`petspect.materials.hu_to_mu_per_mm`.
     """
-    from petspect.materials import hu_to_mu_per_mm
-
     if list(mu.shape) != list(shape) or any(abs(a - b) > 1e-3 for a, b in zip(mu.spacing_mm, spacing_mm)):
         raise InputError(f"the attenuation map ({tuple(mu.shape)} voxels of {tuple(mu.spacing_mm)} mm) is not on the "
                          f"reconstruction grid ({tuple(shape)} voxels of {tuple(spacing_mm)} mm); register and "
@@ -130,8 +129,6 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
     source : optional
         Where the data came from (recorded in the provenance).
     """
-    from petspect.geometry.spect import get_spect_system
-
     if scatter not in ("tew", "none"):
         raise InputError(f"scatter must be 'tew' or 'none', got {scatter!r}")
     if sensitivity_cps_per_mbq is not None and not sensitivity_cps_per_mbq > 0:
@@ -143,22 +140,23 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
     additive, scatter_record = (None, {"method": "none"}) if scatter == "none" else tew_additive(
         proj, smooth_fwhm_mm=tew_smooth_fwhm_mm)
     calibrated = sensitivity_cps_per_mbq is not None
-    grid = {"shape": [rows, cols, cols], "spacing_mm": [row_mm, col_mm, col_mm]}
+    grid = ImageGridSpec((rows, cols, cols), (row_mm, col_mm, col_mm))
     peak = proj.energy_windows[proj.photopeak_window]
-    mu_mm = None if mu is None else mu_on_grid(mu, grid["shape"], grid["spacing_mm"], peak.centre_kev)
-    system_record = {
-        "modality": "SPECT", "preset": preset, "nuclide": proj.nuclide or spect.nuclide, "measured": True,
-        "collimator": dataclasses.asdict(spect.collimator), "angles_deg": proj.angles_deg.tolist(),
-        "radius_mm": proj.radius_mm.tolist(), "psf": bool(psf), "detector_shape": [rows, cols],
-        "pixel_mm": [row_mm, col_mm], "sensitivity_cps_per_mbq": float(sensitivity_cps_per_mbq or 1.0),
-        "photopeak_window": dataclasses.asdict(proj.energy_windows[proj.photopeak_window])}
-    calibration = {
-        "time_scale_s": float(proj.frame_duration_s), "mode": "counts", "unit": "Bq/mL" if calibrated else "a.u.",
-        "frame_duration_s": float(proj.frame_duration_s),
-        "sensitivity": "given" if calibrated else "none: the image times 1 cps/MBq / the camera's sensitivity is Bq/mL"}
+    mu_mm = None if mu is None else mu_on_grid(mu, list(grid.shape), list(grid.spacing_mm), peak.centre_kev)
+    nuclide = proj.nuclide or spect.nuclide
+    half_life = None  # a camera's nuclide name is free text; the frames are already decay-weighted counts
+    system_spec = SpectSystemSpec(
+        preset=preset, nuclide=nuclide, collimator=spect.collimator, angles_deg=proj.angles_deg.tolist(),
+        radius_mm=proj.radius_mm.tolist(), psf=bool(psf), detector_shape=(rows, cols), pixel_mm=(row_mm, col_mm),
+        sensitivity_cps_per_mbq=float(sensitivity_cps_per_mbq or 1.0), photopeak_window=peak, measured=True,
+        half_life_s=half_life)
+    calibration = Calibration(
+        time_scale_s=float(proj.frame_duration_s), mode="counts", unit="Bq/mL" if calibrated else "a.u.",
+        frame_duration_s=float(proj.frame_duration_s), nuclide=nuclide, half_life_s=half_life,
+        note="" if calibrated else "no sensitivity given: the image times 1 cps/MBq / the camera's sensitivity is Bq/mL")
     return AcquisitionData(
-        prompts=proj.photopeak.to(torch.float32), system=system_record,
-        grid=grid, calibration=calibration, additive=additive, mu_per_mm=mu_mm,
+        prompts=proj.photopeak.to(torch.float32), system=system_spec, grid=grid, calibration=calibration,
+        additive=additive, mu_per_mm=mu_mm,
         provenance={"petspect": petspect.__version__, "source": None if source is None else str(source),
                     "scatter": scatter_record, "meta": dict(proj.meta),
                     "geometry": "image centred on the rotation axis; patient coordinates not used",
