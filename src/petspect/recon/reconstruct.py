@@ -213,8 +213,8 @@ def _fbp(system: SystemModel, data: AcquisitionData, spec: ReconSpec, device) ->
 
 
 def reconstruct_image(data: AcquisitionData, spec: ReconSpec, *, attenuation: bool = True, device=None,
-                      callback: Callable | None = None, compute_objective: bool = False,
-                      progress: bool | None = None) -> Volume:
+                      system: SystemModel | None = None, callback: Callable | None = None,
+                      compute_objective: bool = False, progress: bool | None = None) -> Volume:
     """:func:`reconstruct` with the acquisition's own system model, as a Volume on its image grid.
 
     Parameters
@@ -226,6 +226,9 @@ def reconstruct_image(data: AcquisitionData, spec: ReconSpec, *, attenuation: bo
         or Chang's correction after FBP).
     device : optional
         Compute device.
+    system : SystemModel, optional
+        The model to use instead of building it from ``data`` (``attenuation`` and ``device`` are then
+        the model's): a cohort reuses one model for all the levels of a scan.
 
     Returns
     -------
@@ -233,7 +236,8 @@ def reconstruct_image(data: AcquisitionData, spec: ReconSpec, *, attenuation: bo
         Unit of the calibration ("Bq/mL"; "a.u." for measured data without a sensitivity), modality
         "PT" or "NM"; ``meta`` records the algorithm and its settings.
     """
-    system = system_model(data, attenuation=attenuation, device=device)
+    if system is None:
+        system = system_model(data, attenuation=attenuation, device=device)
     img = reconstruct(system, data, spec, callback=callback, compute_objective=compute_objective, progress=progress)
     settings = spec.to_dict()
     if spec.algorithm is not Algorithm.MAP:

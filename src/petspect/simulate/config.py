@@ -93,7 +93,7 @@ class ReconConfig:
     algorithms: list[str] = field(default_factory=lambda: ["osem"])
     iterations: int = 3
     subsets: int = 8
-    beta: float = 0.05  # relative: times the mean sensitivity (simulate.systems.map_beta)
+    beta: float = 0.05  # relative to the data's scale: times the mean sensitivity (recon.reconstruct.absolute_beta)
     prior: str = "rdp"
     post_filter_fwhm_mm: float | None = None
     nac: bool = True

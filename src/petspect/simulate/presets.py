@@ -18,7 +18,7 @@ def quick() -> DatasetConfig:
     """Small chest-abdomen FDG torsos at 100 and 10 % dose, on the whole-body ring cut to 12 rings of 6 mm.
 
     Direct planes only (one per 6 mm slice) and 4x view mashing keep it at seconds per case; the
-    counts are those of the full scanner (see :mod:`petspect.simulate.systems`).
+    counts are those of the full scanner (see :mod:`petspect.systems.pet`).
     """
     return DatasetConfig(
         name="quick", description="petspect quick cohort: small FDG torsos, 2D-ring PET, 100 and 10 % dose",

@@ -13,13 +13,17 @@ The chain (all in physical units, all seeded from the subject's seed):
 4. each level is reconstructed with the configured algorithms, with and without attenuation
    correction. Reconstructions at every level are in **full-dose-equivalent Bq/mL**: the dose (or
    time) fraction is divided out, as SUV normalisation by the injected activity does, so levels are
-   directly comparable and a denoiser maps low-dose images onto the full-dose scale.
+   directly comparable and a denoiser maps low-dose images onto the full-dose scale;
+5. every level is also kept as an acquisition in the one folder format (``acquisition.json`` with its
+   levels, ``docs/acquisition-format.md``), reconstructed through the same
+   :func:`petspect.recon.reconstruct.reconstruct` with the same settings, so ``petspect recon
+   DATASET/sub-NNN --level d010`` gives the stored image.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +31,15 @@ import numpy as np
 import torch
 
 import petspect
+from petspect.io import save
 from petspect.phantoms.base import Phantom, make_phantom
+from petspect.physics.counts import poisson_sample, thin_counts
 from petspect.simulate.config import DatasetConfig
-from petspect.simulate.systems import pet_system
-from petspect.simulate.systems_spect import spect_system
 from petspect.simulate.layout import (projection_key, recon_key, sha256_file, subject_id, time_point_suffix,
                                       write_json)
+from petspect.simulate.systems import CohortScan, pet_system, recon_spec
+from petspect.simulate.systems_spect import spect_system
+from petspect.systems.acquisition import ACQUISITION_JSON, Level, acquisition_document
 from petspect.volume import Volume
 
 #: phantom volumes copied into every subject (when the phantom has them)
@@ -49,6 +56,8 @@ class SubjectResult:
     volumes: dict[str, Volume] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    #: JSON documents written beside the arrays (``acquisition.json``: the subject's acquisitions)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def make_subject_phantom(config: DatasetConfig, seed: int, *, hours: float | None = None) -> Phantom:
@@ -89,15 +98,18 @@ def planned_outputs(config: DatasetConfig, shape: tuple[int, int, int] | None = 
     n_tp = max(1, len(config.time_points_h))
     n_vol = sum(1 for k in PHANTOM_KEYS if k in phantom.volumes) + n_tp * (1 + n_real * per_level)
     n_real *= n_tp
-    # prompts of every level, plus the additive and multiplicative terms (at most the data's size each)
-    return n_vol, (n_real + 2) * math.prod(system.data_shape), tuple(shape)
+    # prompts of every level; PET: an additive term per scan, attenuation and normalisation once (each of the
+    # data's size at most); SPECT: the attenuation map once (the image's size)
+    if system.energy_windows is None:
+        n_proj = (n_real + n_tp + 2) * math.prod(system.data_shape)
+    else:
+        n_proj = n_real * math.prod(system.data_shape) + math.prod(shape)
+    return n_vol, n_proj, tuple(shape)
 
 
 def _level_data(full: torch.Tensor, kind: str, percent: float, n_real: int, scan_fraction: float,
                 gen: torch.Generator) -> list[torch.Tensor]:
     """Counts of one level: thinned (paired) from the full-dose counts; disjoint splits for realisations."""
-    from petspect.physics.counts import thin_counts
-
     if kind == "dose" and percent >= 100.0:
         return [full]
     fraction = percent / 100.0 if kind == "dose" else scan_fraction
@@ -116,10 +128,11 @@ def _level_data(full: torch.Tensor, kind: str, percent: float, n_real: int, scan
 def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator, result: SubjectResult,
                    suffix: str) -> dict[str, Any]:
     """One scan of the subject: full dose, thinned levels, reconstructions; keys end in ``suffix``."""
-    from petspect.physics.counts import poisson_sample
     system = build_system(config, phantom)
     full = poisson_sample(system.expected_full_dose(), gen)
     counts: dict[str, float] = {}
+    levels: list[Level] = []
+    additive_name = None if system.additive is None else "additive_d100" + suffix
     for kind, pct in dose_levels(config):
         n_real = config.realisations if (kind == "dose" and pct < 100.0) else 1
         scan_fraction = system.time_window_fraction(pct / 100.0) if kind == "time" else pct / 100.0
@@ -127,15 +140,45 @@ def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator
             pkey = projection_key(kind, pct, r) + suffix
             counts[pkey] = float(data.sum())
             result.arrays[pkey] = data.to(torch.float32).numpy()
+            levels.append(Level(pkey.removeprefix("prompts_"), f"{pkey}.npy",
+                                system.calibration.time_scale_s * scan_fraction, scan_fraction,
+                                None if additive_name is None else f"{additive_name}.npy", scan_fraction))
             for algo in config.recon.algorithms:
                 img = system.reconstruct(data, scan_fraction, algo, attenuation_correction=True)
                 result.volumes[recon_key(kind, pct, algo, True, r) + suffix] = img
             if config.recon.nac:
                 img = system.reconstruct(data, scan_fraction, "osem", attenuation_correction=False)
                 result.volumes[recon_key(kind, pct, "osem", False, r) + suffix] = img
-    result.arrays["additive_d100" + suffix] = system.additive_full_dose().to(torch.float32).numpy()
-    result.arrays["multiplicative" + suffix] = system.multiplicative().to(torch.float32).numpy()
-    return {"counts_per_level": counts, "system": system.describe()}
+    if additive_name is not None:
+        result.arrays[additive_name] = system.additive.to(torch.float32).numpy()
+    return {"counts_per_level": counts, "system": system.describe(), "levels": levels, "scan": system,
+            "full_key": projection_key("dose", 100.0) + suffix, "additive_key": additive_name}
+
+
+def _acquisition_record(config: DatasetConfig, result: SubjectResult, scans: dict[str, Any]) -> dict[str, Any]:
+    """``acquisition.json`` of the subject: the first scan's record, every level of every scan, and the
+    reconstruction settings by algorithm (docs/acquisition-format.md); stores the shared arrays."""
+    first = scans[next(iter(scans))]
+    scan: CohortScan = first["scan"]
+    full = torch.from_numpy(result.arrays[first["full_key"]])
+    record = replace(scan.level_data(full, 1.0), calibration=scan.calibration,
+                     provenance={"petspect_version": petspect.__version__, "subject": result.subject,
+                                 "seed": result.seed, "made_by": "petspect simulate (cohort)"})
+    files: dict[str, Any] = {"prompts": {"file": f"{first['full_key']}.npy", "shape": list(full.shape)}}
+    if first["additive_key"] is not None:
+        files["additive"] = {"file": f"{first['additive_key']}.npy", "shape": list(full.shape)}
+    for name in ("attenuation", "normalisation", "mu_per_mm"):
+        t = getattr(scan, name)
+        if t is not None:
+            key = name if name == "mu_per_mm" else f"multiplicative_{name}"
+            result.arrays[key] = t.to(torch.float32).numpy()
+            files[name] = {"file": f"{key}.npy", "shape": list(t.shape)}
+    windows = None if scan.energy_windows is None else [
+        {"name": w.name, "lower_kev": w.lower_kev, "upper_kev": w.upper_kev} for w in scan.energy_windows]
+    algorithms = list(dict.fromkeys(list(config.recon.algorithms) + (["osem"] if config.recon.nac else [])))
+    return acquisition_document(record, files, levels=[lv for s in scans.values() for lv in s["levels"]],
+                                energy_windows=windows, additive_model=scan.additive_model,
+                                reconstructions=[recon_spec(config, a).to_dict() for a in algorithms])
 
 
 def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectResult:
@@ -160,6 +203,7 @@ def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectRes
             result.volumes["activity" + suffix] = phantom.volumes["activity"]
         scans[suffix or "scan"] = _simulate_scan(config, phantom, gen, result, suffix)
     assert first is not None
+    result.documents[ACQUISITION_JSON] = _acquisition_record(config, result, scans)
     result.record = {
         "subject": result.subject, "index": index, "seed": int(seed),
         "phantom_record": first.record,
@@ -177,9 +221,7 @@ def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectRes
 
 
 def write_subject(result: SubjectResult, folder: Path) -> dict[str, Any]:
-    """Write a subject's volumes (NIfTI), arrays (.npy) and ``subject.json`` into ``folder``."""
-    from petspect.io import save
-
+    """Write a subject's volumes (NIfTI), arrays (.npy), ``acquisition.json`` and ``subject.json`` into ``folder``."""
     files: dict[str, dict[str, Any]] = {}
     entry: dict[str, str] = {}
     for key, vol in result.volumes.items():
@@ -191,6 +233,9 @@ def write_subject(result: SubjectResult, folder: Path) -> dict[str, Any]:
         name = f"{key}.npy"
         np.save(folder / name, arr, allow_pickle=False)
         files[name] = {"sha256": sha256_file(folder / name), "shape": list(arr.shape), "unit": "counts"}
+    for name, doc in result.documents.items():
+        write_json(folder / name, doc)
+        files[name] = {"sha256": sha256_file(folder / name)}
     entry.setdefault("image", entry[result.record["image_key"]])
     if "labels" in result.volumes:
         entry["label"] = entry["labels"]

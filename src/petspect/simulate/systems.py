@@ -1,66 +1,160 @@
-"""Scanner models of a simulated cohort: expected data of the full-dose scan and the reconstructions.
+"""Scanner models of a simulated cohort: the typed acquisition record of every scan and level.
 
-:func:`petspect.simulate.subject.build_system` turns a :class:`~petspect.simulate.config.DatasetConfig` and a subject's phantom
-into a :class:`PetCohortSystem` or :class:`SpectCohortSystem`. Both expose the same small interface
-used by :mod:`petspect.simulate.subject`:
+:func:`pet_system` (here) and :func:`petspect.simulate.systems_spect.spect_system` turn a
+:class:`~petspect.simulate.config.DatasetConfig` and a subject's phantom into a :class:`CohortScan`:
+the subject's system record (:class:`~petspect.systems.records.PetSystemSpec` or
+:class:`~petspect.systems.records.SpectSystemSpec`), image grid, full-scan calibration, expected
+full-dose counts and the additive and multiplicative terms. A dose or time-window level of the scan is
+the same record with the level's counts and its count fraction in the time scale
+(:meth:`CohortScan.level_data`), reconstructed by the one :func:`petspect.recon.reconstruct.reconstruct`
+with the :class:`~petspect.recon.reconstruct.ReconSpec` of :func:`recon_spec`, so ``petspect recon
+DATASET/SUBJECT --level d010`` (which reads the same record from the subject's ``acquisition.json``)
+gives the cohort's image.
 
-* ``expected_full_dose()`` -- expected prompts (counts) of the full-dose scan, additive terms included;
-* ``additive_full_dose()`` and ``multiplicative()`` -- the additive (randoms + scatter) and
-  multiplicative (attenuation x normalisation) terms, stored with the data;
-* ``time_window_fraction(f)`` -- share of the counts in the first fraction ``f`` of the scan (decay);
-* ``reconstruct(counts, fraction, algorithm, attenuation_correction)`` -- an image Volume in
-  full-dose-equivalent Bq/mL;
-* ``describe()`` -- JSON record of the system (enough to rebuild it with the config).
-
-Calibration (PET)
------------------
-The projector gives line integrals (Bq/mL x mm). A calibration factor ``k`` (counts per second per
-unit line integral) is set so that a 1 Bq point source at the centre of the field of view, in air,
-gives ``sensitivity_cps_per_kbq / 1000`` counts per second in the configured sinogram: reduced
-geometries (direct planes only, mashed views) carry the counts of the whole scanner, as SSRB-rebinned
-3D data do, so the noise of every level is that of the real scanner. Expected counts of a scan of
-``T`` s with the decay of the nuclide are ``k * T_eff * (A x)`` with ``T_eff = (1 - exp(-lambda T)) /
-lambda`` (activity at the scan start); reconstructions use the same operator, so they return Bq/mL.
+Calibration (PET): :func:`petspect.systems.pet.pet_calibration_factor` (NEMA NU 2 sensitivity of the
+preset's scanner, times ``acquisition.sensitivity_scale``); a scan of ``T`` s with the decay of the
+nuclide has the time scale ``T_eff = (1 - exp(-lambda T)) / lambda`` (activity at the scan start).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from petspect.errors import ConfigError
+from petspect.geometry.pet import get_pet_scanner
+from petspect.geometry.sinogram import SinogramDefinition, default_n_radial
+from petspect.geometry.spect_data import EnergyWindow
+from petspect.nuclides import half_life_s
 from petspect.phantoms.base import Phantom
+from petspect.physics.additive_pet import pet_additive_counts
+from petspect.physics.attenuation import attenuation_factors
+from petspect.physics.counts import decay_window_fraction, effective_scan_s
+from petspect.physics.normalization import simulate_efficiencies
+from petspect.recon.reconstruct import ReconSpec, absolute_beta, reconstruct_image
 from petspect.simulate.config import DatasetConfig
+from petspect.systems.acquisition import (AcquisitionData, Calibration, SystemModel, pet_base_model,
+                                          spect_window_terms, system_model)
+from petspect.systems.pet import PET_SENSITIVITY_CPS_PER_KBQ, pet_calibration_factor, pet_system_spec
+from petspect.systems.records import ImageGridSpec, PetSystemSpec, SystemSpec
 from petspect.volume import Volume
-
-#: NEMA NU 2 total sensitivity (cps/kBq) of the scanners the PET presets resemble:
-#: Biograph Vision 600 16.4 (van Sluis et al, J Nucl Med 60:1031, 2019); HRRT ~ 4.3 (de Jong et al, PMB
-#: 52:1505, 2007, 400-650 keV); Inveon 6.72 % = 67.2 cps/kBq (Constantinescu & Mukherjee, PMB 54:2885, 2009).
-PET_SENSITIVITY_CPS_PER_KBQ = {"wholebody": 16.4, "brain": 4.3, "small-animal": 67.2}
 
 _NUCLIDE_OF_TRACER = {"fdg": "F-18", "psma": "Ga-68", "dotatate": "Ga-68", "amyloid": "F-18", "dat": "F-18"}
 
+__all__ = ["CohortScan", "PET_SENSITIVITY_CPS_PER_KBQ", "map_beta", "pet_calibration_factor", "pet_system",
+           "recon_spec"]
 
-def pet_calibration_factor(projector, sensitivity_cps_per_kbq: float) -> float:
-    """Counts per second per unit line integral (Bq/mL x mm) that gives a scanner its sensitivity.
 
-    A 1 Bq point source in the central voxel, in air, gives ``sensitivity_cps_per_kbq / 1000`` counts
-    per second summed over the projector's (non-TOF) sinogram (see the module docstring).
+def recon_spec(config: DatasetConfig, algorithm: str) -> ReconSpec:
+    """The reconstruction settings a cohort uses for ``algorithm`` (from ``config.recon``).
+
+    OSEM: ``iterations`` x ``subsets``; MLEM: ``iterations * subsets`` iterations (the same number of
+    updates); MAP (BSREM): ``max(2 iterations, 4)`` iterations with the relative ``beta`` and ``prior``,
+    no post-filter (the prior is the regularisation, as with clinical penalised-likelihood
+    reconstructions); FBP: Hann-windowed ramp. ``post_filter_fwhm_mm`` applies to all but MAP.
     """
-    geometric = projector.non_tof() if getattr(projector, "tof", False) else projector
-    grid = geometric.grid
-    voxel_ml = math.prod(grid.spacing_mm) * 1e-3
-    point = torch.zeros(grid.shape, dtype=torch.float32, device=geometric.device)
-    point[tuple(n // 2 for n in grid.shape)] = 1.0 / voxel_ml  # 1 Bq in the central voxel, in Bq/mL
-    seen = float(geometric(point).sum())
-    if seen <= 0:
-        raise ConfigError("the image grid's centre is outside the scanner's field of view")
-    return float(sensitivity_cps_per_kbq) * 1e-3 / seen
+    rc = config.recon
+    post = rc.post_filter_fwhm_mm or None
+    if algorithm == "osem":
+        return ReconSpec("osem", iterations=rc.iterations, subsets=rc.subsets, post_filter_fwhm_mm=post)
+    if algorithm == "mlem":
+        return ReconSpec("mlem", iterations=rc.iterations * rc.subsets, subsets=1, post_filter_fwhm_mm=post)
+    if algorithm == "map":
+        return ReconSpec("map", iterations=max(rc.iterations * 2, 4), subsets=rc.subsets, beta=rc.beta, prior=rc.prior)
+    if algorithm == "fbp":
+        return ReconSpec("fbp", iterations=0, subsets=1, post_filter_fwhm_mm=post)
+    raise ConfigError(f"algorithm {algorithm!r} is not available for cohort reconstructions")
+
+
+def map_beta(op, beta_relative: float) -> float:
+    """Absolute prior weight of a relative ``beta`` (:func:`petspect.recon.reconstruct.absolute_beta`)."""
+    return absolute_beta(op, beta_relative)
+
+
+@dataclass
+class CohortScan:
+    """One scan of a subject: its acquisition record without the prompts (see the module docstring).
+
+    Attributes
+    ----------
+    system, grid, calibration
+        The typed record; ``calibration`` is that of the full-dose scan.
+    expected : torch.Tensor
+        Expected full-dose prompts (PET sinogram with the additive term; SPECT every energy window,
+        ``(windows, views, rows, cols)``).
+    additive : torch.Tensor, optional
+        PET expected full-dose randoms + scatter (counts); SPECT: None (each level's TEW estimate).
+    attenuation, normalisation : torch.Tensor, optional
+        PET factors (non-TOF sinogram shape).
+    mu_per_mm : torch.Tensor, optional
+        Attenuation map on the image grid (SPECT models attenuation with it).
+    energy_windows, additive_model
+        SPECT: the windows the counts hold and how the additive term is derived from them.
+    info : dict
+        JSON description recorded in ``subject.json``.
+    """
+
+    config: DatasetConfig
+    activity: Volume
+    system: SystemSpec
+    grid: ImageGridSpec
+    calibration: Calibration
+    expected: torch.Tensor
+    info: dict[str, Any]
+    additive: torch.Tensor | None = None
+    attenuation: torch.Tensor | None = None
+    normalisation: torch.Tensor | None = None
+    mu_per_mm: torch.Tensor | None = None
+    energy_windows: list[EnergyWindow] | None = None
+    additive_model: dict[str, Any] | None = None
+    _models: dict[bool, SystemModel] = field(default_factory=dict, repr=False)
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.expected.shape)
+
+    def expected_full_dose(self) -> torch.Tensor:
+        return self.expected
+
+    def time_window_fraction(self, fraction: float) -> float:
+        """Share of the scan's decays in its first ``fraction`` of the scan time."""
+        scan = float(self.calibration.scan_s)
+        return decay_window_fraction(0.0, fraction * scan, scan, half_life_s=self.calibration.half_life_s)
+
+    def level_data(self, counts: torch.Tensor, fraction: float) -> AcquisitionData:
+        """The acquisition record of one level: its counts, with ``fraction`` of the full scan's counts."""
+        cal = replace(self.calibration, time_scale_s=self.calibration.time_scale_s * fraction, mode="level",
+                      count_fraction=float(fraction))
+        counts = counts.to(torch.float32)
+        if self.energy_windows is not None:
+            prompts, additive = spect_window_terms(counts, self.system, self.energy_windows, self.additive_model)
+        else:
+            prompts, additive = counts, None if self.additive is None else self.additive * fraction
+        return AcquisitionData(prompts, self.system, self.grid, cal, additive, attenuation=self.attenuation,
+                               normalisation=self.normalisation, mu_per_mm=self.mu_per_mm)
+
+    def reconstruct(self, counts: torch.Tensor, fraction: float, algorithm: str, *,
+                    attenuation_correction: bool = True) -> Volume:
+        """Reconstruct one level with the cohort's settings for ``algorithm`` (full-dose-equivalent Bq/mL)."""
+        data = self.level_data(counts, fraction)
+        if attenuation_correction not in self._models:  # one model per scan; levels differ in their scale only
+            self._models[attenuation_correction] = system_model(data, attenuation=attenuation_correction)
+        model = self._models[attenuation_correction]
+        scale = data.time_scale_s * (self.system.sensitivity_factor if isinstance(self.system, PetSystemSpec) else 1.0)
+        return reconstruct_image(data, recon_spec(self.config, algorithm), system=model.at_scale(scale),
+                                 progress=False)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.info)
+
+
+def _split_params(cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in params.items() if k in names}, {k: v for k, v in params.items() if k not in names}
 
 
 def _check_in_fov(activity: Volume, fov_radius_mm: float) -> None:
@@ -77,112 +171,8 @@ def _check_in_fov(activity: Volume, fov_radius_mm: float) -> None:
                           f"transaxial field of view ({fov_radius_mm:.0f} mm): raise scanner.params n_radial")
 
 
-def _split_params(cls: type, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in params.items() if k in names}, {k: v for k, v in params.items() if k not in names}
-
-
-def map_beta(op, beta_relative: float) -> float:
-    """Absolute prior weight of a relative ``beta``: ``beta_relative`` times the mean sensitivity.
-
-    The Poisson log-likelihood is in counts and its gradient scales with the sensitivity ``A^T 1``
-    (counts per unit image value); the RDP or quadratic penalty scales with the image values. Weighting
-    the penalty by the mean sensitivity over the field of view makes one relative beta give the same
-    smoothing at every dose level, scan time and image unit.
-    """
-    sens = op.adjoint(torch.ones(op.out_shape, dtype=torch.float32))
-    inside = sens > 0
-    if not bool(inside.any()):
-        raise ConfigError("the system has zero sensitivity everywhere")
-    return float(beta_relative) * float(sens[inside].mean())
-
-
-def _reconstruct(op, data: torch.Tensor, additive: torch.Tensor | None, algorithm: str, config: DatasetConfig,
-                 spacing_mm=None) -> torch.Tensor:
-    """Run one of the configured algorithms on calibrated data (image in the operator's input unit).
-
-    ``config.recon.post_filter_fwhm_mm`` (when set) applies a border-normalised Gaussian post-filter to
-    OSEM and MLEM images; MAP images are not post-filtered (their prior is the regularisation, as with
-    clinical penalised-likelihood reconstructions).
-    """
-    from petspect.recon.em import mlem, osem
-
-    rc = config.recon
-    post = None
-    if rc.post_filter_fwhm_mm:
-        from petspect.recon.postfilter import gaussian_post_filter
-
-        post = gaussian_post_filter(op.in_shape, float(rc.post_filter_fwhm_mm), spacing_mm)
-    if algorithm == "osem":
-        return osem(op, data, additive=additive, n_iter=rc.iterations, n_subsets=rc.subsets, post_filter=post,
-                    progress=False)
-    if algorithm == "mlem":
-        return mlem(op, data, additive=additive, n_iter=rc.iterations * rc.subsets, post_filter=post, progress=False)
-    if algorithm == "map":
-        from petspect.recon.map import bsrem
-        from petspect.recon.priors import make_prior
-
-        prior = make_prior(rc.prior, spacing_mm=spacing_mm)
-        return bsrem(op, data, prior, map_beta(op, rc.beta), additive=additive, n_iter=max(rc.iterations * 2, 4),
-                     n_subsets=rc.subsets, progress=False)
-    raise ConfigError(f"algorithm {algorithm!r} is not available for cohort reconstructions")
-
-
-@dataclass
-class PetCohortSystem:
-    """PET scanner model of one subject (see the module docstring)."""
-
-    config: DatasetConfig
-    activity: Volume
-    model_ac: Any
-    model_nac: Any
-    calibration: float
-    scan_eff_s: float
-    additive: torch.Tensor
-    info: dict[str, Any]
-
-    @property
-    def data_shape(self) -> tuple[int, ...]:
-        return tuple(self.model_ac.out_shape)
-
-    def _op(self, ac: bool, fraction: float):
-        return (self.model_ac if ac else self.model_nac) * (self.calibration * self.scan_eff_s * fraction)
-
-    def expected_full_dose(self) -> torch.Tensor:
-        return self._op(True, 1.0)(self.activity.data.to(torch.float32)) + self.additive
-
-    def additive_full_dose(self) -> torch.Tensor:
-        return self.additive
-
-    def multiplicative(self) -> torch.Tensor:
-        return self.model_ac.multiplicative_factors
-
-    def time_window_fraction(self, fraction: float) -> float:
-        from petspect.physics.counts import decay_window_fraction
-
-        scan = self.config.acquisition.scan_s
-        return decay_window_fraction(0.0, fraction * scan, scan, half_life_s=self.info["half_life_s"])
-
-    def reconstruct(self, counts: torch.Tensor, fraction: float, algorithm: str, *,
-                    attenuation_correction: bool = True) -> Volume:
-        op = self._op(attenuation_correction, fraction)
-        img = _reconstruct(op, counts.to(torch.float32), self.additive * fraction, algorithm, self.config,
-                           spacing_mm=self.activity.spacing_mm)
-        return self.activity.with_data(img, unit="Bq/mL", modality="PT",
-                                       meta={"algorithm": algorithm, "attenuation_corrected": attenuation_correction,
-                                             "count_fraction": fraction})
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.info)
-
-
-def pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
-    from petspect.geometry.pet import ImageGrid, get_pet_scanner
-    from petspect.geometry.sinogram import SinogramDefinition, default_n_radial
-    from petspect.nuclides import half_life_s
-    from petspect.physics.counts import effective_scan_s
-    from petspect.systems.pet import pet_system_model
-
+def pet_system(config: DatasetConfig, phantom: Phantom) -> CohortScan:
+    """The PET scan of one subject (see the module docstring)."""
     sc, acq = config.scanner, config.acquisition
     scanner = get_pet_scanner(sc.preset)
     scanner_over, rest = _split_params(type(scanner), sc.params)
@@ -193,39 +183,43 @@ def pet_system(config: DatasetConfig, phantom: Phantom) -> PetCohortSystem:
     if unknown:
         raise ConfigError(f"unknown scanner.params {sorted(unknown)} (neither PetScanner nor SinogramDefinition fields)")
     activity = phantom["activity"]
-    grid = ImageGrid(activity.shape, activity.spacing_mm)  # centred on the scanner axis
+    grid = ImageGridSpec.from_volume(activity)
+    image_grid = grid.image_grid()  # centred on the scanner axis
     if "n_radial" not in sino_over:  # radial bins that cover the image grid's inscribed circle, no more
-        width_mm = max(grid.shape[1] * grid.spacing_mm[1], grid.shape[2] * grid.spacing_mm[2]) + 2 * max(grid.spacing_mm)
+        width_mm = max(image_grid.shape[1] * image_grid.spacing_mm[1],
+                       image_grid.shape[2] * image_grid.spacing_mm[2]) + 2 * max(image_grid.spacing_mm)
         sino_over["n_radial"] = default_n_radial(
             dataclasses.replace(scanner, fov_diameter_mm=min(width_mm, scanner.fov_diameter_mm)))
     sino = SinogramDefinition(scanner, max_ring_diff=sc.max_ring_difference, view_mashing=sc.view_mashing, **sino_over)
     _check_in_fov(activity, float(np.abs(sino.radial_positions_mm()).max()))
-    mu = phantom.volumes.get("mu_511") if acq.attenuation else None
-    mu_t = mu.data.to(torch.float32) if mu is not None else None
-    norm = None
-    if acq.normalisation:
-        from petspect.physics.normalization import simulate_efficiencies
-
-        norm = simulate_efficiencies(sino, seed=int(config.seed))
-    model_ac = pet_system_model(scanner, grid, sino_def=sino, mu=mu_t, normalisation=norm, psf_fwhm_mm=sc.psf_fwhm_mm,
-                                tof=sc.tof)
-    model_nac = pet_system_model(scanner, grid, sino_def=sino, mu=None, normalisation=norm, psf_fwhm_mm=sc.psf_fwhm_mm,
-                                 tof=sc.tof)
-    sens = PET_SENSITIVITY_CPS_PER_KBQ.get(sc.preset, 10.0) * acq.sensitivity_scale
-    calibration = pet_calibration_factor(model_nac.projector, sens)
     tracer = (phantom.record.get("params", {}) or {}).get("tracer", config.phantom.tracer) or "fdg"
     nuclide = phantom.record.get("nuclide") or _NUCLIDE_OF_TRACER.get(str(tracer).lower(), "F-18")
     t_half = half_life_s(nuclide)
+    sens = PET_SENSITIVITY_CPS_PER_KBQ.get(sc.preset, 10.0) * acq.sensitivity_scale
+    spec = pet_system_spec(sc.preset, scanner, sino, grid, tof=sc.tof, sensitivity_cps_per_kbq=sens,
+                           psf_fwhm_mm=sc.psf_fwhm_mm, half_life_s=t_half)
+    geometric = pet_base_model(spec, grid, None).projector
+    mu = phantom.volumes.get("mu_511") if acq.attenuation else None
+    mu_t = mu.data.to(torch.float32) if mu is not None else None
+    norm = simulate_efficiencies(geometric.sino_def, seed=int(config.seed)) if acq.normalisation else None
+    att = attenuation_factors(mu_t, geometric).to(torch.float32) if mu_t is not None else None
     scan_eff = effective_scan_s(acq.scan_s, half_life_s=t_half)
-    trues = model_ac(activity.data.to(torch.float32)) * (calibration * scan_eff)
-    additive = _pet_additive(config, model_ac, trues, activity, mu_t, norm, calibration * scan_eff)
+    calibration = Calibration(time_scale_s=scan_eff, unit="Bq/mL", mode="activity", scan_s=acq.scan_s,
+                              nuclide=nuclide, half_life_s=t_half, voxel_volume_ml=grid.voxel_volume_ml)
+    full = AcquisitionData(torch.zeros(0), spec, grid, calibration, attenuation=att, normalisation=norm)
+    model = system_model(full)
+    trues = model.operator(activity.data.to(torch.float32))
+    additive = _pet_additive(config, model.base, trues, activity, mu_t, norm, model.scale)
     info = {"modality": "pet", "scanner": dataclasses.asdict(scanner),
-            "sinogram": {"span": sino.span, "max_ring_diff": sino.max_ring_diff, "view_mashing": sino.view_mashing,
-                         "n_radial": sino.n_radial, "shape": list(model_ac.out_shape)},
-            "sensitivity_cps_per_kbq": sens, "calibration_counts_per_s_per_line_integral": calibration,
+            "sinogram": {**dataclasses.asdict(spec.sinogram), "shape": list(model.base.out_shape)},
+            "sensitivity_cps_per_kbq": sens, "calibration_counts_per_s_per_line_integral": spec.sensitivity_factor,
             "nuclide": nuclide, "half_life_s": t_half, "scan_s": acq.scan_s, "scan_eff_s": scan_eff,
             "expected_trues": float(trues.sum()), "expected_additive": float(additive.sum())}
-    return PetCohortSystem(config, activity, model_ac, model_nac, calibration, scan_eff, additive, info)
+    scan = CohortScan(config, activity, spec, grid, replace(calibration, expected_true_counts=float(trues.sum()),
+                                                            expected_additive_counts=float(additive.sum())),
+                      trues + additive, info, additive=additive, attenuation=att, normalisation=norm)
+    scan._models[True] = model
+    return scan
 
 
 def _pet_additive(config, model, trues, activity, mu, norm, scale) -> torch.Tensor:
@@ -236,8 +230,6 @@ def _pet_additive(config, model, trues, activity, mu, norm, scale) -> torch.Tens
     estimate), or rescaled to ``scatter_fraction`` of the trues when that is set; randoms:
     ``randoms_fraction`` of the trues. Both follow the efficiencies ``norm``.
     """
-    from petspect.physics.additive_pet import pet_additive_counts
-
     acq = config.acquisition
     total_trues = float(trues.sum())
     scatter = acq.scatter and mu is not None

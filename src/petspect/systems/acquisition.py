@@ -55,7 +55,7 @@ from petspect.volume import Volume
 
 __all__ = ["ACQUISITION_JSON", "FORMAT_NAME", "FORMAT_VERSION", "AcquisitionData", "Calibration", "Level",
            "SystemModel", "acquisition_document", "combine_factors", "list_levels", "load_acquisition",
-           "save_acquisition", "stored_recon_specs", "system_model"]
+           "save_acquisition", "spect_window_terms", "stored_recon_specs", "system_model"]
 
 ACQUISITION_JSON = "acquisition.json"
 FORMAT_NAME = "petspect-acquisition"
@@ -245,7 +245,8 @@ def pet_base_model(system: PetSystemSpec, grid: ImageGridSpec, factors: torch.Te
 def spect_base_model(system: SpectSystemSpec, grid: ImageGridSpec, mu_per_mm: torch.Tensor | None,
                      device=None) -> SpectProjector:
     """Rotate-and-sum projector in counts/s per view of a SPECT system on ``grid``."""
-    return SpectProjector(grid.shape, grid.spacing_mm, torch.tensor(system.angles_deg), torch.tensor(system.radius_mm),
+    return SpectProjector(grid.shape, grid.spacing_mm, torch.tensor(system.angles_deg, dtype=torch.float64),
+                          torch.tensor(system.radius_mm, dtype=torch.float64),
                           system.collimator, mu=mu_per_mm, psf=system.psf, detector_shape=system.detector_shape,
                           pixel_mm=system.pixel_mm, sensitivity_cps_per_mbq=system.sensitivity_cps_per_mbq,
                           frame_duration_s=1.0, device=device)
@@ -310,15 +311,15 @@ def _entry(name: str, t: torch.Tensor | np.ndarray) -> dict[str, Any]:
 def acquisition_document(data: AcquisitionData, files: dict[str, Any], *, levels: list[Level] | None = None,
                          energy_windows: list[dict[str, Any]] | None = None,
                          additive_model: dict[str, Any] | None = None,
-                         reconstructions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                         reconstructions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The ``acquisition.json`` object of ``data`` whose arrays are stored under the names in ``files``.
 
     ``files`` maps ``prompts``, ``additive``, ``attenuation``, ``normalisation`` and ``mu_per_mm`` to
     ``{"file": name, "shape": [...]}``. ``levels`` lists further levels sharing the system terms;
     ``energy_windows`` (SPECT) says that the prompts files hold every window ``(windows, views, rows, cols)``,
     and ``additive_model`` how the additive term is derived from them (``{"method": "tew", ...}``);
-    ``reconstructions`` the settings (``ReconSpec.to_dict()``) a cohort reconstructed every level with, by
-    algorithm.
+    ``reconstructions`` the settings (``ReconSpec.to_dict()``, one per algorithm, the default first) a
+    cohort reconstructed every level with.
     """
     doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "modality": data.modality.value,
            "system": data.system.to_dict(), "grid": data.grid.to_dict(), "calibration": data.calibration.to_dict(),
@@ -384,8 +385,13 @@ def _read_doc(folder: Path) -> dict[str, Any]:
 
 
 def stored_recon_specs(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The reconstruction settings stored with a cohort subject's acquisition, by algorithm (may be empty)."""
-    return dict(_read_doc(Path(folder)).get("reconstructions", {}))
+    """The reconstruction settings stored with a cohort subject's acquisition, by algorithm, the cohort's
+    default (its first algorithm) first; empty when none are stored."""
+    specs = _read_doc(Path(folder)).get("reconstructions", [])
+    if not isinstance(specs, list) or not all(isinstance(d, dict) and "algorithm" in d for d in specs):
+        raise FormatError(f"{ACQUISITION_JSON}: 'reconstructions' must be a list of settings with an algorithm",
+                          path=folder)
+    return {str(d["algorithm"]): d for d in specs}
 
 
 def list_levels(folder: str | os.PathLike) -> list[str]:
@@ -393,22 +399,33 @@ def list_levels(folder: str | os.PathLike) -> list[str]:
     return list(_read_doc(Path(folder)).get("levels", {}))
 
 
-def _spect_photopeak(doc: dict[str, Any], counts: torch.Tensor, system: SpectSystemSpec, folder: Path):
-    """Photopeak counts and the additive scatter estimate of SPECT prompts stored with every window."""
-    windows = [EnergyWindow(**w) for w in doc["energy_windows"]]
+def spect_window_terms(counts: torch.Tensor, system: SpectSystemSpec, windows: list[EnergyWindow],
+                       additive_model: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Photopeak counts and the additive scatter estimate of SPECT counts held in every energy window.
+
+    Parameters
+    ----------
+    counts : torch.Tensor, shape (windows, views, rows, cols)
+    system : SpectSystemSpec
+        Its ``photopeak_window`` names the photopeak among ``windows``.
+    windows : list of EnergyWindow
+    additive_model : dict, optional
+        ``{"method": "tew", "smooth_fwhm_mm": f}``: the triple-energy-window estimate
+        (:func:`petspect.physics.spect_scatter.tew_from_projections` with the windows ``scatter_low`` and
+        ``scatter_up``, smoothed in the detector plane); ``{"method": "none"}`` or None: no additive term.
+    """
     names = [w.name for w in windows]
     if system.photopeak_window.name not in names or counts.ndim != 4 or counts.shape[0] != len(windows):
-        raise FormatError(f"prompts {tuple(counts.shape)} do not hold the windows {names}", path=folder)
+        raise FormatError(f"counts {tuple(counts.shape)} do not hold the windows {names}")
     peak = names.index(system.photopeak_window.name)
-    model = doc.get("additive_model") or {"method": "none"}
-    if model.get("method") == "none":
+    method = (additive_model or {}).get("method", "none")
+    if method == "none":
         return counts[peak], None
-    if model.get("method") != "tew":
-        raise FormatError(f"unknown additive_model {model!r}", path=folder / ACQUISITION_JSON)
+    if method != "tew":
+        raise FormatError(f"unknown additive_model {additive_model!r}")
     proj = SpectProjections(counts, torch.tensor(system.angles_deg), torch.tensor(system.radius_mm), system.pixel_mm,
-                            windows, frame_duration_s=1.0, photopeak_window=peak, nuclide=system.nuclide)
-    scatter = tew_from_projections(proj, smooth_fwhm_mm=model.get("smooth_fwhm_mm"))
-    return proj.photopeak, scatter
+                            list(windows), frame_duration_s=1.0, photopeak_window=peak, nuclide=system.nuclide)
+    return proj.photopeak, tew_from_projections(proj, smooth_fwhm_mm=additive_model.get("smooth_fwhm_mm"))
 
 
 def load_acquisition(folder: str | os.PathLike, *, level: str | None = None) -> AcquisitionData:
@@ -450,7 +467,11 @@ def load_acquisition(folder: str | os.PathLike, *, level: str | None = None) -> 
     mult = files.get("multiplicative", {})
     att, norm = files.get("attenuation", mult.get("attenuation")), files.get("normalisation", mult.get("normalisation"))
     if isinstance(system, SpectSystemSpec) and "energy_windows" in doc:
-        prompts, additive = _spect_photopeak(doc, prompts, system, folder)
+        try:
+            windows = [EnergyWindow(**w) for w in doc["energy_windows"]]
+            prompts, additive = spect_window_terms(prompts, system, windows, doc.get("additive_model"))
+        except (TypeError, InputError) as exc:
+            raise FormatError(f"{ACQUISITION_JSON}: {exc}", path=folder) from exc
     try:
         return AcquisitionData(
             prompts=prompts, system=system, grid=grid, calibration=calibration, additive=additive,
