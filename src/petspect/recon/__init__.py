@@ -4,8 +4,9 @@ System model, statistics, prior and algorithm live apart: an algorithm takes any
 :class:`~petspect.operators.LinearOperator` (attenuation, normalisation and calibration composed in),
 the data and the additive term; :class:`~petspect.recon.objectives.PoissonLogLikelihood` holds the
 statistics; :mod:`~petspect.recon.priors` the penalties. FBP for the PET and SPECT projector geometries
-is in :mod:`~petspect.recon.fbp_systems`; reconstruction of a saved acquisition (Bq/mL) in
-:func:`petspect.simulate.acquisition.reconstruct_acquisition`.
+is in :mod:`~petspect.recon.fbp_systems`. The one entry point for an acquisition (simulated, a cohort
+level or measured; image in Bq/mL) is :func:`petspect.recon.reconstruct.reconstruct` with a typed
+:class:`~petspect.recon.reconstruct.ReconSpec`, whose MAP ``beta`` is relative to the data's scale.
 """
 
 from petspect.recon.em import mlem, osem
