@@ -27,6 +27,22 @@ def test_task_keys_name_dose_and_time_apart():
         task_from_key("activity")
 
 
+def test_task_keys_with_fractional_levels_and_time_points():
+    """Keys the cohort writer makes (simulate.layout.DatasetKey) name their tasks; the old regex refused these."""
+    frac = task_from_key("recon_d012p500_osem_ac")
+    assert frac == DenoiseTask("dose", 12.5) and frac.input_key == "recon_d012p500_osem_ac"
+    assert frac.model_name("unet") == "unet_d012p500"
+    late = task_from_key("recon_d025_osem_ac_h024")
+    assert late == DenoiseTask("dose", 25, hours=24.0)
+    assert (late.reference_key, late.target_key("n2n")) == ("recon_d100_osem_ac_h024", "recon_d025_osem_ac_r1_h024")
+    assert late.model_name("unet") == "unet_d025_h024"
+    for bad in ("recon_d100_osem_ac", "recon_d010_osem_nac", "prompts_d010", "recon_d10_osem_ac"):
+        with pytest.raises(ConfigError):
+            task_from_key(bad)
+    with pytest.raises(ConfigError):
+        DenoiseTask("dose", 12.3456)
+
+
 def test_configs_per_method(tiny_cohort, tmp_path):
     assert bqml_per_suv(tiny_cohort) == pytest.approx(BQML_PER_SUV)
     cfgs = {m: denoise_config(tiny_cohort, tmp_path / m, method=m) for m in METHODS}

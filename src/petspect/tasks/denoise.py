@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from petspect.errors import ConfigError, InputError
+from petspect.simulate.layout import DatasetKey, ScanLevel, time_point_suffix
 
 METHODS = ("unet", "resnet", "cgan", "cyclegan", "n2n")
 SOURCES = {"dose": "low-dose (thinned counts)", "time": "fast-scan (short time window)"}
@@ -69,55 +69,70 @@ class DenoiseTask:
         Dose or scan-time percentage of the input, in (0, 100).
     algorithm : str
         Reconstruction algorithm of input and target ("osem", "map", ...).
+    hours : float, optional
+        Scan time point (hours after injection) of multi-time-point cohorts: every key ends in ``_h<HHH>``.
     """
 
     source: str = "dose"
     percent: float = 10.0
     algorithm: str = "osem"
+    hours: float | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"source must be one of {sorted(SOURCES)}, got {self.source!r}")
         if not 0 < float(self.percent) < 100:
             raise ConfigError(f"percent must be in (0, 100), got {self.percent!r}")
+        self.level  # noqa: B018 -- validates the percent's digits
+        time_point_suffix(self.hours)  # validates the time point
+
+    @property
+    def level(self) -> ScanLevel:
+        """The input's count level (:class:`~petspect.simulate.layout.ScanLevel`)."""
+        return ScanLevel(self.source, self.percent)
 
     @property
     def tag(self) -> str:
-        """``d010`` or ``t050``: the level's part of dataset keys and of model names."""
-        return f"{self.source[0]}{int(round(float(self.percent))):03d}"
+        """``d010``, ``t050`` or ``d012p500``: the level's part of dataset keys and of model names."""
+        return self.level.format()
 
     @property
     def input_key(self) -> str:
-        return f"recon_{self.tag}_{self.algorithm}_ac"
+        return DatasetKey.recon(self.level, self.algorithm, hours=self.hours).format()
 
     @property
     def reference_key(self) -> str:
         """The full-dose reconstruction (evaluation reference and supervised target)."""
-        return f"recon_d100_{self.algorithm}_ac"
+        return DatasetKey.recon(ScanLevel("dose", 100.0), self.algorithm, hours=self.hours).format()
 
     @property
     def second_realisation_key(self) -> str:
         """The independent realisation used as noise2noise target."""
-        return f"{self.input_key}_r1"
+        return DatasetKey.recon(self.level, self.algorithm, realisation=1, hours=self.hours).format()
 
     def map_key(self) -> str:
         """The MAP (relative-difference prior) reconstruction at the same level (a baseline)."""
-        return f"recon_{self.tag}_map_ac"
+        return DatasetKey.recon(self.level, "map", hours=self.hours).format()
 
     def target_key(self, method: str) -> str:
         return self.second_realisation_key if method == "n2n" else self.reference_key
 
     def model_name(self, method: str) -> str:
-        """E.g. ``unet_d010`` or ``n2n_t050``."""
-        return f"{method}_{self.tag}"
+        """E.g. ``unet_d010``, ``n2n_t050`` or ``unet_d025_h024``."""
+        return f"{method}_{self.tag}{time_point_suffix(self.hours)}"
 
 
 def task_from_key(input_key: str) -> DenoiseTask:
-    """The task of a model from its input key, e.g. ``recon_d010_osem_ac`` or ``recon_t050_map_ac_r1``."""
-    m = re.fullmatch(r"recon_([dt])(\d{3})_([a-z0-9]+)_ac(?:_r\d+)?", input_key)
-    if m is None:
-        raise ConfigError(f"not a low-count reconstruction key (recon_d<PCT>_<ALGO>_ac or recon_t<PCT>_...): {input_key!r}")
-    return DenoiseTask("dose" if m.group(1) == "d" else "time", float(m.group(2)), m.group(3))
+    """The task of a model from its input key, e.g. ``recon_d010_osem_ac``, ``recon_d012p500_map_ac_r1`` or
+    ``recon_t050_osem_ac_h024`` (parsed by :class:`~petspect.simulate.layout.DatasetKey`)."""
+    try:
+        key = DatasetKey.parse(input_key)
+    except ConfigError as exc:
+        raise ConfigError(f"not a low-count reconstruction key: {exc.message}") from None
+    if key.name != "recon" or not key.ac or key.level is None or key.level.percent >= 100:
+        raise ConfigError(f"not a low-count attenuation-corrected reconstruction key (recon_d<PCT>_<ALGO>_ac or "
+                          f"recon_t<PCT>_..., PCT below 100): {input_key!r}")
+    return DenoiseTask(key.level.source, key.level.percent, key.algorithm or "osem", key.hours)
 
 
 def bqml_per_suv(dataset: str | os.PathLike, split: str = "training", key: str | None = None) -> float:
