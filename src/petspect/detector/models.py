@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from petspect._fileio import atomic_path, atomic_write_text
+from petspect._json import json_default
 from petspect.errors import ConfigError, DataNotFoundError, FormatError, InputError
 from petspect.metrics.distribution import width_at_fraction
 from petspect.train.loop import LoopSettings, fit_tensors
@@ -374,7 +375,7 @@ def save_model_folder(folder: str | os.PathLike, model: nn.Module, config: dict,
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "weights.pt") as tmp:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, default=str))
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, default=json_default))
     atomic_write_text(folder / "model_card.md", card)
     return folder
 

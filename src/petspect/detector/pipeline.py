@@ -18,6 +18,7 @@ import numpy as np
 
 import petspect
 from petspect._fileio import atomic_write_text, check_output_path
+from petspect._json import json_default
 from petspect.detector.metrics import energy_resolution, positioning_metrics
 from petspect.detector.models import TrainSettings
 from petspect.detector.photodetector import SiPMArray
@@ -237,7 +238,7 @@ def simulate(preset: Preset, out_dir: str | os.PathLike, *, device="cpu", overwr
               "petspect": petspect.__version__,
               "description": "Monolithic-detector calibration data (pencil-beam grid, offset test grid, fan "
                              "beams) and coincidence waveforms; see petspect.detector.pipeline."}
-    atomic_write_text(out / "dataset.json", json.dumps(record, indent=2, default=str))
+    atomic_write_text(out / "dataset.json", json.dumps(record, indent=2, default=json_default))
     return out
 
 
@@ -372,7 +373,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,
                              "test_events_photopeak": int(len(test)),
                              "width_method": "plain keys: interpolation; *_gauss: Gaussian fit"}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=json_default))
     write_report(out / "report.html", preset, metrics, test, preds, energy["energy_kev"], timing)
     return metrics
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from petspect._fileio import atomic_path, atomic_write_text
+from petspect._json import json_default
 from petspect.detector.crystals import Crystal, get_crystal
 from petspect.detector.interactions import track_gammas
 from petspect.detector.light_transport import Optics, light_collection
@@ -239,7 +240,7 @@ def save_events(path: str | os.PathLike, events: EventData, record: dict) -> Non
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{f.name: getattr(events, f.name) for f in dataclasses.fields(events)})
-    atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2, default=str))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(record, indent=2, default=json_default))
 
 
 def load_events(path: str | os.PathLike) -> tuple[EventData, dict]:

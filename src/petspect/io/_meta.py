@@ -7,21 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from petspect._json import json_default as _json_default
 from petspect.errors import InputError
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "tolist") and hasattr(obj, "detach"):  # torch tensor
-        return obj.detach().cpu().tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
 def meta_to_json(meta: dict[str, Any]) -> str:

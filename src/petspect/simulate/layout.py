@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from petspect._fileio import atomic_write_text
+from petspect._json import json_default
 from petspect.errors import ConfigError, DataNotFoundError, FormatError
 
 SUBJECT_RECORD = "subject.json"
@@ -273,21 +274,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """Write a JSON object atomically (sorted keys, 2-space indent)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def split_subjects(subjects: list[str], train: float, validation: float) -> dict[str, list[str]]:

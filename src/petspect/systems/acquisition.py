@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from petspect._fileio import atomic_dir, check_output_path
+from petspect._json import to_jsonable as _json_ready
 from petspect.errors import DataNotFoundError, FormatError, InputError
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.operators.base import LinearOperator
@@ -288,20 +289,6 @@ class Level:
     count_fraction: float
     additive: str | None = None
     additive_scale: float = 1.0
-
-
-def _json_ready(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _entry(name: str, t: torch.Tensor | np.ndarray) -> dict[str, Any]:

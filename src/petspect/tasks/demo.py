@@ -20,7 +20,6 @@ for a GPU.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -130,22 +129,11 @@ def simulate_dataset(settings: DemoSettings, folder: Path) -> Path:
     return folder
 
 
-def _json_ready(obj: Any) -> Any:
-    """Replace non-finite floats by None (strict JSON) recursively."""
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    return obj
-
-
 def write_json(path: Path, data: Any) -> None:
-    """Write strict JSON atomically (NaN and infinities become null)."""
-    from petspect._fileio import atomic_write_text
+    """Write strict JSON atomically (NaN and infinities become null; :mod:`petspect._json`)."""
+    from petspect._json import write_json as _write_json
 
-    atomic_write_text(path, json.dumps(_json_ready(data), indent=2, allow_nan=False) + "\n")
+    _write_json(path, data, nonfinite="null")
 
 
 def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, overwrite: bool = False,

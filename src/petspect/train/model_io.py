@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from petspect._fileio import atomic_dir
+from petspect._json import json_default
 from petspect.errors import DataNotFoundError, FormatError
 from petspect.simulate.layout import read_json
 from petspect.train.normalization import Normalization, normalization_from_dict
@@ -120,9 +121,9 @@ def save_model(folder: str | os.PathLike, network: nn.Module, *, network_spec: M
     norms = {"inputs": [n.to_dict() for n in input_normalizations], "target": target_normalization.to_dict()}
     with atomic_dir(folder) as tmp:
         torch.save(sd, tmp / "model.pt")
-        (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-        (tmp / "normalization.json").write_text(json.dumps(norms, indent=2), encoding="utf-8")
-        (tmp / "model_card.json").write_text(json.dumps(dict(card), indent=2, default=str), encoding="utf-8")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, default=json_default), encoding="utf-8")
+        (tmp / "normalization.json").write_text(json.dumps(norms, indent=2, default=json_default), encoding="utf-8")
+        (tmp / "model_card.json").write_text(json.dumps(dict(card), indent=2, default=json_default), encoding="utf-8")
     return Path(folder)
 
 
