@@ -94,3 +94,44 @@ def test_trapped_tracer_decays_physically():
 def test_bad_inputs_raise(call):
     with pytest.raises(InputError):
         call()
+
+
+def test_one_tracer_table_records_the_nuclide_on_the_phantom():
+    """DaTscan (ioflupane) is I-123 (Booij 1998 JNM); PSMA-11 and DOTATATE PET are Ga-68; FDG is F-18."""
+    from petspect.phantoms.base import Phantom
+    from petspect.phantoms.spect_phantoms import make_cylinder
+    from petspect.phantoms.tracers import nuclide_of_tracer, pet_nuclide
+
+    assert [nuclide_of_tracer(t) for t in ("dat", "psma", "fdg", "mdp", "lu177-psma")] == [
+        "I-123", "Ga-68", "F-18", "Tc-99m", "Lu-177"]
+    assert make_cylinder(voxel_mm=8.0, tracer="mdp").nuclide == "Tc-99m"
+    assert make_cylinder(voxel_mm=8.0).record["nuclide"] is None
+    ph = Phantom({}, record={"generator": "x", "params": {"tracer": "dat"}})
+    assert ph.nuclide == "I-123" and ph.record["nuclide"] == "I-123"
+    assert Phantom({}, record={"generator": "x", "params": {"tracer": "dat"}, "nuclide": "F-18"}).nuclide == "F-18"
+    with pytest.raises(InputError, match="unknown tracer"):
+        Phantom({}, record={"generator": "x", "params": {"tracer": "no-such"}})
+    assert pet_nuclide("ga68") == "Ga-68"
+    with pytest.raises(InputError, match="SPECT"):
+        pet_nuclide("I-123", "dat")
+
+
+def test_the_cohort_simulator_reads_the_phantoms_nuclide():
+    """The PET cohort system decays with the phantom's nuclide and refuses a single-photon emitter."""
+    from petspect.phantoms.torso import make_torso
+    from petspect.simulate.config import config_from_dict
+    from petspect.simulate.systems import build_system
+
+    cfg = config_from_dict({
+        "name": "t", "subjects": 1, "seed": 1, "dose_percents": [100],
+        "phantom": {"kind": "torso", "voxel_mm": 12.0, "tracer": "psma", "params": {"shape": [4, 32, 32]}},
+        "scanner": {"modality": "pet", "preset": "wholebody", "max_ring_difference": 0, "view_mashing": 10,
+                    "params": {"n_rings": 4, "ring_spacing_mm": 12.0}},
+        "acquisition": {"scan_s": 60.0, "scatter": False}, "recon": {"algorithms": ["osem"], "nac": False}})
+    ph = make_torso(voxel_mm=12.0, seed=0, tracer="psma", shape=(4, 32, 32), lesions=False)
+    assert ph.nuclide == "Ga-68"
+    info = build_system(cfg, ph).describe()
+    assert info["nuclide"] == "Ga-68" and info["half_life_s"] == pytest.approx(67.7 * 60, rel=0.01)
+    ph.record["nuclide"] = "I-123"
+    with pytest.raises(InputError, match="SPECT"):
+        build_system(cfg, ph)

@@ -44,13 +44,31 @@ class Phantom:
         E.g. ``"lesions"``: one row per lesion with ``id``, ``centre_mm`` (LPS x, y, z),
         ``volume_ml``, ``mean_activity_bq_per_ml``, ``organ``, ``kind``.
     record : dict
-        ``{"generator": name, "params": {...}, "petspect_version": ...}``; JSON-serialisable.
+        ``{"generator": name, "params": {...}, "nuclide": ..., "petspect_version": ...}``; JSON-serialisable.
+        ``nuclide`` (e.g. "F-18", "I-123") is filled in from the tracer named in ``params`` through the one
+        tracer table (:data:`petspect.phantoms.tracers.TRACERS`) when the generator does not set it; None
+        when the phantom names no tracer.
     """
 
     volumes: dict[str, Volume]
     label_names: dict[int, str] = field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.record and "nuclide" not in self.record:
+            tracer = (self.record.get("params") or {}).get("tracer")
+            if tracer is not None:
+                from petspect.phantoms.tracers import nuclide_of_tracer
+
+                self.record["nuclide"] = nuclide_of_tracer(tracer)
+            else:
+                self.record["nuclide"] = None
+
+    @property
+    def nuclide(self) -> str | None:
+        """Radionuclide of the activity (canonical name, e.g. "Ga-68"), or None when no tracer was named."""
+        return self.record.get("nuclide")
 
     def __getitem__(self, key: str) -> Volume:
         try:

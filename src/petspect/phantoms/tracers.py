@@ -230,6 +230,23 @@ def get_tracer(name: str) -> TracerModel:
         raise InputError(f"unknown tracer {name!r}; choose one of {sorted(TRACERS)}") from None
 
 
+def nuclide_of_tracer(name: str) -> str:
+    """The radionuclide that labels tracer ``name`` ("dat" -> "I-123"): the one tracer -> nuclide table."""
+    return get_tracer(name).nuclide
+
+
+def pet_nuclide(nuclide: str, tracer: str | None = None) -> str:
+    """``nuclide`` (canonical name) when it emits positrons; else a :class:`~petspect.errors.InputError`
+    saying that the tracer belongs on a SPECT system (e.g. "dat" is labelled with I-123)."""
+    from petspect.nuclides import get_nuclide
+
+    n = get_nuclide(nuclide)
+    if not n.is_positron_emitter:
+        what = f"tracer {tracer!r} is labelled with {n.name}" if tracer else f"{n.name}"
+        raise InputError(f"{what}, which emits no positrons: simulate it on a SPECT system, not a PET scanner")
+    return n.name
+
+
 def half_life_s(nuclide: str) -> float:
     """Physical half-life (s) of ``nuclide`` ("F-18", "Tc-99m", ...), from :mod:`petspect.nuclides`."""
     from petspect.nuclides import half_life_s as _half_life_s

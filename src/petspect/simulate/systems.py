@@ -31,6 +31,7 @@ from petspect.geometry.sinogram import SinogramDefinition, default_n_radial
 from petspect.geometry.spect_data import EnergyWindow
 from petspect.nuclides import half_life_s
 from petspect.phantoms.base import Phantom
+from petspect.phantoms.tracers import nuclide_of_tracer, pet_nuclide
 from petspect.physics.additive_pet import pet_additive_counts
 from petspect.physics.attenuation import attenuation_factors
 from petspect.physics.counts import decay_window_fraction, effective_scan_s
@@ -43,7 +44,6 @@ from petspect.systems.pet import PET_SENSITIVITY_CPS_PER_KBQ, pet_calibration_fa
 from petspect.systems.records import ImageGridSpec, PetSystemSpec, SystemSpec
 from petspect.volume import Volume
 
-_NUCLIDE_OF_TRACER = {"fdg": "F-18", "psma": "Ga-68", "dotatate": "Ga-68", "amyloid": "F-18", "dat": "F-18"}
 
 __all__ = ["CohortScan", "PET_SENSITIVITY_CPS_PER_KBQ", "map_beta", "pet_calibration_factor", "pet_system",
            "recon_spec"]
@@ -193,7 +193,7 @@ def pet_system(config: DatasetConfig, phantom: Phantom) -> CohortScan:
     sino = SinogramDefinition(scanner, max_ring_diff=sc.max_ring_difference, view_mashing=sc.view_mashing, **sino_over)
     _check_in_fov(activity, float(np.abs(sino.radial_positions_mm()).max()))
     tracer = (phantom.record.get("params", {}) or {}).get("tracer", config.phantom.tracer) or "fdg"
-    nuclide = phantom.record.get("nuclide") or _NUCLIDE_OF_TRACER.get(str(tracer).lower(), "F-18")
+    nuclide = pet_nuclide(phantom.nuclide or nuclide_of_tracer(tracer), tracer)
     t_half = half_life_s(nuclide)
     sens = PET_SENSITIVITY_CPS_PER_KBQ.get(sc.preset, 10.0) * acq.sensitivity_scale
     spec = pet_system_spec(sc.preset, scanner, sino, grid, tof=sc.tof, sensitivity_cps_per_kbq=sens,
