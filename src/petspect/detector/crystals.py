@@ -19,6 +19,7 @@ import functools
 
 import numpy as np
 
+from petspect._registry import Registry
 from petspect.errors import ConfigError, InputError
 
 
@@ -73,7 +74,7 @@ class Crystal:
         return dataclasses.asdict(self)
 
 
-CRYSTALS: dict[str, Crystal] = {
+CRYSTALS: Registry[Crystal] = Registry("crystal", {
     "LYSO": Crystal(
         "LYSO", "Lu1.8Y0.2SiO5", 7.10, 30.0, 40.0, 0.07, 1.81, 0.07,
         "Saint-Gobain PreLude 420 data sheet (7.1 g/cm3, 32 ph/keV, 41 ns, n=1.81); rise ~70 ps "
@@ -85,7 +86,7 @@ CRYSTALS: dict[str, Crystal] = {
         "LaBr3", "LaBr3", 5.08, 63.0, 16.0, 0.5, 1.90, 0.02,
         "Saint-Gobain BrilLanCe 380 data sheet (5.08 g/cm3, 63 ph/keV, 16 ns, n=1.9); "
         "rise ~0.5 ns for 5 % Ce (Glodo et al, IEEE TNS 2005)"),
-}
+})
 
 
 def get_crystal(name: str) -> Crystal:

@@ -19,6 +19,7 @@ import numpy as np
 import petspect
 from petspect._fileio import atomic_write_text, check_output_path
 from petspect._json import json_default
+from petspect._registry import Registry
 from petspect.detector.metrics import energy_resolution, positioning_metrics
 from petspect.detector.models import TrainSettings
 from petspect.detector.photodetector import SiPMArray
@@ -137,7 +138,7 @@ BGO_CFD_FRACTIONS = tuple(float(f) for f in np.round(np.geomspace(0.01, 0.6, 50)
 LABR3_HF_TIMING = dataclasses.replace(HF_READOUT_TIMING, crystal="LaBr3", pde=0.50, adc_full_scale_spe=1500.0)
 LABR3_LED_THRESHOLDS_SPE = HF_LED_THRESHOLDS_SPE + (20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0)  # steeper, taller edge
 
-PRESETS: dict[str, Preset] = {
+PRESETS: Registry[Preset] = Registry("detector preset", {
     "quick": Preset(
         "quick", "6x6 SiPM (3.2 mm) on 19.2 x 19.2 x 10 mm LYSO; small statistics for tests (about a minute)",
         DetectorConfig("LYSO", 10.0, SiPMArray(n_x=6, n_y=6)), 1.0, 16, 2.0, 30, 1.0, 60,
@@ -162,7 +163,7 @@ PRESETS: dict[str, Preset] = {
         TrainSettings(epochs=30, batch_size=256, lr=2e-3, loss="mse", average_last=10),
         timing_train_source_range_mm=150.0, timing_window=(8, 24), timing_thresholds_spe=HF_LED_THRESHOLDS_SPE,
         timing_fractions=HF_CFD_FRACTIONS),
-}
+})
 PRESETS["bgo-cherenkov"] = dataclasses.replace(
     PRESETS["hf-readout"], name="bgo-cherenkov",
     description="as hf-readout, but the 3x3x20 mm timing pair is BGO with prompt Cherenkov emission (2.7 detected "

@@ -42,6 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from petspect._registry import Registry
 from petspect.errors import InputError
 from petspect.units import tof_fwhm_ps_to_mm
 from petspect.volume import AXIAL_DIRECTION, Volume
@@ -202,7 +203,7 @@ class PetScanner:
         return replace(self, tof_fwhm_ps=None, tof_bin_width_ps=None, n_tof_bins=1)
 
 
-PET_SCANNERS: dict[str, PetScanner] = {
+PET_SCANNERS: Registry[PetScanner] = Registry("PET scanner", {
     "wholebody": PetScanner(
         name="wholebody", ring_radius_mm=410.0 + 0.5 * 5.0, crystals_per_ring=760, n_rings=80,
         crystal_size_mm=(3.2, 3.2, 20.0), ring_spacing_mm=261.0 / 80, fov_diameter_mm=780.0,
@@ -216,16 +217,13 @@ PET_SCANNERS: dict[str, PetScanner] = {
         name="small-animal", ring_radius_mm=80.5 + 0.5 * 3.0, crystals_per_ring=320, n_rings=80,
         crystal_size_mm=(1.51, 1.51, 10.0), ring_spacing_mm=1.59, fov_diameter_mm=100.0,
         energy_window_kev=(350.0, 650.0), coincidence_window_ns=3.432, block_crystals=(20, 20)),
-}
+})
 """Preset scanners (see the module docstring for sources). Radii add a mean DOI of ~0.25 crystal depth."""
 
 
 def get_pet_scanner(name: str, *, single_ring: bool = False) -> PetScanner:
     """A preset scanner by name (``wholebody``, ``brain``, ``small-animal``); 2D with ``single_ring``."""
-    key = name.lower().replace("_", "-")
-    if key not in PET_SCANNERS:
-        raise InputError(f"unknown PET scanner {name!r}; choose one of {sorted(PET_SCANNERS)}")
-    scanner = PET_SCANNERS[key]
+    scanner = PET_SCANNERS.lookup(str(name).replace("_", "-"))
     return scanner.single_ring() if single_ring else scanner
 
 

@@ -34,10 +34,12 @@ same object: ``benchmarks/bench_spect.py`` finds it by matching, to 4.5e-7 witho
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 
+from petspect._registry import Registry
 from petspect.errors import ConfigError, InputError
 from petspect.geometry.spect_data import EnergyWindow
 
@@ -271,13 +273,15 @@ def _me_lu177() -> SpectSystem:
                     "Ljungberg et al, MIRD Pamphlet 26, J Nucl Med 57 (2016) 151 (Lu-177 windows)"))
 
 
-_PRESETS = {"spect-lehr": _lehr, "spect-me": _me_lu177}
+#: SPECT system presets (factories; :func:`get_spect_system` builds each once).
+SPECT_SYSTEMS: Registry[Callable[[], SpectSystem]] = Registry("SPECT system",
+                                                              {"spect-lehr": _lehr, "spect-me": _me_lu177})
 _CACHE: dict[str, SpectSystem] = {}
 
 
 def spect_system_names() -> list[str]:
     """Names accepted by :func:`get_spect_system`."""
-    return sorted(_PRESETS)
+    return SPECT_SYSTEMS.names()
 
 
 def get_spect_system(name: str, **overrides) -> SpectSystem:
@@ -285,11 +289,10 @@ def get_spect_system(name: str, **overrides) -> SpectSystem:
 
     Keyword ``overrides`` replace fields of the preset (e.g. ``radius_mm=200``).
     """
-    key = name.lower()
-    if key not in _PRESETS:
-        raise ConfigError(f"unknown SPECT system {name!r}; choose one of {spect_system_names()}")
+    key = str(name).lower()
+    factory = SPECT_SYSTEMS.lookup(key)
     if key not in _CACHE:
-        _CACHE[key] = _PRESETS[key]()
+        _CACHE[key] = factory()
     return replace(_CACHE[key], **overrides) if overrides else _CACHE[key]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from petspect.errors import ConfigError
+from petspect._registry import Registry
 from petspect.simulate.config import (AcquisitionConfig, DatasetConfig, PhantomConfig, ReconConfig, ScannerConfig,
                                       SplitConfig)
 
@@ -88,18 +88,16 @@ def lu177_spect() -> DatasetConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], DatasetConfig]] = {
+#: Cohort presets (factories of fresh :class:`DatasetConfig` objects).
+PRESETS: Registry[Callable[[], DatasetConfig]] = Registry("cohort preset", {
     "quick": quick,
     "wholebody-fdg": wholebody_fdg,
     "brain-fdg": brain_fdg,
     "spect-tc99m": spect_tc99m,
     "lu177-spect": lu177_spect,
-}
+}, hint="or give a .toml file")
 
 
 def get_preset(name: str) -> DatasetConfig:
-    """A fresh copy of a preset configuration."""
-    try:
-        return PRESETS[name]().validate()
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} or give a .toml file") from None
+    """A fresh copy of a preset configuration; :class:`~petspect._registry.UnknownNameError` lists the names."""
+    return PRESETS.lookup(name)().validate()
