@@ -33,11 +33,12 @@ def _model(device: str):
     from petspect.tasks.denoise import EXTRA_NORMALIZATIONS
     from petspect.train import SuvScaling, TrainedModel, normalization_from_dict
 
-    t = demo_settings("demo").train
-    n, extra = int(t["n_slices"]), list(t.get("extra_keys", ()))
-    net = build_network("unet", spatial_dims=2, in_channels=n * (1 + len(extra)), channels=t["channels"],
-                        residual=t["residual"], pet_channel=n // 2, **t["network_kwargs"]).to(device).eval()
-    config = {"data": {"mode": "2.5d", "n_slices": n, "patch_size": list(t["patch_size"]),
+    opts = demo_settings("demo").denoise
+    n, extra = int(opts.n_slices), list(opts.extra_keys)
+    net = build_network("unet", spatial_dims=2, in_channels=n * (1 + len(extra)), channels=opts.channels,
+                        residual=bool(opts.train.residual), pet_channel=n // 2,
+                        **(opts.train.network_kwargs or {})).to(device).eval()
+    config = {"data": {"mode": "2.5d", "n_slices": n, "patch_size": list(opts.patch_size),
                        "input_key": "recon_d010_osem_ac", "extra_keys": extra, "target_key": "recon_d100_osem_ac"}}
     norm = SuvScaling(5000.0, "Bq/mL")
     extra_norms = [normalization_from_dict(EXTRA_NORMALIZATIONS[k]) for k in extra]
@@ -88,18 +89,20 @@ def _synthetic_dataset(folder: Path) -> Path:
 
 
 def bench_training(dataset: Path | None, steps_epochs: int, device: str) -> None:
+    import dataclasses
+
     from petspect.tasks.demo import demo_settings
     from petspect.tasks.denoise import denoise_config, train_denoiser
 
     with tempfile.TemporaryDirectory() as tmp:
-        opts = dict(demo_settings("demo").train, epochs=steps_epochs)
+        opts = dataclasses.replace(demo_settings("demo").denoise, epochs=steps_epochs)
         if dataset is None:
             default = Path("petspect_demo") / "dataset"
             dataset = default if (default / "dataset.json").is_file() else None
         if dataset is None:  # the synthetic cohort has no CT: PET channels only
             dataset = _synthetic_dataset(Path(tmp) / "data")
-            opts.pop("extra_keys", None)
-        cfg = denoise_config(dataset, Path(tmp) / "run", **opts)
+            opts = dataclasses.replace(opts, extra_keys=())
+        cfg = denoise_config(dataset, Path(tmp) / "run", options=opts)
         t0 = time.perf_counter()
         result = train_denoiser(cfg, device=device)
         total = time.perf_counter() - t0

@@ -31,12 +31,12 @@ def test_train_evaluate_apply(dataset, tmp_path):
                                 "--source", "time", "--level", "50", "--show-config", *TINY])
     assert shown.exit_code == 0, shown.output
     cfg = json.loads(shown.output)
-    assert cfg["input_key"] == "recon_t050_osem_ac" and cfg["patch_size"] == [16, 16]
-    assert cfg["weight_key"] is None
+    assert cfg["data"]["input_key"] == "recon_t050_osem_ac" and cfg["data"]["patch_size"] == [16, 16]
+    assert cfg["data"]["weight_key"] is None
     shown = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "run"),
                                 "--lesion-weight", "6", "--show-config", *TINY])
     cfg = json.loads(shown.output)
-    assert (cfg["weight_key"], cfg["weight_factor"], cfg["weight_dilate_voxels"]) == ("lesions", 6.0, 1)
+    assert tuple(cfg["data"][k] for k in ("weight_key", "weight_factor", "weight_dilate_voxels")) == ("lesions", 6.0, 1)
     assert cfg["card"]["lesion_weight"] == 6.0
     res = runner.invoke(app, ["denoise", "train", "--dataset", str(dataset), "--out", str(tmp_path / "run"), *TINY])
     assert res.exit_code == 0, res.output

@@ -7,8 +7,9 @@ import torch
 
 from conftest import BQML_PER_SUV, tiny_train_options
 from petspect.errors import ConfigError, InputError
-from petspect.tasks.denoise import (METHODS, DenoiseTask, bqml_per_suv, denoise_config, denoise_volume,
+from petspect.tasks.denoise import (METHODS, DenoiseOptions, DenoiseTask, bqml_per_suv, denoise_config, denoise_volume,
                                     task_from_key, train_denoiser)
+from petspect.train.config import TrainOverlay
 
 
 def test_task_keys_name_dose_and_time_apart():
@@ -51,11 +52,20 @@ def test_configs_per_method(tiny_cohort, tmp_path):
     assert cfgs["cgan"].adversarial == "pix2pix"
     assert cfgs["cyclegan"].adversarial == "cyclegan" and cfgs["cyclegan"].mode == "2d"
     assert cfgs["n2n"].target_key == "recon_d010_osem_ac_r1"
-    assert cfgs["unet"].normalization == {"kind": "suv_scaling", "factor": BQML_PER_SUV, "unit": "Bq/mL"}
+    assert cfgs["unet"].data.normalization.to_dict() == {"kind": "suv_scaling", "factor": BQML_PER_SUV,
+                                                         "unit": "Bq/mL"}
     assert cfgs["unet"].card["bqml_per_suv"] == BQML_PER_SUV
     fast = denoise_config(tiny_cohort, tmp_path / "t", task=DenoiseTask("time", 50), extra_keys=("ct",), lr=1e-3)
     assert fast.input_key == "recon_t050_osem_ac" and fast.extra_keys == ("ct",) and fast.lr == 1e-3
-    assert fast.extra_normalizations["ct"]["kind"] == "affine"
+    assert fast.data.extra_normalizations["ct"].kind == "affine"
+    typed = denoise_config(tiny_cohort, tmp_path / "o", options=DenoiseOptions(
+        mode="2d", epochs=3, channels=(4, 8), train=TrainOverlay(lr=5e-3, batch_size=3)), epochs=4)
+    assert (typed.data.mode, typed.schedule.epochs, typed.model.channels) == ("2d", 4, (4, 8))
+    assert (typed.optim.lr, typed.optim.batch_size) == (5e-3, 3)
+    with pytest.raises(ConfigError):
+        denoise_config(tiny_cohort, tmp_path / "x", learning_rate=1.0)
+    with pytest.raises(ConfigError):
+        DenoiseOptions(train={"lr": 1.0})
     with pytest.raises(ConfigError):
         denoise_config(tiny_cohort, tmp_path / "x", method="transformer")
     with pytest.raises(ConfigError):

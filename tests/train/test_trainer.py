@@ -45,7 +45,7 @@ def _kill_after_first(trainer, epoch, record):
 
 def test_resume_gives_identical_weights(tiny_dataset, tmp_path):
     """Train 2 epochs; separately train, stop after epoch 1, resume in a new Trainer: same weights, same history.
-    The 2D UNet has dropout, so the restored global RNG state matters too."""
+    The 2D UNet has dropout, so the run's own RNG state (saved in the checkpoint) matters too."""
     kw = dict(network_kwargs={"dropout": 0.2}, mode="2d", patch_size=(8, 8), lr_schedule="cosine", warmup_epochs=1)
     full = Trainer(_config(tiny_dataset, tmp_path / "a", **kw)).fit()
     cfg_b = _config(tiny_dataset, tmp_path / "b", **kw)

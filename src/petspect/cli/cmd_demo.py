@@ -16,11 +16,13 @@ def register(app: typer.Typer) -> None:
 
 def _run(ctx: typer.Context, kind: str, out: Path, overwrite: bool, epochs: int | None, subjects: int | None,
          dataset: Path | None) -> None:
+    import dataclasses
+
     from petspect.tasks.demo import demo_settings, run_demo
 
     settings = demo_settings(kind)
     if epochs is not None:
-        settings.train["epochs"] = int(epochs)
+        settings.denoise = dataclasses.replace(settings.denoise, epochs=int(epochs))
     if subjects is not None:
         settings.subjects = int(subjects)
     summary = run_demo(out, settings=settings, overwrite=overwrite, device=get_device(ctx), dataset=dataset,

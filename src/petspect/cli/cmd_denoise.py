@@ -61,13 +61,13 @@ def train(
 
     from petspect.errors import ConfigError
     from petspect.tasks.denoise import DenoiseTask, denoise_config, train_denoiser
-    from petspect.train import TrainConfig, load_config
+    from petspect.train import load_config
 
     overrides = {k: _set_value(v) for k, v in _parse_pairs(set_, "--set").items()}
     if config is not None:
         cfg = load_config(config)
         if overrides:
-            cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides})
+            cfg = cfg.replace(**overrides)
     else:
         if dataset is None or out is None:
             raise ConfigError("give a configuration file, or --dataset and --out")

@@ -1,17 +1,34 @@
 """``petspect train CONFIG``: train an image-to-image network from a TrainConfig file (TOML or JSON).
 
-The file's keys are the fields of :class:`petspect.train.TrainConfig`, typed as there, for example::
+The file holds the sections of :class:`petspect.train.TrainConfig` (``data``, ``model``, ``loss``, ``optim``,
+``schedule``) and the run's own fields, typed as there, for example::
 
+    out_dir = "runs/unet_d010"
+    seed = 0
+
+    [data]
     dataset = "data/quick"
     input_key = "recon_d010_osem_ac"
     target_key = "recon_d100_osem_ac"
-    out_dir = "runs/unet_d010"
     mode = "2.5d"
     n_slices = 3
     patch_size = [64, 64]
-    epochs = 30
     normalization = { kind = "suv_scaling", factor = 5000.0, unit = "Bq/mL" }
-    loss = { l1 = 1.0, ssim = 0.2 }
+
+    [model]
+    channels = [16, 32, 64, 128]
+
+    [loss]
+    terms = { l1 = 1.0, ssim = 0.2 }
+
+    [optim]
+    lr = 2e-4
+
+    [schedule]
+    epochs = 30
+
+Flat files (one table of the old field names, e.g. ``lr = 2e-4``) written by earlier versions are read too.
+``--show-config`` prints the full configuration as sectioned JSON.
 
 For several GPUs or nodes use ``torchrun --nproc_per_node=N -m petspect.train.ddp_entry CONFIG``.
 """

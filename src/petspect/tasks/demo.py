@@ -24,10 +24,14 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from petspect.errors import ConfigError, OutputExistsError
+from petspect._registry import Registry
+from petspect.errors import OutputExistsError
+from petspect.tasks.denoise import DenoiseOptions
+from petspect.train.config import TrainOverlay
 
 #: what the demo writes into its folder (removed first with overwrite=True; nothing else is touched)
 OUTPUTS = ("dataset", "run", "model", "report", "metrics.json", "summary.json")
@@ -49,8 +53,9 @@ class DemoSettings:
         Simulate only the full dose and ``dose_percent`` (saves reconstructions of unused levels).
     method : str
         Denoising method (:data:`petspect.tasks.denoise.METHODS`).
-    train : dict
-        :func:`petspect.tasks.denoise.denoise_config` keyword arguments (epochs, mode, channels, ...).
+    denoise : DenoiseOptions
+        How the network is trained (:class:`petspect.tasks.denoise.DenoiseOptions`: mode, epochs, channels,
+        lesion weight, and a :class:`~petspect.train.config.TrainOverlay` of further training changes).
     add_map : bool
         Also reconstruct with MAP (relative-difference prior), the MAP baseline.
     workers : int
@@ -67,33 +72,47 @@ class DemoSettings:
     dose_percent: float = 10.0
     only_task_levels: bool = True
     method: str = "unet"
-    train: dict[str, Any] = field(default_factory=dict)
+    denoise: DenoiseOptions = field(default_factory=DenoiseOptions)
     add_map: bool = True
     workers: int = 2
     tta: bool = False
     preserve_total: bool = False
 
 
+def _demo() -> DemoSettings:
+    """Minutes on a 2-core CPU: 20 quick-cohort subjects, a 2.5D U-Net with the CT channel, 150 epochs."""
+    return DemoSettings(subjects=20, tta=True, preserve_total=True, denoise=DenoiseOptions(
+        epochs=150, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",), lesion_weight=4.0,
+        channels=(32, 64, 128, 256),
+        train=TrainOverlay(network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
+                           patches_per_volume=24, batch_size=8, lr=2e-3)))
+
+
+def _bench() -> DemoSettings:
+    """Full size, meant for a GPU: the wholebody-fdg cohort, 128x128 patches, early stopping."""
+    return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2, only_task_levels=False, tta=True,
+                        preserve_total=True, denoise=DenoiseOptions(
+                            epochs=150, mode="2.5d", n_slices=5, patch_size=(128, 128), extra_keys=("ct",),
+                            lesion_weight=4.0, channels=(32, 64, 128, 256),
+                            train=TrainOverlay(patches_per_volume=64, batch_size=16, lr=5e-4, patience=30,
+                                               num_workers=4)))
+
+
+def _tiny() -> DemoSettings:
+    """Seconds, for tests: 4 subjects, one epoch of a small 2D U-Net."""
+    return DemoSettings(subjects=4, add_map=False, workers=1, tta=True, denoise=DenoiseOptions(
+        epochs=1, mode="2d", patch_size=(32, 32), channels=(8, 16), lesion_weight=4.0,
+        train=TrainOverlay(patches_per_volume=2, batch_size=2)))
+
+
+#: Named demo settings (factories of fresh :class:`DemoSettings`).
+DEMO_PRESETS: Registry[Callable[[], DemoSettings]] = Registry("demo preset",
+                                                              {"demo": _demo, "bench": _bench, "tiny": _tiny})
+
+
 def demo_settings(kind: str = "demo") -> DemoSettings:
     """Named settings: ``demo`` (minutes on a 2-core CPU), ``bench`` (full size, GPU), ``tiny`` (tests)."""
-    if kind == "demo":
-        return DemoSettings(subjects=20, tta=True, preserve_total=True,
-                            train=dict(epochs=150, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",),
-                                       lesion_weight=4.0, channels=(32, 64, 128, 256),
-                                       network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
-                                       patches_per_volume=24, batch_size=8, lr=2e-3))
-    if kind == "bench":
-        return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2, only_task_levels=False, tta=True,
-                            preserve_total=True,
-                            train=dict(epochs=150, mode="2.5d", n_slices=5, patch_size=(128, 128), extra_keys=("ct",),
-                                       lesion_weight=4.0,
-                                       channels=(32, 64, 128, 256), patches_per_volume=64, batch_size=16, lr=5e-4,
-                                       patience=30, num_workers=4))
-    if kind == "tiny":
-        return DemoSettings(subjects=4, add_map=False, workers=1, tta=True,
-                            train=dict(epochs=1, mode="2d", patch_size=(32, 32), channels=(8, 16), lesion_weight=4.0,
-                                       patches_per_volume=2, batch_size=2))
-    raise ConfigError(f"unknown demo settings {kind!r}; choose demo, bench or tiny")
+    return DEMO_PRESETS.lookup(kind)()
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
@@ -179,7 +198,7 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
     name = settings.method
     t0 = time.perf_counter()
     say(f"training {name} ({task.input_key} -> {task.reference_key})")
-    config = denoise_config(dataset, out_p / "run", method=name, task=task, **settings.train)
+    config = denoise_config(dataset, out_p / "run", method=name, task=task, options=settings.denoise)
     result = train_denoiser(config, device=device)
     shutil.copytree(result.model_dir, out_p / "model")
     times["train_s"] = time.perf_counter() - t0

@@ -37,6 +37,7 @@ saved in the model folder, and :mod:`petspect.tasks.apply` maps real data (Bq/mL
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -161,11 +162,53 @@ def bqml_per_suv(dataset: str | os.PathLike, split: str = "training", key: str |
     return float(sum(body_scale(load(root / e[key]).data) for e in entries[:4]) / min(len(entries), 4))
 
 
+@dataclass(frozen=True)
+class DenoiseOptions:
+    """How a denoiser is trained, beyond its method and task: a typed overlay on the method's defaults.
+
+    Attributes
+    ----------
+    extra_keys : tuple of str
+        Anatomical channels (not with cyclegan).
+    mode : {"2d", "2.5d", "3d"}; n_slices : int (2.5D)
+        CycleGAN always uses 2D (one channel each way).
+    patch_size : tuple of int, optional
+        Default (64, 64) in 2D/2.5D, (16, 64, 64) in 3D.
+    channels : tuple of int, optional
+        Network widths (default U-Nets (16, 32, 64, 128); resnet (48,)).
+    epochs : int
+    scale : float, optional
+        Bq/mL per SUV unit of the normalisation (default :func:`bqml_per_suv` of the training split).
+    lesion_weight : float, optional
+        Lesion-aware loss: voxel weight (>= 1) of the dilated ``lesions`` map (module docstring); None: none.
+    train : TrainOverlay
+        Further changes to the :class:`~petspect.train.TrainConfig` (lr, batch size, loss, patience, ...).
+    """
+
+    extra_keys: tuple[str, ...] = ()
+    mode: str = "2.5d"
+    n_slices: int = 3
+    patch_size: tuple[int, ...] | None = None
+    channels: tuple[int, ...] | None = None
+    epochs: int = 30
+    scale: float | None = None
+    lesion_weight: float | None = None
+    train: Any = None  # TrainOverlay (imported lazily: torch stays out of ``import petspect.tasks``)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_keys", tuple(self.extra_keys))
+        for name in ("patch_size", "channels"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if self.train is not None and type(self.train).__name__ != "TrainOverlay":
+            raise ConfigError(f"DenoiseOptions.train must be a TrainOverlay, got {type(self.train).__name__}")
+
+
+_OPTION_NAMES = ("extra_keys", "mode", "n_slices", "patch_size", "channels", "epochs", "scale", "lesion_weight")
+
+
 def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, method: str = "unet",
-                   task: DenoiseTask | None = None, extra_keys: Sequence[str] = (), mode: str = "2.5d",
-                   n_slices: int = 3, patch_size: Sequence[int] | None = None, channels: Sequence[int] | None = None,
-                   epochs: int = 30, scale: float | None = None, lesion_weight: float | None = None,
-                   **overrides: Any) -> Any:
+                   task: DenoiseTask | None = None, options: DenoiseOptions | None = None, **overrides: Any) -> Any:
     """The :class:`petspect.train.TrainConfig` of a denoising method (see the module table).
 
     Parameters
@@ -177,21 +220,12 @@ def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, me
     method : {"unet", "resnet", "cgan", "cyclegan", "n2n"}
     task : DenoiseTask, optional
         Level and source of the input (default: 10 % dose, OSEM).
-    extra_keys : sequence of str
-        Anatomical channels (not with cyclegan).
-    mode : {"2d", "2.5d", "3d"}; n_slices : int (2.5D)
-        CycleGAN always uses 2D (one channel each way).
-    patch_size : sequence of int, optional
-        Default (64, 64) in 2D/2.5D, (16, 64, 64) in 3D.
-    channels : sequence of int, optional
-        Network widths (default U-Nets (16, 32, 64, 128); resnet (48,)).
-    epochs : int
-    scale : float, optional
-        Bq/mL per SUV unit of the normalisation (default :func:`bqml_per_suv` of the training split).
-    lesion_weight : float, optional
-        Lesion-aware loss: voxel weight (>= 1) of the dilated ``lesions`` map (module docstring); None: none.
+    options : DenoiseOptions, optional
+        The typed overlay of training choices (defaults: :class:`DenoiseOptions`).
     **overrides
-        Any other :class:`~petspect.train.TrainConfig` field (lr, batch_size, loss, seed, ...).
+        For scripts and ``petspect denoise train --set``: any :class:`DenoiseOptions` field
+        (``epochs=5``, ``mode="2d"``) or any flat :class:`~petspect.train.TrainConfig` name (``lr=1e-3``,
+        ``val_split=...``); applied over ``options``, validated, unknown names raise ConfigError.
 
     Returns
     -------
@@ -201,8 +235,12 @@ def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, me
 
     if method not in METHODS:
         raise ConfigError(f"unknown denoising method {method!r}; choose one of {METHODS}")
+    opts = options or DenoiseOptions()
+    picked = {k: overrides.pop(k) for k in _OPTION_NAMES if k in overrides}
+    if picked:
+        opts = dataclasses.replace(opts, **picked)
     task = task or DenoiseTask()
-    extra_keys = tuple(extra_keys)
+    extra_keys, mode = opts.extra_keys, opts.mode
     unknown = set(extra_keys) - set(EXTRA_NORMALIZATIONS)
     if unknown:
         raise ConfigError(f"unknown anatomical channels {sorted(unknown)}; choose from {sorted(EXTRA_NORMALIZATIONS)}")
@@ -210,36 +248,38 @@ def denoise_config(dataset: str | os.PathLike, out_dir: str | os.PathLike, *, me
         if extra_keys:
             raise ConfigError("cyclegan maps one PET channel to one PET channel: no extra_keys")
         mode = "2d" if mode == "2.5d" else mode
+    scale = opts.scale
     if scale is None:
         scale = bqml_per_suv(dataset, key=task.reference_key)
     if not (math.isfinite(scale) and scale > 0):
         raise InputError(f"scale must be a positive number of Bq/mL per SUV, got {scale!r}")
-    if patch_size is None:
-        patch_size = (16, 64, 64) if mode == "3d" else (64, 64)
+    patch_size = opts.patch_size or ((16, 64, 64) if mode == "3d" else (64, 64))
     network = "resnet" if method == "resnet" else "unet"
-    if channels is None:
-        channels = (48,) if network == "resnet" else (16, 32, 64, 128)
-    fields: dict[str, Any] = dict(
-        dataset=str(dataset), input_key=task.input_key, target_key=task.target_key(method),
-        out_dir=str(out_dir), extra_keys=extra_keys, mode=mode, n_slices=n_slices if mode == "2.5d" else 1,
-        patch_size=tuple(patch_size), network=network, channels=tuple(channels), residual=network == "resnet",
-        nonnegative=False, normalization={"kind": "suv_scaling", "factor": float(scale), "unit": "Bq/mL"},
-        extra_normalizations={k: EXTRA_NORMALIZATIONS[k] for k in extra_keys}, loss={"l1": 1.0},
-        adversarial={"cgan": "pix2pix", "cyclegan": "cyclegan"}.get(method), epochs=int(epochs),
-        foreground_fraction=0.7, val_metric="psnr" if method != "cyclegan" else "loss", tensorboard=False,
-        card={"task": "denoise", "method": method, "source": SOURCES[task.source], "level_pct": float(task.percent),
-              "reference_key": task.reference_key, "bqml_per_suv": float(scale),
-              "scheme": "noise2noise" if method == "n2n" else ("unpaired" if method == "cyclegan" else "paired")},
-    )
+    channels = opts.channels or ((48,) if network == "resnet" else (16, 32, 64, 128))
+    card = {"task": "denoise", "method": method, "source": SOURCES[task.source], "level_pct": float(task.percent),
+            "reference_key": task.reference_key, "bqml_per_suv": float(scale),
+            "scheme": "noise2noise" if method == "n2n" else ("unpaired" if method == "cyclegan" else "paired")}
+    data = dict(dataset=str(dataset), input_key=task.input_key, target_key=task.target_key(method),
+                extra_keys=extra_keys, mode=mode, n_slices=opts.n_slices if mode == "2.5d" else 1,
+                patch_size=patch_size, foreground_fraction=0.7,
+                normalization={"kind": "suv_scaling", "factor": float(scale), "unit": "Bq/mL"},
+                extra_normalizations={k: EXTRA_NORMALIZATIONS[k] for k in extra_keys})
+    loss: dict[str, Any] = {"terms": {"l1": 1.0}, "adversarial": {"cgan": "pix2pix", "cyclegan": "cyclegan"}.get(method)}
     if method in ("cgan", "cyclegan"):
-        fields["discriminator"] = {"features": 32, "n_layers": 2}
-    if lesion_weight is not None:
+        loss["discriminator"] = {"features": 32, "n_layers": 2}
+    if opts.lesion_weight is not None:
         if method == "cyclegan":
             raise ConfigError("cyclegan has no paired pixel loss to weigh: no lesion_weight")
-        fields.update(weight_key="lesions", weight_factor=float(lesion_weight), weight_dilate_voxels=1)
-        fields["card"]["lesion_weight"] = float(lesion_weight)
-    fields.update(overrides)
-    return TrainConfig.from_dict(fields)
+        data.update(weight_key="lesions", weight_factor=float(opts.lesion_weight), weight_dilate_voxels=1)
+        card["lesion_weight"] = float(opts.lesion_weight)
+    config = TrainConfig(data=data, model={"network": network, "channels": channels, "residual": network == "resnet",
+                                           "nonnegative": False},
+                         loss=loss, schedule={"epochs": int(opts.epochs),
+                                              "val_metric": "psnr" if method != "cyclegan" else "loss"},
+                         out_dir=str(out_dir), tensorboard=False, card=card)
+    if opts.train is not None:
+        config = opts.train.apply(config)
+    return config.replace(**overrides) if overrides else config
 
 
 def train_denoiser(config: Any, *, device: Any = None, callbacks: Sequence[Any] = ()) -> Any:

@@ -7,13 +7,19 @@ and a resumed run ends with exactly the weights of an uninterrupted one: the che
 optimisers, gradient scaler, RNG states, history and early-stopping state, and every epoch's data order,
 patches and augmentations depend only on ``(seed, epoch, item)``.
 
-Seeding: the trainer seeds torch's global generator from ``config.seed`` once, when it builds the
-networks (this is recorded in the model card); nothing else in petspect seeds it.
+Randomness: nothing here seeds or advances the caller's global RNG. Patches, augmentations and the data
+order come from generators seeded with ``(config.seed, epoch, item)``; DataLoader workers get their base
+seed from a ``torch.Generator`` seeded with ``config.seed``. Network initialisation and any randomness
+inside the training steps (e.g. dropout) use the run's own torch RNG state: it starts from ``config.seed``
+(``torch.Generator().manual_seed(seed).get_state()``), is installed only inside
+``torch.random.fork_rng`` (so the global state is restored when the run's code returns), is carried from
+epoch to epoch and is saved in the checkpoint, so a resumed run continues the same random stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import io
 import math
@@ -95,35 +101,37 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _normalizations(self) -> dict[str, Any]:
         c = self.config
-        pet = normalization_from_dict(c.normalization)
-        norms = {k: normalization_from_dict(c.extra_normalizations.get(k)) for k in c.extra_keys}
-        norms[c.input_key] = pet
-        norms[c.target_key] = pet
+        pet = normalization_from_dict(c.data.normalization)
+        norms = {k: normalization_from_dict(c.data.extra_normalizations.get(k)) for k in c.data.extra_keys}
+        norms[c.data.input_key] = pet
+        norms[c.data.target_key] = pet
         return norms
 
     def _datasets(self) -> tuple[PairedVolumeDataset, PairedVolumeDataset | None]:
         c = self.config
-        common = dict(input_key=c.input_key, target_key=c.target_key, extra_keys=c.extra_keys,
-                      patch_size=c.patch_size, mode=c.mode, n_slices=c.n_slices, normalizations=self.norms,
-                      foreground_fraction=c.foreground_fraction, foreground_threshold=c.foreground_threshold,
-                      foreground_key=c.foreground_key, weight_key=c.weight_key, weight_factor=c.weight_factor,
-                      weight_dilate_voxels=c.weight_dilate_voxels)
-        entries, root = read_dataset(c.dataset, c.train_split)
-        train = PairedVolumeDataset(entries, root, patches_per_volume=c.patches_per_volume, seed=c.seed,
-                                    augmentation=c.augmentation(), unpaired=c.adversarial == "cyclegan", **common)
-        val_entries, _ = read_dataset(c.dataset, c.val_split)
+        d = c.data
+        common = dict(input_key=d.input_key, target_key=d.target_key, extra_keys=d.extra_keys,
+                      patch_size=d.patch_size, mode=d.mode, n_slices=d.n_slices, normalizations=self.norms,
+                      foreground_fraction=d.foreground_fraction, foreground_threshold=d.foreground_threshold,
+                      foreground_key=d.foreground_key, weight_key=d.weight_key, weight_factor=d.weight_factor,
+                      weight_dilate_voxels=d.weight_dilate_voxels)
+        entries, root = read_dataset(d.dataset, d.train_split)
+        train = PairedVolumeDataset(entries, root, patches_per_volume=d.patches_per_volume, seed=c.seed,
+                                    augmentation=d.augment, unpaired=c.loss.adversarial == "cyclegan", **common)
+        val_entries, _ = read_dataset(d.dataset, d.val_split)
         val = None
         if val_entries:
-            val = PairedVolumeDataset(val_entries, root, patches_per_volume=c.val_patches_per_volume,
+            val = PairedVolumeDataset(val_entries, root, patches_per_volume=c.data.val_patches_per_volume,
                                       seed=c.seed + 1, augmentation=None, **common)
         return train, val
 
     def network_spec(self, in_channels: int, pet_channel: int) -> dict[str, Any]:
         """``build_network`` arguments of the generator (saved in the model's config.json)."""
         c = self.config
-        return {"name": c.network, "spatial_dims": 3 if c.mode == "3d" else 2, "in_channels": in_channels,
-                "out_channels": 1, "channels": list(c.channels), "residual": c.residual,
-                "nonnegative": c.nonnegative, "pet_channel": pet_channel, "kwargs": dict(c.network_kwargs)}
+        m = c.model
+        return {"name": m.network, "spatial_dims": 3 if c.data.mode == "3d" else 2, "in_channels": in_channels,
+                "out_channels": 1, "channels": list(m.channels), "residual": m.residual,
+                "nonnegative": m.nonnegative, "pet_channel": pet_channel, "kwargs": dict(m.kwargs)}
 
     def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         module = module.to(self.device)
@@ -135,38 +143,68 @@ class Trainer:
     def _adam(self, modules: Sequence[torch.nn.Module]) -> torch.optim.Optimizer:
         c = self.config
         params = [p for m in modules for p in m.parameters()]
-        return torch.optim.AdamW(params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(params, lr=c.optim.lr, betas=c.optim.betas, weight_decay=c.optim.weight_decay)
+
+    @contextlib.contextmanager
+    def _run_rng(self):
+        """Install the run's own torch RNG state inside ``fork_rng``; keep what the run drew on exit.
+
+        The caller's global generators (CPU and this run's CUDA device) are restored when the block ends.
+        """
+        cuda = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
+            if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.set_rng_state(self._rng_cpu)
+            if cuda and self._rng_cuda is not None:
+                torch.cuda.set_rng_state(self._rng_cuda, cuda[0])
+            try:
+                yield
+            finally:
+                self._rng_cpu = torch.get_rng_state()
+                if cuda:
+                    self._rng_cuda = torch.cuda.get_rng_state(cuda[0])
+
+    def _seed_run_rng(self) -> None:
+        """The run's RNG states from ``config.seed`` (explicit generators; the global RNG is untouched)."""
+        self._rng_cpu = torch.Generator().manual_seed(self.config.seed).get_state()
+        self._rng_cuda = (torch.Generator(device=self.device).manual_seed(self.config.seed).get_state()
+                          if self.device.type == "cuda" else None)
 
     def _build_step(self, spec: dict[str, Any]) -> TrainStep:
+        with self._run_rng():  # the weights' initialisation draws from the run's own stream
+            return self._new_step(spec)
+
+    def _new_step(self, spec: dict[str, Any]) -> TrainStep:
         c = self.config
-        torch.manual_seed(c.seed)  # the run's own seed, recorded in the model card
-        if self.device.type == "cuda":
-            torch.cuda.manual_seed_all(c.seed)
         s = dict(spec)
         gen = build_network(s.pop("name"), **{k: v for k, v in s.items() if k != "kwargs"}, **s["kwargs"])
         gen = self._wrap(gen)
         dims = spec["spatial_dims"]
-        if c.adversarial is None:
+        if c.loss.adversarial is None:
             return SupervisedStep(gen, self.loss, self._adam([gen]))
-        gan = GANLoss(c.gan_loss)
-        if c.adversarial == "pix2pix":
-            disc = self._wrap(build_discriminator(spatial_dims=dims, in_channels=spec["in_channels"] + 1,
-                                                  **c.discriminator))
-            return Pix2PixStep(gen, disc, self.loss, gan, self._adam([gen]), self._adam([disc]), c.adversarial_weight)
-        g_ba = self._wrap(build_network(c.network, spatial_dims=dims, in_channels=1, channels=c.channels,
-                                        residual=c.residual, nonnegative=c.nonnegative, **c.network_kwargs))
-        d_a, d_b = (self._wrap(build_discriminator(spatial_dims=dims, in_channels=1, **c.discriminator))
+        gan = GANLoss(c.loss.gan_loss)
+        disc_args = dataclasses.asdict(c.loss.discriminator)
+        if c.loss.adversarial == "pix2pix":
+            disc = self._wrap(build_discriminator(spatial_dims=dims, in_channels=spec["in_channels"] + 1, **disc_args))
+            return Pix2PixStep(gen, disc, self.loss, gan, self._adam([gen]), self._adam([disc]),
+                               c.loss.adversarial_weight)
+        m = c.model
+        g_ba = self._wrap(build_network(m.network, spatial_dims=dims, in_channels=1, channels=m.channels,
+                                        residual=m.residual, nonnegative=m.nonnegative, **m.kwargs))
+        d_a, d_b = (self._wrap(build_discriminator(spatial_dims=dims, in_channels=1, **disc_args))
                     for _ in range(2))
         return CycleGANStep(gen, g_ba, d_a, d_b, gan, self._adam([gen, g_ba]), self._adam([d_a, d_b]),
-                            c.adversarial_weight, c.cycle_weight)
+                            c.loss.adversarial_weight, c.loss.cycle_weight)
 
     def _loader(self, ds: PairedVolumeDataset, shuffle: bool) -> tuple[DataLoader, EpochSampler]:
         """A loader over this rank's shard; the sampler passes the epoch to (persistent) workers."""
         sampler = EpochSampler(DistributedSampler(ds, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                                   shuffle=shuffle, seed=self.config.seed))
         workers = self.config.num_workers
-        loader = DataLoader(ds, batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
+        worker_seeds = torch.Generator().manual_seed(self.config.seed)  # workers' base seeds, not the global RNG
+        loader = DataLoader(ds, batch_size=self.config.optim.batch_size, sampler=sampler, num_workers=workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                            generator=worker_seeds)
         return loader, sampler
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -198,7 +236,7 @@ class Trainer:
             return {}
         gen = self.step.raw("generator")
         gen.eval()
-        inv = self.norms[self.config.target_key].inverse
+        inv = self.norms[self.config.data.target_key].inverse
         sums = torch.zeros(5, dtype=torch.float64)  # loss, psnr, ssim, nrmse, count
         for batch in self.val_loader:
             x, y = batch["input"].to(self.device), batch["target"].to(self.device)
@@ -226,8 +264,8 @@ class Trainer:
         if self.dist.is_main:
             state = {"epoch": epoch, "finished": finished, "step": self.step.state_dict(),
                      "scaler": self.scaler.state_dict(), "history": self.history, "best": self.best,
-                     "best_state": self.best_state, "rng_cpu": torch.get_rng_state(),
-                     "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+                     "best_state": self.best_state, "rng_cpu": self._rng_cpu,
+                     "rng_cuda": [self._rng_cuda] if self._rng_cuda is not None else [],
                      "config": self.config.to_dict()}
             with atomic_path(self.checkpoint_path) as tmp:
                 torch.save(state, tmp)
@@ -236,15 +274,15 @@ class Trainer:
     def _load_checkpoint(self) -> int:
         """Restore the run; returns the next epoch to train."""
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        if state["config"] != self.config.to_dict():
+        if TrainConfig.from_dict(state["config"]).to_dict() != self.config.to_dict():  # flat (v1) ones too
             raise ConfigError("checkpoint was written with another configuration; use a new out_dir",
                               path=self.checkpoint_path)
         self.step.load_state_dict(state["step"])
         self.scaler.load_state_dict(state["scaler"])
         self.history, self.best, self.best_state = state["history"], state["best"], state["best_state"]
-        torch.set_rng_state(state["rng_cpu"].cpu())
+        self._rng_cpu = state["rng_cpu"].cpu()
         if self.device.type == "cuda" and state["rng_cuda"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+            self._rng_cuda = state["rng_cuda"][0].cpu()
         self._finished = bool(state["finished"])
         return int(state["epoch"]) + 1
 
@@ -265,10 +303,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ early stopping
     def _improved(self, record: dict[str, float]) -> bool:
-        key = f"val_{self.config.val_metric}"
+        key = f"val_{self.config.schedule.val_metric}"
         if key not in record:
             return False
-        tracker = BestTracker(VAL_METRICS[self.config.val_metric], min_delta=self.config.min_delta)
+        tracker = BestTracker(VAL_METRICS[self.config.schedule.val_metric], min_delta=self.config.schedule.min_delta)
         tracker.load_state_dict(self.best)
         improved = tracker.update(record[key], int(record["epoch"]))
         self.best = tracker.state_dict()
@@ -294,10 +332,11 @@ class Trainer:
         self.train_ds, val_ds = self._datasets()
         self.train_loader, self.train_sampler = self._loader(self.train_ds, shuffle=True)
         self.val_loader = self._loader(val_ds, shuffle=False)[0] if val_ds is not None else None
-        self.loss = build_loss(c.loss, spatial_dims=3 if c.mode == "3d" else 2).to(self.device)
+        self.loss = build_loss(c.loss.terms, spatial_dims=3 if c.data.mode == "3d" else 2).to(self.device)
         spec = self.network_spec(self.train_ds.in_channels, self.train_ds.pet_channel)
+        self._seed_run_rng()
         self.step = self._build_step(spec)
-        self.step.grad_clip_norm = c.grad_clip_norm
+        self.step.grad_clip_norm = c.optim.grad_clip_norm
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] = {}
@@ -310,16 +349,18 @@ class Trainer:
 
             self.tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=start)
         try:
-            for epoch in range(start, c.epochs if not self._finished else start):
+            for epoch in range(start, c.schedule.epochs if not self._finished else start):
                 t0 = time.perf_counter()
-                record = {"epoch": epoch, **self._train_epoch(epoch), **self._validate(),
+                with self._run_rng():
+                    trained = self._train_epoch(epoch)
+                record = {"epoch": epoch, **trained, **self._validate(),
                           "lr": c.lr_at(epoch), "seconds": time.perf_counter() - t0}
                 if self._improved(record):
                     self.best_state = {k: v.detach().cpu().clone()
                                        for k, v in self.step.raw("generator").state_dict().items()}
                 self.history.append(record)
-                stop = c.patience is not None and self.best.get("bad_epochs", 0) >= c.patience
-                self._finished = stop or epoch + 1 == c.epochs
+                stop = c.schedule.patience is not None and self.best.get("bad_epochs", 0) >= c.schedule.patience
+                self._finished = stop or epoch + 1 == c.schedule.epochs
                 self._save_checkpoint(epoch, self._finished)
                 self._log(record)
                 for cb in self.callbacks:
@@ -334,20 +375,21 @@ class Trainer:
     def _finish(self, spec: dict[str, Any]) -> TrainResult:
         c = self.config
         model_dir = self.out_dir / "model"
-        stopped = c.patience is not None and self.best.get("bad_epochs", 0) >= c.patience
+        stopped = c.schedule.patience is not None and self.best.get("bad_epochs", 0) >= c.schedule.patience
         if self.dist.is_main:
-            keys = (c.input_key, *c.extra_keys)
-            data = {"mode": c.mode, "n_slices": c.n_slices if c.mode == "2.5d" else 1, "input_key": c.input_key,
-                    "extra_keys": list(c.extra_keys), "target_key": c.target_key, "patch_size": list(c.patch_size)}
+            keys = (c.data.input_key, *c.data.extra_keys)
+            d = c.data
+            data = {"mode": d.mode, "n_slices": d.n_slices if d.mode == "2.5d" else 1, "input_key": d.input_key,
+                    "extra_keys": list(d.extra_keys), "target_key": d.target_key, "patch_size": list(d.patch_size)}
             save_model(model_dir, self.step.raw("generator"), network_spec=spec, data=data,
                        input_normalizations=[self.norms.get(k, Identity()) for k in keys],
-                       target_normalization=self.norms[c.target_key], training=c.to_dict(),
+                       target_normalization=self.norms[c.data.target_key], training=c.to_dict(),
                        card=self._card(stopped), state_dict=self.best_state)
         barrier()
         return TrainResult(model_dir, self.history, self.best.get("epoch"), self.best.get("value"), stopped)
 
     def _card(self, stopped: bool) -> dict[str, Any]:
-        c = self.config
+        c, d = self.config, self.config.data
         last = self.history[-1] if self.history else {}
         best_epoch = self.best.get("epoch")
         best_rec = next((r for r in self.history if r["epoch"] == best_epoch), last)
@@ -355,15 +397,16 @@ class Trainer:
             "petspect_version": petspect.__version__, "torch_version": torch.__version__,
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "task": "image-to-image", "intended_use": c.card.get("intended_use", "research only; not for clinical use"),
-            "data": {"dataset": str(c.dataset), "train_split": c.train_split, "val_split": c.val_split,
-                     "n_train": len(self.train_ds.entries), "input_key": c.input_key, "target_key": c.target_key,
-                     "extra_keys": list(c.extra_keys), **{k: v for k, v in c.card.items() if k != "intended_use"}},
+            "data": {"dataset": str(d.dataset), "train_split": d.train_split, "val_split": d.val_split,
+                     "n_train": len(self.train_ds.entries), "input_key": d.input_key, "target_key": d.target_key,
+                     "extra_keys": list(d.extra_keys), **{k: v for k, v in c.card.items() if k != "intended_use"}},
             "metrics": {k: v for k, v in best_rec.items() if k.startswith("val_")},
             "weights": "best validation epoch" if self.best_state is not None else "last epoch",
-            "training": {"scheme": c.adversarial or "supervised", "network": c.network, "mode": c.mode,
-                         "loss": c.loss, "epochs_run": len(self.history), "epochs_max": c.epochs,
+            "training": {"scheme": c.loss.adversarial or "supervised", "network": c.model.network, "mode": d.mode,
+                         "loss": c.loss.terms, "epochs_run": len(self.history), "epochs_max": c.schedule.epochs,
                          "best_epoch": best_epoch, "stopped_early": stopped, "seed": c.seed,
-                         "seeded_global_rng": True, "optimizer": "AdamW", "lr": c.lr, "lr_schedule": c.lr_schedule,
-                         "batch_size": c.batch_size,
+                         "seeded_global_rng": False, "rng": "run-local torch state from the seed (fork_rng)",
+                         "optimizer": "AdamW", "lr": c.optim.lr, "lr_schedule": c.schedule.lr_schedule,
+                         "batch_size": c.optim.batch_size,
                          "world_size": self.dist.world_size, "device": self.device.type, "amp": self.use_amp},
         }
