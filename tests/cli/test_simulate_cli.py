@@ -16,7 +16,7 @@ def test_show_config_prints_loadable_toml():
 
 def test_bad_preset_and_missing_out(tmp_path):
     res = runner.invoke(app, ["simulate", "no-such-preset", "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "unknown preset" in res.output
+    assert res.exit_code == 2 and "unknown cohort preset" in res.output and "quick" in res.output
     res = runner.invoke(app, ["simulate", "quick"])
     assert res.exit_code == 2 and "--out" in res.output
     res = runner.invoke(app, ["dataset", "check", str(tmp_path)])
@@ -49,3 +49,23 @@ def test_import_cases_into_dataset_layout(tmp_path):
     res = runner.invoke(app, ["dataset", "import", str(tmp_path / "src"), "--out", str(tmp_path / "ds"),
                               "--reference-key", "recon_d100_osem_ac"])
     assert res.exit_code == 2 and "not empty" in res.output
+
+
+def test_an_explicit_device_is_used_or_refused(tmp_path, monkeypatch):
+    """``--device cuda`` is refused by ``petspect simulate`` (cohorts are simulated on the CPU), not ignored;
+    ``--device cpu`` and ``auto`` simulate on the CPU and say so."""
+    import torch
+
+    import petspect.simulate.cohort as cohort
+
+    seen = {}
+    monkeypatch.setattr(cohort, "simulate_cohort", lambda cfg, out, **kw: seen.update(kw) or out)
+    for flag in ("auto", "cpu"):
+        res = runner.invoke(app, ["--device", flag, "simulate", "quick", "--subjects", "1", "--out", str(tmp_path / "x")])
+        assert res.exit_code == 0, res.output
+        assert "simulating on cpu" in res.output and seen["device"] == torch.device("cpu")
+    res = runner.invoke(app, ["--device", "cuda", "simulate", "quick", "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "cuda" in res.output and not (tmp_path / "y").exists()
+    if not torch.cuda.is_available():
+        res = runner.invoke(app, ["--device", "cuda", "demo", "--out", str(tmp_path / "z")])
+        assert res.exit_code == 2 and "CUDA is not available" in res.output and not (tmp_path / "z").exists()

@@ -153,13 +153,20 @@ def test_spect_cohort_subject_is_quantitative_with_tew_and_ac():
 
 
 def test_time_points_share_anatomy_and_follow_kinetics(tmp_path):
-    """Therapy time points: one anatomy, activity per time point from the tracer's kinetics."""
+    """Therapy time points: one anatomy, activity per time point from the tracer's kinetics, scanned on the
+    Lu-177 (medium-energy) SPECT camera; every key written parses with the one key grammar."""
+    from petspect.simulate.layout import DatasetKey
+
     cfg = tiny_config(subjects=1, time_points_h=[4.0, 96.0], dose_percents=[100],
                       phantom={"kind": "torso", "voxel_mm": 12.0, "tracer": "lu177-psma",
-                               "params": {"shape": [4, 32, 32], "lesions": False}})
+                               "params": {"shape": [4, 32, 32], "lesions": False}},
+                      scanner={"modality": "spect", "preset": "spect-me", "n_views": 16, "radius_mm": 250.0})
     from petspect.simulate.subject import simulate_subject
 
     res = simulate_subject(cfg, 0, 11)
+    assert res.record["system"]["nuclide"] == "Lu-177"
+    for key in [*res.volumes, *res.arrays]:
+        assert DatasetKey.parse(key).format() == key
     for key in ("labels", "ct", "activity_h004", "activity_h096", "recon_d100_osem_ac_h004",
                 "recon_d100_osem_ac_h096"):
         assert key in res.volumes, key

@@ -67,12 +67,13 @@ def test_demo_cohort_configuration(monkeypatch, tmp_path):
     from petspect.tasks.demo import simulate_dataset
 
     seen = {}
-    monkeypatch.setattr(cohort, "simulate_cohort", lambda config, folder, workers=None: seen.update(c=config, w=workers))
+    monkeypatch.setattr(cohort, "simulate_cohort",
+                        lambda config, folder, workers=None, device=None: seen.update(c=config, w=workers, d=device))
     settings = demo_settings("demo")
     settings.subjects = 8
-    assert simulate_dataset(settings, tmp_path / "ds") == tmp_path / "ds"
+    assert simulate_dataset(settings, tmp_path / "ds", device="cpu") == tmp_path / "ds"
     c = seen["c"]
-    assert c.name == "quick" and c.subjects == 8 and seen["w"] == settings.workers
+    assert c.name == "quick" and c.subjects == 8 and seen["w"] == settings.workers and seen["d"] == "cpu"
     assert c.dose_percents == [100.0, 10.0] and c.time_percents == [] and "map" in c.recon.algorithms
     bench = demo_settings("bench")
     assert bench.preset == "wholebody-fdg" and not bench.only_task_levels

@@ -25,7 +25,11 @@ def _run(ctx: typer.Context, kind: str, out: Path, overwrite: bool, epochs: int 
         settings.denoise = dataclasses.replace(settings.denoise, epochs=int(epochs))
     if subjects is not None:
         settings.subjects = int(subjects)
-    summary = run_demo(out, settings=settings, overwrite=overwrite, device=get_device(ctx), dataset=dataset,
+    device = get_device(ctx)
+    if device.type != "cpu" and dataset is None:
+        typer.echo(f"note: the cohort is simulated on the CPU (cohort simulation has no {device.type} path); "
+                   f"training and evaluation run on {device}")
+    summary = run_demo(out, settings=settings, overwrite=overwrite, device=device, dataset=dataset,
                        log=lambda line: typer.echo(line))
     model = summary["model"]
     for method, row in summary["metrics"].items():

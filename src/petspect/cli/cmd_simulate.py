@@ -30,6 +30,7 @@ def _config(preset_or_toml: str, subjects: int | None, seed: int | None):
 
 @handle_errors
 def simulate(
+    ctx: typer.Context,
     preset_or_config: str = typer.Argument(..., help="Preset (quick, brain-fdg, wholebody-fdg, spect-tc99m, "
                                                     "lu177-spect) or a TOML configuration file."),
     out: Path = typer.Option(None, "--out", help="Dataset folder (new, empty, or an interrupted run to resume)."),
@@ -43,7 +44,13 @@ def simulate(
                                                                 "Ray with --workers CPUs, stopped at the end."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the configuration as TOML and exit."),
 ) -> None:
-    """Simulate a cohort: phantoms, acquisitions at every dose level, reconstructions, dataset.json."""
+    """Simulate a cohort: phantoms, acquisitions at every dose level, reconstructions, dataset.json.
+
+    Cohorts are simulated on the CPU; a global --device naming another device is refused (not ignored).
+    """
+    from petspect._device import cohort_device, device_name, simulation_device
+
+    device = cohort_device(simulation_device(device_name(ctx)))
     cfg = _config(preset_or_config, subjects, seed)
     if show_config:
         from petspect.simulate.config import config_to_toml
@@ -57,8 +64,9 @@ def simulate(
     est = estimate_disk_bytes(cfg)
     typer.echo(f"{cfg.name}: {cfg.subjects} subjects, levels {cfg.dose_percents} % dose"
                f"{', ' + str(cfg.time_percents) + ' % time' if cfg.time_percents else ''}; "
-               f"estimated size <= {est / 1e6:.1f} MB (uncompressed)")
-    path = simulate_cohort(cfg, out, workers=workers, overwrite=overwrite, executor=executor, ray_address=ray_address)
+               f"estimated size <= {est / 1e6:.1f} MB (uncompressed); simulating on {device}")
+    path = simulate_cohort(cfg, out, workers=workers, overwrite=overwrite, executor=executor, ray_address=ray_address,
+                           device=device)
     typer.echo(f"wrote {path}")
 
 

@@ -137,7 +137,7 @@ def _prepare_output(config: DatasetConfig, out: Path, overwrite: bool) -> None:
 
 def simulate_cohort(config: DatasetConfig, out_dir: str | os.PathLike, *, workers: int | None = None,
                     overwrite: bool = False, show_progress: bool | None = None, executor: str = "local",
-                    ray_address: str | None = None) -> Path:
+                    ray_address: str | None = None, device: Any = None) -> Path:
     """Simulate every subject of ``config`` into ``out_dir`` and write ``dataset.json``.
 
     Parameters
@@ -161,12 +161,18 @@ def simulate_cohort(config: DatasetConfig, out_dir: str | os.PathLike, *, worker
     ray_address : str, optional
         Ray cluster to use (``"auto"``, ``"HOST:6379"``); default: a local Ray instance started and
         stopped here. Only with ``executor="ray"``.
+    device : str or torch.device, optional
+        The CPU (default); any other device is refused with InputError before any work
+        (:func:`petspect._device.cohort_device`).
 
     Returns
     -------
     Path
         The ``dataset.json`` written.
     """
+    from petspect._device import cohort_device
+
+    cohort_device(device)  # refused before any file is written
     kind = parse_executor(executor)
     if ray_address and kind is not Executor.RAY:
         raise InputError("ray_address is only used with executor='ray'")

@@ -181,12 +181,16 @@ def _acquisition_record(config: DatasetConfig, result: SubjectResult, scans: dic
                                 reconstructions=[recon_spec(config, a).to_dict() for a in algorithms])
 
 
-def simulate_subject(config: DatasetConfig, index: int, seed: int) -> SubjectResult:
+def simulate_subject(config: DatasetConfig, index: int, seed: int, *, device: Any = None) -> SubjectResult:
     """Simulate subject ``index`` with its ``seed`` (see the module docstring for the chain).
 
     With ``config.time_points_h`` the subject is scanned at each time point (same anatomy, activity
     from the tracer's kinetics); the true activity and every scan's keys end in ``_h<HHH>`` (hours, e.g. ``_h024``).
+    ``device``: the CPU (default); others are refused (:func:`petspect._device.cohort_device`).
     """
+    from petspect._device import cohort_device
+
+    cohort_device(device)
     result = SubjectResult(subject_id(index), index, int(seed))
     gen = torch.Generator().manual_seed(int(seed) ^ 0x5EED)
     scans: dict[str, Any] = {}

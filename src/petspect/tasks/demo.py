@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from petspect._device import cohort_device, require_device
 from petspect._registry import Registry
 from petspect.errors import OutputExistsError
 from petspect.tasks.denoise import DenoiseOptions
@@ -130,8 +131,9 @@ def _prepare(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def simulate_dataset(settings: DemoSettings, folder: Path) -> Path:
-    """Simulate the settings' cohort into ``folder`` (resumes an interrupted run); returns the folder."""
+def simulate_dataset(settings: DemoSettings, folder: Path, *, device: Any = None) -> Path:
+    """Simulate the settings' cohort into ``folder`` on ``device`` (default the CPU; resumes an interrupted
+    run); returns the folder."""
     from petspect.simulate.cohort import simulate_cohort
     from petspect.simulate.presets import get_preset
 
@@ -144,7 +146,7 @@ def simulate_dataset(settings: DemoSettings, folder: Path) -> Path:
         config.dose_percents, config.time_percents = [100.0, float(settings.dose_percent)], []
     elif float(settings.dose_percent) not in [float(p) for p in config.dose_percents]:
         config.dose_percents = [*config.dose_percents, float(settings.dose_percent)]
-    simulate_cohort(config.validate(), folder, workers=settings.workers)
+    simulate_cohort(config.validate(), folder, workers=settings.workers, device=device)
     return folder
 
 
@@ -156,7 +158,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, overwrite: bool = False,
-             device: Any = None, dataset: str | os.PathLike | None = None, log: Any = None) -> dict[str, Any]:
+             device: Any = None, dataset: str | os.PathLike | None = None, log: Any = None,
+             simulation_device: Any = None) -> dict[str, Any]:
     """Run the whole demo into ``out`` (see the module docstring).
 
     Parameters
@@ -172,6 +175,9 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
         Use this simulated dataset instead of simulating one (it must have the task's keys).
     log : callable(str), optional
         Receives one line per stage (the CLI prints them).
+    simulation_device : torch.device or str, optional
+        Where the cohort is simulated: the CPU (default); another device is refused with InputError
+        (:func:`petspect._device.cohort_device`) before any file is touched.
 
     Returns
     -------
@@ -187,12 +193,15 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
     settings = settings or demo_settings("demo")
     say = log or (lambda s: None)
     out_p = Path(out)
+    sim_dev = cohort_device(simulation_device)  # refuse an unusable device before touching any file
+    if device is not None:
+        require_device(device)
     _prepare(out_p, overwrite)
     times: dict[str, float] = {}
     t_all = t0 = time.perf_counter()
     if dataset is None:
-        say(f"simulating the {settings.preset} cohort into {out_p / 'dataset'}")
-        dataset = simulate_dataset(settings, out_p / "dataset")
+        say(f"simulating the {settings.preset} cohort into {out_p / 'dataset'} on {sim_dev}")
+        dataset = simulate_dataset(settings, out_p / "dataset", device=sim_dev)
     times["simulate_s"] = time.perf_counter() - t0
     task = DenoiseTask("dose", settings.dose_percent, "osem")
     name = settings.method
