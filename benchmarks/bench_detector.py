@@ -9,10 +9,10 @@ Prints positioning figures (FWHM/FWTM/MAE/edge bias for Anger logic, kNN, gradie
 MLP, CNN and the fan-beam variants), the energy resolution, the coincidence time resolution of
 leading-edge, constant-fraction and CNN timing on the validation and test coincidences with the
 slope of each estimate against the true time difference (1 = unbiased), the ratios the issue asks
-for, and the wall time of each stage. Published values to set beside them (REFERENCE.md): Muller et al, IEEE TRPMS 2018
-(12 mm LYSO, GTB better than 1.4 mm FWHM); residual CNN on a simulated ring (MAE 0.54/0.42/0.45 mm
-x/y/DOI vs 1.22/1.04/2.79 mm for centre of gravity); Berg and Cherry, PMB 2018 (CNN ~20 % better
-CTR than leading-edge / constant-fraction).
+for, and the wall time of each stage. Published values to set beside them (docs/REFERENCE.md):
+Muller et al, IEEE TRPMS 2018 (12 mm LYSO, GTB better than 1.4 mm FWHM); residual CNN on a simulated
+ring (MAE 0.54/0.42/0.45 mm x/y/DOI vs 1.22/1.04/2.79 mm for centre of gravity); Berg and Cherry, PMB
+2018 (CNN ~20 % better CTR than leading-edge / constant-fraction).
 """
 
 from __future__ import annotations

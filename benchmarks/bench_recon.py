@@ -13,7 +13,7 @@ under "Reconstruction".
   (8 planes of segment 0 and 8 of the most oblique segment, every 19th view) is timed and scaled by the
   number of bins; the EM arithmetic is negligible next to it.
 * ``spect64`` / ``spect128``: LEHR Tc-99m, attenuation and collimator response, 64^3 / 128^3 voxels of
-  4.8 mm, 60 / 120 views; OSEM iteration with 6 / 8 subsets (every subset run). REFERENCE.md quotes
+  4.8 mm, 60 / 120 views; OSEM iteration with 6 / 8 subsets (every subset run). docs/REFERENCE.md quotes
   PyTomography on this machine: 64^3, 60 views, attenuation + PSF, OSEM 2 it x 6 subsets 10.2 s.
 * ``quant``: uniform water cylinder (5000 Bq/mL) in the small-animal preset, noiseless: OSEM and FBP
   bias of the central ROI with attenuation correction, centre/rim ratio without.

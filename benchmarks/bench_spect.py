@@ -1,6 +1,6 @@
 """SPECT benchmark: petspect's SpectProjector against PyTomography 3.4 on the same problem.
 
-Problem (REFERENCE.md timings were measured on it): 64^3 voxels of 4.8 mm, 60 views over 360 deg,
+Problem (docs/REFERENCE.md timings were measured on it): 64^3 voxels of 4.8 mm, 60 views over 360 deg,
 circular orbit of 250 mm, LEHR collimator response (petspect's Siemens LEHR preset, the same
 sigma(distance) handed to PyTomography as its ``sigma_fit``), attenuation of an elliptical water
 body (0.1536/cm) with a lung-like region, hot spheres in a warm background.

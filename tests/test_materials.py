@@ -1,6 +1,6 @@
 """Attenuation data checked against published values.
 
-Sources: shared/REFERENCE.md (water 0.096/cm at 511 keV, 0.154/cm at 140 keV; lung 0.025-0.035/cm,
+Sources: docs/REFERENCE.md (water 0.096/cm at 511 keV, 0.154/cm at 140 keV; lung 0.025-0.035/cm,
 cortical bone 0.15-0.17/cm, adipose ~0.09/cm, PMMA ~0.10/cm at 511 keV); NIST XCOM water mu/rho at
 500 keV = 0.09687 cm^2/g; Carney et al, Med Phys 2006 Table 1.
 """

@@ -1,4 +1,4 @@
-"""Nuclide data against published values (shared/REFERENCE.md; ICRP-107; Conti & Eriksson 2016)."""
+"""Nuclide data against published values (docs/REFERENCE.md; ICRP-107; Conti & Eriksson 2016)."""
 
 import math
 

@@ -12,7 +12,7 @@ soft tissue, adipose, cortical bone, skeletal muscle, lung. The lung density 0.3
 inflated lung parenchyma as seen on CT (about -700 HU); compact lung tissue is 1.05 g/mL.
 
 References for the checks in the tests: water 0.096/cm at 511 keV and 0.154/cm at 140 keV
-(shared/REFERENCE.md, xraydb); NIST XCOM water mu/rho at 500 keV 0.0969 cm^2/g.
+(docs/REFERENCE.md, xraydb); NIST XCOM water mu/rho at 500 keV 0.0969 cm^2/g.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ are the principal lines of ICRP Publication 107 / NNDC NuDat 3 (rounded to 0.01 
 annihilation-photon yield is twice the positron fraction. Mean positron ranges in water are from Conti
 & Eriksson, EJNMMI Physics 3:8 (2016), Table 1. Mean electron (beta + conversion + Auger) energy per
 decay, for local-deposition dosimetry, from ICRP-107 as tabulated by the MIRD/RADAR decay data
-(approximate; see shared/REFERENCE.md).
+(approximate; see docs/REFERENCE.md).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def test_nuclide_and_material_commands():
     assert "208.37" in res.output and "0.1041" in res.output
     res = runner.invoke(app, ["material", "water", "--energy-kev", "511"])
     assert res.exit_code == 0, res.output
-    assert "0.0959" in res.output  # 0.096/cm (REFERENCE.md)
+    assert "0.0959" in res.output  # 0.096/cm (docs/REFERENCE.md)
 
 
 def test_bad_input_gives_clean_error():

@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 PET_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 NM_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
-F18_HALF_LIFE_S = 6586.2  # 109.77 min (REFERENCE.md, radioactivedecay)
+F18_HALF_LIFE_S = 6586.2  # 109.77 min (docs/REFERENCE.md, radioactivedecay)
 
 
 def _base(sop_class: str, modality: str, series_uid: str, study_uid: str) -> Dataset:

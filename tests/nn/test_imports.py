@@ -1,5 +1,5 @@
 """Importing petspect.nn, petspect.train and petspect.metrics is cheap: MONAI, scikit-image and TensorBoard load
-only when used (STYLE.md principle 12)."""
+only when used (docs/CONVENTIONS.md, "Errors, files and output": cheap, silent import)."""
 
 from __future__ import annotations
 

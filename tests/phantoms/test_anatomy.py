@@ -42,7 +42,7 @@ def test_metal_is_saturated():
 
 
 def test_mu_from_ct_water_and_monotone():
-    """Water (0 HU) gives 0.096/cm at 511 keV and 0.154/cm at 140 keV (REFERENCE.md, xraydb)."""
+    """Water (0 HU) gives 0.096/cm at 511 keV and 0.154/cm at 140 keV (docs/REFERENCE.md, xraydb)."""
     hu = torch.linspace(-1000, 2000, 301)
     for e, ref in ((511.0, 0.0096), (140.0, 0.0154)):
         mu = mu_from_ct(hu, e)

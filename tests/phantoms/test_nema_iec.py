@@ -27,7 +27,7 @@ def test_sphere_volumes_within_2pct_at_2mm(iec2):
     for r in rows:
         assert r["volume_ml"] == pytest.approx(4 / 3 * math.pi * (r["diameter_mm"] / 2) ** 3 / 1000)
         assert r["voxelised_volume_ml"] == pytest.approx(r["volume_ml"], rel=0.02)
-    # sphere centres on a 57.2 mm ring, 60 deg apart (REFERENCE.md / OpenGATE nemaiec.py)
+    # sphere centres on a 57.2 mm ring, 60 deg apart (docs/REFERENCE.md / OpenGATE nemaiec.py)
     c = torch.tensor([r["centre_mm"] for r in rows])
     assert torch.allclose(c[:, :2].norm(dim=1), torch.full((6,), 57.2, dtype=c.dtype), atol=1e-6)
     assert torch.allclose((c[0, :2] - c[1, :2]).norm(), torch.tensor(57.2, dtype=c.dtype), atol=1e-6)

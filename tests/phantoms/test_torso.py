@@ -109,7 +109,7 @@ def test_suv_consistent_with_injected_activity_and_decay():
     liver = float(p["activity"].data[p["labels"].data == LABEL_IDS["liver"]].mean())
     suv = bq_per_ml_to_suv(liver, injected_bq=300e6, weight_kg=80.0, elapsed_s=3600.0, nuclide="F-18")
     assert suv == pytest.approx(liver * m["suv_factor"], rel=1e-6)
-    # by hand: A(t) = 300 MBq * 2^(-60/109.77) (F-18 half-life 109.77 min, shared/REFERENCE.md)
+    # by hand: A(t) = 300 MBq * 2^(-60/109.77) (F-18 half-life 109.77 min, docs/REFERENCE.md)
     assert m["suv_factor"] == pytest.approx(80e3 / (300e6 * 2 ** (-60 / 109.77)), rel=1e-3)
 
 
@@ -122,7 +122,7 @@ def test_mu_is_monotone_function_of_ct(phantom):
     order = torch.argsort(ct)
     assert bool((torch.diff(mu[order]) >= -1e-7).all())
     water = float(hu_to_mu_per_mm(torch.tensor([0.0]), 511.0))
-    assert water == pytest.approx(0.0096, rel=0.03)  # water 0.096/cm at 511 keV (REFERENCE.md)
+    assert water == pytest.approx(0.0096, rel=0.03)  # water 0.096/cm at 511 keV (docs/REFERENCE.md)
     assert float(phantom["mu_140"].data.max()) > float(phantom["mu_511"].data.max())
 
 

@@ -11,7 +11,7 @@ from petspect.operators.base import adjointness_test
 from petspect.physics.attenuation import attenuation_factors, attenuation_operator
 from petspect.projectors.pet import PetSinogramProjector
 
-MU_WATER_PER_MM = 0.0096  # 511 keV, 0.096/cm (xraydb, REFERENCE.md)
+MU_WATER_PER_MM = 0.0096  # 511 keV, 0.096/cm (xraydb, docs/REFERENCE.md)
 
 
 def _scanner(tof=False):

@@ -12,7 +12,7 @@ from petspect.physics.counts import (TimedEvents, decay_window_fraction, effecti
                                      expected_counts, histogram_events, poisson_at_total_counts, poisson_sample,
                                      sample_listmode, thin_counts)
 
-F18_HALF_LIFE_S = 109.77 * 60.0  # radioactivedecay / REFERENCE.md
+F18_HALF_LIFE_S = 109.77 * 60.0  # radioactivedecay / docs/REFERENCE.md
 
 
 def test_poisson_mean_and_variance_match(device):

@@ -12,7 +12,7 @@ from petspect.recon.em import mlem, osem
 from petspect.recon.iterate import History
 from petspect.recon.objectives import PoissonLogLikelihood
 
-MU_WATER_511_PER_MM = 0.0096  # 0.096/cm, REFERENCE.md (xraydb water at 511 keV)
+MU_WATER_511_PER_MM = 0.0096  # 0.096/cm, docs/REFERENCE.md (xraydb water at 511 keV)
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from petspect.simulate.acquisition import (ACQUISITION_JSON, load_acquisition, r
 from petspect.volume import Volume
 
 CONC = 5000.0  # Bq/mL
-MU_WATER_511_PER_MM = 0.0096  # 0.096/cm (xraydb water, REFERENCE.md)
-MU_WATER_140_PER_MM = 0.0154  # 0.154/cm at 140 keV (xraydb, REFERENCE.md)
+MU_WATER_511_PER_MM = 0.0096  # 0.096/cm (xraydb water, docs/REFERENCE.md)
+MU_WATER_140_PER_MM = 0.0154  # 0.154/cm at 140 keV (xraydb, docs/REFERENCE.md)
 
 
 def _cylinder(n: int, vox: float, radius_mm: float, nz: int = 1):

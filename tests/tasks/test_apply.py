@@ -13,7 +13,7 @@ from petspect.errors import InputError, OutputExistsError, UnitError
 from petspect.tasks.apply import apply_model, denoise_physical, model_scale
 from petspect.volume import Volume
 
-F18_HALF_LIFE_S = 109.77 * 60.0  # REFERENCE.md (radioactivedecay)
+F18_HALF_LIFE_S = 109.77 * 60.0  # docs/REFERENCE.md (radioactivedecay)
 
 
 def _pet_volume(seed: int = 0) -> Volume:

@@ -1,6 +1,6 @@
 """Detector figures of merit: positioning error FWHM/FWTM, MAE, edge bias, DOI, energy and timing resolution.
 
-Conventions (REFERENCE.md, "Evaluation conventions: Detector"): widths are given both by
+Conventions (docs/REFERENCE.md, "Evaluation conventions: Detector"): widths are given both by
 *interpolation* (half / tenth maximum crossings, linearly interpolated, on a Freedman-Diaconis
 histogram smoothed by a 3-bin moving average) and by a *Gaussian fit* (iterative fit of the central
 part, +-1.5 sigma, of the histogram), with the key saying which. Positioning errors are estimate

@@ -2,7 +2,7 @@
 
 - :class:`PositionMLP`: fully connected network on the normalised pixel signals (+ log energy).
 - :class:`PositionCNN`: residual convolutional network on the 2D map of the SiPM signals
-  (cf. the residual CNN of the published ring simulation in REFERENCE.md).
+  (cf. the residual CNN of the published ring simulation in docs/REFERENCE.md).
 - :class:`TimingCNN`: 1D convolutional network on a pair of coincident waveforms that regresses
   their time difference (Berg and Cherry, PMB 2018); :class:`PulseTimingCNN` and
   :class:`AlignedPulseCNN`: one shared per-pulse network, output the difference of the two pulses.

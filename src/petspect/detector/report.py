@@ -15,7 +15,7 @@ from petspect.report import HtmlReport, format_number
 
 
 def _published_rows(m: dict) -> list[list[str]]:
-    """Published results (REFERENCE.md) beside this study's figures for the same quantity."""
+    """Published results (docs/REFERENCE.md) beside this study's figures for the same quantity."""
     def mae(k):
         return " / ".join(_fmt(m[k].get(f"{a}_mae_mm", float("nan"))) for a in ("x", "y", "doi"))
 

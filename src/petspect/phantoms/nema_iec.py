@@ -41,7 +41,7 @@ SPHERE_RING_RADIUS_MM = 57.2
 SPHERE_PLANE_BELOW_LID_MM = 70.0
 BODY_LENGTH_MM = 214.0
 # NU 2 asks for an interior length >= 180 mm; 187 mm makes the background compartment (interior
-# minus lung insert and spheres) 9.7 L, the nominal background volume (REFERENCE.md, NU 2-2018 7.3.1).
+# minus lung insert and spheres) 9.7 L, the nominal background volume (docs/REFERENCE.md, NU 2-2018 7.3.1).
 INTERIOR_LENGTH_MM = 187.0
 WALL_MM = 3.0
 ARC_RADIUS_MM = 150.0

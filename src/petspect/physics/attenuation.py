@@ -7,7 +7,7 @@ projector as the emission model, on the grid of the attenuation map; mu is in 1/
 "1/cm" is converted explicitly).
 
 References: Kinahan et al., Med Phys 25:2046 (1998); water mu(511 keV) ~ 0.096/cm (xraydb, see
-REFERENCE.md).
+docs/REFERENCE.md).
 """
 
 from __future__ import annotations

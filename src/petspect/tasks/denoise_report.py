@@ -22,7 +22,7 @@ MAIN_COLUMNS = ("psnr_db", "ssim", "nrmse", "suvmean_bias_pct", "suvmean_abs_bia
 CHALLENGE_COLUMNS = ("psnr_challenge_db", "ssim_challenge", "nrmse_challenge")
 TRUTH_COLUMNS = ("suvmean_bias_vs_truth_pct", "suvmax_bias_vs_truth_pct", "suvpeak_bias_vs_truth_pct",
                  "lesion_suvmean_bias_vs_truth_pct")
-#: Sanaat et al, J Nucl Med 2020 (REFERENCE.md): 5 % dose brain PET, 3D U-Net
+#: Sanaat et al, J Nucl Med 2020 (docs/REFERENCE.md): 5 % dose brain PET, 3D U-Net
 PUBLISHED = [
     {"study": "Sanaat et al, JNM 2020", "data": "brain FDG PET, 5 % dose", "method": "U-Net, image domain",
      "psnr_db": 31.7, "suv_bias_pct": "1.05 +- 1.44"},

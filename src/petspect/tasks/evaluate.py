@@ -1,6 +1,6 @@
 """Evaluation of denoised images against the full-dose reference: image quality, SUV bias, noise and contrast.
 
-Conventions (named in every metric key; see REFERENCE.md, "Evaluation conventions")
+Conventions (named in every metric key; see docs/REFERENCE.md, "Evaluation conventions")
 ------------------------------------------------------------------------------------
 * ``psnr_db``, ``ssim``, ``nrmse``: generic definitions (:mod:`petspect.metrics.image`) over the whole
   volume with ``data_range = max(ref) - min(ref)`` (the scikit-image convention with an explicit range).
