@@ -46,3 +46,15 @@ def test_every_kind_of_preset_has_one_registry(module, name, lookup):
         getattr(mod, lookup)("no-such-preset")
     for preset in reg.names():
         assert preset in str(info.value)
+
+
+def test_scanner_sensitivity_lives_with_the_scanner_preset():
+    """NEMA NU 2 sensitivities: Vision 600 16.4 cps/kBq (van Sluis et al, JNM 2019), HRRT ~4.3 (de Jong et al,
+    PMB 2007), Inveon 67.2 (Constantinescu & Mukherjee, PMB 2009); the simulator's table is derived from them."""
+    from petspect.geometry.pet import PET_SCANNERS, PetScanner
+    from petspect.simulate.systems import PET_SENSITIVITY_CPS_PER_KBQ
+
+    assert PET_SENSITIVITY_CPS_PER_KBQ == {"wholebody": 16.4, "brain": 4.3, "small-animal": 67.2}
+    assert PET_SCANNERS["WholeBody"].sensitivity_cps_per_kbq == 16.4
+    with pytest.raises(InputError):
+        PetScanner("x", 400.0, 760, 4, (3.2, 3.2, 20.0), 3.2, 700.0, sensitivity_cps_per_kbq=-1.0)

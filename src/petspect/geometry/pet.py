@@ -91,6 +91,9 @@ class PetScanner:
         Crystals per detector block (transaxial, axial); used by the normalisation model.
     crystal_mu_per_mm : float
         Linear attenuation coefficient of the scintillator at 511 keV, 1/mm (LSO ~0.087/mm).
+    sensitivity_cps_per_kbq : float or None
+        NEMA NU 2 total sensitivity (counts per second per kBq of a line source in air) that simulated
+        counts are calibrated to (:func:`petspect.simulate.systems.pet_calibration_factor`); None: unknown.
     """
 
     name: str
@@ -107,6 +110,7 @@ class PetScanner:
     coincidence_window_ns: float = 4.7
     block_crystals: tuple[int, int] = (8, 8)
     crystal_mu_per_mm: float = 0.087
+    sensitivity_cps_per_kbq: float | None = None
 
     def __post_init__(self) -> None:
         _positive("ring_radius_mm", self.ring_radius_mm)
@@ -114,6 +118,8 @@ class PetScanner:
         _positive("fov_diameter_mm", self.fov_diameter_mm)
         _positive("coincidence_window_ns", self.coincidence_window_ns)
         _positive("crystal_mu_per_mm", self.crystal_mu_per_mm)
+        if self.sensitivity_cps_per_kbq is not None:
+            _positive("sensitivity_cps_per_kbq", self.sensitivity_cps_per_kbq)
         if int(self.crystals_per_ring) < 4 or int(self.crystals_per_ring) % 2:
             raise InputError(f"crystals_per_ring must be an even number >= 4, got {self.crystals_per_ring}")
         if int(self.n_rings) < 1:
@@ -208,17 +214,22 @@ PET_SCANNERS: Registry[PetScanner] = Registry("PET scanner", {
         name="wholebody", ring_radius_mm=410.0 + 0.5 * 5.0, crystals_per_ring=760, n_rings=80,
         crystal_size_mm=(3.2, 3.2, 20.0), ring_spacing_mm=261.0 / 80, fov_diameter_mm=780.0,
         tof_fwhm_ps=214.0, tof_bin_width_ps=143.0, n_tof_bins=33, energy_window_kev=(435.0, 585.0),
-        coincidence_window_ns=4.7, block_crystals=(5, 5)),
+        coincidence_window_ns=4.7, block_crystals=(5, 5), sensitivity_cps_per_kbq=16.4),
     "brain": PetScanner(
         name="brain", ring_radius_mm=234.5 + 0.5 * 5.0, crystals_per_ring=576, n_rings=104,
         crystal_size_mm=(2.1, 2.1, 15.0), ring_spacing_mm=2.4375, fov_diameter_mm=312.0,
-        energy_window_kev=(400.0, 650.0), coincidence_window_ns=6.0, block_crystals=(8, 8)),
+        energy_window_kev=(400.0, 650.0), coincidence_window_ns=6.0, block_crystals=(8, 8),
+        sensitivity_cps_per_kbq=4.3),
     "small-animal": PetScanner(
         name="small-animal", ring_radius_mm=80.5 + 0.5 * 3.0, crystals_per_ring=320, n_rings=80,
         crystal_size_mm=(1.51, 1.51, 10.0), ring_spacing_mm=1.59, fov_diameter_mm=100.0,
-        energy_window_kev=(350.0, 650.0), coincidence_window_ns=3.432, block_crystals=(20, 20)),
+        energy_window_kev=(350.0, 650.0), coincidence_window_ns=3.432, block_crystals=(20, 20),
+        sensitivity_cps_per_kbq=67.2),
 })
-"""Preset scanners (see the module docstring for sources). Radii add a mean DOI of ~0.25 crystal depth."""
+"""Preset scanners (see the module docstring for sources). Radii add a mean DOI of ~0.25 crystal depth.
+NEMA NU 2 total sensitivities: Biograph Vision 600 16.4 cps/kBq (van Sluis et al, J Nucl Med 60:1031, 2019);
+HRRT ~4.3 (de Jong et al, PMB 52:1505, 2007, 400-650 keV); Inveon 6.72 % = 67.2 cps/kBq (Constantinescu &
+Mukherjee, PMB 54:2885, 2009)."""
 
 
 def get_pet_scanner(name: str, *, single_ring: bool = False) -> PetScanner:

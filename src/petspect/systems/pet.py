@@ -22,7 +22,7 @@ import math
 import torch
 
 from petspect.errors import ConfigError, InputError
-from petspect.geometry.pet import ImageGrid, PetScanner
+from petspect.geometry.pet import PET_SCANNERS, ImageGrid, PetScanner
 from petspect.geometry.sinogram import SinogramDefinition
 from petspect.operators.base import CompositeOperator, LinearOperator
 from petspect.operators.factors import ProjectionFactors
@@ -35,10 +35,10 @@ from petspect.volume import Volume
 __all__ = ["PET_SENSITIVITY_CPS_PER_KBQ", "PetSystemModel", "pet_calibration_factor", "pet_system_model",
            "pet_system_spec"]
 
-#: NEMA NU 2 total sensitivity (cps/kBq) of the scanners the PET presets resemble:
+#: NEMA NU 2 total sensitivity (cps/kBq) of the scanner presets (kept with them in geometry.pet.PET_SCANNERS):
 #: Biograph Vision 600 16.4 (van Sluis et al, J Nucl Med 60:1031, 2019); HRRT ~ 4.3 (de Jong et al, PMB
 #: 52:1505, 2007, 400-650 keV); Inveon 6.72 % = 67.2 cps/kBq (Constantinescu & Mukherjee, PMB 54:2885, 2009).
-PET_SENSITIVITY_CPS_PER_KBQ = {"wholebody": 16.4, "brain": 4.3, "small-animal": 67.2}
+PET_SENSITIVITY_CPS_PER_KBQ = {name: s.sensitivity_cps_per_kbq for name, s in PET_SCANNERS.items()}  # one registry
 
 
 class PetSystemModel(CompositeOperator):
