@@ -1,6 +1,8 @@
 """Training of image-to-image networks for PET and SPECT (denoising, synthesis, correction).
 
-* :class:`TrainConfig`, :func:`load_config` -- the typed configuration (TOML/JSON).
+* :class:`TrainConfig`, :func:`load_config` -- the typed configuration (TOML/JSON) in sections
+  (:class:`DataConfig`, :class:`ModelConfig`, :class:`LossConfig`, :class:`OptimConfig`,
+  :class:`ScheduleConfig`); :class:`TrainOverlay` -- typed changes laid over a configuration.
 * :class:`Trainer` -- supervised, pix2pix and CycleGAN training; checkpoints every epoch, exact resume,
   early stopping, CSV and TensorBoard logs, mixed precision on CUDA, DDP under ``torchrun``
   (``torchrun --nproc_per_node=N -m petspect.train.ddp_entry CONFIG``).
@@ -19,7 +21,9 @@ import importlib
 from typing import Any
 
 _ATTRS = {
-    "TrainConfig": "config", "load_config": "config",
+    "TrainConfig": "config", "load_config": "config", "TrainOverlay": "config", "DataConfig": "config",
+    "ModelConfig": "config", "LossConfig": "config", "OptimConfig": "config", "ScheduleConfig": "config",
+    "DiscriminatorConfig": "config",
     "Trainer": "trainer", "TrainResult": "trainer",
     "read_dataset": "data", "PairedVolumeDataset": "data", "Augmentation": "data", "EpochSampler": "data",
     "Normalization": "normalization", "SuvScaling": "normalization", "Log1p": "normalization",
