@@ -135,3 +135,20 @@ def test_the_cohort_simulator_reads_the_phantoms_nuclide():
     ph.record["nuclide"] = "I-123"
     with pytest.raises(InputError, match="SPECT"):
         build_system(cfg, ph)
+
+
+def test_a_spect_cohort_refuses_a_phantom_of_another_nuclide():
+    """A Lu-177 PSMA torso cannot be imaged with the Tc-99m LEHR system (the phantom's nuclide decides)."""
+    from petspect.errors import ConfigError
+    from petspect.phantoms.torso import make_torso
+    from petspect.simulate.config import config_from_dict
+    from petspect.simulate.systems import build_system
+
+    cfg = config_from_dict({
+        "name": "s", "subjects": 1, "seed": 1, "dose_percents": [100],
+        "phantom": {"kind": "torso", "voxel_mm": 12.0, "tracer": "lu177-psma", "params": {"shape": [4, 32, 32]}},
+        "scanner": {"modality": "spect", "preset": "spect-lehr", "n_views": 8, "radius_mm": 250.0},
+        "acquisition": {"scan_s": 160.0}, "recon": {"algorithms": ["osem"], "nac": False}})
+    ph = make_torso(voxel_mm=12.0, seed=0, tracer="lu177-psma", shape=(4, 32, 32), lesions=False)
+    with pytest.raises(ConfigError, match="Lu-177"):
+        build_system(cfg, ph)

@@ -44,6 +44,9 @@ def spect_system(config: DatasetConfig, phantom: Phantom) -> CohortScan:
     """The SPECT scan of one subject (see the module docstring)."""
     sc, acq = config.scanner, config.acquisition
     system = get_spect_system(sc.preset)
+    if phantom.nuclide is not None and phantom.nuclide != system.nuclide:  # the phantom's tracer decides
+        raise ConfigError(f"the phantom's tracer is labelled with {phantom.nuclide}, but SPECT system {system.name!r} "
+                          f"images {system.nuclide}; choose a system for {phantom.nuclide}")
     activity = phantom["activity"]
     energy = system.photon_lines[0][0]
     mu = phantom.volumes.get(_mu_key(energy)) if acq.attenuation else None
