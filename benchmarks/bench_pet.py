@@ -75,16 +75,22 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="smaller 3D subset and list-mode")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--cases", nargs="+", default=["2d", "2d-tof", "3d", "3d-tof", "listmode"],
+                        help="cases to run (default all: 2d 2d-tof 3d 3d-tof listmode)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    bench_2d(device, tof=False)
-    bench_2d(device, tof=True)
-    bench_3d(device, tof=False, n_subsets=95 if args.quick else 19)
-    bench_3d(device, tof=True, n_subsets=95)
-    bench_listmode(device, 20_000 if args.quick else 200_000)
+    cases = {"2d": lambda: bench_2d(device, tof=False), "2d-tof": lambda: bench_2d(device, tof=True),
+             "3d": lambda: bench_3d(device, tof=False, n_subsets=95 if args.quick else 19),
+             "3d-tof": lambda: bench_3d(device, tof=True, n_subsets=95),
+             "listmode": lambda: bench_listmode(device, 20_000 if args.quick else 200_000)}
+    unknown = sorted(set(args.cases) - set(cases))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {list(cases)}")
+    for name in args.cases:
+        cases[name]()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ QUICK: dict[str, list[str]] = {
     "bench_denoise": ["--shape", "8", "32", "32", "--epochs", "1", "--device", "cpu"],
     "bench_detector": ["--out", "{out}", "--preset", "quick"],
     "bench_io": ["--n", "32"],
-    "bench_pet": ["--quick", "--device", "cpu"],
+    "bench_pet": ["--quick", "--device", "cpu", "--cases", "2d", "3d", "listmode"],
     "bench_phantoms": ["--repeats", "1"],
     "bench_recon": ["quant", "spect64"],
     "bench_simulate": ["--presets", "quick", "--subjects", "1", "--workers", "1"],
