@@ -120,7 +120,7 @@ def test_the_cohort_simulator_reads_the_phantoms_nuclide():
     """The PET cohort system decays with the phantom's nuclide and refuses a single-photon emitter."""
     from petspect.phantoms.torso import make_torso
     from petspect.simulate.config import config_from_dict
-    from petspect.simulate.systems import build_system
+    from petspect.simulate.subject import build_system
 
     cfg = config_from_dict({
         "name": "t", "subjects": 1, "seed": 1, "dose_percents": [100],
@@ -142,7 +142,7 @@ def test_a_spect_cohort_refuses_a_phantom_of_another_nuclide():
     from petspect.errors import ConfigError
     from petspect.phantoms.torso import make_torso
     from petspect.simulate.config import config_from_dict
-    from petspect.simulate.systems import build_system
+    from petspect.simulate.subject import build_system
 
     cfg = config_from_dict({
         "name": "s", "subjects": 1, "seed": 1, "dose_percents": [100],
