@@ -19,6 +19,10 @@ def test_registry_reads_like_a_dict_and_names_the_choices():
     assert msg == "unknown widget 'gamma'; choose one of ['Alpha', 'beta'] or build one"
     assert isinstance(info.value, ConfigError) and isinstance(info.value, KeyError)
     reg["delta"] = 4
+    reg["DELTA"] = 6  # item assignment replaces (as monkeypatch.setitem needs)
+    assert reg["delta"] == 6 and len(reg) == 3
+    del reg["delta"]
+    assert "delta" not in reg
     assert reg.register("eps")(5) == 5 and reg["eps"] == 5
     with pytest.raises(ConfigError, match="already registered"):
         reg.register("ALPHA", 9)

@@ -5,7 +5,8 @@ petspect keeps each kind of preset in a :class:`Registry`: PET scanners
 cohort presets (:data:`petspect.simulate.presets.PRESETS`), demo settings
 (:data:`petspect.tasks.demo.DEMO_PRESETS`), detector studies (:data:`petspect.detector.pipeline.PRESETS`) and
 scintillators (:data:`petspect.detector.crystals.CRYSTALS`). A registry reads like a read-only dict
-(``name in reg``, ``sorted(reg)``, ``reg.get(name, default)``); ``reg[name]`` and ``reg.lookup(name)``
+(``name in reg``, ``sorted(reg)``, ``reg.get(name, default)``, ``reg[name] = preset`` to add or replace,
+``register`` to add only); ``reg[name]`` and ``reg.lookup(name)``
 are case-insensitive and raise :class:`UnknownNameError` (a :class:`~petspect.errors.ConfigError` and
 a :class:`KeyError`) listing the registered names.
 """
@@ -69,7 +70,18 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries[name] = value
         return value
 
-    __setitem__ = register
+    def __setitem__(self, name: str, value: T) -> None:
+        """``reg[name] = value`` adds or replaces an entry (``register`` refuses a taken name)."""
+        key = self._key(name)
+        if key is not None:
+            del self._entries[key]
+        self.register(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        key = self._key(name)
+        if key is None:
+            raise KeyError(name)
+        del self._entries[key]
 
     # ------------------------------------------------------------------ lookup
     def _key(self, name: object) -> str | None:
