@@ -43,10 +43,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petspect.errors import ConfigError, InputError
 from petspect.simulate.layout import DatasetKey, ScanLevel, time_point_suffix
+
+if TYPE_CHECKING:
+    from petspect.train.config import TrainOverlay
 
 METHODS = ("unet", "resnet", "cgan", "cyclegan", "n2n")
 SOURCES = {"dose": "low-dose (thinned counts)", "time": "fast-scan (short time window)"}
@@ -193,7 +196,7 @@ class DenoiseOptions:
     epochs: int = 30
     scale: float | None = None
     lesion_weight: float | None = None
-    train: Any = None  # TrainOverlay (imported lazily: torch stays out of ``import petspect.tasks``)
+    train: TrainOverlay | None = None  # (a string annotation: torch stays out of ``import petspect.tasks``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_keys", tuple(self.extra_keys))
