@@ -21,9 +21,9 @@ import torch
 
 import petspect
 from petspect.errors import ConfigError, InputError
-from petspect.geometry.pet import get_pet_scanner
+from petspect.geometry.pet import PET_SCANNERS, get_pet_scanner
 from petspect.geometry.sinogram import SinogramDefinition
-from petspect.geometry.spect import get_spect_system
+from petspect.geometry.spect import SPECT_SYSTEMS, get_spect_system
 from petspect.nuclides import half_life_s as nuclide_half_life
 from petspect.physics.additive_pet import pet_additive_counts
 from petspect.physics.attenuation import attenuation_factors, mu_per_mm_tensor
@@ -42,8 +42,8 @@ from petspect.volume import AXIAL_DIRECTION, Volume
 __all__ = ["ACQUISITION_JSON", "AcquisitionData", "Calibration", "PET_PRESETS", "SPECT_PRESETS", "SystemModel",
            "load_acquisition", "reconstruct_acquisition", "save_acquisition", "simulate_acquisition", "system_model"]
 
-PET_PRESETS = ("wholebody", "brain", "small-animal")
-SPECT_PRESETS = ("spect-lehr", "spect-me")
+PET_PRESETS = tuple(PET_SCANNERS)  # the names of the preset registries (geometry.pet, geometry.spect)
+SPECT_PRESETS = tuple(SPECT_SYSTEMS)
 
 
 def _pet_spec(preset: str, grid: ImageGridSpec, *, tof: bool, single_ring: bool, span: int,
