@@ -109,19 +109,19 @@ def phantom(
     seed: int = typer.Option(0, "--seed", help="Random seed (phantoms with random parts)."),
     tracer: str = typer.Option(None, "--tracer", help="Tracer (e.g. fdg, psma; default: the phantom's)."),
     param: list[str] = typer.Option([], "--param", help="Extra generator argument KEY=VALUE (JSON value); repeatable."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an output folder this command wrote before (never a folder "
+                                                            "petspect did not write)."),
 ) -> None:
     """Make a digital phantom and write its volumes (NIfTI), record, tables and a PNG montage."""
     import inspect
 
-    from petspect._fileio import atomic_dir
+    from petspect._fileio import atomic_dir, check_output_path
     from petspect.phantoms.base import get_generator
 
     gen = get_generator(name)
     if out.exists() and not out.is_dir():
         raise OutputExistsError("output exists and is a file, not a folder; choose another path", path=out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError("output exists and is not empty; pass --overwrite to replace it", path=out)
+    check_output_path(out, overwrite=overwrite, kind="phantom")
     kwargs: dict[str, Any] = {"seed": seed, **_parse_params(param)}
     if voxel_mm is not None:
         kwargs["voxel_mm"] = voxel_mm
@@ -134,6 +134,6 @@ def phantom(
     if unknown and not any(p.kind == p.VAR_KEYWORD for p in sig.values()):
         raise InputError(f"phantom {name!r} takes no argument(s) {unknown}; it takes {sorted(sig)}")
     ph = gen(**kwargs)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="phantom") as tmp:
         write_phantom(ph, tmp)
     typer.echo(f"wrote {name} phantom to {out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in ph.volumes.items()))

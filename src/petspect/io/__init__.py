@@ -28,6 +28,7 @@ from pathlib import Path
 
 from petspect._fileio import atomic_path, check_output_path
 from petspect.errors import FormatError, InputError
+from petspect.io._guard import guarded
 from petspect.io._meta import full_suffix
 from petspect.io._paths import is_dicom_file, require_exists
 from petspect.io.nifti import read_nifti, write_nifti
@@ -55,7 +56,8 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 INTERFILE_SUFFIXES = (".hv", ".h33")
 
 
-def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
+@guarded("file")
+def load(path: str | os.PathLike, *, suv: str | None = None, allow_outside_data: bool = False) -> Volume:
     """Read an image volume from a NIfTI file, a DICOM series (folder or file) or an Interfile header.
 
     Parameters
@@ -63,10 +65,14 @@ def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
     path : str or PathLike
         ``.nii`` / ``.nii.gz`` file, a folder holding one DICOM series (PET, CT, NM reconstruction,
         MR), a DICOM file (one multi-frame instance or one slice), or an Interfile ``.hv``/``.h33``.
+        FIFOs and devices are refused before anything opens them.
     suv : {"bw", "bsa", "lbm_james", "lbm_janmahasatian", "ibw"}, optional
         Return SUV of this kind. DICOM PET: computed from the series (QIBA rules,
         :mod:`petspect.io.suv`); other formats: a PET volume whose ``meta["suv_factors"]`` holds the
         factor (petspect keeps it when converting DICOM PET to NIfTI or Interfile).
+
+    allow_outside_data : bool
+        Let an Interfile header name a data file outside its own folder (refused by default).
 
     Returns
     -------
@@ -84,7 +90,7 @@ def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
     elif p.is_file() and sfx in INTERFILE_SUFFIXES + (".hs",):
         from petspect.io.interfile import read_interfile
 
-        vol = read_interfile(p)
+        vol = read_interfile(p, allow_outside_data=allow_outside_data)
     elif p.is_dir() or is_dicom_file(p):
         from petspect.io.dicom_read import read_dicom_series
 
@@ -92,6 +98,12 @@ def load(path: str | os.PathLike, *, suv: str | None = None) -> Volume:
     else:
         raise FormatError("not a DICOM, NIfTI (.nii/.nii.gz) or Interfile (.hv/.h33) file", path=p)
     return vol if suv is None else apply_suv(vol, suv, path=p)
+
+
+def output_kind(path: str | os.PathLike) -> str | None:
+    """The :func:`petspect._fileio.check_output_path` ``kind`` of what :func:`save` writes at ``path``:
+    ``"dicom-series"`` for a path without extension (a folder), ``None`` for a single file."""
+    return "dicom-series" if full_suffix(path) == "" else None
 
 
 def save(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -114,7 +126,7 @@ def save(volume: Volume, path: str | os.PathLike, *, overwrite: bool = False) ->
     """
     if not isinstance(volume, Volume):
         raise InputError(f"save takes a Volume, got {type(volume).__name__}")
-    out = check_output_path(path, overwrite=overwrite)
+    out = check_output_path(path, overwrite=overwrite, kind=output_kind(path))
     sfx = full_suffix(out)
     if sfx in NIFTI_SUFFIXES:
         with atomic_path(out) as tmp:

@@ -28,3 +28,20 @@ def full_suffix(path: str | os.PathLike) -> str:
     if name.endswith(".nii.gz"):
         return ".nii.gz"
     return Path(name).suffix
+
+
+def multi_valued(value: Any) -> list[str]:
+    """A DICOM multi-valued attribute as a list of strings.
+
+    pydicom returns a single value as a plain ``str``, so ``list(value)`` would split ``"DECY"`` into
+    ``["D", "E", "C", "Y"]``; here a string is one value (or several joined by the DICOM ``\\``).
+    """
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)):
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        return [v.strip() for v in text.split("\\") if v.strip()]
+    try:
+        return [str(v).strip() for v in value if str(v).strip()]
+    except TypeError:
+        return [str(value)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from petspect._fileio import require_regular
 from petspect.errors import DataNotFoundError, FormatError
 
 
 def require_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path; :class:`DataNotFoundError` if missing, :class:`FormatError` if a folder."""
-    p = Path(path).expanduser()
+    p = require_regular(path)
     if not p.exists():
         raise DataNotFoundError("no such file", path=p)
     if p.is_dir():
@@ -20,7 +21,7 @@ def require_file(path: str | os.PathLike) -> Path:
 
 def require_exists(path: str | os.PathLike) -> Path:
     """``path`` as a Path; :class:`DataNotFoundError` if neither a file nor a folder exists there."""
-    p = Path(path).expanduser()
+    p = require_regular(path)
     if not p.exists():
         raise DataNotFoundError("no such file or folder", path=p)
     return p
@@ -29,6 +30,8 @@ def require_exists(path: str | os.PathLike) -> Path:
 def is_dicom_file(path: Path) -> bool:
     """True when the file starts with a DICOM Part 10 preamble (``DICM`` at byte 128)."""
     try:
+        if not Path(path).is_file():  # never open a FIFO or device (a FIFO blocks forever)
+            return False
         with open(path, "rb") as fh:
             head = fh.read(132)
     except OSError:

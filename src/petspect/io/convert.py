@@ -16,11 +16,13 @@ import numpy as np
 from petspect._fileio import check_output_path
 from petspect.errors import FormatError
 from petspect.geometry.spect_data import SpectProjections
-from petspect.io._meta import full_suffix
+from petspect.io._guard import guarded
+from petspect.io._meta import full_suffix, multi_valued
 from petspect.io._paths import is_dicom_file, require_exists
 from petspect.volume import Volume
 
 
+@guarded("file")
 def is_projection_data(path: str | os.PathLike) -> bool:
     """True for an Interfile ``.hs`` header or DICOM holding an NM TOMO (projection) instance."""
     p = require_exists(path)
@@ -33,17 +35,20 @@ def is_projection_data(path: str | os.PathLike) -> bool:
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and is_dicom_file(f))
     for f in files[:1]:
         ds = pydicom.dcmread(f, stop_before_pixels=True)
-        image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
+        image_type = [v.upper() for v in multi_valued(getattr(ds, "ImageType", None))]
         from petspect.io.nm import PROJECTION_TYPES
 
         return getattr(ds, "Modality", None) == "NM" and any(v in PROJECTION_TYPES for v in image_type)
     return False
 
 
-def read_any(path: str | os.PathLike, *, suv: str | None = None, gate: int | None = None) -> Volume | SpectProjections:
+@guarded("file")
+def read_any(path: str | os.PathLike, *, suv: str | None = None, gate: int | None = None,
+             allow_outside_data: bool = False) -> Volume | SpectProjections:
     """A Volume (:func:`petspect.io.load`) or, for projection data, SpectProjections.
 
-    ``gate`` (1-based) picks one time slot of gated DICOM NM TOMO data (default: their sum)."""
+    ``gate`` (1-based) picks one time slot of gated DICOM NM TOMO data (default: their sum);
+    ``allow_outside_data`` lets an Interfile header name a data file outside its folder."""
     from petspect.io import load
 
     if is_projection_data(path):
@@ -54,13 +59,13 @@ def read_any(path: str | os.PathLike, *, suv: str | None = None, gate: int | Non
                 raise FormatError("gate applies to gated DICOM NM TOMO data, not Interfile", path=path)
             from petspect.io.interfile import read_interfile_projections
 
-            return read_interfile_projections(path)
+            return read_interfile_projections(path, allow_outside_data=allow_outside_data)
         from petspect.io.nm import read_nm_projections
 
         return read_nm_projections(path, gate=gate)
     if gate is not None:
         raise FormatError("gate applies to gated SPECT projection data (DICOM NM GATED TOMO)", path=path)
-    return load(path, suv=suv)
+    return load(path, suv=suv, allow_outside_data=allow_outside_data)
 
 
 def _volume_summary(vol: Volume) -> dict[str, Any]:
@@ -95,14 +100,16 @@ def _projection_summary(proj: SpectProjections) -> dict[str, Any]:
     }
 
 
-def describe(path: str | os.PathLike) -> dict[str, Any]:
+@guarded("file")
+def describe(path: str | os.PathLike, *, allow_outside_data: bool = False) -> dict[str, Any]:
     """JSON-ready description of a file: geometry, units, modality and, for PET, all SUV factors."""
-    obj = read_any(path)
+    obj = read_any(path, allow_outside_data=allow_outside_data)
     return _volume_summary(obj) if isinstance(obj, Volume) else _projection_summary(obj)
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None = None, gate: int | None = None,
-            overwrite: bool = False) -> Path:
+            overwrite: bool = False, allow_outside_data: bool = False, anonymise: bool = False,
+            secret: bytes | None = None) -> Path:
     """Read ``src`` and write it to ``dst`` in the format of ``dst``'s extension.
 
     Volumes go through :func:`petspect.io.save` (``.nii``, ``.nii.gz``, ``.hv``, or a folder for
@@ -112,8 +119,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None =
     """
     from petspect.io import save
 
-    out = check_output_path(dst, overwrite=overwrite, inputs=[src])
-    obj = read_any(src, suv=suv, gate=gate)
+    from petspect.io import output_kind
+
+    out = check_output_path(dst, overwrite=overwrite, inputs=[src], kind=output_kind(dst))
+    obj = read_any(src, suv=suv, gate=gate, allow_outside_data=allow_outside_data)
     if isinstance(obj, SpectProjections):
         if full_suffix(out) != ".hs":
             raise FormatError("SPECT projection data can be written to Interfile .hs only", path=out)

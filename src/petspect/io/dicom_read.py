@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from petspect.errors import FormatError, GeometryError, MissingTagError, UnitError
-from petspect.io.dicom_files import pixel_array, read_datasets, require, where
+from petspect.io._guard import guarded
+from petspect.io._meta import multi_valued
+from petspect.io.dicom_files import number, pixel_array, read_datasets, require, where
 from petspect.io.suv import SUV_KINDS, acquisition_datetime, activity_scale, apply_suv, suv_factors
 from petspect.volume import Volume
 
@@ -54,10 +56,36 @@ class _Image:
 
 
 def _floats(value: Any, n: int, name: str, ds: Any) -> np.ndarray:
-    arr = np.asarray([float(v) for v in value], dtype=np.float64)
+    items = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
+    try:
+        arr = np.asarray([float(v) for v in items], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise FormatError(f"{name} is not a list of numbers: {str(value)[:60]!r}", path=where(ds)) from None
     if arr.size != n:
         raise FormatError(f"{name} must have {n} values, got {arr.size}", path=where(ds))
+    if not np.all(np.isfinite(arr)):
+        raise FormatError(f"{name} holds a non-finite value: {str(value)[:60]!r}", path=where(ds))
     return arr
+
+
+# RescaleSlope is type 1 in the PET and CT image modules (PS3.3 C.8.9.4, C.8.2.1): reading a missing one as 1
+# would give values off by the real slope (x 11.9 in one test series); other modalities may omit it.
+_SLOPE_REQUIRED = ("PT", "CT")
+
+
+def _rescale(ds: Any, slope: Any = None, intercept: Any = None, *, item: Any = None) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) of an image: finite, the slope non-zero; from ``item`` (a functional
+    group) when it holds them, else from ``ds``. A missing slope is an error for PET and CT, else 1."""
+    src_s = item if item is not None and slope is not None else ds
+    src_i = item if item is not None and intercept is not None else ds
+    modality = str(getattr(ds, "Modality", "") or "")
+    if getattr(src_s, "RescaleSlope", None) in (None, "", b"") and modality in _SLOPE_REQUIRED:
+        raise MissingTagError(f"missing RescaleSlope (0028,1053), required for {modality} images; the stored "
+                              "integers cannot be turned into values without it", path=where(ds))
+    s = number(src_s, "RescaleSlope", 1.0, path=where(ds))
+    if s == 0.0:
+        raise FormatError("RescaleSlope (0028,1053) is 0: every value would read as the intercept", path=where(ds))
+    return s, number(src_i, "RescaleIntercept", 0.0, path=where(ds))
 
 
 def _single_frame_image(ds: Any) -> _Image:
@@ -66,7 +94,7 @@ def _single_frame_image(ds: Any) -> _Image:
         _floats(require(ds, "ImagePositionPatient"), 3, "ImagePositionPatient", ds),
         _floats(require(ds, "ImageOrientationPatient"), 6, "ImageOrientationPatient", ds),
         tuple(_floats(require(ds, "PixelSpacing"), 2, "PixelSpacing", ds)),
-        float(getattr(ds, "RescaleSlope", 1.0) or 1.0), float(getattr(ds, "RescaleIntercept", 0.0) or 0.0))
+        *_rescale(ds))
 
 
 def _functional(ds: Any, frame: int, seq: str, keyword: str) -> Any:
@@ -78,10 +106,26 @@ def _functional(ds: Any, frame: int, seq: str, keyword: str) -> Any:
     return None
 
 
+def _functional_item(ds: Any, frame: int, seq: str) -> Any:
+    """The item of ``seq`` in the per-frame group of ``frame``, else the shared group's, else None."""
+    for groups, idx in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        g = getattr(ds, groups, None)
+        if g and len(g) > idx and seq in g[idx] and len(g[idx][seq].value):
+            return g[idx][seq][0]
+    return None
+
+
+def _frame_count(ds: Any) -> int:
+    n = number(ds, "NumberOfFrames", 1.0)
+    if n != int(n) or not 1 <= n <= 1_000_000:
+        raise FormatError(f"NumberOfFrames (0028,0008) = {n:g} is not a frame count", path=where(ds))
+    return int(n)
+
+
 def _multiframe_images(ds: Any) -> list[_Image]:
     """Frames of a multi-frame instance: functional groups (per-frame or shared), else NM-style
     stacking from one position along the normal with SpacingBetweenSlices."""
-    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    n = _frame_count(ds)
     images: list[_Image] = []
     if getattr(ds, "PerFrameFunctionalGroupsSequence", None):
         for k in range(n):
@@ -93,25 +137,24 @@ def _multiframe_images(ds: Any) -> list[_Image]:
                                       "in the functional groups", path=where(ds))
             slope = _functional(ds, k, "PixelValueTransformationSequence", "RescaleSlope")
             inter = _functional(ds, k, "PixelValueTransformationSequence", "RescaleIntercept")
+            group = _functional_item(ds, k, "PixelValueTransformationSequence")
             images.append(_Image(ds, k, _floats(pos, 3, "ImagePositionPatient", ds),
                                  _floats(ori, 6, "ImageOrientationPatient", ds),
                                  tuple(_floats(sp, 2, "PixelSpacing", ds)),
-                                 float(slope if slope is not None else getattr(ds, "RescaleSlope", 1.0) or 1.0),
-                                 float(inter if inter is not None else getattr(ds, "RescaleIntercept", 0.0) or 0.0)))
+                                 *_rescale(ds, slope, inter, item=group)))
         return images
     src = ds
     if getattr(ds, "ImagePositionPatient", None) is None and getattr(ds, "DetectorInformationSequence", None):
         src = ds.DetectorInformationSequence[0]  # NM: plane geometry lives in the detector item
     pos = _floats(require(src, "ImagePositionPatient", path=where(ds)), 3, "ImagePositionPatient", ds)
     ori = _floats(require(src, "ImageOrientationPatient", path=where(ds)), 6, "ImageOrientationPatient", ds)
-    gap = getattr(ds, "SpacingBetweenSlices", None) or getattr(ds, "SliceThickness", None)
+    gap = number(ds, "SpacingBetweenSlices", None) or number(ds, "SliceThickness", None)
     if gap is None and n > 1:
         raise MissingTagError("missing SpacingBetweenSlices (0018,0088) and SliceThickness (0018,0050)",
                               path=where(ds))
     normal = np.cross(ori[:3], ori[3:])
     sp = tuple(_floats(require(ds, "PixelSpacing"), 2, "PixelSpacing", ds))
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-    inter = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+    slope, inter = _rescale(ds)
     return [_Image(ds, k, pos + k * float(gap or 0.0) * normal, ori, sp, slope, inter) for k in range(n)]
 
 
@@ -148,7 +191,10 @@ def _stack_geometry(images: list[_Image], path: Any) -> tuple[list[_Image], tupl
             raise GeometryError(f"slice positions drift {max(lateral):.3f} mm sideways from the slice normal "
                                 "(gantry tilt is not supported)", path=path)
     else:
-        gap = float(getattr(images[0].ds, "SpacingBetweenSlices", None) or getattr(images[0].ds, "SliceThickness", None) or 1.0)
+        ds0 = images[0].ds
+        gap = float(number(ds0, "SpacingBetweenSlices", None) or number(ds0, "SliceThickness", None) or 1.0)
+        if gap <= 0:
+            raise GeometryError(f"slice thickness {gap:g} mm is not positive", path=where(ds0))
     spacing = (gap, float(images[0].spacing_rc[0]), float(images[0].spacing_rc[1]))
     direction = np.stack([n, c, r], axis=1)
     return images, spacing, tuple(images[0].position), direction
@@ -202,10 +248,10 @@ def _pet_units_and_meta(images: list[_Image]) -> tuple[str, np.ndarray, dict[str
         factors[kind] = float(rel[0]) if same else [float(v) for v in rel]
     rp = (getattr(ds0, "RadiopharmaceuticalInformationSequence", None) or [None])[0]
     meta = {"dicom_units": units, "decay_correction": str(getattr(ds0, "DecayCorrection", "")),
-            "corrected_image": list(getattr(ds0, "CorrectedImage", []) or []),
+            "corrected_image": multi_valued(getattr(ds0, "CorrectedImage", None)),
             "suv_factors": factors, "suv_missing": missing,
-            "radionuclide_half_life_s": float(rp.RadionuclideHalfLife) if rp is not None and
-            getattr(rp, "RadionuclideHalfLife", None) else None}
+            "radionuclide_half_life_s": number(rp, "RadionuclideHalfLife", None, path=where(ds0))
+            if rp is not None else None}
     return unit, scales, meta
 
 
@@ -215,7 +261,7 @@ def images_to_volume(datasets: list[Any], path: Any = None) -> Volume:
     modality = str(getattr(ds0, "Modality", "") or "") or None
     images: list[_Image] = []
     for ds in datasets:
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) == 1 and not getattr(ds, "PerFrameFunctionalGroupsSequence", None):
+        if _frame_count(ds) == 1 and not getattr(ds, "PerFrameFunctionalGroupsSequence", None):
             images.append(_single_frame_image(ds))
         else:
             images += _multiframe_images(ds)
@@ -237,6 +283,7 @@ def images_to_volume(datasets: list[Any], path: Any = None) -> Volume:
     return Volume(data, spacing, origin, direction, unit=unit, modality=modality, meta=meta)
 
 
+@guarded("DICOM series")
 def read_dicom_series(path: str | os.PathLike, *, suv: str | None = None, series_uid: str | None = None) -> Volume:
     """Read one DICOM image series (a folder or one file) into a Volume.
 
@@ -264,7 +311,7 @@ def read_dicom_series(path: str | os.PathLike, *, suv: str | None = None, series
     modality = getattr(ds0, "Modality", None)
     if suv is not None and modality != "PT":
         raise UnitError(f"SUV asked of a {modality} series; SUV is defined for PET (PT) only", path=path)
-    image_type = [str(v).upper() for v in (getattr(ds0, "ImageType", None) or [])]
+    image_type = [v.upper() for v in multi_valued(getattr(ds0, "ImageType", None))]
     if modality == "NM" and not any("RECON" in v for v in image_type):
         kind = "/".join(image_type)
         raise FormatError(f"NM instance of ImageType {kind} is projection or planar data, "

@@ -32,6 +32,7 @@ from petspect._fileio import atomic_dir, check_output_path
 from petspect.errors import InputError, UnitError
 from petspect.volume import Volume
 
+DICOM_KIND = "dicom-series"  # marker kind of the folders written here (petspect._fileio)
 SOP_CLASS = {"PT": "1.2.840.10008.5.1.4.1.1.128", "CT": "1.2.840.10008.5.1.4.1.1.2",
              "MR": "1.2.840.10008.5.1.4.1.1.4", "NM": "1.2.840.10008.5.1.4.1.1.20"}
 PET_UNITS = {"Bq/mL": "BQML", "SUVbw": "GML", "counts": "CNTS", "cps": "CPS"}
@@ -170,7 +171,9 @@ def _apply_radiopharmaceutical(ds: Any, volume: Volume, rp: dict | None) -> None
         ds.RadiopharmaceuticalInformationSequence = Sequence([])
     ds.DecayCorrection = getattr(ds, "DecayCorrection", None) or "START"
     if "CorrectedImage" not in ds:
-        ds.CorrectedImage = list(volume.meta.get("corrected_image") or ["DECY"])
+        from petspect.io._meta import multi_valued
+
+        ds.CorrectedImage = multi_valued(volume.meta.get("corrected_image")) or ["DECY"]
     unit = PET_UNITS.get(volume.unit)
     if unit is None:
         raise UnitError(f"a PET series stores {sorted(PET_UNITS)}; this volume is in {volume.unit!r} "
@@ -323,13 +326,13 @@ def write_dicom_series(volume: Volume, out_dir: str | os.PathLike, *, source: An
     if modality == "CT" and volume.unit != "HU":
         raise UnitError(f"a CT series stores HU; this volume is in {volume.unit!r}")
     inputs = [source] if isinstance(source, (str, os.PathLike)) else []
-    out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs)
+    out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs, kind=DICOM_KIND)
     header = _header(volume, modality, source, description=series_description, anonymize=anonymize,
                      patient=patient, radiopharmaceutical=radiopharmaceutical)
     if modality == "NM":
         header.Units = {"Bq/mL": "BQML", "counts": "CNTS", "cps": "CPS"}.get(volume.unit, "CNTS")
     data, origin, d = _dicom_handed(volume)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind=DICOM_KIND) as tmp:
         names = []
         if modality == "NM":
             _nm_instance(header, data, origin, d, volume.spacing_mm).save_as(tmp / "nm_recon.dcm",

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from petspect._fileio import atomic_path, atomic_write_text, check_output_path
+from petspect._fileio import atomic_path, atomic_write_text, check_output_path, require_regular
 from petspect.errors import FormatError, InputError, MissingTagError
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+from petspect.io._guard import guarded
 from petspect.io._meta import meta_to_json
 from petspect.io._paths import require_file
 from petspect.volume import AXIAL_DIRECTION, Volume
@@ -77,26 +78,91 @@ def _key(h: dict[str, str], key: str, path: Any, default: Any = None) -> str:
     raise MissingTagError(f"missing Interfile key '{key}'", path=path)
 
 
-def _floats(value: str) -> list[float]:
-    return [float(v) for v in value.strip().strip("{}").split(",") if v.strip()]
+def _floats(value: str, key: str = "value", path: Any = None) -> list[float]:
+    try:
+        out = [float(v) for v in value.strip().strip("{}").split(",") if v.strip()]
+    except ValueError:
+        raise FormatError(f"Interfile key '{key}' is not a list of numbers: {value[:60]!r}", path=path) from None
+    if not all(np.isfinite(out)):
+        raise FormatError(f"Interfile key '{key}' holds a non-finite number: {value[:60]!r}", path=path)
+    return out
 
 
-def _read_raw(h: dict[str, str], header: Path, count: int, offset_key: str = "data offset in bytes") -> np.ndarray:
-    data_file = header.parent / _key(h, "name of data file", header)
+def _float_key(h: dict[str, str], key: str, path: Any, default: Any = None, *, positive: bool = False) -> float:
+    """A numeric key as a finite float (``positive``: > 0); FormatError naming the key otherwise."""
+    text = _key(h, key, path, default)
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise FormatError(f"Interfile key '{key}' is not a number: {str(text)[:60]!r}", path=path) from None
+    if not np.isfinite(value) or (positive and value <= 0):
+        raise FormatError(f"Interfile key '{key}' must be a {'positive' if positive else 'finite'} number, "
+                          f"got {text!r}", path=path)
+    return value
+
+
+MAX_ELEMENTS = 2**34  # sizes beyond this are a damaged header, not data
+
+
+def _int_key(h: dict[str, str], key: str, path: Any, default: Any = None, *, minimum: int = 1) -> int:
+    """An integer key (>= ``minimum``); FormatError naming the key otherwise."""
+    text = _key(h, key, path, default)
+    try:
+        value = int(str(text).strip())
+    except (TypeError, ValueError):
+        raise FormatError(f"Interfile key '{key}' is not an integer: {str(text)[:60]!r}", path=path) from None
+    if not minimum <= value <= MAX_ELEMENTS:
+        raise FormatError(f"Interfile key '{key}' = {value} is out of range", path=path)
+    return value
+
+
+def data_file_path(h: dict[str, str], header: Path, *, allow_outside: bool = False) -> Path:
+    """The data file a header names, which must lie in the header's folder (or below it).
+
+    A header may name any path (``../../home/user/.ssh/id_rsa``); reading files outside the header's
+    folder is refused unless ``allow_outside`` (CLI: ``--allow-outside-data``) says the user trusts it.
+    """
+    name = _key(h, "name of data file", header)
+    data_file = Path(name) if Path(name).is_absolute() else header.parent / name
+    if not allow_outside:
+        base = header.parent.resolve()
+        target = data_file.resolve()
+        if target != base and base not in target.parents:
+            raise FormatError(f"the header names the data file {name!r}, outside the header's folder; "
+                              "petspect refuses it unless you allow it (allow_outside_data=True, CLI "
+                              "--allow-outside-data)", path=header)
+    require_regular(data_file, what="data file")
+    return data_file
+
+
+def _read_raw(h: dict[str, str], header: Path, count: int, offset_key: str = "data offset in bytes", *,
+              allow_outside: bool = False) -> np.ndarray:
+    data_file = data_file_path(h, header, allow_outside=allow_outside)
     fmt = _key(h, "number format", header).lower()
-    nbytes = int(_key(h, "number of bytes per pixel", header))
+    nbytes = _int_key(h, "number of bytes per pixel", header)
     if (fmt, nbytes) not in _FORMATS:
         raise FormatError(f"unsupported number format {fmt!r} with {nbytes} bytes per pixel", path=header)
     order = _key(h, "imagedata byte order", header, "BIGENDIAN").upper()  # Interfile's default
     dtype = np.dtype(("<" if order.startswith("LITTLE") else ">") + _FORMATS[(fmt, nbytes)])
-    offset = int(float(h.get(_norm_key(offset_key + "[1]")) or h.get(_norm_key(offset_key)) or 0))
+    offset_text = h.get(_norm_key(offset_key + "[1]")) or h.get(_norm_key(offset_key)) or "0"
+    try:
+        offset = int(float(offset_text))
+    except (ValueError, OverflowError):
+        raise FormatError(f"Interfile key '{offset_key}' is not a number: {offset_text[:60]!r}", path=header) from None
+    if offset < 0:
+        raise FormatError(f"Interfile key '{offset_key}' is negative ({offset})", path=header)
     if not data_file.is_file():
         raise FormatError(f"data file {data_file.name} named in the header does not exist", path=header)
     need = offset + count * dtype.itemsize
     if data_file.stat().st_size < need:
         raise FormatError(f"data file has {data_file.stat().st_size} bytes, the header needs {need}", path=data_file)
     arr = np.fromfile(data_file, dtype=dtype, count=count, offset=offset).astype(dtype.newbyteorder("="))
-    scale = float(h.get(_norm_key("image scaling factor[1]")) or 1.0)
+    scale = _float_key(h, "image scaling factor[1]", header, "1")
+    if scale == 0.0:
+        raise FormatError("Interfile key 'image scaling factor[1]' is 0: every value would read as 0", path=header)
+    if dtype.kind == "u" and dtype.itemsize == 8 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise FormatError(f"unsigned 8-byte values up to {int(arr.max())} do not fit int64 (they would wrap "
+                          "negative)", path=data_file)
     if scale != 1.0:
         arr = arr.astype(np.float32 if dtype.itemsize <= 4 else np.float64) * scale
     return arr.astype(_TORCH_SAFE.get(arr.dtype.str[1:], arr.dtype), copy=False)
@@ -164,7 +230,8 @@ def write_interfile(volume: Volume, path: str | os.PathLike, *, overwrite: bool 
     return _write_pair(header, ".v", arr, lines, overwrite)
 
 
-def read_interfile(path: str | os.PathLike) -> Volume:
+@guarded("Interfile image")
+def read_interfile(path: str | os.PathLike, *, allow_outside_data: bool = False) -> Volume:
     """Read an Interfile image header (``.hv``/``.h33``) and its data into a Volume.
 
     Missing ``first pixel offset`` keys default to STIR's convention (x and y centred on 0, first
@@ -178,14 +245,19 @@ def read_interfile(path: str | os.PathLike) -> Volume:
     h = parse_header(p)
     if h.get("number of projections"):
         raise FormatError("this header describes SPECT projections: use read_interfile_projections", path=p)
-    n = [int(_key(h, f"matrix size [{i}]", p)) for i in (1, 2, 3)]
-    s = [float(_key(h, f"scaling factor (mm/pixel) [{i}]", p, "1")) for i in (1, 2, 3)]
-    arr = _read_raw(h, p, n[0] * n[1] * n[2]).reshape(n[2], n[1], n[0])
+    n = [_int_key(h, f"matrix size [{i}]", p) for i in (1, 2, 3)]
+    if n[0] * n[1] * n[2] > MAX_ELEMENTS:
+        raise FormatError(f"matrix size {n} is too large", path=p)
+    s = [_float_key(h, f"scaling factor (mm/pixel) [{i}]", p, "1", positive=True) for i in (1, 2, 3)]
+    arr = _read_raw(h, p, n[0] * n[1] * n[2], allow_outside=allow_outside_data).reshape(n[2], n[1], n[0])
     default_off = [-(n[0] - 1) * s[0] / 2.0, -(n[1] - 1) * s[1] / 2.0, 0.0]
-    origin = [float(_key(h, f"first pixel offset (mm) [{i + 1}]", p, repr(default_off[i]))) for i in range(3)]
+    origin = [_float_key(h, f"first pixel offset (mm) [{i + 1}]", p, repr(default_off[i])) for i in range(3)]
     direction = AXIAL_DIRECTION
     if h.get("petspect direction"):
-        direction = np.asarray(_floats(h["petspect direction"])).reshape(3, 3)
+        flat = _floats(h["petspect direction"], "petspect direction", p)
+        if len(flat) != 9:
+            raise FormatError(f"Interfile key 'petspect direction' needs 9 numbers, got {len(flat)}", path=p)
+        direction = np.asarray(flat).reshape(3, 3)
     else:  # petspect reads the axes as head-first supine (x left, y posterior, z superior); refuse other set-ups
         position = (h.get("patient orientation", "head_in").strip().lower(),
                     h.get("patient rotation", "supine").strip().lower())
@@ -194,7 +266,7 @@ def read_interfile(path: str | os.PathLike) -> Volume:
                               "images are read (reorient the image to head_in supine first)", path=p)
     modality_key = h.get("imaging modality", "").upper()
     modality = h.get("petspect modality") or {"PT": "PT", "PET": "PT", "NUCMED": "NM", "CT": "CT"}.get(modality_key)
-    meta = json.loads(h["petspect meta"]) if h.get("petspect meta") else {}
+    meta = _meta(h, p)
     return Volume(torch.from_numpy(np.ascontiguousarray(arr)), (s[2], s[1], s[0]), origin, direction,
                   unit=h.get("petspect unit") or "a.u.", modality=modality, meta=meta)
 
@@ -243,16 +315,32 @@ def write_interfile_projections(proj: SpectProjections, path: str | os.PathLike,
     return _write_pair(Path(path), ".s", arr, lines, overwrite)
 
 
+def _meta(h: dict[str, str], path: Path) -> dict:
+    if not h.get("petspect meta"):
+        return {}
+    try:
+        meta = json.loads(h["petspect meta"])
+    except ValueError:
+        raise FormatError("Interfile key 'petspect meta' is not valid JSON", path=path) from None
+    if not isinstance(meta, dict):
+        raise FormatError("Interfile key 'petspect meta' is not a JSON object", path=path)
+    return meta
+
+
 def _projection_angles(h: dict[str, str], n_views: int, path: Path) -> np.ndarray:
     if h.get("petspect angles (deg)"):
-        return np.asarray(_floats(h["petspect angles (deg)"]))
-    extent = float(_key(h, "extent of rotation", path))
-    start = float(_key(h, "start angle", path, "0"))
+        angles = np.asarray(_floats(h["petspect angles (deg)"], "petspect angles (deg)", path))
+        if angles.size != n_views:
+            raise FormatError(f"'petspect angles (deg)' has {angles.size} angles for {n_views} projections", path=path)
+        return angles
+    extent = _float_key(h, "extent of rotation", path)
+    start = _float_key(h, "start angle", path, "0")
     sign = -1.0 if _key(h, "direction of rotation", path, "CCW").upper() == "CW" else 1.0
     return start + sign * (extent / n_views) * np.arange(n_views)
 
 
-def read_interfile_projections(path: str | os.PathLike) -> SpectProjections:
+@guarded("Interfile projection file")
+def read_interfile_projections(path: str | os.PathLike, *, allow_outside_data: bool = False) -> SpectProjections:
     """Read a STIR/Interfile SPECT projection header (``.hs``) and its data into SpectProjections.
 
     Raises
@@ -261,24 +349,31 @@ def read_interfile_projections(path: str | os.PathLike) -> SpectProjections:
     """
     p = require_file(path)
     h = parse_header(p)
-    n_views = int(_key(h, "number of projections", p))
-    n_cols, n_rows = int(_key(h, "matrix size [1]", p)), int(_key(h, "matrix size [2]", p))
-    n_win = int(h.get("number of energy windows") or 1)
+    n_views = _int_key(h, "number of projections", p)
+    n_cols, n_rows = _int_key(h, "matrix size [1]", p), _int_key(h, "matrix size [2]", p)
+    n_win = _int_key(h, "number of energy windows", p, "1")
+    if n_win * n_views * n_rows * n_cols > MAX_ELEMENTS or n_win > 64:
+        raise FormatError(f"projection sizes {n_win} x {n_views} x {n_rows} x {n_cols} are too large", path=p)
     windows = []
     for i in range(1, n_win + 1):
         lo, hi = h.get(f"energy window lower level[{i}]"), h.get(f"energy window upper level[{i}]")
         if lo is None or hi is None:
             raise MissingTagError(f"missing Interfile key 'energy window lower/upper level[{i}]'", path=p)
-        windows.append(EnergyWindow(h.get(f"petspect energy window name[{i}]") or f"window{i}", float(lo), float(hi)))
+        windows.append(EnergyWindow(h.get(f"petspect energy window name[{i}]") or f"window{i}",
+                                    _float_key(h, f"energy window lower level[{i}]", p),
+                                    _float_key(h, f"energy window upper level[{i}]", p)))
     if not windows:
         raise MissingTagError("no energy window keys", path=p)
-    counts = _read_raw(h, p, n_win * n_views * n_rows * n_cols).reshape(n_win, n_views, n_rows, n_cols)
-    radius = _floats(_key(h, "radius", p))
+    counts = _read_raw(h, p, n_win * n_views * n_rows * n_cols,
+                       allow_outside=allow_outside_data).reshape(n_win, n_views, n_rows, n_cols)
+    radius = _floats(_key(h, "radius", p), "Radius", p)
+    if len(radius) not in (1, n_views):
+        raise FormatError(f"Interfile key 'Radius' has {len(radius)} values for {n_views} projections", path=p)
     return SpectProjections(
         counts=torch.from_numpy(np.ascontiguousarray(counts)), angles_deg=_projection_angles(h, n_views, p),
         radius_mm=radius if len(radius) > 1 else radius[0],
-        pixel_spacing_mm=(float(_key(h, "scaling factor (mm/pixel) [2]", p)),
-                          float(_key(h, "scaling factor (mm/pixel) [1]", p))),
-        energy_windows=windows, frame_duration_s=float(h.get("time per projection (sec)") or 1.0),
-        photopeak_window=int(h.get("petspect photopeak window") or 0), nuclide=h.get("isotope name") or None,
-        meta=json.loads(h["petspect meta"]) if h.get("petspect meta") else {})
+        pixel_spacing_mm=(_float_key(h, "scaling factor (mm/pixel) [2]", p, positive=True),
+                          _float_key(h, "scaling factor (mm/pixel) [1]", p, positive=True)),
+        energy_windows=windows, frame_duration_s=_float_key(h, "time per projection (sec)", p, "1", positive=True),
+        photopeak_window=_int_key(h, "petspect photopeak window", p, "0", minimum=0), nuclide=h.get("isotope name") or None,
+        meta=_meta(h, p))

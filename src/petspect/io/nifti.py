@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from petspect.errors import FormatError, GeometryError, InputError
+from petspect.io._guard import reading
 from petspect.io._meta import meta_to_json
 from petspect.io._paths import require_file
 from petspect.volume import Volume
@@ -99,7 +100,52 @@ def _read_petspect_info(img: Any) -> dict[str, Any]:
     return {}
 
 
-def _read_array(img: Any) -> np.ndarray:
+def _load_image(p: Path) -> Any:
+    """The nibabel image of ``p``, read whole into memory (the Volume must not depend on the file).
+
+    A ``.nii.gz`` is decompressed completely first, so that gzip's CRC-32 and length checks run: a
+    damaged stream is refused instead of giving silently different voxels.
+    """
+    import gzip
+    import zlib
+
+    import nibabel as nib
+
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise FormatError(f"the gzip stream is damaged ({exc}); the file cannot be trusted", path=p) from None
+    elif p.name.lower().endswith(".gz"):
+        raise FormatError("named .gz but is not gzip-compressed", path=p)
+    if len(raw) < 348:
+        raise FormatError(f"too short for a NIfTI header ({len(raw)} bytes)", path=p)
+    klass = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 or int.from_bytes(raw[:4], "big") == 540 \
+        else nib.Nifti1Image
+    try:
+        return klass.from_bytes(raw)
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError,
+            ValueError) as exc:
+        raise FormatError(f"not a readable NIfTI file ({exc})", path=p) from None
+
+
+def _check_header(img: Any, p: Path) -> None:
+    """Refuse header fields that would give wrong values silently."""
+    hdr = img.header
+    try:
+        hdr.get_data_dtype()
+    except Exception as exc:  # noqa: BLE001 - nibabel raises several kinds for an unknown code
+        raise FormatError(f"datatype code {int(hdr['datatype'])} is not a NIfTI data type ({exc})", path=p) from None
+    slope, inter = float(hdr["scl_slope"]), float(hdr["scl_inter"])
+    if np.isinf(slope) or (slope not in (0.0,) and not np.isnan(slope) and np.isinf(inter)):
+        raise FormatError(f"scl_slope / scl_inter = {slope!r} / {inter!r} are not finite", path=p)
+    shape = img.shape
+    if any(int(n) <= 0 for n in shape):
+        raise FormatError(f"dim holds a non-positive size {tuple(shape)}", path=p)
+
+
+def _read_array(img: Any, path: Path | None = None) -> np.ndarray:
     # nibabel moves scl_slope/scl_inter from the header into the array proxy on loading
     proxy = img.dataobj
     slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
@@ -108,6 +154,9 @@ def _read_array(img: Any) -> np.ndarray:
     else:
         disk = img.get_data_dtype()
         arr = img.get_fdata(dtype=np.float64 if disk == np.float64 else np.float32)
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise FormatError(f"uint64 values up to {int(arr.max())} do not fit the int64 that holds them "
+                          "(they would wrap negative); store the image as float64 or a smaller integer type", path=path)
     return arr.astype(_WIDEN.get(arr.dtype, arr.dtype), copy=False)
 
 
@@ -133,11 +182,17 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     import nibabel as nib
 
     p = require_file(path)
-    try:
-        img = nib.load(str(p), mmap=False)  # a real copy: the Volume must not depend on the file
-        arr = _read_array(img)
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as exc:
-        raise FormatError(f"not a readable NIfTI file ({exc})", path=p) from exc
+    with reading(p, "NIfTI file"):
+        img = _load_image(p)
+        _check_header(img, p)
+        try:
+            arr = _read_array(img, p)
+        except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as exc:
+            raise FormatError(f"not a readable NIfTI file ({exc})", path=p) from exc
+        return _to_volume(img, arr, p)
+
+
+def _to_volume(img: Any, arr: np.ndarray, p: Path) -> Volume:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim > 3:

@@ -35,6 +35,7 @@ import torch
 from petspect.errors import FormatError, InputError, MissingTagError
 from petspect.geometry.spect import angles_from_dicom
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+from petspect.io._guard import guarded
 from petspect.io.dicom_files import pixel_array, read_datasets, require, where
 
 ENERGY_WINDOW_VECTOR = 0x00540010
@@ -176,6 +177,7 @@ def _tomo_instance(path: str | os.PathLike) -> Any:
     return tomo[0]
 
 
+@guarded("DICOM NM file")
 def read_nm_projections(path: str | os.PathLike, *, gate: int | None = None) -> SpectProjections:
     """Read a DICOM NM TOMO acquisition (one multi-frame instance, file or folder) into SpectProjections.
 
@@ -250,6 +252,7 @@ def _projections(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray, gat
                             meta=meta)
 
 
+@guarded("DICOM NM file")
 def read_nm_gates(path: str | os.PathLike) -> list[SpectProjections]:
     """Every time slot of a gated NM TOMO acquisition, in order (one item for ungated data)."""
     ds, labels, frames = _parse(path)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from petspect.errors import FormatError, GeometryError, MixedSeriesError
+from petspect.io._guard import guarded
 from petspect.io._paths import is_dicom_file, require_exists
 from petspect.io.dicom_files import require, where
 from petspect.volume import Volume
@@ -68,6 +69,7 @@ def _contour_slice(idx: np.ndarray, nz: int, ds: Any, roi: str) -> int | None:
     return k
 
 
+@guarded("DICOM RT Structure Set")
 def read_rtstruct(path: str | os.PathLike, reference: Volume) -> dict[str, Volume]:
     """Rasterise every ROI of an RT Structure Set onto the grid of ``reference``.
 

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from petspect.errors import FormatError, MissingTagError, UnitError
-from petspect.io.dicom_files import require, where
+from petspect.io.dicom_files import number, require, where
 
 SUV_KINDS = ("bw", "bsa", "lbm_james", "lbm_janmahasatian", "ibw")
 SUV_UNIT = {"bw": "SUVbw", "bsa": "SUVbsa", "lbm_james": "SUVlbm", "lbm_janmahasatian": "SUVlbm_janmahasatian",
@@ -156,9 +156,10 @@ def _private(ds: Any, tag: tuple[int, int]) -> float | None:
         if isinstance(value, bytes):
             value = value.decode("latin-1").strip("\0 ")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            out = float(value)
+        except (TypeError, ValueError, OverflowError):
             return None
+        return out if math.isfinite(out) and out > 0 else None
     return None
 
 
@@ -217,10 +218,8 @@ def injection_datetime(ds: Any, *, reference: datetime | None = None) -> datetim
 def decayed_dose_bq(ds: Any, *, earliest_acquisition: datetime | None = None) -> float:
     """Injected activity (Bq) decayed to the reference time of this instance's pixel values."""
     rp = _radiopharmaceutical(ds)
-    dose = float(require(rp, "RadionuclideTotalDose", path=where(ds)))
-    if dose <= 0:
-        raise FormatError(f"RadionuclideTotalDose must be positive, got {dose}", path=where(ds))
-    correction = str(require(ds, "DecayCorrection")).upper()
+    dose = number(rp, "RadionuclideTotalDose", path=where(ds), positive=True)
+    correction = str(require(ds, "DecayCorrection")).strip().upper()
     if correction == "ADMIN":
         return dose
     if correction == "START":
@@ -231,7 +230,7 @@ def decayed_dose_bq(ds: Any, *, earliest_acquisition: datetime | None = None) ->
             raise MissingTagError("DecayCorrection NONE needs AcquisitionTime (0008,0032)", path=where(ds))
     else:
         raise FormatError(f"unknown DecayCorrection {correction!r} (START, ADMIN or NONE)", path=where(ds))
-    half_life_s = float(require(rp, "RadionuclideHalfLife", path=where(ds)))
+    half_life_s = number(rp, "RadionuclideHalfLife", path=where(ds), positive=True)
     elapsed_s = (ref - injection_datetime(ds, reference=ref)).total_seconds()
     if elapsed_s < 0:
         raise FormatError(f"injection is {-elapsed_s:.0f} s after the scan reference time", path=where(ds))
@@ -240,12 +239,10 @@ def decayed_dose_bq(ds: Any, *, earliest_acquisition: datetime | None = None) ->
 
 def _body(ds: Any, kind: str) -> float:
     """SUV normaliser: grams for bw, lbm and ibw kinds, cm^2 for bsa."""
-    weight_kg = float(require(ds, "PatientWeight"))
-    if weight_kg <= 0:
-        raise FormatError(f"PatientWeight must be positive, got {weight_kg}", path=where(ds))
+    weight_kg = number(ds, "PatientWeight", positive=True)
     if kind == "bw":
         return weight_kg * G_PER_KG
-    height_m = float(require(ds, "PatientSize"))
+    height_m = number(ds, "PatientSize")
     if not 0.3 < height_m < 3.0:
         raise FormatError(f"PatientSize {height_m} is not a height in metres", path=where(ds))
     height_cm = height_m * 100.0
@@ -316,7 +313,15 @@ def suv_factor(ds: Any, kind: str = "bw", *, earliest_acquisition: datetime | No
     if scale is None:
         raise UnitError(f"units {units} cannot be converted to SUV (need BQML, GML or Philips CNTS "
                         "with private scale factors (7053,1000)/(7053,1009))", path=where(ds))
-    return scale * _body(ds, kind) / decayed_dose_bq(ds, earliest_acquisition=earliest_acquisition)
+    dose_bq = decayed_dose_bq(ds, earliest_acquisition=earliest_acquisition)
+    if not dose_bq > 0:
+        raise FormatError("the injected activity decays to 0 Bq by the scan time: check the half-life and the "
+                          "injection and scan times", path=where(ds))
+    factor = scale * _body(ds, kind) / dose_bq
+    if not (math.isfinite(factor) and factor > 0):
+        raise FormatError(f"SUV {kind} factor is {factor!r} (not a positive number): check the patient weight and "
+                          "height, the dose, the half-life and the times", path=where(ds))
+    return factor
 
 
 def suv_factors(ds: Any, *, earliest_acquisition: datetime | None = None) -> tuple[dict, dict]:

@@ -265,7 +265,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
         raise DataNotFoundError("file not found", path=p)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"not valid JSON: {exc}", path=p) from exc
     if not isinstance(data, dict):
         raise FormatError("expected a JSON object", path=p)

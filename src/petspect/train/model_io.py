@@ -119,7 +119,7 @@ def save_model(folder: str | os.PathLike, network: nn.Module, *, network_spec: M
     sd = {k: v.detach().cpu() for k, v in (state_dict or network.state_dict()).items()}
     config = {"network": dict(network_spec), "data": dict(data), "training": dict(training)}
     norms = {"inputs": [n.to_dict() for n in input_normalizations], "target": target_normalization.to_dict()}
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, kind="model") as tmp:
         torch.save(sd, tmp / "model.pt")
         (tmp / "config.json").write_text(json.dumps(config, indent=2, default=json_default), encoding="utf-8")
         (tmp / "normalization.json").write_text(json.dumps(norms, indent=2, default=json_default), encoding="utf-8")
@@ -142,20 +142,46 @@ def load_model(folder: str | os.PathLike, device: torch.device | str | None = No
     TrainedModel
         Network in eval mode.
     """
-    p = Path(folder)
+    from petspect._fileio import require_regular
+    from petspect.io._guard import reading
+
+    p = require_regular(folder, what="model folder")
+    if not p.is_dir():
+        raise DataNotFoundError("not a petspect model folder (no such folder)", path=p)
     missing = [f for f in FILES if not (p / f).is_file()]
     if missing:
         raise DataNotFoundError(f"not a petspect model folder: missing {missing}", path=p)
-    config = read_json(p / "config.json")
-    norms = read_json(p / "normalization.json")
-    card = read_json(p / "model_card.json")
-    try:
-        net = build_from_spec(config["network"])
-        state = torch.load(p / "model.pt", map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-        inputs = [normalization_from_dict(n) for n in norms["inputs"]]
-        target = normalization_from_dict(norms["target"])
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise FormatError(f"model folder is inconsistent: {exc}", path=p) from exc
+    with reading(p, "model folder"):
+        config = read_json(p / "config.json")
+        norms = read_json(p / "normalization.json")
+        card = read_json(p / "model_card.json")
+        spec, data = config.get("network"), config.get("data")
+        if not isinstance(spec, dict) or not isinstance(data, dict):
+            raise FormatError("config.json needs the objects 'network' and 'data'", path=p / "config.json")
+        if not isinstance(norms.get("inputs"), list) or "target" not in norms:
+            raise FormatError("normalization.json needs 'inputs' (a list) and 'target'", path=p / "normalization.json")
+        try:
+            state = torch.load(p / "model.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - pickle, zip and weights-only refusals all mean a bad file
+            raise FormatError(f"model.pt is not a readable tensor file ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})", path=p / "model.pt") from None
+        if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise FormatError("model.pt does not hold a state dict of tensors", path=p / "model.pt")
+        try:
+            # build on the meta device first: a damaged config cannot allocate memory, and the shapes are
+            # checked against the stored weights before the real network is made
+            with torch.device("meta"):
+                probe = build_from_spec(spec)
+            probe.load_state_dict(state, assign=True)  # checks names and shapes, copies nothing
+            net = build_from_spec(spec)
+            net.load_state_dict(state)
+            inputs = [normalization_from_dict(n) for n in norms["inputs"]]
+            target = normalization_from_dict(norms["target"])
+        except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+            raise FormatError(f"model folder is inconsistent: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}", path=p) from exc
+        bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise FormatError(f"model weights hold NaN or infinite values ({', '.join(bad[:3])})", path=p / "model.pt")
     net.eval().to(device if device is not None else "cpu")
     return TrainedModel(net, config, inputs, target, card)
