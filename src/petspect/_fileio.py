@@ -139,6 +139,15 @@ def _protected_folders() -> list[Path]:
     return out
 
 
+def check_not_protected(out: str | os.PathLike) -> Path:
+    """Refuse an output that is the current folder, a folder above it or the home folder; returns it resolved."""
+    out_p = Path(out).expanduser().resolve()
+    if out_p in _protected_folders():
+        raise OutputExistsError("output would be the current folder, a folder above it or the home folder; "
+                                "name a new sub-folder instead", path=out)
+    return out_p
+
+
 def check_output_path(
     out: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable[str | os.PathLike] = (),
     kind: str | None = None,

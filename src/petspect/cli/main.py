@@ -55,9 +55,23 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point; a PetspectError escaping a command becomes ``error: ...`` and exit 2."""
+    """Console-script entry point: the same clean exits as :func:`petspect.cli._common.cli_errors` for errors
+    that escape a command (a PetspectError or OSError: ``error: ...``, exit 2; a bug: traceback and how to
+    report it, exit 1)."""
+    from petspect.cli._common import report_unexpected
+
     try:
         app()
     except PetspectError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        typer.secho(f"error: {where}{exc.strerror or exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.RED, err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug: traceback plus how to report it
+        report_unexpected(exc)
+        sys.exit(1)

@@ -114,6 +114,9 @@ def _simulate_on_ray(cfg_dict: dict[str, Any], out: Path, todo: list[int], seeds
 
 
 def _prepare_output(config: DatasetConfig, out: Path, overwrite: bool) -> None:
+    from petspect._fileio import check_not_protected, is_petspect_output
+
+    check_not_protected(out)
     rec_path = out / CONFIG_RECORD
     wanted = {"config": config.to_dict()}
     if out.exists() and any(out.iterdir()):
@@ -124,10 +127,10 @@ def _prepare_output(config: DatasetConfig, out: Path, overwrite: bool) -> None:
             if not overwrite:
                 raise OutputExistsError("holds a dataset made with another configuration; use another folder or "
                                         "overwrite=True (CLI --overwrite) to replace it", path=out)
-        elif not overwrite:
+        else:  # never clear a folder petspect did not write, --overwrite or not
             raise OutputExistsError("exists and is not a petspect dataset; choose an empty or new folder", path=out)
         for child in out.iterdir():
-            if child.is_dir() and child.name.startswith("sub-"):
+            if child.is_dir() and child.name.startswith("sub-") and is_petspect_output(child):
                 shutil.rmtree(child)
             elif child.name in (DATASET_JSON, CONFIG_RECORD):
                 child.unlink()

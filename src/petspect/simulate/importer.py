@@ -88,6 +88,9 @@ def import_cases(source: str | os.PathLike, out_dir: str | os.PathLike, *, refer
     from petspect.io import load, save
 
     src, out = Path(source), Path(out_dir)
+    from petspect._fileio import check_output_path
+
+    check_output_path(out, overwrite=True, inputs=[src])  # input, cwd and home checks; emptiness below
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError("is not empty; choose a new folder or overwrite=True", path=out)
     cases = discover_cases(src)

@@ -101,6 +101,12 @@ def denoise_physical(model: Any, volume: Volume, extra: tuple[Volume, ...] = (),
 
     if volume.modality not in ("PT", "NM", "", None):
         raise InputError(f"expected a PET or SPECT image, got modality {volume.modality!r}")
+    for name, v in (("input", volume), *((f"anatomical channel {i + 1}", e) for i, e in enumerate(extra))):
+        if v.data.is_floating_point() and not bool(torch.isfinite(v.data).all()):
+            n = int((~torch.isfinite(v.data)).sum())
+            # a convolution spreads one NaN over its whole receptive field (243 voxels out for 1 in)
+            raise InputError(f"the {name} holds {n} NaN or infinite voxels, which the network would spread to "
+                             "their neighbours; replace them first (e.g. with 0 outside the body)")
     f, note = model_scale(volume, model)
     f = f.to(volume.device)
     scaled = volume.with_data((volume.data.double() * f).float(), unit=model.input_normalizations[0].unit or volume.unit)

@@ -117,11 +117,17 @@ def demo_settings(kind: str = "demo") -> DemoSettings:
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
+    from petspect._fileio import check_not_protected, is_petspect_output, write_marker
+
+    check_not_protected(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError("exists and is not a folder", path=out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise OutputExistsError("is not empty; choose another folder or pass --overwrite", path=out)
+        if not is_petspect_output(out, "demo"):
+            raise OutputExistsError("is not a folder `petspect demo` wrote; --overwrite never clears other "
+                                    "folders: choose a new or empty folder", path=out)
         for name in OUTPUTS:
             p = out / name
             if p.is_dir():
@@ -129,6 +135,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
             elif p.exists():
                 p.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo")
 
 
 def simulate_dataset(settings: DemoSettings, folder: Path, *, device: Any = None) -> Path:
