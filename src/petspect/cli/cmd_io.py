@@ -26,13 +26,15 @@ def _fmt(value) -> str:
 def info(
     path: Path = typer.Argument(..., help="NIfTI file, DICOM folder/file, or Interfile header (.hv/.hs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
+    allow_outside_data: bool = typer.Option(False, "--allow-outside-data",
+                                            help="Let an Interfile header name a data file outside its folder."),
 ) -> None:
     """Geometry, units, modality and (PET) the SUV factors of every kind; no patient identifiers."""
     import json
 
     from petspect.io.convert import describe
 
-    d = describe(path)
+    d = describe(path, allow_outside_data=allow_outside_data)
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
@@ -59,10 +61,27 @@ def convert(
     suv: str = typer.Option(None, "--suv", help="Convert PET to SUV: bw, bsa, lbm_james, lbm_janmahasatian, ibw."),
     gate: int = typer.Option(None, "--gate", min=1,
                              help="Gated SPECT (DICOM NM GATED TOMO): keep this time slot (default: sum of all)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an output this command wrote before (never an input, the current "
+                                        "folder or a folder petspect did not write)."),
+    anonymise: bool = typer.Option(False, "--anonymise", "--anonymize",
+                                   help="DICOM output: de-identify (PS3.15 basic profile, keyed pseudonyms)."),
+    secret_file: Path = typer.Option(None, "--secret-file",
+                                     help="Key of the pseudonyms (default: DST.petspect-anon-key, made if absent)."),
+    allow_outside_data: bool = typer.Option(False, "--allow-outside-data",
+                                            help="Let an Interfile header name a data file outside its folder."),
 ) -> None:
     """Convert between formats (the output format follows DST's extension)."""
     from petspect.io.convert import convert as run
 
-    out = run(src, dst, suv=suv, gate=gate, overwrite=overwrite)
+    out = run(src, dst, suv=suv, gate=gate, overwrite=overwrite, allow_outside_data=allow_outside_data,
+              anonymise=anonymise, secret_file=secret_file)
     typer.echo(f"wrote {out}")
+    if anonymise:
+        from petspect.io.anonymise import SECRET_SUFFIX
+
+        if out.suffix or out.is_file():
+            typer.echo("note: NIfTI and Interfile outputs hold no patient identifiers; nothing to anonymise")
+        elif secret_file is None:
+            typer.echo(f"pseudonym key: {out.parent / (out.name + SECRET_SUFFIX)} (keep it private; pass it with "
+                       "--secret-file to give the same patients the same pseudonyms elsewhere)")

@@ -109,13 +109,14 @@ def describe(path: str | os.PathLike, *, allow_outside_data: bool = False) -> di
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None = None, gate: int | None = None,
             overwrite: bool = False, allow_outside_data: bool = False, anonymise: bool = False,
-            secret: bytes | None = None) -> Path:
+            secret_file: str | os.PathLike | None = None) -> Path:
     """Read ``src`` and write it to ``dst`` in the format of ``dst``'s extension.
 
     Volumes go through :func:`petspect.io.save` (``.nii``, ``.nii.gz``, ``.hv``, or a folder for
     DICOM: a derived series of the source study when ``src`` is DICOM, else a synthetic study); SPECT
     projections can be written to Interfile ``.hs`` (``gate``: one time slot of gated data, default
-    their sum). ``src`` is never overwritten.
+    their sum). ``src`` is never overwritten. ``anonymise`` de-identifies a DICOM output with keyed
+    pseudonyms (:mod:`petspect.io.anonymise`; key from ``secret_file`` or stored beside ``dst``).
     """
     from petspect.io import save
 
@@ -134,6 +135,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None =
         from petspect.io.dicom_write import write_dicom_series
 
         # DICOM -> DICOM: keep the patient and study of the source so viewers pair the series
-        write_dicom_series(obj, out, source=src_p, overwrite=overwrite, series_description="petspect convert")
+        write_dicom_series(obj, out, source=src_p, overwrite=overwrite, series_description="petspect convert",
+                           anonymize=anonymise, secret_file=secret_file)
+        return out
+    if full_suffix(out) == "" and anonymise:
+        from petspect.io.dicom_write import write_dicom_series
+
+        write_dicom_series(obj, out, overwrite=overwrite, anonymize=True, secret_file=secret_file)
         return out
     return save(obj, out, overwrite=overwrite)

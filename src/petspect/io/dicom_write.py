@@ -10,17 +10,15 @@ factors differ per slice, every output slice gets the earliest acquisition time)
 clearly synthetic identifiers (PatientName ``SYNTHETIC^PETSPECT``) and the ``patient`` /
 ``radiopharmaceutical`` facts given.
 
-Anonymisation (``anonymize=True``) follows the DICOM PS3.15 Annex E Basic Application Level
-Confidentiality Profile with the *Retain Patient Characteristics* and *Retain Longitudinal Temporal
-Information with Full Dates* options (sex, age, weight, height and dates/times are what SUV needs):
-the attributes in :data:`ANONYMIZE_REMOVE` are removed, those in :data:`ANONYMIZE_EMPTY` emptied
-(type 2), PatientName/PatientID are replaced by a dummy
-and a hash, and Study/Frame-of-Reference UIDs are replaced by UIDs derived (one-way) from the originals.
+Anonymisation (``anonymize=True``) applies :mod:`petspect.io.anonymise`: the DICOM PS3.15 Annex E Basic
+Application Level Confidentiality Profile with the *Retain Patient Characteristics* and *Retain Longitudinal
+Temporal Information with Full Dates* options (sex, age, weight, height and dates/times are what SUV needs),
+PatientName/PatientID replaced by keyed (HMAC-SHA256) pseudonyms and the Study/Frame-of-Reference UIDs by
+keyed UIDs, consistent for one secret.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np
 
 from petspect._fileio import atomic_dir, check_output_path
 from petspect.errors import InputError, UnitError
+from petspect.io.anonymise import EMPTY, REMOVE, AnonymisationKey, anonymise_dataset
 from petspect.volume import Volume
 
 DICOM_KIND = "dicom-series"  # marker kind of the folders written here (petspect._fileio)
@@ -44,16 +43,9 @@ STUDY_ATTRS = ("StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "Accessi
                "ReferringPhysicianName", "FrameOfReferenceUID", "PositionReferenceIndicator", "PatientPosition",
                "InstitutionName", "Manufacturer")
 PET_ATTRS = ("RadiopharmaceuticalInformationSequence", "DecayCorrection", "CorrectedImage")
-ANONYMIZE_EMPTY = ("PatientBirthDate", "AccessionNumber", "StudyID", "ReferringPhysicianName")
-ANONYMIZE_REMOVE = (
-    "PatientBirthTime", "PatientAddress", "PatientTelephoneNumbers", "OtherPatientIDs",
-    "OtherPatientIDsSequence", "OtherPatientNames", "PatientMotherBirthName", "MilitaryRank",
-    "MedicalRecordLocator", "PatientComments", "AdditionalPatientHistory", "EthnicGroup", "Occupation",
-    "ReferringPhysicianAddress", "PhysiciansOfRecord",
-    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
-    "DeviceSerialNumber", "StudyDescription", "RequestAttributesSequence", "IssuerOfPatientID",
-)
+# the PS3.15 basic-profile lists (petspect.io.anonymise); the series description petspect writes is its own
+ANONYMIZE_EMPTY = EMPTY
+ANONYMIZE_REMOVE = tuple(kw for kw in REMOVE if kw != "SeriesDescription")
 
 
 def _source_datasets(source: Any) -> list[Any] | None:
@@ -81,7 +73,7 @@ def _scan_reference(datasets: list[Any]) -> datetime | None:
         return None
 
 
-def _header(volume: Volume, modality: str, source: Any, *, description: str, anonymize: bool,
+def _header(volume: Volume, modality: str, source: Any, *, description: str, anonymize: AnonymisationKey | None,
             patient: dict | None, radiopharmaceutical: dict | None) -> Any:
     """Dataset with the attributes shared by every instance of the new series."""
     from pydicom.dataset import Dataset
@@ -112,8 +104,8 @@ def _header(volume: Volume, modality: str, source: Any, *, description: str, ano
     _apply_patient(ds, patient)
     if modality == "PT":
         _apply_radiopharmaceutical(ds, volume, radiopharmaceutical)
-    if anonymize:
-        _anonymize(ds)
+    if anonymize is not None:
+        anonymise_dataset(ds, anonymize)
     ds.Modality = modality
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = 900 + int(now.timestamp()) % 100
@@ -181,24 +173,6 @@ def _apply_radiopharmaceutical(ds: Any, volume: Volume, rp: dict | None) -> None
     ds.Units = unit
     ds.SeriesType = ["STATIC", "IMAGE"]
     ds.CountsSource = "EMISSION"
-
-
-def _anonymize(ds: Any) -> None:
-    from pydicom.uid import generate_uid
-
-    for kw in ANONYMIZE_REMOVE:
-        if kw in ds:
-            delattr(ds, kw)
-    original_id = str(getattr(ds, "PatientID", ""))
-    ds.PatientName = "ANONYMOUS"
-    ds.PatientID = "ANON-" + hashlib.sha256(original_id.encode()).hexdigest()[:12]
-    for kw in ANONYMIZE_EMPTY:  # type 2 attributes: kept, emptied
-        setattr(ds, kw, "")
-    for kw in ("StudyInstanceUID", "FrameOfReferenceUID"):
-        if kw in ds:
-            setattr(ds, kw, generate_uid(entropy_srcs=["petspect-anon", str(getattr(ds, kw))]))
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "petspect PS3.15 basic, retain pat. chars + full dates"
 
 
 def encode_values(values: np.ndarray) -> tuple[np.ndarray, str]:
@@ -287,7 +261,8 @@ def _nm_instance(header: Any, data: np.ndarray, origin: np.ndarray, d: np.ndarra
 def write_dicom_series(volume: Volume, out_dir: str | os.PathLike, *, source: Any = None,
                        series_description: str = "petspect derived", anonymize: bool = False,
                        overwrite: bool = False, patient: dict | None = None,
-                       radiopharmaceutical: dict | None = None) -> list[Path]:
+                       radiopharmaceutical: dict | None = None, secret_file: str | os.PathLike | None = None,
+                       anonymisation_key: AnonymisationKey | None = None) -> list[Path]:
     """Write ``volume`` as a new DICOM series in the folder ``out_dir`` (see the module docstring).
 
     Parameters
@@ -303,7 +278,9 @@ def write_dicom_series(volume: Volume, out_dir: str | os.PathLike, *, source: An
     series_description : str
         SeriesDescription (64 characters at most).
     anonymize : bool
-        Apply the de-identification described in the module docstring.
+        De-identify (DICOM PS3.15 basic profile, :mod:`petspect.io.anonymise`) with keyed pseudonyms; the
+        key is ``anonymisation_key``, else read from ``secret_file``, else the one stored beside ``out_dir``
+        (``<out_dir>.petspect-anon-key``), else a new one written there (mode 0600).
     overwrite : bool
         Replace an existing ``out_dir``.
     patient : dict, optional
@@ -327,7 +304,12 @@ def write_dicom_series(volume: Volume, out_dir: str | os.PathLike, *, source: An
         raise UnitError(f"a CT series stores HU; this volume is in {volume.unit!r}")
     inputs = [source] if isinstance(source, (str, os.PathLike)) else []
     out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs, kind=DICOM_KIND)
-    header = _header(volume, modality, source, description=series_description, anonymize=anonymize,
+    key = None
+    if anonymize:
+        from petspect.io.anonymise import secret_for_output
+
+        key = anonymisation_key or secret_for_output(out, secret_file)[0]
+    header = _header(volume, modality, source, description=series_description, anonymize=key,
                      patient=patient, radiopharmaceutical=radiopharmaceutical)
     if modality == "NM":
         header.Units = {"Bq/mL": "BQML", "counts": "CNTS", "cps": "CPS"}.get(volume.unit, "CNTS")
