@@ -83,7 +83,9 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(doc, dict) or doc.get("written_by") != "petspect" or not isinstance(doc.get("files"), list):
+    if not isinstance(doc, dict) or doc.get("written_by") != "petspect":
+        return None
+    if not (doc.get("files") is None or isinstance(doc.get("files"), list)):
         return None
     return doc
 
@@ -99,10 +101,14 @@ def _listing(folder: Path) -> list[str]:
                   if not p.is_dir() and p.name != MARKER_NAME)
 
 
-def write_marker(folder: str | os.PathLike, kind: str) -> None:
-    """Mark ``folder`` as written by petspect (kind ``kind``), listing the files it holds now."""
+def write_marker(folder: str | os.PathLike, kind: str, *, owned: bool = False) -> None:
+    """Mark ``folder`` as written by petspect (kind ``kind``), listing the files it holds now.
+
+    ``owned``: the folder is one a command writes files into over time (no list of files; see
+    :func:`claim_output_folder`).
+    """
     folder = Path(folder)
-    doc = {"written_by": "petspect", "kind": kind, "files": _listing(folder)}
+    doc = {"written_by": "petspect", "kind": kind, "files": None if owned else _listing(folder)}
     path = folder / MARKER_NAME
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     _usual_mode(path, folder=False)
@@ -121,6 +127,8 @@ def _check_replaceable(folder: Path, kind: str, *, shown: str | os.PathLike) -> 
     if doc.get("kind") != kind:
         raise OutputExistsError(f"holds a petspect output of another kind ({doc.get('kind')!r}, not {kind!r}); "
                                 "--overwrite replaces only what the same command wrote", path=shown)
+    if doc["files"] is None:  # a folder the command writes into: it owns what is there
+        return
     extra = sorted(set(_listing(folder)) - set(map(str, doc["files"])))
     if extra:
         raise OutputExistsError(f"holds files petspect did not write ({', '.join(extra[:5])}"
@@ -195,6 +203,21 @@ def check_output_path(
         raise OutputExistsError("output exists; pass overwrite=True (CLI: --overwrite) to replace it", path=out)
     if kind is not None:
         _check_replaceable(out_p, kind, shown=out)
+    return out_p
+
+
+def claim_output_folder(out: str | os.PathLike, *, kind: str, overwrite: bool = False,
+                        inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """For a command that writes files into a folder one by one: check ``out`` (as
+    :func:`check_output_path` with ``kind``), create it and mark it as that command's; returns it resolved.
+
+    A rerun with ``overwrite`` may write into a folder so marked; a non-empty folder without the marker is
+    refused, so the command never overwrites files of a folder it did not make.
+    """
+    out_p = check_output_path(out, overwrite=overwrite, inputs=inputs, kind=kind)
+    out_p.mkdir(parents=True, exist_ok=True)
+    if read_marker(out_p) is None:
+        write_marker(out_p, kind, owned=True)
     return out_p
 
 

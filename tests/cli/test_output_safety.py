@@ -75,7 +75,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_output_holding_the_input_is_refused(case, D):
-    _refused(CASES[case](D), D.parent)
+    _refused(CASES[case](D), D.parent, "input")
 
 
 CWD_CASES = {

@@ -66,7 +66,9 @@ def recon(
     from petspect.recon.reconstruct import ReconSpec, reconstruct_image
     from petspect.systems.acquisition import ACQUISITION_JSON, load_acquisition, stored_recon_specs
 
-    check_output_path(out, overwrite=overwrite, inputs=[data])
+    from petspect.io import output_kind
+
+    check_output_path(out, overwrite=overwrite, inputs=[data], kind=output_kind(out))
     folder = data.is_dir() and (data / ACQUISITION_JSON).is_file()
     stored: dict = {}
     if not folder and data.exists() and is_projection_data(data):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import petspect
-from petspect._fileio import atomic_write_text, check_output_path
+from petspect._fileio import atomic_write_text, claim_output_folder
 from petspect._json import json_default
 from petspect._registry import Registry
 from petspect.detector.metrics import energy_resolution, positioning_metrics
@@ -212,8 +212,7 @@ def simulate(preset: Preset, out_dir: str | os.PathLike, *, device="cpu", overwr
     Returns the folder; it holds ``train.npz``, ``test.npz``, ``fan.npz`` (events with JSON records),
     ``timing_{train,val,test}.npz`` and ``dataset.json``.
     """
-    out = check_output_path(out_dir, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_folder(out_dir, overwrite=overwrite, kind="detector-data")
     det = preset.detector
     beams = {
         "train": pencil_grid(det, preset.train_step_mm, preset.train_events_per_beam),
@@ -266,7 +265,7 @@ def train(preset: Preset, data_dir: str | os.PathLike, out_dir: str | os.PathLik
     """
     from petspect.detector.neural import NeuralPositioner
 
-    out = check_output_path(out_dir, overwrite=overwrite, inputs=[data_dir])
+    out = claim_output_folder(out_dir, overwrite=overwrite, inputs=[data_dir], kind="detector-models")
     data = load_data(data_dir)
     det, pitch = preset.detector, preset.detector.sipm.pitch_mm
     record = {"data_dir": str(Path(data_dir).resolve()), "dataset": data["record"].get("name"), "preset": preset.name}
@@ -330,8 +329,7 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     from petspect.detector.timing_limits import photon_level_ctr
 
     inputs = [p for p in (data_dir, models_dir) if p is not None]
-    out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_folder(out_dir, overwrite=overwrite, inputs=inputs, kind="detector-evaluate")
     if data_dir is None:
         data_dir = simulate(preset, out / "data", device=device, overwrite=overwrite)
     if models_dir is None:
