@@ -26,7 +26,23 @@ def _tree(root: Path) -> dict[str, bytes]:
 def inputs(tmp_path_factory):
     src = tmp_path_factory.mktemp("inputs")
     return {"dcm": samples.dicom_pet(src), "nii": samples.nifti(src, gz=True), "model": samples.model_folder(src),
-            "acq": samples.acquisition_folder(src)}
+            "acq": samples.acquisition_folder(src), "ds": _tiny_dataset(src)}
+
+
+def _tiny_dataset(root: Path) -> Path:
+    """Three imported cases with full- and low-dose reconstructions (a dataset denoise train accepts)."""
+    import torch
+
+    from petspect.io import save
+    from petspect.simulate.importer import import_cases
+    from petspect.volume import Volume
+
+    g = torch.Generator().manual_seed(5)
+    for case in ("p1", "p2", "p3"):
+        ref = Volume.centered(torch.rand(4, 16, 16, generator=g), (3, 2, 2), unit="Bq/mL", modality="PT")
+        save(ref, root / "cases" / case / "recon_d100_osem_ac.nii.gz")
+        save(ref.with_data(ref.data * 0.9), root / "cases" / case / "recon_d010_osem_ac.nii.gz")
+    return import_cases(root / "cases", root / "ds", reference_key="recon_d100_osem_ac")
 
 
 @pytest.fixture()
@@ -83,6 +99,12 @@ CWD_CASES = {
     "simulate": ["simulate", "quick", "--out", ".", "--overwrite", "--subjects", "1"],
     "detector simulate": ["detector", "simulate", "--out", ".", "--overwrite"],
     "detector limits": ["detector", "limits", "--out", ".", "--overwrite"],
+    "detector train": ["detector", "train", "--data", "{acq}", "--out", ".", "--overwrite"],
+    "detector evaluate": ["detector", "evaluate", "--out", ".", "--overwrite"],
+    "denoise train": ["denoise", "train", "--dataset", "{ds}", "--out", ".", "--epochs", "1", "--mode", "2d"],
+    "anonymise": ["anonymise", "{acq}", ".", "--overwrite"],
+    "nema json": ["nema", "{nii}", "--json", ".", "--overwrite"],
+    "project": ["project", "{nii}", "--out", ".", "--system", "spect-lehr", "--counts", "100", "--overwrite"],
     "demo": ["demo", "--out", ".", "--overwrite", "--epochs", "1"],
     "recon": ["recon", "{acq}", "--out", ".", "--overwrite"],
     "convert": ["convert", "{nii}", ".", "--overwrite"],
@@ -97,7 +119,7 @@ def test_current_folder_is_never_an_output(case, tmp_path, monkeypatch, inputs):
     (cwd / "data").mkdir()
     (cwd / "data" / "x.csv").write_text("1\n")
     monkeypatch.chdir(cwd)
-    args = [a.format(acq=inputs["acq"], nii=inputs["nii"]) for a in CWD_CASES[case]]
+    args = [a.format(acq=inputs["acq"], nii=inputs["nii"], ds=inputs["ds"]) for a in CWD_CASES[case]]
     _refused(args, cwd, "current folder")
 
 

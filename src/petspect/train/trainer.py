@@ -324,6 +324,9 @@ class Trainer:
         """
         c = self.config
         if self.dist.is_main:
+            from petspect._fileio import check_not_protected
+
+            check_not_protected(self.out_dir)  # never write a run into the current or home folder
             self.out_dir.mkdir(parents=True, exist_ok=True)
         barrier()
         if self.checkpoint_path.exists() and not resume:
