@@ -297,6 +297,14 @@ def split_subjects(subjects: list[str], train: float, validation: float) -> dict
 
 
 def check_dataset(folder: str | Path) -> list[str]:
+    """See :func:`_check_dataset`; a damaged dataset.json or subject.json raises a FormatError naming it."""
+    from petspect.io._guard import reading
+
+    with reading(folder, "dataset folder"):
+        return _check_dataset(folder)
+
+
+def _check_dataset(folder: str | Path) -> list[str]:
     """Re-verify every file of a dataset against the checksums and shapes recorded in ``subject.json``.
 
     Returns

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from petspect._fileio import MARKER_NAME
 from petspect.errors import PetspectError
 from petspect.testing import samples
 
@@ -98,6 +99,12 @@ def _acquisition(path: Path) -> Any:
     return load_acquisition(path)
 
 
+def _dataset(path: Path) -> Any:
+    from petspect.simulate.layout import check_dataset
+
+    return check_dataset(path)
+
+
 def _describe(path: Path) -> Any:
     from petspect.io.convert import describe
 
@@ -117,6 +124,7 @@ TARGETS: tuple[Target, ...] = (
     Target("dicom_rtstruct", samples.dicom_rtstruct, _rtstruct),
     Target("model_folder", samples.model_folder, _model),
     Target("acquisition_folder", samples.acquisition_folder, _acquisition),
+    Target("dataset_folder", samples.dataset_folder, _dataset),
 )
 
 
@@ -353,6 +361,7 @@ def run_fuzz(n_cases: int, *, seed: int = 0, targets: tuple[Target, ...] | None 
                     shutil.copy2(extra, case_dir / extra.name)
                     sibling.append(case_dir / extra.name)
             files += [p for p in sibling if p.is_file()]
+            files = [p for p in files if p.name != MARKER_NAME] or files  # petspect's own marker: not read
             victim = files[int(rng.integers(len(files)))]
             how = mutate(victim, rng)
             before = _hashes(case_dir)

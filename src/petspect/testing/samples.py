@@ -205,6 +205,21 @@ def model_folder(folder: Path) -> Path:
     return out
 
 
+def dataset_folder(folder: Path) -> Path:
+    """A two-case dataset in petspect's layout (``petspect dataset import`` of tiny NIfTI cases)."""
+    from petspect.io import save
+    from petspect.simulate.importer import import_cases
+
+    g = torch.Generator().manual_seed(5)
+    for case in ("p1", "p2"):
+        ref = Volume.centered(torch.rand(3, 6, 6, generator=g) * 1000.0, (3.0, 2.0, 2.0), unit="Bq/mL", modality="PT")
+        save(ref, folder / "cases" / case / "recon_d100_osem_ac.nii.gz")
+        save(ref.with_data(ref.data * 0.9), folder / "cases" / case / "recon_d010_osem_ac.nii.gz")
+    import_cases(folder / "cases", folder / "dataset", reference_key="recon_d100_osem_ac", train=0.5,
+                 validation=0.0, show_progress=False)
+    return folder / "dataset"
+
+
 def acquisition_folder(folder: Path) -> Path:
     """A tiny SPECT acquisition folder (``petspect project`` output)."""
     from petspect.simulate.acquisition import save_acquisition, simulate_acquisition
