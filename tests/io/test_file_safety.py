@@ -111,3 +111,18 @@ def test_file_output_never_replaces_a_folder(tmp_path):
     with pytest.raises(OutputExistsError, match="folder"), atomic_path(tmp_path / "x.nii.gz"):
         pass
     assert (tmp_path / "x.nii.gz").is_dir()
+
+
+def test_interfile_never_replaces_a_data_file_no_header_names(tmp_path):
+    import torch
+
+    from petspect.io import save
+    from petspect.volume import Volume
+
+    vol = Volume.centered(torch.ones(2, 2, 2), (1.0, 1.0, 1.0), unit="Bq/mL", modality="PT")
+    (tmp_path / "img.v").write_bytes(b"someone's raw data")
+    with pytest.raises(OutputExistsError, match="img.v"):
+        save(vol, tmp_path / "img.hv", overwrite=True)
+    assert (tmp_path / "img.v").read_bytes() == b"someone's raw data"
+    save(vol, tmp_path / "own.hv")
+    save(vol, tmp_path / "own.hv", overwrite=True)  # its own pair is replaced

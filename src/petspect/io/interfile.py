@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from petspect._fileio import atomic_path, atomic_write_text, check_output_path, require_regular
-from petspect.errors import FormatError, InputError, MissingTagError
+from petspect.errors import FormatError, InputError, MissingTagError, OutputExistsError
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.io._guard import guarded
 from petspect.io._meta import meta_to_json
@@ -185,6 +185,14 @@ def _write_pair(header_path: Path, data_suffix: str, arr: np.ndarray, lines: lis
     data_path = header_path.with_suffix(data_suffix)
     check_output_path(header_path, overwrite=overwrite)
     check_output_path(data_path, overwrite=overwrite)
+    if data_path.exists():  # replace a data file only when the header being replaced names it
+        try:
+            named = parse_header(header_path).get("name of data file", "") if header_path.is_file() else ""
+        except FormatError:
+            named = ""
+        if Path(named).name != data_path.name:
+            raise OutputExistsError(f"{data_path.name} exists and no Interfile header here names it; petspect "
+                                    "does not replace a file it did not write", path=data_path)
     body = ["!INTERFILE :=", f"name of data file := {data_path.name}", *lines, "!END OF INTERFILE :="]
     with atomic_path(data_path) as tmp:
         np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tofile(tmp)
