@@ -163,7 +163,7 @@ def numbers(ds: Any, keyword: str, n: int | None = None, *, path: Any = None) ->
     items = [value] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
     try:
         out = [float(v) for v in items]
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, AttributeError):
         raise FormatError(f"{keyword}{_tag_text(keyword)} is not a number: {str(value)[:40]!r}", path=where_) from None
     if not all(np.isfinite(out)):
         raise FormatError(f"{keyword}{_tag_text(keyword)} is not finite: {str(value)[:40]!r}", path=where_)

@@ -36,7 +36,8 @@ from petspect.errors import FormatError, InputError, MissingTagError
 from petspect.geometry.spect import angles_from_dicom
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.io._guard import guarded
-from petspect.io.dicom_files import pixel_array, read_datasets, require, where
+from petspect.io._meta import multi_valued
+from petspect.io.dicom_files import number, numbers, pixel_array, read_datasets, require, where
 
 ENERGY_WINDOW_VECTOR = 0x00540010
 DETECTOR_VECTOR = 0x00540020
@@ -57,8 +58,11 @@ def _as_list(value: Any) -> list[Any]:
 
 def _frame_labels(ds: Any) -> dict[int, np.ndarray]:
     """0-based label per frame for each vector named in FrameIncrementPointer (absent ones: all 0)."""
-    n = int(require(ds, "NumberOfFrames"))
-    pointers = [int(p) for p in _as_list(require(ds, "FrameIncrementPointer"))]
+    n = int(number(ds, "NumberOfFrames", positive=True))
+    try:
+        pointers = [int(p) for p in _as_list(require(ds, "FrameIncrementPointer"))]
+    except (TypeError, ValueError):
+        raise FormatError("FrameIncrementPointer (0028,0009) does not hold tags", path=where(ds)) from None
     labels = {}
     for tag in (ENERGY_WINDOW_VECTOR, DETECTOR_VECTOR, ROTATION_VECTOR, ANGULAR_VIEW_VECTOR, RR_INTERVAL_VECTOR,
                 TIME_SLOT_VECTOR):
@@ -66,7 +70,11 @@ def _frame_labels(ds: Any) -> dict[int, np.ndarray]:
             if tag not in ds:
                 raise MissingTagError(f"FrameIncrementPointer names ({tag >> 16:04X},{tag & 0xFFFF:04X}) "
                                       "but the vector is absent", path=where(ds))
-            vec = np.asarray([int(v) for v in _as_list(ds[tag].value)]) - 1
+            try:
+                vec = np.asarray([int(v) for v in _as_list(ds[tag].value)], dtype=np.int64) - 1
+            except (TypeError, ValueError, OverflowError):
+                raise FormatError(f"vector ({tag >> 16:04X},{tag & 0xFFFF:04X}) does not hold frame indices",
+                                  path=where(ds)) from None
             if vec.size != n:
                 raise FormatError(f"vector ({tag >> 16:04X},{tag & 0xFFFF:04X}) has {vec.size} values for "
                                   f"{n} frames", path=where(ds))
@@ -91,8 +99,8 @@ def _energy_windows(ds: Any) -> list[EnergyWindow]:
     for i, item in enumerate(require(ds, "EnergyWindowInformationSequence")):
         rng = require(item, "EnergyWindowRangeSequence", path=where(ds))[0]
         name = str(getattr(item, "EnergyWindowName", "") or f"window{i + 1}")
-        out.append(EnergyWindow(name, float(require(rng, "EnergyWindowLowerLimit", path=where(ds))),
-                                float(require(rng, "EnergyWindowUpperLimit", path=where(ds)))))
+        out.append(EnergyWindow(name, number(rng, "EnergyWindowLowerLimit", path=where(ds)),
+                                number(rng, "EnergyWindowUpperLimit", path=where(ds))))
     return out
 
 
@@ -104,19 +112,20 @@ def _view_geometry(ds: Any, det: int, rot: int, view: int) -> tuple[float, float
         raise FormatError(f"frame refers to rotation {rot + 1} / detector {det + 1} beyond the sequences",
                           path=where(ds))
     r, d = rotations[rot], detectors[det]
-    start = getattr(d, "StartAngle", None)
-    start = float(start if start is not None else require(r, "StartAngle", path=where(ds)))
-    step = float(require(r, "AngularStep", path=where(ds)))
+    start = (number(d, "StartAngle", path=where(ds)) if getattr(d, "StartAngle", None) is not None
+             else number(r, "StartAngle", path=where(ds)))
+    step = number(r, "AngularStep", path=where(ds))
     direction = str(require(r, "RotationDirection", path=where(ds))).upper()
     if direction not in ("CW", "CC"):
         raise FormatError(f"RotationDirection must be CW or CC, got {direction!r}", path=where(ds))
     angle = float(angles_from_dicom(start, step, direction, view + 1)[view])
-    radial = getattr(d, "RadialPosition", None)
-    if radial is None:
-        radial = getattr(r, "RadialPosition", None)
-    if radial is None:
+    holder = d if getattr(d, "RadialPosition", None) is not None else r
+    if getattr(holder, "RadialPosition", None) is None:
         raise MissingTagError(f"missing RadialPosition (0018,1142) for detector {det + 1}", path=where(ds))
-    radii = [float(v) for v in _as_list(radial)]
+    radii = numbers(holder, "RadialPosition", path=where(ds))
+    if len(radii) > 1 and view >= len(radii):
+        raise FormatError(f"RadialPosition (0018,1142) has {len(radii)} values, view {view + 1} needs one",
+                          path=where(ds))
     return angle, radii[view] if len(radii) > 1 else radii[0]
 
 
@@ -140,7 +149,9 @@ def _gather_frames(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray,
     view_keys = sorted(set(zip(det.tolist(), rot.tolist(), view.tolist())))
     index = {k: i for i, k in enumerate(view_keys)}
     counts = np.zeros((n_windows, len(view_keys), *frames.shape[1:]), dtype=np.float32)
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+    slope = number(ds, "RescaleSlope", 1.0)
+    if slope == 0.0:
+        raise FormatError("RescaleSlope (0028,1053) is 0: every count would read as 0", path=where(ds))
     filled = np.zeros(counts.shape[:2], dtype=bool)
     for f in range(frames.shape[0]):
         key = (int(win[f]), index[(det[f], rot[f], view[f])])
@@ -169,7 +180,7 @@ def _slot_fractions(ds: Any, n_slots: int) -> np.ndarray:
 def _tomo_instance(path: str | os.PathLike) -> Any:
     datasets = read_datasets(path)
     tomo = [ds for ds in datasets if getattr(ds, "Modality", None) == "NM"
-            and any(str(v).upper() in PROJECTION_TYPES for v in (getattr(ds, "ImageType", None) or []))]
+            and any(v.upper() in PROJECTION_TYPES for v in multi_valued(getattr(ds, "ImageType", None)))]
     if len(tomo) != 1:
         kinds = sorted({"/".join(str(v) for v in (getattr(ds, "ImageType", None) or [])) for ds in datasets})
         raise FormatError(f"expected one NM TOMO or GATED TOMO instance, found {len(tomo)} among "
@@ -209,7 +220,11 @@ def read_nm_projections(path: str | os.PathLike, *, gate: int | None = None) -> 
 def _parse(path: str | os.PathLike) -> tuple[Any, dict[int, np.ndarray], np.ndarray]:
     """The TOMO instance, its frame labels and its frames (read and decoded once)."""
     ds = _tomo_instance(path)
-    frames = pixel_array(ds).reshape(-1, int(require(ds, "Rows")), int(require(ds, "Columns")))
+    frames = pixel_array(ds)
+    rows, cols = int(number(ds, "Rows", positive=True)), int(number(ds, "Columns", positive=True))
+    if frames.size % (rows * cols):
+        raise FormatError(f"pixel data of {frames.size} values are not whole {rows} x {cols} frames", path=where(ds))
+    frames = frames.reshape(-1, rows, cols)
     return ds, _frame_labels(ds), frames
 
 
@@ -231,11 +246,10 @@ def _projections(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray, gat
         counts, view_keys = (c if counts is None else counts + c), keys
     geometry = [_view_geometry(ds, d, r, v) for d, r, v in view_keys]
     rot0 = ds.RotationInformationSequence[0]
-    duration_ms = getattr(rot0, "ActualFrameDuration", None) or getattr(ds, "ActualFrameDuration", None)
-    if duration_ms is None:
-        raise MissingTagError("missing ActualFrameDuration (0018,1242)", path=where(ds))
     share = 1.0 if gate is None else float(_slot_fractions(ds, n_gates)[int(gate) - 1])
-    spacing = [float(v) for v in require(ds, "PixelSpacing")]
+    spacing = numbers(ds, "PixelSpacing", 2)
+    holder = rot0 if getattr(rot0, "ActualFrameDuration", None) else ds
+    duration_ms = number(holder, "ActualFrameDuration", positive=True)
     t = torch.from_numpy(counts)
     rp = (getattr(ds, "RadiopharmaceuticalInformationSequence", None) or [None])[0]
     code = (getattr(rp, "RadionuclideCodeSequence", None) or [None])[0] if rp is not None else None

@@ -21,7 +21,8 @@ import torch
 from petspect.errors import FormatError, GeometryError, MixedSeriesError
 from petspect.io._guard import guarded
 from petspect.io._paths import is_dicom_file, require_exists
-from petspect.io.dicom_files import require, where
+from petspect.io.dicom_files import number as dicom_number
+from petspect.io.dicom_files import numbers, require, where
 from petspect.volume import Volume
 
 _OFF_PLANE_VOXELS = 0.25
@@ -92,19 +93,24 @@ def read_rtstruct(path: str | os.PathLike, reference: Volume) -> dict[str, Volum
     DataNotFoundError, FormatError, MissingTagError, MixedSeriesError, GeometryError
     """
     ds = _find_rtstruct(require_exists(path))
-    names = {int(item.ROINumber): str(getattr(item, "ROIName", "") or f"ROI {item.ROINumber}")
+    names = {int(dicom_number(item, "ROINumber", path=where(ds))): str(getattr(item, "ROIName", "") or
+                                                                      f"ROI {item.ROINumber}")
              for item in require(ds, "StructureSetROISequence")}
     nz, ny, nx = reference.shape
     out: dict[str, Volume] = {}
     for item in getattr(ds, "ROIContourSequence", None) or []:
-        number = int(require(item, "ReferencedROINumber", path=where(ds)))
+        number = int(dicom_number(item, "ReferencedROINumber", path=where(ds)))
         name = names.get(number, f"ROI {number}")
         mask = np.zeros((nz, ny, nx), dtype=bool)
         n_used = n_off = 0
         for contour in getattr(item, "ContourSequence", None) or []:
             if str(getattr(contour, "ContourGeometricType", "CLOSED_PLANAR")).upper() != "CLOSED_PLANAR":
                 continue
-            pts = np.asarray([float(v) for v in require(contour, "ContourData", path=where(ds))]).reshape(-1, 3)
+            flat = numbers(contour, "ContourData", path=where(ds))
+            if len(flat) % 3:
+                raise FormatError(f"ContourData (3006,0050) of ROI {name!r} holds {len(flat)} numbers, not (x, y, z) "
+                                  "triplets", path=where(ds))
+            pts = np.asarray(flat).reshape(-1, 3)
             if len(pts) < 3:
                 continue
             idx = reference.world_to_voxel(pts)
