@@ -163,6 +163,9 @@ def anonymise_dataset(ds: Any, key: AnonymisationKey) -> Any:
     person = original_id or original_name
     _walk(ds, key)
     meta = getattr(ds, "file_meta", None)
+    for kw in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle"):
+        if meta is not None and kw in meta:
+            delattr(meta, kw)  # station names of the sender
     if meta is not None and getattr(meta, "MediaStorageSOPInstanceUID", None):
         meta.MediaStorageSOPInstanceUID = getattr(ds, "SOPInstanceUID", None) or key.uid(
             str(meta.MediaStorageSOPInstanceUID))

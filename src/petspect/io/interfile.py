@@ -129,8 +129,8 @@ def data_file_path(h: dict[str, str], header: Path, *, allow_outside: bool = Fal
         target = data_file.resolve()
         if target != base and base not in target.parents:
             raise FormatError(f"the header names the data file {name!r}, outside the header's folder; "
-                              "petspect refuses it unless you allow it (allow_outside_data=True, CLI "
-                              "--allow-outside-data)", path=header)
+                              "petspect refuses it unless you allow it (allow_outside_data=True; petspect info / "
+                              "convert --allow-outside-data)", path=header)
     require_regular(data_file, what="data file")
     return data_file
 
