@@ -42,8 +42,15 @@ def test_overwrite_replaces_only_demo_outputs(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "metrics.json").write_text("{}")
+    from petspect.errors import OutputExistsError
     from petspect.tasks.demo import _prepare
 
+    with pytest.raises(OutputExistsError):  # a folder the demo did not make is never cleared (issue 14)
+        _prepare(out, overwrite=True)
+    assert (out / "metrics.json").exists()
+    from petspect._fileio import write_marker
+
+    write_marker(out, "demo")  # as _prepare marks the folders it makes
     _prepare(out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and not (out / "metrics.json").exists()
     with pytest.raises(ConfigError):

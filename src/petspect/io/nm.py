@@ -182,7 +182,7 @@ def _tomo_instance(path: str | os.PathLike) -> Any:
     tomo = [ds for ds in datasets if getattr(ds, "Modality", None) == "NM"
             and any(v.upper() in PROJECTION_TYPES for v in multi_valued(getattr(ds, "ImageType", None)))]
     if len(tomo) != 1:
-        kinds = sorted({"/".join(str(v) for v in (getattr(ds, "ImageType", None) or [])) for ds in datasets})
+        kinds = sorted({"/".join(multi_valued(getattr(ds, "ImageType", None))) for ds in datasets})
         raise FormatError(f"expected one NM TOMO or GATED TOMO instance, found {len(tomo)} among "
                           f"ImageTypes {kinds}", path=path)
     return tomo[0]
