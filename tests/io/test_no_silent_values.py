@@ -236,3 +236,23 @@ def test_acquisition_with_nan_or_all_zero_factors_is_refused(tmp_path):
     np.save(acq / "prompts.npy", np.full(np.load(acq / "prompts.npy").shape, np.nan, dtype=np.float32))
     with pytest.raises(InputError, match="NaN"):
         load_acquisition(acq)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_dicom_writer_refuses_non_finite_voxels(tmp_path, bad):
+    """NaN used to be written as stored 0 without a word; inf raised a raw ValueError."""
+    data = torch.full((2, 3, 3), 100.0)
+    data[0, 1, 1] = bad
+    with pytest.raises(InputError, match="NaN or infinite"):
+        save(Volume.centered(data, (1.0, 1.0, 1.0), unit="Bq/mL", modality="PT"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("factor", [float("nan"), -1.0, [1.0, 2.0]])
+def test_recorded_suv_factor_must_be_usable(tmp_path, factor):
+    """A NaN factor carried in a NIfTI's metadata used to give an all-NaN SUV image."""
+    vol = Volume.centered(torch.ones(3, 2, 2), (1.0, 1.0, 1.0), unit="Bq/mL", modality="PT",
+                          meta={"suv_factors": {"bw": factor}})
+    save(vol, tmp_path / "v.nii.gz")
+    with pytest.raises(FormatError, match="SUV bw"):
+        load(tmp_path / "v.nii.gz", suv="bw")

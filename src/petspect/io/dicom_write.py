@@ -302,6 +302,10 @@ def write_dicom_series(volume: Volume, out_dir: str | os.PathLike, *, source: An
         raise InputError(f"cannot write modality {modality!r} as DICOM images; use one of {sorted(SOP_CLASS)}")
     if modality == "CT" and volume.unit != "HU":
         raise UnitError(f"a CT series stores HU; this volume is in {volume.unit!r}")
+    if volume.data.is_floating_point() and not bool(volume.data.isfinite().all()):
+        n = int((~volume.data.isfinite()).sum())
+        raise InputError(f"the volume holds {n} NaN or infinite voxels, which DICOM's stored integers cannot "
+                         "hold (NaN would be written as 0); replace them first or write NIfTI")
     inputs = [source] if isinstance(source, (str, os.PathLike)) else []
     out = check_output_path(out_dir, overwrite=overwrite, inputs=inputs, kind=DICOM_KIND)
     key = None

@@ -364,7 +364,18 @@ def apply_suv(volume: Any, kind: str, *, path: Any = None) -> Any:
     import torch
 
     dtype = volume.data.dtype if volume.data.is_floating_point() else torch.float32
-    f = torch.as_tensor(factors[kind], dtype=dtype, device=volume.data.device)
+    try:
+        f = torch.as_tensor(factors[kind], dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise FormatError(f"the recorded SUV {kind} factor is not a number or list of numbers: "
+                          f"{str(factors[kind])[:60]!r}", path=path) from None
+    if f.ndim > 1 or (f.ndim == 1 and f.numel() != volume.shape[0]):
+        raise FormatError(f"the recorded SUV {kind} factors ({tuple(f.shape)}) are neither one value nor one per "
+                          f"slice ({volume.shape[0]})", path=path)
+    if not bool(torch.isfinite(f).all()) or not bool((f > 0).all()):
+        raise FormatError(f"the recorded SUV {kind} factor is not a positive finite number: "
+                          f"{str(factors[kind])[:60]}", path=path)
+    f = f.to(dtype=dtype, device=volume.data.device)
     if f.ndim == 1:
         f = f[:, None, None]
     meta = dict(volume.meta, suv_kind=kind)

@@ -105,6 +105,21 @@ def _dataset(path: Path) -> Any:
     return check_dataset(path)
 
 
+def _convert_to(suffix: str) -> Callable[[Path], Any]:
+    """``petspect.io.convert.convert`` into a new temporary output (outside the case folder, then removed)."""
+
+    def run(path: Path) -> Any:
+        from petspect.io.convert import convert
+
+        out = Path(tempfile.mkdtemp(prefix="petspect-fuzz-out-"))
+        try:
+            return convert(path, out / f"out{suffix}")
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    return run
+
+
 def _describe(path: Path) -> Any:
     from petspect.io.convert import describe
 
@@ -125,6 +140,10 @@ TARGETS: tuple[Target, ...] = (
     Target("model_folder", samples.model_folder, _model),
     Target("acquisition_folder", samples.acquisition_folder, _acquisition),
     Target("dataset_folder", samples.dataset_folder, _dataset),
+    Target("convert_dicom_pet_to_nifti", samples.dicom_pet, _convert_to(".nii.gz")),
+    Target("convert_nifti_to_dicom", samples.nifti, _convert_to("")),
+    Target("convert_interfile_to_dicom", samples.interfile_image, _convert_to("")),
+    Target("convert_nm_tomo_to_interfile", samples.dicom_nm_tomo, _convert_to(".hs")),
 )
 
 
