@@ -128,3 +128,16 @@ def test_cli_anonymise_and_convert_anonymise(tmp_path):
     # the output may not hold the input, and a folder petspect did not write is never replaced
     res = runner.invoke(app, ["anonymise", str(src), str(tmp_path), "--overwrite"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_denoise_apply_anonymise(tmp_path):
+    from petspect.testing import samples
+
+    model = samples.model_folder(tmp_path)
+    src = samples.dicom_pet(tmp_path)  # patient Doe^Jane, MRN-123456
+    res = CliRunner().invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--out",
+                                   str(tmp_path / "den"), "--anonymise"])
+    assert res.exit_code == 0, res.output
+    text = _all_text(tmp_path / "den")
+    assert "Doe^Jane" not in text and "MRN-123456" not in text and "19600101" not in text
+    assert (tmp_path / "den.petspect-anon-key").is_file()

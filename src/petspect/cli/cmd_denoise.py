@@ -159,6 +159,9 @@ def apply(
                                                                 "Ray with --workers CPUs, stopped at the end."),
     workers: int = typer.Option(None, "--workers", min=1, help="Ray actors (default: one per CPU, at most one "
                                                                "per input)."),
+    anonymise: bool = typer.Option(False, "--anonymise", "--anonymize",
+                                   help="DICOM outputs: de-identify (PS3.15 basic profile, keyed pseudonyms)."),
+    secret_file: Path = typer.Option(None, "--secret-file", help="Key of the pseudonyms (default: beside OUT)."),
 ) -> None:
     """Denoise real images with sliding windows, keeping their geometry, unit and SUV facts."""
     from petspect.errors import InputError
@@ -173,7 +176,16 @@ def apply(
             raise InputError("--extra goes with one --input; give each study's channels in the --inputs file")
         studies = [Study(studies[0].input, pairs)]
     single = len(studies) == 1 and inputs_file is None
-    options = ApplyOptions(overlap=overlap, tta=tta, preserve_total=preserve_total)
+    secret = None
+    if anonymise:  # the key file goes beside OUT: check OUT first
+        from petspect._fileio import check_output_path
+        from petspect.io import output_kind
+        from petspect.io.anonymise import secret_for_output
+
+        check_output_path(out, overwrite=overwrite, inputs=[s.input for s in studies] + [model],
+                          kind=output_kind(out) if single else None)
+        secret = secret_for_output(out, secret_file)[0].secret
+    options = ApplyOptions(overlap=overlap, tta=tta, preserve_total=preserve_total, anonymise_secret=secret)
     infos = apply_many(model, studies, outputs=[out] if single else None, out_dir=None if single else out,
                        out_format=out_format, overwrite=overwrite, options=options, device=get_device(ctx),
                        executor=executor, ray_address=ray_address, workers=workers)

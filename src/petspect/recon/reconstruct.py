@@ -172,6 +172,9 @@ def reconstruct(system: SystemModel, data: AcquisitionData, spec: ReconSpec, *,
     progress : bool, optional
         Progress bar over the iterations.
     """
+    from petspect.systems.acquisition import check_acquisition_values
+
+    check_acquisition_values(data)  # every algorithm, FBP included, refuses NaN data
     base = system.base
     device = next((b.device for b in base.buffers()), torch.device("cpu"))
     post = None

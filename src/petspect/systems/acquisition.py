@@ -329,9 +329,9 @@ def save_acquisition(data: AcquisitionData, folder: str | os.PathLike, *, overwr
 
     Tensors are stored as float32 ``.npy``; ``acquisition.json`` holds everything else. Returns the folder.
     """
-    out = check_output_path(folder, overwrite=overwrite)
+    out = check_output_path(folder, overwrite=overwrite, kind="acquisition")
     files: dict[str, Any] = {}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="acquisition") as tmp:
         for name in ("prompts", "additive", "attenuation", "normalisation", "mu_per_mm"):
             t = getattr(data, name)
             if t is None:
@@ -346,12 +346,15 @@ def save_acquisition(data: AcquisitionData, folder: str | os.PathLike, *, overwr
 
 def _load_array(folder: Path, entry: dict[str, Any] | str) -> torch.Tensor:
     entry = {"file": entry} if isinstance(entry, str) else entry
-    path = folder / entry["file"]
+    path = folder / str(entry["file"])
+    if folder.resolve() not in path.resolve().parents:
+        raise FormatError(f"{ACQUISITION_JSON} names the array file {str(entry['file'])[:80]!r} outside the folder",
+                          path=folder)
     if not path.is_file():
         raise DataNotFoundError(f"array file listed in {ACQUISITION_JSON} is missing", path=path)
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:  # SyntaxError: a damaged .npy header
         raise FormatError(f"not a readable .npy array: {exc}", path=path) from exc
     if "shape" in entry and list(arr.shape) != list(entry["shape"]):
         raise FormatError(f"shape {list(arr.shape)} != {entry['shape']} recorded in {ACQUISITION_JSON}", path=path)
@@ -364,7 +367,7 @@ def _read_doc(folder: Path) -> dict[str, Any]:
         raise DataNotFoundError(f"not an acquisition folder (no {ACQUISITION_JSON})", path=folder)
     try:
         doc = json.loads(doc_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"invalid JSON: {exc}", path=doc_path) from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or int(doc.get("version", 0)) > FORMAT_VERSION:
         raise FormatError(f"unknown format {doc.get('format')!r} version {doc.get('version')!r}", path=doc_path)
@@ -415,6 +418,29 @@ def spect_window_terms(counts: torch.Tensor, system: SpectSystemSpec, windows: l
     return proj.photopeak, tew_from_projections(proj, smooth_fwhm_mm=additive_model.get("smooth_fwhm_mm"))
 
 
+def check_acquisition_values(data: AcquisitionData, where: Any = None) -> None:
+    """Refuse data every algorithm would turn into a wrong image without a word.
+
+    Raises :class:`~petspect.errors.InputError` for NaN/infinite or negative prompts, additive term,
+    attenuation or normalisation factors or attenuation map, and for attenuation or normalisation factors
+    that are all zero (every line of response blocked: an all-zero image).
+    """
+    arrays = {"prompts": data.prompts, "additive": data.additive, "attenuation factors": data.attenuation,
+              "normalisation factors": data.normalisation, "mu_per_mm": data.mu_per_mm}
+    for name, t in arrays.items():
+        if t is None:
+            continue
+        if not bool(torch.isfinite(t).all()):
+            n = int((~torch.isfinite(t)).sum())
+            raise InputError(f"{name} hold {n} NaN or infinite values; every reconstruction would be wrong",
+                             path=where)
+        if bool((t < 0).any()):
+            raise InputError(f"{name} hold negative values ({float(t.min()):.4g})", path=where)
+        if name.endswith("factors") and t.numel() and not bool((t > 0).any()):
+            raise InputError(f"{name} are all zero: every line of response would be blocked and the image all "
+                             "zero; recompute them (attenuation factors are exp(-line integral of mu))", path=where)
+
+
 def load_acquisition(folder: str | os.PathLike, *, level: str | None = None) -> AcquisitionData:
     """Read an acquisition folder (``docs/acquisition-format.md``); ``level`` picks one of several stored.
 
@@ -423,9 +449,19 @@ def load_acquisition(folder: str | os.PathLike, *, level: str | None = None) -> 
     DataNotFoundError
         No ``acquisition.json``, or a listed array is missing.
     FormatError
-        Unknown format or version, shapes that differ from the record, or an unknown level.
+        Unknown format or version, shapes that differ from the record, an unknown level, or any other damage.
+    InputError
+        Non-finite or negative data, all-zero factors (:func:`check_acquisition_values`).
     """
-    folder = Path(folder)
+    from petspect.io._guard import reading
+
+    with reading(folder, "acquisition folder"):
+        data = _load_acquisition(Path(folder), level)
+    check_acquisition_values(data, folder)
+    return data
+
+
+def _load_acquisition(folder: Path, level: str | None) -> AcquisitionData:
     doc = _read_doc(folder)
     files = doc.get("files", {})
     if "prompts" not in files:

@@ -132,8 +132,12 @@ def _load_extra(paths: Mapping[str, str | os.PathLike], model: Any, reference: V
 def apply_model(model_dir: str | os.PathLike, input_path: str | os.PathLike, out: str | os.PathLike, *,
                 extra: Mapping[str, str | os.PathLike] | None = None, overwrite: bool = False,
                 overlap: float = 0.25, device: Any = None, series_description: str | None = None,
-                tta: bool = False, preserve_total: bool = False) -> dict[str, Any]:
+                tta: bool = False, preserve_total: bool = False, anonymise: bool = False,
+                secret_file: str | os.PathLike | None = None) -> dict[str, Any]:
     """Denoise a DICOM series or NIfTI file with a model folder and write the result.
+
+    ``anonymise`` de-identifies a DICOM output (:mod:`petspect.io.anonymise`; key from ``secret_file``,
+    else stored beside ``out``).
 
     Parameters
     ----------
@@ -169,10 +173,17 @@ def apply_model(model_dir: str | os.PathLike, input_path: str | os.PathLike, out
     """
     from petspect.train import load_model
 
-    out_p = check_output_path(out, overwrite=overwrite, inputs=[input_path, model_dir])
+    from petspect.io import output_kind
+
+    out_p = check_output_path(out, overwrite=overwrite, inputs=[input_path, model_dir], kind=output_kind(out))
     model = load_model(model_dir, device=device)
+    secret = None
+    if anonymise:
+        from petspect.io.anonymise import secret_for_output
+
+        secret = secret_for_output(out_p, secret_file)[0].secret
     options = ApplyOptions(overlap=overlap, series_description=series_description, tta=tta,
-                           preserve_total=preserve_total)
+                           preserve_total=preserve_total, anonymise_secret=secret)
     return _apply_loaded(model, Path(model_dir).resolve().name, Study(Path(input_path), dict(extra or {})), out_p,
                          options, device=device, overwrite=overwrite)
 
@@ -197,8 +208,12 @@ def _apply_loaded(model: Any, name: str, study: Study, out_p: Path, options: App
     else:
         from petspect.io import write_dicom_series
 
+        from petspect.io.anonymise import AnonymisationKey
+
+        key = None if options.anonymise_secret is None else AnonymisationKey(options.anonymise_secret)
         write_dicom_series(den, out_p, source=inp if _is_dicom(inp) else None, overwrite=overwrite,
-                           series_description=options.series_description or f"petspect denoised ({name})"[:64])
+                           series_description=options.series_description or f"petspect denoised ({name})"[:64],
+                           anonymize=key is not None, anonymisation_key=key)
     return {"output": out_p, "unit": den.unit, "conversion": note, "shape": tuple(den.shape),
             "seconds": time.perf_counter() - t0}
 
@@ -231,6 +246,7 @@ class ApplyOptions:
     series_description: str | None = None
     tta: bool = False
     preserve_total: bool = False
+    anonymise_secret: bytes | None = None  # de-identify DICOM outputs with this key (petspect.io.anonymise)
 
 
 def _is_dicom(path: Path) -> bool:
@@ -330,7 +346,9 @@ def _write_returned(target: Path, files: dict[str, bytes]) -> None:
     if set(files) == {""}:
         atomic_write_bytes(target, files[""])
         return
-    with atomic_dir(target) as tmp:
+    from petspect.io.dicom_write import DICOM_KIND
+
+    with atomic_dir(target, kind=DICOM_KIND) as tmp:
         for rel, data in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(data)
@@ -402,7 +420,9 @@ def apply_many(model_dir: str | os.PathLike, studies: Sequence[Study | str | os.
     if dupes:
         raise InputError(f"several inputs would be written to the same output: {dupes}; give them distinct names")
     all_inputs = [p for s in items for p in (s.input, *s.extra.values())] + [Path(model_dir)]
-    outs = [check_output_path(o, overwrite=overwrite, inputs=all_inputs) for o in outs]
+    from petspect.io import output_kind
+
+    outs = [check_output_path(o, overwrite=overwrite, inputs=all_inputs, kind=output_kind(o)) for o in outs]
     if kind is Executor.RAY:
         import_ray()
     model = load_model(model_dir, device=device)  # refuses a bad model folder before any study is read
