@@ -161,7 +161,11 @@ def load_model(folder: str | os.PathLike, device: torch.device | str | None = No
         if not isinstance(norms.get("inputs"), list) or "target" not in norms:
             raise FormatError("normalization.json needs 'inputs' (a list) and 'target'", path=p / "normalization.json")
         try:
-            state = torch.load(p / "model.pt", map_location="cpu", weights_only=True)
+            import warnings
+
+            with warnings.catch_warnings():  # a damaged file's pickle protocol warning: the error below says it
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(p / "model.pt", map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - pickle, zip and weights-only refusals all mean a bad file
             raise FormatError(f"model.pt is not a readable tensor file ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:160] if str(exc) else ''})", path=p / "model.pt") from None
