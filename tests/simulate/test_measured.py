@@ -11,11 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from petspect.cli.main import app
-from petspect.errors import ConfigError, InputError
+from petspect.errors import InputError
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.projectors.spect import SpectProjector
 from petspect.simulate.acquisition import reconstruct_acquisition, system_model
-from petspect.simulate.measured import default_system, spect_acquisition
+from petspect.simulate.measured import spect_acquisition
+from petspect.systems.collimators import get_collimator
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
 import dicom_factory as fac  # noqa: E402
@@ -30,7 +31,8 @@ def _cylinder() -> torch.Tensor:
 
 
 def _measured(scatter_fraction=0.0, mu=None):
-    op = SpectProjector(SHAPE, VOXEL, ANGLES, torch.full((16,), 150.0), "spect-lehr", mu=mu, psf=True,
+    op = SpectProjector(SHAPE, VOXEL, ANGLES, torch.full((16,), 150.0), get_collimator("siemens-lehr").at_energy(140.0),
+                        mu=mu, psf=True,
                         detector_shape=(SHAPE[0], SHAPE[2]), pixel_mm=(4.0, 4.0), sensitivity_cps_per_mbq=S,
                         frame_duration_s=T)
     peak = op(_cylinder())
@@ -38,13 +40,14 @@ def _measured(scatter_fraction=0.0, mu=None):
     windows = [EnergyWindow("EM", 126.0, 154.0), EnergyWindow("SC", 110.0, 126.0)]
     return SpectProjections(counts=counts, angles_deg=ANGLES, radius_mm=torch.full((16,), 150.0),
                             pixel_spacing_mm=(4.0, 4.0), energy_windows=windows, frame_duration_s=T,
-                            photopeak_window=0, nuclide="Tc-99m"), peak
+                            photopeak_window=0, nuclide="Tc-99m",
+                            meta={"collimator": "LEHR", "manufacturer": "SIEMENS"}), peak
 
 
 def test_model_reproduces_the_projections_and_osem_recovers_the_cylinder():
     proj, peak = _measured()
     acq = spect_acquisition(proj, scatter="none", sensitivity_cps_per_mbq=S)
-    assert acq.grid.shape == tuple(SHAPE) and acq.system.preset == "spect-lehr"
+    assert acq.grid.shape == tuple(SHAPE) and acq.system.preset == "siemens-lehr"
     torch.testing.assert_close(system_model(acq)(_cylinder()), peak, rtol=1e-4, atol=1e-3)
     img = reconstruct_acquisition(acq, "osem", n_iter=8, n_subsets=4, progress=False)
     assert img.unit == "Bq/mL" and img.meta["attenuation_corrected"] is False
@@ -95,21 +98,18 @@ def test_tew_from_the_adjacent_window():
     assert float(smooth.sum()) == pytest.approx(float(acq.additive.sum()), rel=0.05)
     flat = SpectProjections(counts=torch.stack([proj.counts[0], torch.full_like(proj.counts[1], 16.0)]),
                             angles_deg=ANGLES, radius_mm=proj.radius_mm, pixel_spacing_mm=(4.0, 4.0),
-                            energy_windows=proj.energy_windows, frame_duration_s=T, photopeak_window=0)
+                            energy_windows=proj.energy_windows, frame_duration_s=T, photopeak_window=0,
+                            meta=proj.meta)
     torch.testing.assert_close(spect_acquisition(flat).additive, torch.full_like(peak, 14.0))  # flat stays flat
     lonely = SpectProjections(counts=proj.counts[:1], angles_deg=ANGLES, radius_mm=proj.radius_mm,
                               pixel_spacing_mm=(4.0, 4.0), energy_windows=[proj.energy_windows[0]],
-                              frame_duration_s=T, photopeak_window=0)
+                              frame_duration_s=T, photopeak_window=0, meta=proj.meta)
     with pytest.raises(InputError, match="TEW"):
         spect_acquisition(lonely)
     assert spect_acquisition(lonely, scatter="none").additive is None
 
 
-def test_default_system_and_bad_inputs():
-    assert default_system("Tc-99m") == default_system(None) == "spect-lehr"
-    assert default_system("Lu-177") == default_system("lutetium") == "spect-me"
-    with pytest.raises(ConfigError):
-        default_system("I-131")
+def test_bad_inputs():
     proj, _ = _measured()
     with pytest.raises(InputError):
         spect_acquisition(proj, scatter="dew")

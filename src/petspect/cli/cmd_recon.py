@@ -41,13 +41,21 @@ def recon(
     cutoff: float = typer.Option(1.0, "--cutoff", help="FBP cut-off as a fraction of Nyquist."),
     objective: bool = typer.Option(False, "--objective", help="Print the (penalised) log-likelihood per iteration."),
     gate: int = typer.Option(None, "--gate", min=1, help="Measured gated SPECT: this time slot (default: all)."),
-    system: str = typer.Option(None, "--system", help="Measured SPECT: collimator preset (spect-lehr, spect-me; "
-                                                      "default from the nuclide)."),
+    system: str = typer.Option(None, "--system", help="Measured SPECT: spect-lehr or spect-me (Siemens LEHR / ME "
+                                                      "collimator); prefer --collimator."),
+    collimator: str = typer.Option(None, "--collimator", help="Measured SPECT: collimator preset (ge-lehr, ge-megp, "
+                                                              "ge-hegp, siemens-lehr, siemens-me, siemens-he, "
+                                                              "philips-..., see the error list); default: the one "
+                                                              "the DICOM header names."),
+    window: str = typer.Option(None, "--window", help="Measured SPECT: photopeak window by name (as `petspect info` "
+                                                      "lists it), #INDEX, or energy in keV (e.g. 208)."),
     scatter: str = typer.Option("tew", "--scatter", help="Measured SPECT: tew (triple energy window) or none."),
     sensitivity: float = typer.Option(None, "--sensitivity-cps-per-mbq", min=0.0,
                                       help="Measured SPECT: camera sensitivity for an image in Bq/mL."),
-    mu: Path = typer.Option(None, "--mu", help="Measured SPECT: attenuation map (1/mm, 1/cm or HU) already registered "
-                                               "to the reconstruction grid (rows x cols x cols detector pixels)."),
+    mu: Path = typer.Option(None, "--mu", help="Measured SPECT: the study's CT (DICOM folder, may be the NM's own "
+                                               "folder, or NIfTI) in the same frame of reference, resampled and "
+                                               "converted HU -> mu at the photopeak; or a map (1/mm, 1/cm, HU) on "
+                                               "the reconstruction grid (rows x cols x cols detector pixels)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
@@ -57,12 +65,15 @@ def recon(
     matches the stored recon_<level>_<algorithm>_ac file.
 
     Measured SPECT projections: a grid of the detector's pixels centred
-    on the rotation axis, collimator response and TEW scatter; attenuation
-    corrected only with --mu (a map registered to that grid); Bq/mL with
-    --sensitivity-cps-per-mbq, else arbitrary units."""
+    on the rotation axis (placed in the patient from the NM header),
+    collimator response (--collimator, else the header's) and TEW scatter
+    around the photopeak (--window); attenuation corrected with --mu (the
+    study's CT or a registered map); Bq/mL with --sensitivity-cps-per-mbq,
+    else arbitrary units. A folder with several NM TOMO instances (bed
+    positions) gives one image, the beds joined with overlap weighting."""
     from petspect._fileio import check_output_path
     from petspect.io import save
-    from petspect.io.convert import is_projection_data, read_any
+    from petspect.io.convert import is_projection_data
     from petspect.recon.reconstruct import ReconSpec, reconstruct_image
     from petspect.systems.acquisition import ACQUISITION_JSON, load_acquisition, stored_recon_specs
 
@@ -72,16 +83,26 @@ def recon(
     folder = data.is_dir() and (data / ACQUISITION_JSON).is_file()
     stored: dict = {}
     if not folder and data.exists() and is_projection_data(data):
-        from petspect.io import load
         from petspect.simulate.measured import spect_acquisition
+
+        from petspect.simulate.measured import load_attenuation
 
         if level is not None:
             raise InputError("--level picks a level of a cohort subject's acquisition folder, not of measured data")
-        acq = spect_acquisition(read_any(data, gate=gate), system=system, scatter=scatter,
-                                sensitivity_cps_per_mbq=sensitivity, mu=None if mu is None else load(mu), source=data)
+        beds = _measured_beds(data, gate)
+        mu_vol = None if mu is None else load_attenuation(mu)
+        acqs = [spect_acquisition(p, system=system, scatter=scatter, sensitivity_cps_per_mbq=sensitivity, mu=mu_vol,
+                                  source=data, collimator=collimator, window=window) for p in beds]
+        acq = acqs[0]
+        prov = acq.provenance
+        typer.echo(f"{len(acqs)} bed position(s); photopeak {prov['photopeak']}; {prov['collimator']}; scatter: "
+                   f"{_scatter_note(prov['scatter'])}; attenuation: {prov['attenuation']}")
     else:
-        if gate is not None or system is not None or sensitivity is not None or mu is not None:
-            raise InputError("--gate, --system, --sensitivity-cps-per-mbq and --mu apply to measured SPECT projections")
+        if gate is not None or system is not None or sensitivity is not None or mu is not None or \
+                collimator is not None or window is not None:
+            raise InputError("--gate, --system, --collimator, --window, --sensitivity-cps-per-mbq and --mu apply to "
+                             "measured SPECT projections")
+        acqs = None
         acq = load_acquisition(data, level=level)
         stored = stored_recon_specs(data) if level is not None else {}
     algo = (algorithm or next(iter(stored), "osem")).lower()
@@ -94,7 +115,36 @@ def recon(
     def print_objective(it, _image, value):
         typer.echo(f"iteration {it}: objective {value:.10g}")
 
-    vol = reconstruct_image(acq, spec, attenuation=not no_ac, device=get_device(ctx),
-                            callback=print_objective if objective else None, compute_objective=objective)
+    def run(one):
+        return reconstruct_image(one, spec, attenuation=not no_ac, device=get_device(ctx),
+                                 callback=print_objective if objective else None, compute_objective=objective)
+
+    if acqs is not None and len(acqs) > 1:
+        from petspect.recon.beds import join_beds
+
+        vol = join_beds([run(a) for a in acqs])
+    else:
+        vol = run(acq)
     path = save(vol, out, overwrite=overwrite)
     typer.echo(f"{algo}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")
+
+
+def _measured_beds(data: Path, gate: int | None) -> list:
+    """The SpectProjections of measured data: one per bed for a folder of several NM TOMO instances."""
+    from petspect.io.convert import read_any
+    from petspect.io.nm import read_nm_beds
+
+    if data.is_dir():
+        beds = read_nm_beds(data)
+        if len(beds) > 1 and gate is not None:
+            raise InputError("--gate applies to one gated acquisition, not to several bed positions")
+        if len(beds) > 1 or gate is None:
+            return beds
+    return [read_any(data, gate=gate)]
+
+
+def _scatter_note(record: dict) -> str:
+    if record.get("method") == "none":
+        return "none"
+    upper = record.get("upper")
+    return f"TEW from {record.get('lower')!r}" + (f" and {upper!r}" if upper else " (no upper window)")

@@ -32,14 +32,15 @@ def is_projection_data(path: str | os.PathLike) -> bool:
         return False
     import pydicom
 
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and is_dicom_file(f))
-    for f in files[:1]:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
-        image_type = [v.upper() for v in multi_valued(getattr(ds, "ImageType", None))]
-        from petspect.io.nm import PROJECTION_TYPES
+    if p.is_dir():  # a folder of a SPECT/CT study holds the NM projections next to the CT slices
+        from petspect.io.nm import _tomo_files
 
-        return getattr(ds, "Modality", None) == "NM" and any(v in PROJECTION_TYPES for v in image_type)
-    return False
+        return bool(_tomo_files(p))
+    ds = pydicom.dcmread(p, stop_before_pixels=True)
+    image_type = [v.upper() for v in multi_valued(getattr(ds, "ImageType", None))]
+    from petspect.io.nm import PROJECTION_TYPES
+
+    return getattr(ds, "Modality", None) == "NM" and any(v in PROJECTION_TYPES for v in image_type)
 
 
 @guarded("file")
@@ -93,7 +94,8 @@ def _projection_summary(proj: SpectProjections) -> dict[str, Any]:
         "angles_deg_first_last": [float(angles[0]), float(angles[-1])],
         "radius_mm_min_max": [float(proj.radius_mm.min()), float(proj.radius_mm.max())],
         "pixel_spacing_mm": list(proj.pixel_spacing_mm), "frame_duration_s": proj.frame_duration_s,
-        "energy_windows_kev": {w.name: [w.lower_kev, w.upper_kev] for w in proj.energy_windows},
+        "energy_windows_kev": {f"{i + 1}:{w.name}": [w.lower_kev, w.upper_kev]
+                               for i, w in enumerate(proj.energy_windows)},
         "photopeak_window": proj.energy_windows[proj.photopeak_window].name, "nuclide": proj.nuclide,
         "total_counts_per_window": [float(c) for c in np.asarray(proj.counts.double().sum(dim=(1, 2, 3)))],
         **({"n_gates": proj.meta["n_gates"], "gate": proj.meta["gate"]} if "n_gates" in proj.meta else {}),

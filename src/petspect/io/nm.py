@@ -37,6 +37,7 @@ from petspect.geometry.spect import angles_from_dicom
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.io._guard import guarded
 from petspect.io._meta import multi_valued
+from petspect.io._paths import is_dicom_file, require_exists
 from petspect.io.dicom_files import number, numbers, pixel_array, read_datasets, require, where
 
 ENERGY_WINDOW_VECTOR = 0x00540010
@@ -101,7 +102,18 @@ def _energy_windows(ds: Any) -> list[EnergyWindow]:
         name = str(getattr(item, "EnergyWindowName", "") or f"window{i + 1}")
         out.append(EnergyWindow(name, number(rng, "EnergyWindowLowerLimit", path=where(ds)),
                                 number(rng, "EnergyWindowUpperLimit", path=where(ds))))
-    return out
+    return unique_window_names(out)
+
+
+def unique_window_names(windows: list[EnergyWindow]) -> list[EnergyWindow]:
+    """Windows whose names are unique: a name shared by several windows becomes ``NAME#k`` (k: 1-based index).
+
+    Cameras may give two windows one name (a GE Lu-177 study has two ``Lu177_EM`` photopeaks, 113 and
+    208 keV); keyed by name alone they would collapse into one.
+    """
+    names = [w.name for w in windows]
+    return [w if names.count(w.name) == 1 else EnergyWindow(f"{w.name}#{i + 1}", w.lower_kev, w.upper_kev)
+            for i, w in enumerate(windows)]
 
 
 def _view_geometry(ds: Any, det: int, rot: int, view: int) -> tuple[float, float]:
@@ -177,7 +189,31 @@ def _slot_fractions(ds: Any, n_slots: int) -> np.ndarray:
     return times / times.sum()
 
 
+def _tomo_files(root: Any) -> list[Any]:
+    """The files under folder ``root`` that hold an NM TOMO (projection) instance, sorted by name."""
+    import pydicom
+
+    files = []
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and is_dicom_file(p)):
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError) as exc:
+            raise FormatError(f"cannot parse DICOM file ({exc})", path=f) from exc
+        image_type = [v.upper() for v in multi_valued(getattr(ds, "ImageType", None))]
+        if getattr(ds, "Modality", None) == "NM" and any(v in PROJECTION_TYPES for v in image_type):
+            files.append(f)
+    return files
+
+
 def _tomo_instance(path: str | os.PathLike) -> Any:
+    root = require_exists(path)
+    if root.is_dir():  # a folder may also hold the study's CT slices: pick the TOMO instance among them
+        files = _tomo_files(root)
+        if len(files) > 1:
+            raise FormatError(f"the folder holds {len(files)} NM TOMO instances (bed positions?): "
+                              f"{[f.name for f in files]}; read them with read_nm_beds or give one file", path=path)
+        if files:
+            path = files[0]
     datasets = read_datasets(path)
     tomo = [ds for ds in datasets if getattr(ds, "Modality", None) == "NM"
             and any(v.upper() in PROJECTION_TYPES for v in multi_valued(getattr(ds, "ImageType", None)))]
@@ -256,6 +292,8 @@ def _projections(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray, gat
     meta = {"n_detectors": len({d for d, _, _ in view_keys}), "n_rotations": len({r for _, r, _ in view_keys}),
             "manufacturer": str(getattr(ds, "Manufacturer", "") or ""),
             "collimator": str(getattr(ds.DetectorInformationSequence[0], "CollimatorGridName", "") or ""),
+            "collimator_type": str(getattr(ds.DetectorInformationSequence[0], "CollimatorType", "") or ""),
+            **_patient_frame(ds),
             "orbit": "circular" if len({g[1] for g in geometry}) == 1 else "non-circular",
             "n_gates": n_gates, "gate": "sum" if gate is None else int(gate)}
     return SpectProjections(counts=t, angles_deg=[g[0] for g in geometry], radius_mm=[g[1] for g in geometry],
@@ -264,6 +302,51 @@ def _projections(ds: Any, labels: dict[int, np.ndarray], frames: np.ndarray, gat
                             photopeak_window=_photopeak(windows, t),
                             nuclide=str(code.CodeMeaning) if code is not None and "CodeMeaning" in code else None,
                             meta=meta)
+
+
+def _patient_frame(ds: Any) -> dict[str, Any]:
+    """Where the projections lie in the patient: the first detector's ImagePositionPatient (0020,0032) in
+    DetectorInformationSequence, the rotation's TableHeight (0018,1130), the FrameOfReferenceUID and the
+    study, series and instance UIDs (to pair the study's CT and to reference the source)."""
+    det = ds.DetectorInformationSequence[0]
+    ipp = getattr(det, "ImagePositionPatient", None)
+    height = getattr(ds.RotationInformationSequence[0], "TableHeight", None)
+    out: dict[str, Any] = {
+        "image_position_patient": [float(v) for v in ipp] if ipp is not None and len(ipp) == 3 else None,
+        "table_height_mm": None if height in (None, "") else float(height)}
+    for key, name in (("frame_of_reference_uid", "FrameOfReferenceUID"), ("study_instance_uid", "StudyInstanceUID"),
+                      ("series_instance_uid", "SeriesInstanceUID"), ("sop_instance_uid", "SOPInstanceUID")):
+        out[key] = str(getattr(ds, name, "") or "") or None
+    return out
+
+
+@guarded("DICOM NM folder")
+def read_nm_beds(path: str | os.PathLike) -> list[SpectProjections]:
+    """Every NM TOMO instance in a folder (one per bed position), ordered from superior to inferior.
+
+    Other files in the folder (the study's CT slices, a DICOMDIR, non-DICOM files) are skipped. A single
+    file or a folder with one TOMO instance gives a list of one.
+
+    Raises
+    ------
+    FormatError
+        No NM TOMO instance in ``path``; gated instances among several beds.
+    """
+    root = require_exists(path)
+    if root.is_file():
+        return [read_nm_projections(root)]
+    files = _tomo_files(root)
+    if not files:
+        raise FormatError("no DICOM NM TOMO (projection) instance found", path=root)
+    beds = [read_nm_projections(f) for f in files]
+    if len(beds) > 1 and any(b.meta["n_gates"] > 1 for b in beds):
+        raise FormatError("several gated TOMO instances in one folder; give one file", path=root)
+
+    def top(b: SpectProjections) -> float:
+        ipp = b.meta.get("image_position_patient")
+        return -float(ipp[2]) if ipp else 0.0
+
+    return sorted(beds, key=top)
 
 
 @guarded("DICOM NM file")
