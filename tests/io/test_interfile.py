@@ -95,7 +95,19 @@ def test_projection_round_trip_exact(tmp_path, non_circular):
     assert back.frame_duration_s == 15.5 and back.nuclide == "Tc-99m" and back.meta == {"collimator": "LEHR"}
     h = parse_header(tmp_path / "p.hs")
     assert h["imaging modality"] == "nucmed" and h["number of projections"] == "6"
-    assert h["direction of rotation"] == "CW" and h["extent of rotation"] == "360.0"
+    # STIR's angles follow DICOM: petspect's 180, 120, ... (decreasing) are DICOM's 0, 60, ... (CCW)
+    assert h["direction of rotation"] == "CCW" and h["extent of rotation"] == "360.0"
+    assert float(h["start angle"]) % 360.0 == pytest.approx(360.0, abs=1e-6)  # 180 - (180 + 1e-9)
+    assert float(h["image duration (sec)[1]"]) == pytest.approx(15.5 * 6)
+    # what STIR reads (without petspect's exact keys) gives the same views, radii and time per view
+    text = (tmp_path / "p.hs").read_text().splitlines()
+    (tmp_path / "stir.hs").write_text("\n".join(ln for ln in text if not ln.startswith(("petspect angles",
+                                                                                      "time per projection"))))
+    (tmp_path / "stir.s").write_bytes((tmp_path / "p.s").read_bytes())
+    stir = read_interfile_projections(tmp_path / "stir.hs")
+    torch.testing.assert_close(torch.remainder(stir.angles_deg, 360.0), torch.remainder(proj.angles_deg, 360.0),
+                               atol=1e-6, rtol=0)
+    assert torch.equal(stir.radius_mm, proj.radius_mm) and stir.frame_duration_s == pytest.approx(15.5)
     assert h["orbit"] == ("Non-circular" if non_circular else "Circular")
     with pytest.raises(FormatError, match="read_interfile_projections"):
         load(tmp_path / "p.hs")
@@ -113,9 +125,12 @@ def test_stir_sample_projection_header(tmp_path):
         "!direction of rotation := CW\nstart angle := 180\norbit := Circular\nRadius := 150\n"
         "!matrix size [1] := 3\n!scaling factor (mm/pixel) [1] := 3.32\n!matrix size [2] := 2\n"
         "!scaling factor (mm/pixel) [2] := 6.64\n!END OF INTERFILE :=\n")
-    proj = read_interfile_projections(tmp_path / "s.hs")
+    with pytest.warns(UserWarning, match="no frame duration"):
+        proj = read_interfile_projections(tmp_path / "s.hs")
     assert proj.counts.shape == (1, 4, 2, 3)
-    assert proj.angles_deg.tolist() == [180.0, 90.0, 0.0, -90.0]
+    # STIR's angles are DICOM's (STIR's SPECT_dicom_to_interfile copies StartAngle and RotationDirection):
+    # DICOM 180, 90, 0, -90 (CW) are petspect's 180 - those: 0 (anterior), 90, 180, 270
+    assert proj.angles_deg.tolist() == [0.0, 90.0, 180.0, 270.0]
     assert proj.radius_mm.tolist() == [150.0] * 4 and proj.pixel_spacing_mm == (6.64, 3.32)
 
 

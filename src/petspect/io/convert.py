@@ -28,6 +28,8 @@ def is_projection_data(path: str | os.PathLike) -> bool:
     p = require_exists(path)
     if full_suffix(p) == ".hs":
         return True
+    if full_suffix(p) == ".hdr" and p.is_file():  # STIR's SPECT_dicom_to_interfile writes <prefix>_en_1_<name>.hdr
+        return _is_interfile_projection_header(p)
     if not (p.is_dir() or is_dicom_file(p)):
         return False
     import pydicom
@@ -43,6 +45,12 @@ def is_projection_data(path: str | os.PathLike) -> bool:
     return getattr(ds, "Modality", None) == "NM" and any(v in PROJECTION_TYPES for v in image_type)
 
 
+def _is_interfile_projection_header(p: Path) -> bool:
+    with open(p, "rb") as fh:
+        head = fh.read(8192).decode("latin-1", errors="replace").lower()
+    return head.lstrip().startswith("!interfile") and "number of projections" in head
+
+
 @guarded("file")
 def read_any(path: str | os.PathLike, *, suv: str | None = None, gate: int | None = None,
              allow_outside_data: bool = False) -> Volume | SpectProjections:
@@ -55,7 +63,7 @@ def read_any(path: str | os.PathLike, *, suv: str | None = None, gate: int | Non
     if is_projection_data(path):
         if suv is not None:
             raise FormatError("SUV applies to PET images, not SPECT projection data", path=path)
-        if full_suffix(path) == ".hs":
+        if full_suffix(path) in (".hs", ".hdr"):
             if gate is not None:
                 raise FormatError("gate applies to gated DICOM NM TOMO data, not Interfile", path=path)
             from petspect.io.interfile import read_interfile_projections

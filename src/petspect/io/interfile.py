@@ -32,6 +32,7 @@ import torch
 
 from petspect._fileio import atomic_path, atomic_write_text, check_output_path, require_regular
 from petspect.errors import FormatError, InputError, MissingTagError, OutputExistsError
+from petspect.geometry.spect import angles_from_dicom
 from petspect.geometry.spect_data import EnergyWindow, SpectProjections
 from petspect.io._guard import guarded
 from petspect.io._meta import meta_to_json
@@ -312,11 +313,13 @@ def write_interfile_projections(proj: SpectProjections, path: str | os.PathLike,
               f"!scaling factor (mm/pixel) [2] := {proj.pixel_spacing_mm[0]!r}",
               f"!number of projections := {n_views}", f"!extent of rotation := {round(abs(step) * n_views, 6)!r}",
               f"time per projection (sec) := {proj.frame_duration_s!r}", "!process status := acquired",
-              "!SPECT STUDY (acquired data) :=", f"!direction of rotation := {'CCW' if step >= 0 else 'CW'}",
-              f"start angle := {float(angles[0])!r}",
+              "number of time frames := 1", f"!image duration (sec)[1] := {proj.frame_duration_s * n_views!r}",
+              # STIR's angles follow DICOM (see _projection_angles): 180 - petspect's, turning the other way
+              "!SPECT STUDY (acquired data) :=", f"!direction of rotation := {'CW' if step >= 0 else 'CCW'}",
+              f"start angle := {float((180.0 - angles[0]) % 360.0)!r}",
               "orbit := Circular" if circular else "orbit := Non-circular",
               f"Radius := {float(radii[0])!r}" if circular else
-              "Radius := {" + ", ".join(repr(float(r)) for r in radii) + "}",
+              "radii := {" + ", ".join(repr(float(r)) for r in radii) + "}",
               "petspect angles (deg) := {" + ", ".join(repr(float(a)) for a in angles) + "}",
               f"petspect photopeak window := {proj.photopeak_window}",
               f"petspect meta := {meta_to_json(proj.meta)}"]
@@ -336,6 +339,14 @@ def _meta(h: dict[str, str], path: Path) -> dict:
 
 
 def _projection_angles(h: dict[str, str], n_views: int, path: Path) -> np.ndarray:
+    """petspect angles of the views: ``petspect angles (deg)`` when written by petspect, else STIR's keys.
+
+    STIR's SPECT angles follow DICOM (PS3.3 C.8.4.12): STIR's ``SPECT_dicom_to_interfile`` utility
+    (``src/utilities/SPECT_dicom_to_interfile.cxx``) copies DICOM's StartAngle into ``start angle`` and its
+    RotationDirection into ``!direction of rotation`` (CC -> CCW). View ``k`` is at ``start + k step`` (CCW) or
+    ``start - k step`` (CW) with ``step = extent / views``; petspect's angle is ``180 - that``
+    (:func:`petspect.geometry.spect.angles_from_dicom`).
+    """
     if h.get("petspect angles (deg)"):
         angles = np.asarray(_floats(h["petspect angles (deg)"], "petspect angles (deg)", path))
         if angles.size != n_views:
@@ -343,8 +354,96 @@ def _projection_angles(h: dict[str, str], n_views: int, path: Path) -> np.ndarra
         return angles
     extent = _float_key(h, "extent of rotation", path)
     start = _float_key(h, "start angle", path, "0")
-    sign = -1.0 if _key(h, "direction of rotation", path, "CCW").upper() == "CW" else 1.0
-    return start + sign * (extent / n_views) * np.arange(n_views)
+    direction = _key(h, "direction of rotation", path, "CCW").upper()
+    return angles_from_dicom(start, extent / n_views, "CW" if direction == "CW" else "CC", n_views).numpy()
+
+
+#: Words in a SPECT header that name a geometry other than parallel holes (refused by name).
+_UNSUPPORTED_GEOMETRIES = {"pinhole": "pinhole", "fan beam": "fan-beam", "fanbeam": "fan-beam", "fan-beam": "fan-beam",
+                           "cone beam": "cone-beam", "cone-beam": "cone-beam", "conebeam": "cone-beam",
+                           "slant": "slant-hole", "half-cone": "cone-beam"}
+
+
+def _refuse_unsupported_geometry(h: dict[str, str], path: Path) -> None:
+    for key, value in h.items():
+        if key.startswith("petspect meta"):
+            continue
+        text = f"{key} {value}".lower()
+        for word, name in _UNSUPPORTED_GEOMETRIES.items():
+            if word in text:
+                raise FormatError(f"the header describes {name} SPECT data ({key} := {value}); petspect models "
+                                  "parallel-hole collimators only", path=path)
+
+
+def _frame_duration(h: dict[str, str], n_views: int, path: Path) -> tuple[float, str]:
+    """Seconds per view and where they came from: ``time per projection (sec)``, else STIR's
+    ``image duration (sec)[1]`` (the whole frame: STIR's SPECT_dicom_to_interfile writes views x
+    ActualFrameDuration there) over the number of projections."""
+    if h.get("time per projection (sec)"):
+        return _float_key(h, "time per projection (sec)", path, positive=True), "time per projection (sec)"
+    for key in ("image duration (sec)[1]", "image duration (sec)"):
+        if h.get(key):
+            return _float_key(h, key, path, positive=True) / n_views, f"{key} / number of projections"
+    import warnings
+
+    warnings.warn(f"{path}: no frame duration in the header (time per projection, image duration); 1 s per view "
+                  "assumed, so activity is scaled by the true time per view", stacklevel=3)
+    return 1.0, "not in the header: 1 s per view assumed"
+
+
+def _energy_windows(h: dict[str, str], p: Path) -> tuple[list[EnergyWindow], dict[str, Any]]:
+    """The energy windows, or, for a header without energy-window keys (STIR's SPECT samples), one window
+    around the isotope's main line (+-10 %) or one marked unknown (``--window KEV`` must state it)."""
+    n_win = _int_key(h, "number of energy windows", p, "1")
+    if n_win > 64:
+        raise FormatError(f"{n_win} energy windows are too many", path=p)
+    windows = []
+    for i in range(1, n_win + 1):
+        lo, hi = h.get(f"energy window lower level[{i}]"), h.get(f"energy window upper level[{i}]")
+        if lo is None or hi is None:
+            if i == 1 and n_win == 1:
+                break
+            raise MissingTagError(f"missing Interfile key 'energy window lower/upper level[{i}]'", path=p)
+        windows.append(EnergyWindow(h.get(f"petspect energy window name[{i}]") or f"window{i}",
+                                    _float_key(h, f"energy window lower level[{i}]", p),
+                                    _float_key(h, f"energy window upper level[{i}]", p)))
+    if windows:
+        return windows, {}
+    isotope = (h.get("isotope name") or "").strip()
+    if isotope:
+        from petspect.nuclides import canonical_name, get_nuclide
+
+        line = None
+        for name in (isotope, _dicom_style_nuclide(isotope)):
+            try:
+                line = get_nuclide(canonical_name(name)).main_photon()
+                break
+            except InputError:
+                continue
+        if line is not None:
+            kev = float(line.energy_kev)
+            note = f"no energy window keys: {kev:g} keV +-10 % assumed from the isotope {isotope!r}"
+            return [EnergyWindow(f"{kev:g}keV(assumed)", 0.9 * kev, 1.1 * kev)], {"energy_window": note}
+    return ([EnergyWindow(UNKNOWN_WINDOW, 1.0, 10000.0)],
+            {"energy_window": "no energy window keys and no known isotope: the photopeak energy is unknown",
+             "energy_window_unknown": True})
+
+
+_ELEMENTS = {"technetium": "Tc", "lutetium": "Lu", "iodine": "I", "indium": "In", "yttrium": "Y", "gallium": "Ga",
+             "thallium": "Tl", "fluorine": "F", "xenon": "Xe", "samarium": "Sm", "holmium": "Ho", "radium": "Ra"}
+
+
+def _dicom_style_nuclide(name: str) -> str:
+    """``"^99m^Technetium"`` (DICOM code meaning, as STIR copies it) -> ``"Tc-99m"``; else the name unchanged."""
+    m = re.fullmatch(r"\^?\s*(\d+)\s*(m?)\s*\^?\s*([A-Za-z]+)\s*", name)
+    if not m:
+        return name
+    element = _ELEMENTS.get(m.group(3).lower(), m.group(3))
+    return f"{element}-{m.group(1)}{m.group(2)}"
+
+
+#: Name of the window of a header that states no energy window and no known isotope.
+UNKNOWN_WINDOW = "unknown-energy"
 
 
 @guarded("Interfile projection file")
@@ -359,29 +458,28 @@ def read_interfile_projections(path: str | os.PathLike, *, allow_outside_data: b
     h = parse_header(p)
     n_views = _int_key(h, "number of projections", p)
     n_cols, n_rows = _int_key(h, "matrix size [1]", p), _int_key(h, "matrix size [2]", p)
-    n_win = _int_key(h, "number of energy windows", p, "1")
-    if n_win * n_views * n_rows * n_cols > MAX_ELEMENTS or n_win > 64:
+    _refuse_unsupported_geometry(h, p)
+    windows, window_meta = _energy_windows(h, p)
+    n_win = len(windows)
+    if n_win * n_views * n_rows * n_cols > MAX_ELEMENTS:
         raise FormatError(f"projection sizes {n_win} x {n_views} x {n_rows} x {n_cols} are too large", path=p)
-    windows = []
-    for i in range(1, n_win + 1):
-        lo, hi = h.get(f"energy window lower level[{i}]"), h.get(f"energy window upper level[{i}]")
-        if lo is None or hi is None:
-            raise MissingTagError(f"missing Interfile key 'energy window lower/upper level[{i}]'", path=p)
-        windows.append(EnergyWindow(h.get(f"petspect energy window name[{i}]") or f"window{i}",
-                                    _float_key(h, f"energy window lower level[{i}]", p),
-                                    _float_key(h, f"energy window upper level[{i}]", p)))
-    if not windows:
-        raise MissingTagError("no energy window keys", path=p)
     counts = _read_raw(h, p, n_win * n_views * n_rows * n_cols,
                        allow_outside=allow_outside_data).reshape(n_win, n_views, n_rows, n_cols)
-    radius = _floats(_key(h, "radius", p), "Radius", p)
+    radius_key = "radii" if h.get("radii") else "radius"
+    radius = _floats(_key(h, radius_key, p), radius_key, p)
     if len(radius) not in (1, n_views):
-        raise FormatError(f"Interfile key 'Radius' has {len(radius)} values for {n_views} projections", path=p)
+        raise FormatError(f"Interfile key '{radius_key}' has {len(radius)} values for {n_views} projections (radii)",
+                          path=p)
+    duration, duration_from = _frame_duration(h, n_views, p)
+    meta = _meta(h, p)
+    meta.update(window_meta)
+    if not h.get("petspect meta"):
+        meta["frame_duration_from"] = duration_from
     return SpectProjections(
         counts=torch.from_numpy(np.ascontiguousarray(counts)), angles_deg=_projection_angles(h, n_views, p),
         radius_mm=radius if len(radius) > 1 else radius[0],
         pixel_spacing_mm=(_float_key(h, "scaling factor (mm/pixel) [2]", p, positive=True),
                           _float_key(h, "scaling factor (mm/pixel) [1]", p, positive=True)),
-        energy_windows=windows, frame_duration_s=_float_key(h, "time per projection (sec)", p, "1", positive=True),
+        energy_windows=windows, frame_duration_s=duration,
         photopeak_window=_int_key(h, "petspect photopeak window", p, "0", minimum=0), nuclide=h.get("isotope name") or None,
-        meta=_meta(h, p))
+        meta=meta)

@@ -74,6 +74,17 @@ def choose_window(proj: SpectProjections, window: str | float | None = None) -> 
         No window matches; several match (a shared name, several photopeak names); the list is in the message.
     """
     windows = proj.energy_windows
+    if proj.meta.get("energy_window_unknown"):
+        kev = None if window is None else re.fullmatch(r"([0-9]+(?:\.[0-9]*)?)\s*(?:kev)?", str(window).strip(),
+                                                       flags=re.IGNORECASE)
+        if kev is None:
+            raise InputError("the data state no energy window (STIR-style header without energy-window keys or "
+                             "isotope): give the photopeak energy with --window KEV (e.g. --window 140.5)")
+        energy = float(kev.group(1))
+        stated = EnergyWindow(f"{energy:g}keV(stated)", 0.9 * energy, 1.1 * energy)
+        meta = {k: v for k, v in proj.meta.items() if k != "energy_window_unknown"}
+        meta["energy_window"] = f"no energy window in the data: {energy:g} keV +-10 % as stated"
+        return dataclasses.replace(proj, energy_windows=[stated, *windows[1:]], photopeak_window=0, meta=meta)
     if window is None:
         cands = [i for i, w in enumerate(windows) if _looks_like_photopeak(w.name)]
         if len(cands) > 1:

@@ -1,0 +1,132 @@
+"""STIR Interfile SPECT projections: STIR's orientation conventions against the DICOM path, headers without
+energy-window keys, ``radii`` lists (non-circular orbits), the frame duration key, and unsupported geometries.
+
+The orientation reference: STIR's ``SPECT_dicom_to_interfile`` (STIR src/utilities/SPECT_dicom_to_interfile.cxx)
+writes DICOM's StartAngle as ``start angle``, RotationDirection (CC -> CCW) as ``!direction of rotation``,
+the frames in DICOM order as the data, ``views x ActualFrameDuration`` as ``!image duration (sec)[1]`` and a
+DICOM RadialPosition list as ``radii := {...}``. A header written by those rules from a DICOM NM file must
+reconstruct as the DICOM file does (whose orientation petspect checks against PyTomography).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from petspect.cli.main import app
+from petspect.errors import FormatError, InputError
+from petspect.io import load
+from petspect.io.interfile import read_interfile_projections
+from petspect.io.nm import read_nm_projections
+from petspect.projectors.spect import SpectProjector
+from petspect.simulate.measured import spect_acquisition
+from petspect.systems.collimators import get_collimator
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
+import dicom_factory as fac  # noqa: E402
+
+ROWS, COLS, PIX, VIEWS, T_MS = 4, 16, 4.0, 8, 25000  # VIEWS per head (two heads)
+RADII = tuple(150.0 + 3.0 * k for k in range(VIEWS))  # a non-circular orbit
+
+
+def _source():
+    """A hot rod on the patient's left (LPS +x) and anterior (LPS -y): image (z, y, x) in the axial orientation."""
+    img = torch.zeros(ROWS, COLS, COLS)
+    img[:, 4:6, 11:13] = 1000.0
+    return img
+
+
+def _dicom(tmp: Path) -> Path:
+    ds = fac.nm_tomo(n_views=VIEWS, rows=ROWS, cols=COLS, step_deg=360.0 / (2 * VIEWS), starts_deg=(30.0, 210.0),
+                     direction="CC", radial=(RADII, RADII), windows=(("EM", 126.0, 154.0),))
+    ds.PixelSpacing = [PIX, PIX]
+    ds.RotationInformationSequence[0].ActualFrameDuration = T_MS
+    fac.write([ds], tmp / "probe")
+    proj = read_nm_projections(tmp / "probe")
+    op = SpectProjector((ROWS, COLS, COLS), (PIX, PIX, PIX), proj.angles_deg, proj.radius_mm,
+                        get_collimator("siemens-lehr").at_energy(140.0), psf=True, detector_shape=(ROWS, COLS),
+                        pixel_mm=(PIX, PIX))
+    frames = op(_source()).numpy()
+    fac.set_pixels(ds, np.round(frames).astype(np.uint16))
+    fac.write([ds], tmp / "nm")
+    return tmp / "nm"
+
+
+def _stir_header(tmp: Path, frames: np.ndarray, *, with_windows: bool = False, extra: str = "") -> Path:
+    """A header as STIR's SPECT_dicom_to_interfile writes it for the DICOM of :func:`_dicom`."""
+    (tmp / "stir.s").write_bytes(frames.astype("<f4").tobytes())
+    windows = "number of energy windows :=1\nenergy window lower level[1] := 126\nenergy window upper level[1] := 154\n"
+    n = 2 * VIEWS
+    radii = ",".join(f"{r:g}" for r in RADII * 2)
+    text = ("!INTERFILE  :=\n!imaging modality := nucmed\n!version of keys := 3.3\nname of data file := stir.s\n"
+            "data offset in bytes := 0\n\n!GENERAL IMAGE DATA :=\n!type of data := Tomographic\n"
+            "imagedata byte order := LITTLEENDIAN\n!number format := float\n!number of bytes per pixel := 4\n"
+            "calibration factor:= -1\n\n" + (windows if with_windows else "") +
+            f"!SPECT STUDY (General) :=\nnumber of dimensions := 2\nmatrix axis label [2] := axial coordinate\n"
+            f"!matrix size [2] := {ROWS}\n!scaling factor (mm/pixel) [2] := {PIX}\n"
+            f"matrix axis label [1] := bin coordinate\n!matrix size [1] := {COLS}\n"
+            f"!scaling factor (mm/pixel) [1] := {PIX}\n!number of projections := {n}\nnumber of time frames := 1\n"
+            f"!image duration (sec)[1] := {n * T_MS / 1000:g}\n!extent of rotation := 360\n"
+            "!process status := acquired\n\n!SPECT STUDY (acquired data) :=\n!direction of rotation := CCW\n"
+            f"start angle := 30\norbit := non-circular\nradii := {{{radii}}}\n{extra}\n!END OF INTERFILE :=")
+    path = tmp / "stir_en_1_EM.hdr"
+    path.write_text(text)
+    return path
+
+
+def test_stir_header_reads_as_its_dicom(tmp_path):
+    nm = _dicom(tmp_path)
+    dicom = read_nm_projections(nm)
+    frames = dicom.counts.numpy()[0]
+    stir = read_interfile_projections(_stir_header(tmp_path, frames))
+    torch.testing.assert_close(torch.remainder(stir.angles_deg, 360.0), torch.remainder(dicom.angles_deg, 360.0))
+    torch.testing.assert_close(stir.radius_mm, dicom.radius_mm)
+    assert stir.frame_duration_s == pytest.approx(T_MS / 1000.0)  # image duration / projections, not 1 s
+    assert stir.meta["energy_window_unknown"] is True
+
+
+def test_stir_and_dicom_reconstruct_alike_with_the_source_on_the_left(tmp_path):
+    nm = _dicom(tmp_path)
+    hdr = _stir_header(tmp_path, read_nm_projections(nm).counts.numpy()[0])
+    runner = CliRunner()
+    common = ["--collimator", "siemens-lehr", "--scatter", "none", "--iterations", "4", "--subsets", "4"]
+    r = runner.invoke(app, ["recon", str(nm), *common, "--out", str(tmp_path / "dicom.nii")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recon", str(hdr), *common, "--out", str(tmp_path / "stir.nii")])
+    assert r.exit_code == 2 and "--window KEV" in r.output, r.output  # no energy keys: the energy must be stated
+    r = runner.invoke(app, ["recon", str(hdr), *common, "--window", "140", "--out", str(tmp_path / "stir.nii")])
+    assert r.exit_code == 0, r.output
+    a, b = load(tmp_path / "dicom.nii"), load(tmp_path / "stir.nii")
+    torch.testing.assert_close(b.data, a.data, rtol=1e-3, atol=1e-3 * float(a.data.max()))
+    hot = np.unravel_index(int(torch.argmax(a.data[1])), a.shape[1:])
+    world = a.voxel_to_world(np.asarray([1, *hot], dtype=float))
+    assert world[0] > 0 and world[1] < 0  # LPS: on the patient's left, anterior (where the rod is)
+
+
+def test_stir_sample_without_energy_windows_but_with_an_isotope(tmp_path):
+    frames = np.ones((2 * VIEWS, ROWS, COLS), dtype=np.float32)
+    hdr = _stir_header(tmp_path, frames, extra="isotope name := ^99m^Technetium")
+    proj = read_interfile_projections(hdr)
+    assert len(proj.energy_windows) == 1 and "assumed" in proj.meta["energy_window"]
+    assert proj.energy_windows[0].lower_kev < 140.5 < proj.energy_windows[0].upper_kev
+    acq = spect_acquisition(proj, collimator="siemens-lehr", scatter="none")  # no scatter correction unless given
+    assert acq.additive is None and acq.system.collimator.name == "siemens-lehr"
+    with pytest.raises(InputError, match="TEW"):
+        spect_acquisition(proj, collimator="siemens-lehr")
+
+
+def test_unsupported_geometries_are_refused_by_name(tmp_path):
+    frames = np.ones((2 * VIEWS, ROWS, COLS), dtype=np.float32)
+    with pytest.raises(FormatError, match="pinhole"):
+        read_interfile_projections(_stir_header(tmp_path, frames, extra="collimator type := pinhole"))
+    with pytest.raises(FormatError, match="fan-beam"):
+        read_interfile_projections(_stir_header(tmp_path, frames, extra="collimator := LEHR fan beam"))
+    path = _stir_header(tmp_path, frames)
+    path.write_text(path.read_text().replace("radii := {", "radii := {1,2,"))
+    with pytest.raises(FormatError, match="radii"):
+        read_interfile_projections(path)
