@@ -183,3 +183,21 @@ def test_two_beds_are_joined(tmp_path):
     per_slice = torch.stack([img.data[k][_phantom((1, COLS, COLS))[0]].mean() for k in range(ROWS + 4)])
     middle = per_slice[1:-1]
     assert float(middle.max() / middle.min()) < 1.25  # no step or hole at the seam
+
+
+def test_info_and_convert_of_the_study_folder(study, tmp_path):
+    """`petspect info` keeps the two Lu177_EM windows apart; `petspect convert` writes the NM projections of the
+    folder (next to the CT slices) to Interfile, which reconstructs with the header's collimator."""
+    folder, _ = study
+    runner = CliRunner()
+    r = runner.invoke(app, ["info", str(folder)])
+    assert r.exit_code == 0 and "1:Lu177_EM#1" in r.output and "2:Lu177_EM#2" in r.output, r.output
+    r = runner.invoke(app, ["convert", str(folder), str(tmp_path / "nm.hs")])
+    assert r.exit_code == 0, r.output
+    back = read_nm_projections(folder)
+    from petspect.io.interfile import read_interfile_projections
+
+    hs = read_interfile_projections(tmp_path / "nm.hs")
+    assert torch.equal(hs.counts, back.counts) and hs.meta["collimator"] == "MEGP"
+    acq = spect_acquisition(hs, window=208, scatter="none")
+    assert acq.system.collimator.name == "ge-megp"
