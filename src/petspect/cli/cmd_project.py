@@ -13,14 +13,44 @@ def register(app: typer.Typer) -> None:
     app.command("project")(project)
 
 
-def _load_activity(path: Path):
+def _load_activity(path: Path, unit: str | None = None):
     from petspect.io import load
+    from petspect.io.stated_units import state_unit
 
-    vol = load(path)
+    vol = state_unit(load(path), unit, path=path)
     if vol.unit == "a.u.":
-        typer.secho(f"note: {path} carries no unit; taking its values as Bq/mL", err=True)
+        typer.secho(f"note: {path} carries no unit; taking its values as Bq/mL (state it with --unit)", err=True)
         vol = vol.with_data(vol.data, unit="Bq/mL")
-    return vol
+    return _axial(vol, path, "activity image")
+
+
+def _axial(vol, path: Path, what: str):
+    """The volume in the axial orientation (a lossless reordering of any axis-aligned grid), with the record
+    that puts results back on the input's grid."""
+    from petspect.orientation import to_axial
+
+    axial, view = to_axial(vol, what=f"{what} {path}")
+    if not view.identity:
+        typer.secho(f"note: {path} is not in petspect's axial orientation; its voxels are reordered (no "
+                    "interpolation) and reconstructions are written back in its orientation", err=True)
+    return axial, view
+
+
+def _mu_per_mm(path: Path, unit: str | None, system: str):
+    """The attenuation map in 1/mm at the system's photon energy (HU converted), axial orientation."""
+    import torch
+
+    from petspect.io import load
+    from petspect.io.stated_units import state_mu_unit
+    from petspect.materials import hu_to_mu_per_mm
+
+    vol = state_mu_unit(load(path), unit, path=path)
+    if vol.unit == "HU":
+        from petspect.geometry.spect import get_spect_system, spect_system_names
+
+        energy = get_spect_system(system).photopeak.centre_kev if system.lower() in spect_system_names() else 511.0
+        vol = vol.with_data(hu_to_mu_per_mm(vol.data.to(torch.float32), energy), unit="1/mm")
+    return _axial(vol, path, "attenuation map")[0]
 
 
 @handle_errors
@@ -28,8 +58,11 @@ def project(
     activity: Path = typer.Argument(..., help="Activity image in Bq/mL (NIfTI or any format petspect.io reads)."),
     out: Path = typer.Option(..., "--out", help="New acquisition folder."),
     system: str = typer.Option(..., "--system", help="wholebody, brain, small-animal (PET); spect-lehr, spect-me."),
-    mu: Path = typer.Option(None, "--mu", help="Attenuation map (1/mm or 1/cm) on the activity grid, at 511 keV "
-                                              "(PET) or the photopeak energy (SPECT)."),
+    mu: Path = typer.Option(None, "--mu", help="Attenuation map (1/mm, 1/cm, or CT in HU) at 511 keV (PET) or "
+                                              "the photopeak energy (SPECT); resampled onto the activity grid."),
+    unit: str = typer.Option(None, "--unit", help="Unit of an activity image that carries none (e.g. Bq/mL)."),
+    mu_unit: str = typer.Option(None, "--mu-unit", help="Unit of an attenuation map that carries none: 1/mm, "
+                                                        "1/cm or HU."),
     tof: bool = typer.Option(False, "--tof", help="Time-of-flight sinograms (wholebody)."),
     counts: float = typer.Option(None, "--counts", help="Expected number of true counts (scales the data)."),
     activity_mbq: float = typer.Option(None, "--activity-mbq", help="Rescale the image to this total activity."),
@@ -55,23 +88,30 @@ def project(
     cases `petspect recon` returns Bq/mL.
     """
     from petspect._fileio import check_output_path
-    from petspect.io import load
     from petspect.simulate.acquisition import save_acquisition, simulate_acquisition
 
     if (counts is None) == (scan_s is None):
         fail("give either --counts N or --scan-s T (with the image's activity or --activity-mbq A)")
     inputs = [activity] + ([mu] if mu is not None else [])
     check_output_path(out, overwrite=overwrite, inputs=inputs)
-    act = _load_activity(activity)
-    mu_vol = load(mu) if mu is not None else None
+    act, view = _load_activity(activity, unit)
+    mu_vol = _mu_per_mm(mu, mu_unit, system) if mu is not None else None
     data = simulate_acquisition(
         act, system, mu=mu_vol, tof=tof, n_counts=counts, scan_s=scan_s, activity_mbq=activity_mbq, seed=seed,
         nuclide=nuclide, single_ring=two_d, span=span, max_ring_diff=max_ring_diff, view_mashing=view_mashing,
         n_radial=n_radial, psf_fwhm_mm=psf_fwhm_mm, normalisation=normalisation, n_views=views,
         radius_mm=radius_mm, scatter_fraction=scatter_fraction, randoms_fraction=randoms_fraction,
-        provenance={"command": "petspect project", "activity": str(activity), "mu": None if mu is None else str(mu)})
+        provenance={"command": "petspect project", "activity": str(activity), "mu": None if mu is None else str(mu),
+                    **({} if view.identity else {"input_orientation": _view_record(view)})})
     path = save_acquisition(data, out, overwrite=overwrite)
     cal = data.calibration
     typer.echo(f"{data.modality} {system}{' TOF' if tof else ''}: prompts {tuple(data.prompts.shape)}, "
                f"{float(data.prompts.sum()):.4g} counts (expected trues {cal.expected_true_counts:.4g}, "
                f"additive {cal.expected_additive_counts:.4g}); wrote {path}")
+
+
+def _view_record(view) -> dict:
+    """The input grid of an AxialView as JSON (``petspect recon`` writes its image back on that grid)."""
+    return {"perm": list(view.perm), "flip": list(view.flip), "shape": list(view.shape),
+            "spacing_mm": list(view.spacing_mm), "origin_mm": list(view.origin_mm),
+            "direction": [list(r) for r in view.direction]}

@@ -125,6 +125,7 @@ def recon(
         vol = join_beds([run(a) for a in acqs])
     else:
         vol = run(acq)
+    vol = _back_to_input_orientation(vol, acq.provenance.get("input_orientation"))
     path = save(vol, out, overwrite=overwrite)
     typer.echo(f"{algo}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")
 
@@ -148,3 +149,16 @@ def _scatter_note(record: dict) -> str:
         return "none"
     upper = record.get("upper")
     return f"TEW from {record.get('lower')!r}" + (f" and {upper!r}" if upper else " (no upper window)")
+
+
+def _back_to_input_orientation(vol, record: dict | None):
+    """The image on the grid of the activity image it was projected from (``petspect project`` reorders an
+    axis-aligned input losslessly and records its orientation)."""
+    if not record:
+        return vol
+    from petspect.orientation import AxialView, from_axial
+
+    view = AxialView(tuple(record["perm"]), tuple(record["flip"]), tuple(record["shape"]),
+                     tuple(record["spacing_mm"]), tuple(record["origin_mm"]),
+                     tuple(tuple(r) for r in record["direction"]))
+    return from_axial(vol, view)

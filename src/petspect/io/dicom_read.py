@@ -221,11 +221,16 @@ def _pixels(images: list[_Image], scales: np.ndarray) -> np.ndarray:
 def _pet_units_and_meta(images: list[_Image]) -> tuple[str, np.ndarray, dict[str, Any]]:
     """Volume unit, per-image scale from rescaled values to that unit, and PET facts with SUV factors."""
     ds0 = images[0].ds
-    units = str(require(ds0, "Units")).upper()
+    units = str(getattr(ds0, "Units", "") or "").strip().upper()
+    if not units:  # research tools may leave Units (0054,1001) out: values of unknown unit, ratios still hold
+        import warnings
+
+        warnings.warn(f"{where(ds0)}: PET series without Units (0054,1001); values loaded in arbitrary units "
+                      "(a.u.); state the unit with --unit where a command needs it", stacklevel=4)
     acq = [a for a in (acquisition_datetime(im.ds) for im in images) if a is not None]
     earliest = min(acq) if acq else None
     scales = np.ones(len(images))
-    unit = _PET_UNITS.get(units, units.lower())
+    unit = _PET_UNITS.get(units, units.lower()) if units else "a.u."
     if units == "CNTS":
         act = [activity_scale(im.ds, earliest_acquisition=earliest) for im in images]
         if all(a is not None for a in act):
