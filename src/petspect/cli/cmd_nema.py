@@ -68,6 +68,8 @@ def nema(
                                                                  "from the rigid ring fit (0: rigid NU 2 template)."),
     json_out: Path = typer.Option(None, "--json", help="Write the full results as JSON here."),
     png_out: Path = typer.Option(None, "--png", help="Write the sphere-plane slice with the ROIs drawn here."),
+    unit: str = typer.Option(None, "--unit", help="Unit of an image that carries none (e.g. a PET series "
+                                                  "without Units); the analysis needs only ratios."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json / --png files."),
 ) -> None:
     """Find the spheres and report Q_H / Q_C, background variability N, lung residual and background CV."""
@@ -82,7 +84,12 @@ def nema(
     for out in (json_out, png_out):
         if out is not None:
             check_output_path(out, overwrite=overwrite, inputs=[image])
-    volume = load(image)
+    from petspect.io.stated_units import state_unit
+
+    volume = state_unit(load(image), unit, path=image)
+    if volume.unit == "a.u.":
+        typer.secho(f"note: {image} carries no unit: means are in arbitrary units, contrasts and ratios hold",
+                    err=True)
     res = analyse_iec(volume, activity_ratio=ratio, hot_spheres=hot_spheres, refine_spheres_mm=refine_mm)
     console = Console()
     console.print(_table(res))
