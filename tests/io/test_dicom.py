@@ -203,8 +203,10 @@ def test_bad_inputs(tmp_path):
     for ds in nounits:
         del ds.Units
     fac.write(nounits, tmp_path / "nounits")
-    with pytest.raises(MissingTagError, match="Units"):
-        load(tmp_path / "nounits")
+    with pytest.warns(UserWarning, match="without Units"):  # loads in a.u. (ratios hold), never as SUV
+        assert load(tmp_path / "nounits").unit == "a.u."
+    with pytest.warns(UserWarning), pytest.raises(UnitError, match="Units"):
+        load(tmp_path / "nounits", suv="bw")
     # mixed series
     other = fac.slice_stack(np.ones((2, 3, 3)), modality="CT")
     fac.write(series, tmp_path / "mixed" / "a")

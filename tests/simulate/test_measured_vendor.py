@@ -201,3 +201,29 @@ def test_info_and_convert_of_the_study_folder(study, tmp_path):
     assert torch.equal(hs.counts, back.counts) and hs.meta["collimator"] == "MEGP"
     acq = spect_acquisition(hs, window=208, scatter="none")
     assert acq.system.collimator.name == "ge-megp"
+
+
+def test_dicom_output_keeps_the_study_and_is_honest_about_units(study, tmp_path):
+    """A reconstruction written as DICOM keeps the source's patient, study and frame of reference (so it fuses
+    with the CT), gets a new series, references the NM instance, lies at the header's position, and is BQML
+    only when calibrated (else PROPCNTS: proportional to counts)."""
+    import pydicom
+
+    folder, grid = study
+    nm = pydicom.dcmread(folder / "im0000.dcm", stop_before_pixels=True)
+    runner = CliRunner()
+    base = ["recon", str(folder), "--window", "208", "--iterations", "1", "--subsets", "4", "--scatter", "none"]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "au")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*base, "--sensitivity-cps-per-mbq", str(S), "--out", str(tmp_path / "bq")])
+    assert r.exit_code == 0, r.output
+    for name, units in (("au", "PROPCNTS"), ("bq", "BQML")):
+        files = sorted((tmp_path / name).glob("*.dcm"))
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        assert ds.Units == units and ds.PatientName == nm.PatientName and ds.PatientID == nm.PatientID
+        assert ds.StudyInstanceUID == nm.StudyInstanceUID and ds.FrameOfReferenceUID == nm.FrameOfReferenceUID
+        assert ds.SeriesInstanceUID != nm.SeriesInstanceUID
+        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == nm.SOPInstanceUID
+        back = load(tmp_path / name)
+        np.testing.assert_allclose(back.origin_mm, grid.origin_mm, atol=1e-3)
+    assert load(tmp_path / "au").unit == "a.u." and load(tmp_path / "bq").unit == "Bq/mL"

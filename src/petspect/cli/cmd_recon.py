@@ -126,7 +126,15 @@ def recon(
     else:
         vol = run(acq)
     vol = _back_to_input_orientation(vol, acq.provenance.get("input_orientation"))
-    path = save(vol, out, overwrite=overwrite)
+    sources = _dicom_sources(data) if acqs is not None and _is_dicom_folder_output(out) else None
+    if sources:  # a reconstruction of a real study: its patient, study and frame of reference, a new series
+        from petspect.io.dicom_write import write_dicom_series
+
+        write_dicom_series(vol, out, source=sources, overwrite=overwrite,
+                           series_description=f"petspect {algo} recon of {len(sources)} NM TOMO")
+        path = out
+    else:
+        path = save(vol, out, overwrite=overwrite)
     typer.echo(f"{algo}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")
 
 
@@ -162,3 +170,20 @@ def _back_to_input_orientation(vol, record: dict | None):
                      tuple(record["spacing_mm"]), tuple(record["origin_mm"]),
                      tuple(tuple(r) for r in record["direction"]))
     return from_axial(vol, view)
+
+
+def _is_dicom_folder_output(out: Path) -> bool:
+    from petspect.io._meta import full_suffix
+
+    return full_suffix(out) == ""
+
+
+def _dicom_sources(data: Path) -> list:
+    """Headers of the NM TOMO instances of measured DICOM data (none for Interfile)."""
+    import pydicom
+
+    from petspect.io._paths import is_dicom_file
+    from petspect.io.nm import _tomo_files
+
+    files = _tomo_files(data) if data.is_dir() else ([data] if is_dicom_file(data) else [])
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]

@@ -38,8 +38,8 @@ from petspect.io.dicom_files import number, pixel_array, read_datasets, require,
 from petspect.io.suv import SUV_KINDS, acquisition_datetime, activity_scale, apply_suv, suv_factors
 from petspect.volume import Volume
 
-_PET_UNITS = {"BQML": "Bq/mL", "CNTS": "counts", "GML": "SUVbw", "CPS": "cps"}
-_NM_UNITS = {"BQML": "Bq/mL", "CNTS": "counts", "CPS": "cps"}
+_PET_UNITS = {"BQML": "Bq/mL", "CNTS": "counts", "GML": "SUVbw", "CPS": "cps", "PROPCNTS": "a.u.", "NONE": "a.u."}
+_NM_UNITS = {"BQML": "Bq/mL", "CNTS": "counts", "CPS": "cps", "PROPCNTS": "a.u.", "NONE": "a.u."}
 
 
 @dataclass

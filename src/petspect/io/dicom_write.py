@@ -34,7 +34,9 @@ from petspect.volume import Volume
 DICOM_KIND = "dicom-series"  # marker kind of the folders written here (petspect._fileio)
 SOP_CLASS = {"PT": "1.2.840.10008.5.1.4.1.1.128", "CT": "1.2.840.10008.5.1.4.1.1.2",
              "MR": "1.2.840.10008.5.1.4.1.1.4", "NM": "1.2.840.10008.5.1.4.1.1.20"}
-PET_UNITS = {"Bq/mL": "BQML", "SUVbw": "GML", "counts": "CNTS", "cps": "CPS"}
+PET_UNITS = {"Bq/mL": "BQML", "SUVbw": "GML", "counts": "CNTS", "cps": "CPS", "a.u.": "PROPCNTS"}
+#: NM units; an uncalibrated reconstruction (a.u.) is proportional to counts (DICOM defined term PROPCNTS)
+NM_UNITS = {"Bq/mL": "BQML", "counts": "CNTS", "cps": "CPS", "a.u.": "PROPCNTS"}
 SYNTHETIC_NAME = "SYNTHETIC^PETSPECT"
 PATIENT_ATTRS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
                  "PatientSize", "IssuerOfPatientID", "EthnicGroup", "PatientIdentityRemoved",
@@ -89,6 +91,7 @@ def _header(volume: Volume, modality: str, source: Any, *, description: str, ano
         for kw in PATIENT_ATTRS + STUDY_ATTRS + (PET_ATTRS if modality == "PT" else ()):
             if kw in src:
                 setattr(ds, kw, getattr(src, kw))
+        _reference_sources(ds, datasets, description)
         ref = _scan_reference(datasets) if modality == "PT" and getattr(src, "Modality", None) == "PT" else None
         if ref is not None:
             ds.SeriesDate = ds.AcquisitionDate = ref.strftime("%Y%m%d")
@@ -115,6 +118,27 @@ def _header(volume: Volume, modality: str, source: Any, *, description: str, ano
     ds.ManufacturerModelName = "petspect"
     ds.PositionReferenceIndicator = getattr(ds, "PositionReferenceIndicator", "") or ""
     return ds
+
+
+def _reference_sources(ds: Any, datasets: list[Any], description: str) -> None:
+    """SourceImageSequence (0008,2112) and ReferencedSeriesSequence (0008,1115): the instances and series the
+    new series was derived from (a reconstruction references its projections, a conversion its slices)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    items, series = [], {}
+    for d in datasets:
+        if "SOPInstanceUID" not in d or "SOPClassUID" not in d:
+            continue
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = d.SOPClassUID, d.SOPInstanceUID
+        items.append(item)
+        if "SeriesInstanceUID" in d:
+            series.setdefault(str(d.SeriesInstanceUID), Dataset()).SeriesInstanceUID = d.SeriesInstanceUID
+    if items:
+        ds.SourceImageSequence = Sequence(items)
+        ds.ReferencedSeriesSequence = Sequence(list(series.values()))
+        ds.DerivationDescription = description[:1024]
 
 
 def _apply_patient(ds: Any, patient: dict | None) -> None:
@@ -316,7 +340,9 @@ def write_dicom_series(volume: Volume, out_dir: str | os.PathLike, *, source: An
     header = _header(volume, modality, source, description=series_description, anonymize=key,
                      patient=patient, radiopharmaceutical=radiopharmaceutical)
     if modality == "NM":
-        header.Units = {"Bq/mL": "BQML", "counts": "CNTS", "cps": "CPS"}.get(volume.unit, "CNTS")
+        if volume.unit not in NM_UNITS:
+            raise UnitError(f"an NM series stores {sorted(NM_UNITS)}; this volume is in {volume.unit!r}")
+        header.Units = NM_UNITS[volume.unit]
     data, origin, d = _dicom_handed(volume)
     with atomic_dir(out, kind=DICOM_KIND) as tmp:
         names = []
