@@ -291,6 +291,11 @@ def mu_on_grid(mu: Volume, grid: ImageGridSpec, energy_kev: float, *, placed: bo
                          "projections do not say where they lie in the patient (no ImagePositionPatient); register "
                          "and resample it to that grid first")
     theirs = mu.meta.get("frame_of_reference_uid")
+    if not theirs:
+        import warnings
+
+        warnings.warn("the attenuation map carries no DICOM frame of reference (NIfTI, Interfile): it is placed by its "
+                      "own patient coordinates, which must be those of the SPECT study", stacklevel=3)
     if frame_of_reference_uid and theirs and theirs != frame_of_reference_uid:
         raise GeometryError(f"the attenuation map's frame of reference ({theirs}) is not the SPECT data's "
                             f"({frame_of_reference_uid}): the CT was not acquired with these projections (or not "
