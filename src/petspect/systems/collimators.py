@@ -64,7 +64,8 @@ class CollimatorPreset:
     intrinsic_fwhm_140_mm : float
         Intrinsic resolution of the camera at 140 keV, mm FWHM.
     max_energy_kev : float
-        Highest photopeak the vendor designs the collimator for (septal penetration grows above it).
+        Highest photopeak the collimator is meant for (approx: low energy 160, extended low 200, medium 300,
+        high 400 keV; septal penetration grows above it and is not modelled).
     dicom_names : tuple of str
         Upper-case CollimatorGridName values this vendor writes for it.
     source : str
@@ -112,9 +113,9 @@ _PRESETS = (
     CollimatorPreset("ge-lehr", "GE", "LEHR", 1.5, 35.0, 0.2, _GE_INT, 160.0, ("LEHR",),
                      _SIMIND + "GI-LEHR / G8-LEHR; OpenGATE GE NM670 LEHR"),
     CollimatorPreset("ge-legp", "GE", "LEGP", 1.9, 35.0, 0.2, _GE_INT, 160.0, ("LEGP",), _SIMIND + "GI-LEGP"),
-    CollimatorPreset("ge-elegp", "GE", "ELEGP", 2.5, 40.0, 0.4, _GE_INT, 200.0, ("ELEGP", "ELEG"),
+    CollimatorPreset("ge-elegp", "GE", "ELEGP", 2.5, 40.0, 0.4, _GE_INT, 200.0, ("ELEGP",),
                      _SIMIND + "GI-ELEG"),
-    CollimatorPreset("ge-megp", "GE", "MEGP", 3.0, 58.0, 1.05, _GE_INT, 300.0, ("MEGP", "MEGP2"),
+    CollimatorPreset("ge-megp", "GE", "MEGP", 3.0, 58.0, 1.05, _GE_INT, 300.0, ("MEGP",),
                      _SIMIND + "GI-MEGP; OpenGATE GE NM670 MEGP"),
     CollimatorPreset("ge-hegp", "GE", "HEGP", 4.0, 66.0, 1.8, _GE_INT, 400.0, ("HEGP",), _SIMIND + "GI-HEGP"),
     CollimatorPreset("siemens-lehr", "Siemens", "LEHR", 1.11, 24.05, 0.16, _SIEMENS_INT, 160.0, ("LEHR",),
@@ -122,8 +123,8 @@ _PRESETS = (
     CollimatorPreset("siemens-leap", "Siemens", "LEAP", 1.45, 24.05, 0.2, _SIEMENS_INT, 160.0, ("LEAP",),
                      _SIMIND + "SY-LEAP"),
     CollimatorPreset("siemens-me", "Siemens", "ME (MELP)", 2.94, 40.64, 1.14, _SIEMENS_INT, 300.0,
-                     ("ME", "MELP", "MEGP"), "Siemens Symbia collimator specifications; " + _SIMIND + "SY-ME"),
-    CollimatorPreset("siemens-he", "Siemens", "HE", 4.0, 59.7, 2.0, _SIEMENS_INT, 400.0, ("HE", "HEGP"),
+                     ("ME", "MELP"), "Siemens Symbia collimator specifications; " + _SIMIND + "SY-ME"),
+    CollimatorPreset("siemens-he", "Siemens", "HE", 4.0, 59.7, 2.0, _SIEMENS_INT, 400.0, ("HE",),
                      _SIMIND + "SY-HE"),
     CollimatorPreset("philips-lehr", "Philips", "LEHR", 1.22, 27.0, 0.152, _PHILIPS_INT, 160.0, ("LEHR",),
                      _SIMIND + "PB-LEHR"),
