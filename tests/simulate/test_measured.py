@@ -136,3 +136,17 @@ def test_cli_recon_of_dicom_nm(tmp_path):
     assert r.exit_code == 2 and "1..2" in r.output
     r = runner.invoke(app, ["recon", str(tmp_path / "missing"), "--out", str(tmp_path / "m.nii"), "--gate", "1"])
     assert r.exit_code == 2 and "measured SPECT" in r.output
+
+
+def test_tew_takes_the_nearest_windows_across_a_small_gap():
+    """Scatter windows 3 keV below and 2 keV above the photopeak (a camera's protocol with gaps) are used; a
+    window 40 keV away is not; the photopeak's same-energy sibling is never a scatter window."""
+    proj, peak = _measured(scatter_fraction=0.2)
+    windows = [EnergyWindow("EM", 126.0, 154.0), EnergyWindow("SC_far", 70.0, 86.0), EnergyWindow("SC_lo", 107.0, 123.0),
+               EnergyWindow("SC_up", 156.0, 170.0)]
+    counts = torch.stack([proj.counts[0], proj.counts[1], proj.counts[1], 0.0 * proj.counts[1]])
+    gapped = SpectProjections(counts=counts, angles_deg=ANGLES, radius_mm=proj.radius_mm, pixel_spacing_mm=(4.0, 4.0),
+                              energy_windows=windows, frame_duration_s=T, photopeak_window=0, meta=proj.meta)
+    acq = spect_acquisition(gapped, tew_smooth_fwhm_mm=0.0)
+    assert acq.provenance["scatter"]["lower"] == "SC_lo" and acq.provenance["scatter"]["upper"] == "SC_up"
+    torch.testing.assert_close(acq.additive, (0.2 * peak / 16.0 * 28.0 / 2.0).to(torch.float32))

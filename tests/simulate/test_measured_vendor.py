@@ -155,8 +155,11 @@ def test_ct_of_another_frame_of_reference_is_refused(study, tmp_path):
     proj = read_nm_projections(folder)
     from petspect.simulate.measured import load_attenuation
 
-    with pytest.raises(GeometryError, match="frame of reference"):
-        spect_acquisition(proj, window=208, mu=load_attenuation(ct_dir))
+    other = load_attenuation(ct_dir)
+    with pytest.raises(GeometryError, match="--mu-same-frame"):
+        spect_acquisition(proj, window=208, mu=other)
+    vouched = spect_acquisition(proj, window=208, mu=other, mu_same_frame=True, scatter="none")
+    assert float(vouched.mu_per_mm.max()) == pytest.approx(float(hu_to_mu_per_mm(torch.tensor(0.0), 208.0)), rel=0.02)
     far = load_attenuation(folder)
     far = far.with_data(far.data)
     far.origin_mm = (far.origin_mm[0], far.origin_mm[1], far.origin_mm[2] + 5000.0)

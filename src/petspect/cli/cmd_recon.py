@@ -56,6 +56,9 @@ def recon(
                                                "folder, or NIfTI) in the same frame of reference, resampled and "
                                                "converted HU -> mu at the photopeak; or a map (1/mm, 1/cm, HU) on "
                                                "the reconstruction grid (rows x cols x cols detector pixels)."),
+    mu_same_frame: bool = typer.Option(False, "--mu-same-frame", help="Measured SPECT: use a --mu CT whose "
+                                                                      "frame of reference UID differs from the "
+                                                                      "NM's (patient not moved between them)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
@@ -92,7 +95,8 @@ def recon(
         beds = _measured_beds(data, gate)
         mu_vol = None if mu is None else load_attenuation(mu)
         acqs = [spect_acquisition(p, system=system, scatter=scatter, sensitivity_cps_per_mbq=sensitivity, mu=mu_vol,
-                                  source=data, collimator=collimator, window=window) for p in beds]
+                                  source=data, collimator=collimator, window=window, mu_same_frame=mu_same_frame)
+                for p in beds]
         acq = acqs[0]
         prov = acq.provenance
         typer.echo(f"{len(acqs)} bed position(s); photopeak {prov['photopeak']}; {prov['collimator']}; scatter: "

@@ -178,11 +178,17 @@ def nm_image_grid(proj: SpectProjections) -> ImageGridSpec:
 
 
 def _adjacent(windows: list[EnergyWindow], peak: EnergyWindow, below: bool) -> EnergyWindow | None:
-    if below:
-        cands = [w for w in windows if w is not peak and abs(w.upper_kev - peak.lower_kev) <= ADJACENT_KEV]
-    else:
-        cands = [w for w in windows if w is not peak and abs(w.lower_kev - peak.upper_kev) <= ADJACENT_KEV]
-    return cands[0] if cands else None
+    """The scatter window next to the photopeak (below or above): the one whose near edge is closest to the
+    photopeak's edge, overlapping it by at most ``ADJACENT_KEV`` and leaving a gap of at most 10 % of the
+    photopeak energy (cameras may leave a small gap; the TEW formula uses each window's own width)."""
+    max_gap = max(ADJACENT_KEV, 0.1 * peak.centre_kev)
+
+    def gap(w: EnergyWindow) -> float:
+        return peak.lower_kev - w.upper_kev if below else w.lower_kev - peak.upper_kev
+
+    cands = [w for w in windows if w is not peak and w.name != peak.name and -ADJACENT_KEV <= gap(w) <= max_gap
+             and (w.centre_kev < peak.centre_kev if below else w.centre_kev > peak.centre_kev)]
+    return min(cands, key=lambda w: abs(gap(w))) if cands else None
 
 
 def tew_additive(proj: SpectProjections, *, smooth_fwhm_mm: float | None = None) -> tuple[torch.Tensor, dict]:
@@ -229,27 +235,30 @@ def load_attenuation(path: Any) -> Volume:
     series: dict[str, str] = {}
     for f in files:
         ds = pydicom.dcmread(f, stop_before_pixels=True)
-        if getattr(ds, "Modality", None) == "CT":
-            series.setdefault(str(ds.SeriesInstanceUID), str(getattr(ds, "FrameOfReferenceUID", "") or ""))
+        image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
+        if getattr(ds, "Modality", None) == "CT" and "LOCALIZER" not in image_type:  # scouts are no maps
+            series.setdefault(str(ds.SeriesInstanceUID), (str(getattr(ds, "FrameOfReferenceUID", "") or ""),
+                                                          getattr(ds, "KVP", None)))
     if len(series) > 1:
         raise InputError(f"{p} holds {len(series)} CT series; give the folder of the one to use", path=p)
     if not series:
         vol = load(p)
         return vol
-    (uid, frame), = series.items()
+    (uid, (frame, kvp)), = series.items()
     from petspect.io.dicom_read import read_dicom_series
 
     vol = read_dicom_series(p, series_uid=uid)
-    return vol.with_data(vol.data, meta={**vol.meta, "frame_of_reference_uid": frame or None})
+    return vol.with_data(vol.data, meta={**vol.meta, "frame_of_reference_uid": frame or None,
+                                         "kvp": float(kvp) if kvp not in (None, "") else None})
 
 
-def _to_mu_per_mm(data: torch.Tensor, unit: str, energy_kev: float) -> torch.Tensor:
+def _to_mu_per_mm(data: torch.Tensor, unit: str, energy_kev: float, kvp: float | None = None) -> torch.Tensor:
     if unit == "1/mm":
         out = data
     elif unit == "1/cm":
         out = data / 10.0
-    elif unit == "HU":
-        out = hu_to_mu_per_mm(data, energy_kev)
+    elif unit == "HU":  # the bone slope depends on the CT's tube voltage (KVP (0018,0060) when known)
+        out = hu_to_mu_per_mm(data, energy_kev, kvp=float(kvp) if kvp and 40.0 <= float(kvp) <= 150.0 else 120.0)
     else:
         raise InputError(f"attenuation map unit {unit!r}: give 1/mm, 1/cm or HU")
     if bool((out < 0).any()) or bool((out > 0.1).any()):
@@ -258,7 +267,7 @@ def _to_mu_per_mm(data: torch.Tensor, unit: str, energy_kev: float) -> torch.Ten
 
 
 def mu_on_grid(mu: Volume, grid: ImageGridSpec, energy_kev: float, *, placed: bool = False,
-               frame_of_reference_uid: str | None = None) -> torch.Tensor:
+               frame_of_reference_uid: str | None = None, same_frame: bool = False) -> torch.Tensor:
     """An attenuation map on the reconstruction grid, in 1/mm (from 1/mm, 1/cm or HU), shape ``grid.shape``.
 
     Parameters
@@ -270,6 +279,9 @@ def mu_on_grid(mu: Volume, grid: ImageGridSpec, energy_kev: float, *, placed: bo
         ``energy_kev`` with :func:`petspect.materials.hu_to_mu_per_mm`.
     frame_of_reference_uid : str, optional
         The NM data's FrameOfReferenceUID; a map whose ``meta["frame_of_reference_uid"]`` differs is refused.
+    same_frame : bool
+        The user vouches that the map is in the NM's patient coordinates although the UIDs differ (a SPECT/CT
+        whose NM and CT were given different frame-of-reference UIDs without moving the patient).
 
     Raises
     ------
@@ -296,10 +308,11 @@ def mu_on_grid(mu: Volume, grid: ImageGridSpec, energy_kev: float, *, placed: bo
 
         warnings.warn("the attenuation map carries no DICOM frame of reference (NIfTI, Interfile): it is placed by its "
                       "own patient coordinates, which must be those of the SPECT study", stacklevel=3)
-    if frame_of_reference_uid and theirs and theirs != frame_of_reference_uid:
+    if frame_of_reference_uid and theirs and theirs != frame_of_reference_uid and not same_frame:
         raise GeometryError(f"the attenuation map's frame of reference ({theirs}) is not the SPECT data's "
                             f"({frame_of_reference_uid}): the CT was not acquired with these projections (or not "
-                            "registered to them); register it to the SPECT first")
+                            "registered to them); register it to the SPECT first, or, if the patient did not move "
+                            "between the SPECT and this CT, say so with --mu-same-frame")
     if mu.unit not in ("1/mm", "1/cm", "HU"):
         raise InputError(f"attenuation map unit {mu.unit!r}: give 1/mm, 1/cm or HU")
     fill = HU_AIR if mu.unit == "HU" else 0.0
@@ -310,14 +323,14 @@ def mu_on_grid(mu: Volume, grid: ImageGridSpec, energy_kev: float, *, placed: bo
                             "positions: the map's origin " + str(tuple(round(v, 1) for v in mu.origin_mm)) +
                             " mm, the SPECT grid's " + str(tuple(round(v, 1) for v in grid.origin_mm)) + " mm)")
     on_grid = src.resample_to(target, mode="linear", fill_value=fill).data
-    return _to_mu_per_mm(on_grid, mu.unit, energy).clamp(min=0.0)
+    return _to_mu_per_mm(on_grid, mu.unit, energy, mu.meta.get("kvp")).clamp(min=0.0)
 
 
 def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scatter: str = "tew",
                       sensitivity_cps_per_mbq: float | None = None, psf: bool = True,
                       tew_smooth_fwhm_mm: float | None = None, mu: Volume | None = None,
                       source: Any = None, collimator: str | ParallelHoleCollimator | None = None,
-                      window: str | float | None = None) -> AcquisitionData:
+                      window: str | float | None = None, mu_same_frame: bool = False) -> AcquisitionData:
     """Measured SPECT projections as an :class:`AcquisitionData` (see the module docstring).
 
     Parameters
@@ -342,6 +355,8 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
         Collimator preset (:func:`choose_collimator`); default: the one the header names.
     window : str or float, optional
         Photopeak window by name, ``#index`` or energy in keV (:func:`choose_window`).
+    mu_same_frame : bool
+        Accept a CT whose FrameOfReferenceUID differs from the NM's (:func:`mu_on_grid`).
 
     Raises
     ------
@@ -365,7 +380,8 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
     placed = bool(proj.meta.get("image_position_patient"))
     peak = proj.energy_windows[proj.photopeak_window]
     mu_mm = None if mu is None else mu_on_grid(mu, grid, peak.centre_kev, placed=placed,
-                                               frame_of_reference_uid=proj.meta.get("frame_of_reference_uid"))
+                                               frame_of_reference_uid=proj.meta.get("frame_of_reference_uid"),
+                                               same_frame=mu_same_frame)
     nuclide = proj.nuclide or ""
     half_life = None  # a camera's nuclide name is free text; the frames are already decay-weighted counts
     system_spec = SpectSystemSpec(
