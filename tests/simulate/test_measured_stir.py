@@ -130,3 +130,48 @@ def test_unsupported_geometries_are_refused_by_name(tmp_path):
     path.write_text(path.read_text().replace("radii := {", "radii := {1,2,"))
     with pytest.raises(FormatError, match="radii"):
         read_interfile_projections(path)
+
+
+def _write_stir_test_pack_header(tmp_path: Path, *, pinhole: bool) -> Path:
+    """Headers with the keys of STIR's recon_test_pack/SPECT/SPECTUB/input.hs (parallel-hole, no energy window, no
+    isotope, head_in supine) and PinholeSPECTUB/input.hs (Cubresa SPARK pinhole, prone), at a small size."""
+    n, cols, rows = 24, 32, 4
+    (tmp_path / "input.s").write_bytes(np.ones(n * rows * cols, dtype="<f4").tobytes())
+    if pinhole:
+        body = ("originating system := Cubresa SPARK\n!SPECT STUDY (general) :=\n!process status := Acquired\n"
+                f"!matrix size [1] := {cols}\n!matrix size [2] := {rows}\n!number format := float\n"
+                "!number of bytes per pixel := 4\nscaling factor (mm/pixel) [1] := 1.0\n"
+                f"scaling factor (mm/pixel) [2] := 1.0\n!number of projections := {n}\n!extent of rotation := 270\n"
+                "patient rotation := prone\npatient orientation := head_in\n!SPECT STUDY (acquired data) :=\n"
+                "!direction of rotation := CCW\nstart angle := 180\norbit := Circular\nradius := 54.8\n")
+    else:
+        body = ("!number format := float\n!number of bytes per pixel := 4\n!SPECT STUDY (General) :=\n"
+                "patient orientation := head_in\npatient rotation :=  supine\n"
+                f"!matrix size [2] := {rows}\n!scaling factor (mm/pixel) [2] := 3.32\n!matrix size [1] := {cols}\n"
+                f"!scaling factor (mm/pixel) [1] := 3.32\n!number of projections := {n}\n!extent of rotation := 360\n"
+                "!process status := acquired\n!SPECT STUDY (acquired data) :=\n!direction of rotation := CW\n"
+                "start angle := 180\norbit := circular\nradius := 150\n")
+    path = tmp_path / "input.hs"
+    path.write_text("!INTERFILE  :=\n!imaging modality := nucmed\n!version of keys := 3.3\nname of data file := input.s\n"
+                    "!GENERAL IMAGE DATA :=\n!type of data := Tomographic\nimagedata byte order := LITTLEENDIAN\n"
+                    + body + "!END OF INTERFILE :=\n")
+    return path
+
+
+def test_stir_test_pack_headers(tmp_path):
+    """The SPECTUB (parallel-hole) header reconstructs, once the photopeak energy and the collimator are stated, to
+    a centred object (uniform projections -> a centred disc); the pinhole header is refused by name."""
+    hdr = _write_stir_test_pack_header(tmp_path, pinhole=False)
+    with pytest.warns(UserWarning, match="no frame duration"):
+        proj = read_interfile_projections(hdr)
+    assert proj.angles_deg[0] == 0.0 and proj.angles_deg[1] == pytest.approx(15.0)  # DICOM 180 CW -> anterior, cw
+    r = CliRunner().invoke(app, ["recon", str(hdr), "--window", "140", "--collimator", "siemens-lehr", "--scatter",
+                                 "none", "--iterations", "3", "--subsets", "4", "--out", str(tmp_path / "r.nii")])
+    assert r.exit_code == 0, r.output
+    img = load(tmp_path / "r.nii").data[1]
+    ys, xs = torch.meshgrid(torch.arange(img.shape[0]).double(), torch.arange(img.shape[1]).double(), indexing="ij")
+    w = img.double().clamp(min=0)
+    cy, cx = float((w * ys).sum() / w.sum()), float((w * xs).sum() / w.sum())
+    assert abs(cy - (img.shape[0] - 1) / 2) < 0.5 and abs(cx - (img.shape[1] - 1) / 2) < 0.5
+    with pytest.raises(FormatError, match="pinhole"):
+        read_interfile_projections(_write_stir_test_pack_header(tmp_path, pinhole=True))

@@ -364,7 +364,22 @@ _UNSUPPORTED_GEOMETRIES = {"pinhole": "pinhole", "fan beam": "fan-beam", "fanbea
                            "slant": "slant-hole", "half-cone": "cone-beam"}
 
 
+#: Cameras whose SPECT data are pinhole projections although the header does not say so (STIR configures the
+#: pinhole in its projector's parameter file): small-animal pinhole systems (STIR's recon_test_pack/SPECT/
+#: PinholeSPECTUB/input.hs is a Cubresa SPARK acquisition).
+_PINHOLE_SYSTEMS = ("cubresa", "spark", "u-spect", "uspect", "nanospect", "vector", "x-spect")
+
+
 def _refuse_unsupported_geometry(h: dict[str, str], path: Path) -> None:
+    system = (h.get("originating system") or "").lower()
+    if any(name in system for name in _PINHOLE_SYSTEMS):
+        raise FormatError(f"the data come from {h['originating system']!r}, a pinhole SPECT system; petspect models "
+                          "parallel-hole collimators only", path=path)
+    orientation = (h.get("patient orientation") or "head_in").lower()
+    rotation = (h.get("patient rotation") or "supine").lower()
+    if not h.get("petspect meta") and (orientation != "head_in" or rotation != "supine"):
+        raise FormatError(f"patient {orientation} {rotation}: petspect reads SPECT projections of head_in supine "
+                          "patients only (other positions would come out with flipped axes)", path=path)
     for key, value in h.items():
         if key.startswith("petspect meta"):
             continue
