@@ -146,6 +146,21 @@ def test_recon_of_the_study_folder_with_its_own_ct(study, tmp_path):
     r = runner.invoke(app, [*args, "--window", "Lu177_EM#2", "--out", str(tmp_path / "nac.nii.gz")])
     assert r.exit_code == 0 and "from the header" in r.output, r.output
     assert float(load(tmp_path / "nac.nii.gz").data[inner].mean()) < 0.85 * CONC
+    # a map from elsewhere (NIfTI, no unit, on the grid) with its unit stated: the same AC image
+    import nibabel as nib
+
+    from petspect.io.nifti import lps_affine_to_nifti
+    from petspect.simulate.measured import load_attenuation, mu_on_grid
+
+    mu = mu_on_grid(load_attenuation(folder), grid, 208.0, placed=True)
+    vol = grid.volume(mu)
+    nib.save(nib.Nifti1Image(mu.numpy().transpose(2, 1, 0), lps_affine_to_nifti(vol.affine)), tmp_path / "mu.nii")
+    r = runner.invoke(app, [*args, "--window", "208", "--mu", str(tmp_path / "mu.nii"), "--out", str(tmp_path / "m.nii")])
+    assert r.exit_code == 2 and "--mu-unit" not in r.output and "1/mm, 1/cm or HU" in r.output, r.output
+    r = runner.invoke(app, [*args, "--window", "208", "--mu", str(tmp_path / "mu.nii"), "--mu-unit", "1/mm",
+                            "--out", str(tmp_path / "m.nii")])
+    assert r.exit_code == 0, r.output
+    torch.testing.assert_close(load(tmp_path / "m.nii").data, ac.data, rtol=1e-3, atol=1e-3 * float(ac.data.max()))
 
 
 def test_ct_of_another_frame_of_reference_is_refused(study, tmp_path):

@@ -56,6 +56,8 @@ def recon(
                                                "folder, or NIfTI) in the same frame of reference, resampled and "
                                                "converted HU -> mu at the photopeak; or a map (1/mm, 1/cm, HU) on "
                                                "the reconstruction grid (rows x cols x cols detector pixels)."),
+    mu_unit: str = typer.Option(None, "--mu-unit", help="Measured SPECT: unit of a --mu file that carries none "
+                                                        "(1/mm, 1/cm or HU)."),
     mu_same_frame: bool = typer.Option(False, "--mu-same-frame", help="Measured SPECT: use a --mu CT whose "
                                                                       "frame of reference UID differs from the "
                                                                       "NM's (patient not moved between them)."),
@@ -82,18 +84,19 @@ def recon(
 
     from petspect.io import output_kind
 
-    check_output_path(out, overwrite=overwrite, inputs=[data], kind=output_kind(out))
+    check_output_path(out, overwrite=overwrite, inputs=[data] + ([mu] if mu is not None else []),
+                      kind=output_kind(out))
     folder = data.is_dir() and (data / ACQUISITION_JSON).is_file()
     stored: dict = {}
     if not folder and data.exists() and is_projection_data(data):
-        from petspect.simulate.measured import spect_acquisition
-
-        from petspect.simulate.measured import load_attenuation
+        from petspect.simulate.measured import load_attenuation, spect_acquisition
 
         if level is not None:
             raise InputError("--level picks a level of a cohort subject's acquisition folder, not of measured data")
         beds = _measured_beds(data, gate)
-        mu_vol = None if mu is None else load_attenuation(mu)
+        from petspect.io.stated_units import state_mu_unit
+
+        mu_vol = None if mu is None else state_mu_unit(load_attenuation(mu), mu_unit, path=mu)
         acqs = [spect_acquisition(p, system=system, scatter=scatter, sensitivity_cps_per_mbq=sensitivity, mu=mu_vol,
                                   source=data, collimator=collimator, window=window, mu_same_frame=mu_same_frame)
                 for p in beds]
@@ -103,9 +106,9 @@ def recon(
                    f"{_scatter_note(prov['scatter'])}; attenuation: {prov['attenuation']}")
     else:
         if gate is not None or system is not None or sensitivity is not None or mu is not None or \
-                collimator is not None or window is not None:
-            raise InputError("--gate, --system, --collimator, --window, --sensitivity-cps-per-mbq and --mu apply to "
-                             "measured SPECT projections")
+                collimator is not None or window is not None or mu_unit is not None:
+            raise InputError("--gate, --system, --collimator, --window, --sensitivity-cps-per-mbq, --mu and --mu-unit "
+                             "apply to measured SPECT projections")
         acqs = None
         acq = load_acquisition(data, level=level)
         stored = stored_recon_specs(data) if level is not None else {}

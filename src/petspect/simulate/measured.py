@@ -157,8 +157,8 @@ def nm_image_grid(proj: SpectProjections) -> ImageGridSpec:
     The axial axis runs along the detector rows (row 0 superior: the slice of highest LPS z) and the
     transverse centre is the rotation axis. With the first detector's ImagePositionPatient ``(Sx, Sy, Sz)``
     and TableHeight ``H`` in ``proj.meta`` the grid is placed as PyTomography places it
-    (``pytomography/io/SPECT/dicom.py::_get_affine_spect_projections``, checked by its authors on GE and
-    Siemens data): rows at ``z = Sz - r dz``; transverse voxel ``i`` at ``Sx - N/2 dx + i dx``,
+    in its DICOM reader (``pytomography/io/SPECT/dicom.py::_get_affine_spect_projections``, which aligns the
+    study's CT with the projections): rows at ``z = Sz - r dz``; transverse voxel ``i`` at ``Sx - N/2 dx + i dx``,
     ``-N/2 dy - H + j dy`` when ``Sy`` is 0 (GE), else at ``Sx + i dx``, ``Sy + j dy``. Without a position the
     grid is centred on LPS (0, 0, 0).
     """
