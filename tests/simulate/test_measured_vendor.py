@@ -245,3 +245,8 @@ def test_dicom_output_keeps_the_study_and_is_honest_about_units(study, tmp_path)
         back = load(tmp_path / name)
         np.testing.assert_allclose(back.origin_mm, grid.origin_mm, atol=1e-3)
     assert load(tmp_path / "au").unit == "a.u." and load(tmp_path / "bq").unit == "Bq/mL"
+    r = runner.invoke(app, [*base, "--anonymize", "--out", str(tmp_path / "anon")])
+    assert r.exit_code == 0, r.output
+    anon = pydicom.dcmread(sorted((tmp_path / "anon").glob("*.dcm"))[0], stop_before_pixels=True)
+    assert anon.PatientName != nm.PatientName and anon.PatientID != nm.PatientID
+    assert anon.StudyInstanceUID != nm.StudyInstanceUID

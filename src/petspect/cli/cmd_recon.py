@@ -61,6 +61,9 @@ def recon(
     mu_same_frame: bool = typer.Option(False, "--mu-same-frame", help="Measured SPECT: use a --mu CT whose "
                                                                       "frame of reference UID differs from the "
                                                                       "NM's (patient not moved between them)."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="DICOM output of measured DICOM: de-identify the "
+                                                              "patient and study (PS3.15 basic profile, keeping "
+                                                              "what SUV needs)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
@@ -137,10 +140,12 @@ def recon(
     if sources:  # a reconstruction of a real study: its patient, study and frame of reference, a new series
         from petspect.io.dicom_write import write_dicom_series
 
-        write_dicom_series(vol, out, source=sources, overwrite=overwrite,
+        write_dicom_series(vol, out, source=sources, overwrite=overwrite, anonymize=anonymize,
                            series_description=f"petspect {algo} recon of {len(sources)} NM TOMO")
         path = out
     else:
+        if anonymize:
+            raise InputError("--anonymize applies to DICOM output (a folder) of measured DICOM data")
         path = save(vol, out, overwrite=overwrite)
     typer.echo(f"{algo}: {vol.shape} image in {vol.unit}, mean {float(vol.data.mean()):.4g}; wrote {path}")
 

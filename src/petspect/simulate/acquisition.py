@@ -160,7 +160,9 @@ def simulate_acquisition(activity: Volume, system: str, *, mu: Volume | None = N
     if activity.unit != "Bq/mL":
         raise InputError(f"activity image must be in Bq/mL, got unit {activity.unit!r}")
     if not np.allclose(np.asarray(activity.direction), np.asarray(AXIAL_DIRECTION), atol=1e-6):
-        raise InputError("the activity image must be in the standard axial orientation; resample it first")
+        raise InputError("the activity image must be in the standard axial orientation: reorder an axis-aligned "
+                         "image with petspect.orientation.to_axial (lossless; petspect project does it), resample "
+                         "an oblique one (petspect resample IMAGE --axial)")
     x = activity.data.to(torch.float32)
     if bool((x < 0).any()) or not bool(torch.isfinite(x).all()):
         raise InputError("activity image must be finite and non-negative")
