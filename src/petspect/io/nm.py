@@ -313,7 +313,8 @@ def _patient_frame(ds: Any) -> dict[str, Any]:
     height = getattr(ds.RotationInformationSequence[0], "TableHeight", None)
     out: dict[str, Any] = {
         "image_position_patient": [float(v) for v in ipp] if ipp is not None and len(ipp) == 3 else None,
-        "table_height_mm": None if height in (None, "") else float(height)}
+        "table_height_mm": None if height in (None, "") else float(height),
+        "patient_position": str(getattr(ds, "PatientPosition", "") or "").upper()}
     for key, name in (("frame_of_reference_uid", "FrameOfReferenceUID"), ("study_instance_uid", "StudyInstanceUID"),
                       ("series_instance_uid", "SeriesInstanceUID"), ("sop_instance_uid", "SOPInstanceUID")):
         out[key] = str(getattr(ds, name, "") or "") or None

@@ -371,6 +371,13 @@ def spect_acquisition(proj: SpectProjections, *, system: str | None = None, scat
         raise InputError("give the collimator with collimator= (system= is its older name), not both")
     proj = choose_window(proj, window)
     coll, coll_note = choose_collimator(proj, collimator if collimator is not None else system)
+    position = str(proj.meta.get("patient_position") or "")
+    if position and position != "HFS":
+        import warnings
+
+        warnings.warn(f"PatientPosition {position}: petspect's NM geometry (rows superior first, the detector "
+                      "placement in the patient) is verified for head-first supine (HFS) only; check the "
+                      "image's orientation", stacklevel=2)
     n_views, rows, cols = proj.photopeak.shape
     row_mm, col_mm = (float(v) for v in proj.pixel_spacing_mm)
     additive, scatter_record = (None, {"method": "none"}) if scatter == "none" else tew_additive(
