@@ -48,3 +48,8 @@ def test_nema_on_a_series_without_units(iec_series, tmp_path):
     assert json.loads((tmp_path / "b.json").read_text())["unit"] == "Bq/mL"
     r = CliRunner().invoke(app, ["convert", str(folder), str(tmp_path / "pet.nii.gz")])
     assert r.exit_code == 0, r.output
+    assert load(tmp_path / "pet.nii.gz").unit == "a.u."
+    r = CliRunner().invoke(app, ["convert", str(folder), str(tmp_path / "bq.nii.gz"), "--unit", "Bq/mL"])
+    assert r.exit_code == 0 and load(tmp_path / "bq.nii.gz").unit == "Bq/mL", r.output
+    r = CliRunner().invoke(app, ["convert", str(tmp_path / "bq.nii.gz"), str(tmp_path / "x.nii"), "--unit", "SUVbw"])
+    assert r.exit_code == 2 and "relabel" in r.output, r.output

@@ -61,6 +61,8 @@ def convert(
     suv: str = typer.Option(None, "--suv", help="Convert PET to SUV: bw, bsa, lbm_james, lbm_janmahasatian, ibw."),
     gate: int = typer.Option(None, "--gate", min=1,
                              help="Gated SPECT (DICOM NM GATED TOMO): keep this time slot (default: sum of all)."),
+    unit: str = typer.Option(None, "--unit", help="Unit of an image that carries none (e.g. Bq/mL for a PET series "
+                                                  "without Units, a NIfTI)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace an output this command wrote before (never an input, the current "
                                         "folder or a folder petspect did not write)."),
@@ -75,7 +77,7 @@ def convert(
     from petspect.io.convert import convert as run
 
     out = run(src, dst, suv=suv, gate=gate, overwrite=overwrite, allow_outside_data=allow_outside_data,
-              anonymise=anonymise, secret_file=secret_file)
+              anonymise=anonymise, secret_file=secret_file, unit=unit)
     typer.echo(f"wrote {out}")
     if anonymise:
         from petspect.io.anonymise import SECRET_SUFFIX

@@ -119,14 +119,15 @@ def describe(path: str | os.PathLike, *, allow_outside_data: bool = False) -> di
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None = None, gate: int | None = None,
             overwrite: bool = False, allow_outside_data: bool = False, anonymise: bool = False,
-            secret_file: str | os.PathLike | None = None) -> Path:
+            secret_file: str | os.PathLike | None = None, unit: str | None = None) -> Path:
     """Read ``src`` and write it to ``dst`` in the format of ``dst``'s extension.
 
     Volumes go through :func:`petspect.io.save` (``.nii``, ``.nii.gz``, ``.hv``, or a folder for
     DICOM: a derived series of the source study when ``src`` is DICOM, else a synthetic study); SPECT
     projections can be written to Interfile ``.hs`` (``gate``: one time slot of gated data, default
     their sum). ``src`` is never overwritten. ``anonymise`` de-identifies a DICOM output with keyed
-    pseudonyms (:mod:`petspect.io.anonymise`; key from ``secret_file`` or stored beside ``dst``).
+    pseudonyms (:mod:`petspect.io.anonymise`; key from ``secret_file`` or stored beside ``dst``). ``unit`` states
+    the unit of a volume that carries none (:func:`petspect.io.stated_units.state_unit`).
     """
     from petspect.io import save
 
@@ -134,6 +135,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, suv: str | None =
 
     out = check_output_path(dst, overwrite=overwrite, inputs=[src], kind=output_kind(dst))
     obj = read_any(src, suv=suv, gate=gate, allow_outside_data=allow_outside_data)
+    if unit is not None:
+        if not isinstance(obj, Volume):
+            raise FormatError("--unit applies to images, not to SPECT projection data", path=src)
+        from petspect.io.stated_units import state_unit
+
+        obj = state_unit(obj, unit, path=src)
     if isinstance(obj, SpectProjections):
         if full_suffix(out) != ".hs":
             raise FormatError("SPECT projection data can be written to Interfile .hs only", path=out)
