@@ -3,8 +3,9 @@
 petspect keeps each kind of preset in a :class:`Registry`: PET scanners
 (:data:`petspect.geometry.pet.PET_SCANNERS`), SPECT systems (:data:`petspect.geometry.spect.SPECT_SYSTEMS`),
 cohort presets (:data:`petspect.simulate.presets.PRESETS`), demo settings
-(:data:`petspect.tasks.demo.DEMO_PRESETS`), detector studies (:data:`petspect.detector.pipeline.PRESETS`) and
-scintillators (:data:`petspect.detector.crystals.CRYSTALS`). A registry reads like a read-only dict
+(:data:`petspect.tasks.demo.DEMO_PRESETS`), detector studies (:data:`petspect.detector.pipeline.PRESETS`),
+scintillators (:data:`petspect.detector.crystals.CRYSTALS`) and SPECT collimators
+(:data:`petspect.systems.collimators.COLLIMATORS`). A registry reads like a read-only dict
 (``name in reg``, ``sorted(reg)``, ``reg.get(name, default)``, ``reg[name] = preset`` to add or replace,
 ``register`` to add only); ``reg[name]`` and ``reg.lookup(name)``
 are case-insensitive and raise :class:`UnknownNameError` (a :class:`~petspect.errors.ConfigError` and

@@ -34,6 +34,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+from petspect._registry import Registry
 from petspect.errors import InputError
 from petspect.geometry.spect import ParallelHoleCollimator, lead_mu_per_mm
 
@@ -135,15 +136,16 @@ _PRESETS = (
     CollimatorPreset("philips-hegp", "Philips", "HEGP", 3.81, 58.4, 1.73, _PHILIPS_INT, 400.0, ("HEGP",),
                      _SIMIND + "PB-HEGP"),
 )
-#: Every preset by key.
-COLLIMATORS: dict[str, CollimatorPreset] = {p.key: p for p in _PRESETS}
+#: Every preset by key (a :class:`petspect._registry.Registry`: case-insensitive, misses list the names).
+COLLIMATORS: Registry[CollimatorPreset] = Registry("collimator", {p.key: p for p in _PRESETS},
+                                                   hint=" (--collimator NAME; see docs/real-data.md)")
 #: petspect's SPECT system presets (:func:`petspect.geometry.spect.get_spect_system`) as collimator presets.
 SYSTEM_ALIASES = {"spect-lehr": "siemens-lehr", "spect-me": "siemens-me"}
 
 
 def collimator_names() -> list[str]:
     """Keys accepted by :func:`get_collimator` and ``--collimator``."""
-    return sorted(COLLIMATORS)
+    return COLLIMATORS.names()
 
 
 def _listing() -> str:
@@ -153,10 +155,7 @@ def _listing() -> str:
 def get_collimator(name: str) -> CollimatorPreset:
     """A preset by key (case-insensitive; ``_`` or space for ``-``; the system presets spect-lehr/spect-me too)."""
     key = str(name).strip().lower().replace("_", "-").replace(" ", "-")
-    key = SYSTEM_ALIASES.get(key, key)
-    if key not in COLLIMATORS:
-        raise InputError(f"unknown collimator {name!r}; choose one of {collimator_names()} ({_listing()})")
-    return COLLIMATORS[key]
+    return COLLIMATORS.lookup(SYSTEM_ALIASES.get(key, key))
 
 
 def vendor_of(manufacturer: str | None) -> str | None:
