@@ -63,3 +63,20 @@ def test_choice_from_the_header():
         collimator_from_header("LEFB", "SIEMENS", "FANB")
     with pytest.raises(InputError, match="unknown collimator"):
         get_collimator("ge-xyz")
+
+
+def test_system_model_takes_the_vendors_collimator():
+    """spect_system_model on data naming a GE collimator uses GE's holes at the photopeak, not Siemens'."""
+    import torch
+
+    from petspect.geometry.spect_data import EnergyWindow, SpectProjections
+    from petspect.systems.spect import spect_system_model
+
+    counts = torch.zeros(1, 4, 6, 8)
+    proj = SpectProjections(counts, torch.arange(4) * 90.0, 200.0, (4.0, 4.0), [EnergyWindow("EM", 187.2, 228.8)],
+                            nuclide="Lu177", meta={"collimator": "MEGP", "manufacturer": "GE MEDICAL SYSTEMS"})
+    assert spect_system_model(proj).collimator == get_collimator("ge-megp").at_energy(208.0)
+    odd = SpectProjections(counts, proj.angles_deg, 200.0, (4.0, 4.0), proj.energy_windows, nuclide="Lu177",
+                           meta={"collimator": "XYZ", "manufacturer": "GE MEDICAL SYSTEMS"})
+    with pytest.raises(InputError, match="no preset"):
+        spect_system_model(odd)

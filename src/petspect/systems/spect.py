@@ -42,6 +42,20 @@ def _system_for(data: SpectProjections) -> SpectSystem | None:
     return get_spect_system(name) if name else None
 
 
+def _vendor_collimator(data: SpectProjections) -> ParallelHoleCollimator | None:
+    """The vendor's collimator (:mod:`petspect.systems.collimators`) at the photopeak energy when the data name
+    both the collimator and a known manufacturer (GE's LEHR is not Siemens' LEHR); None when they do not.
+
+    Raises InputError when the vendor is known but the name is not one of its presets (never a guess)."""
+    from petspect.systems.collimators import collimator_from_header, vendor_of
+
+    name, maker = str(data.meta.get("collimator", "") or ""), data.meta.get("manufacturer")
+    if not name.strip() or vendor_of(maker) is None:
+        return None
+    preset = collimator_from_header(name, maker, data.meta.get("collimator_type"))
+    return preset.at_energy(data.energy_windows[data.photopeak_window].centre_kev)
+
+
 def spect_system_model(projections_or_geometry: SpectProjections | SpectSystem | str,
                        image_grid: Volume | tuple | None = None, *, mu: Volume | torch.Tensor | None = None,
                        psf: bool = True, collimator: ParallelHoleCollimator | str | None = None,
@@ -53,7 +67,8 @@ def spect_system_model(projections_or_geometry: SpectProjections | SpectSystem |
     ----------
     projections_or_geometry : SpectProjections or SpectSystem or str
         Measured data (angles, radii, pixel spacing, detector matrix and frame duration are taken
-        from it; ``meta["system"]``, the nuclide or ``meta["collimator"]`` picks the preset) or a system preset
+        from it; ``meta["system"]``, the nuclide or ``meta["collimator"]`` picks the preset, and a collimator
+        named with a known manufacturer is that vendor's, :mod:`petspect.systems.collimators`) or a system preset
         (its default circular orbit and matrix).
     image_grid : Volume or (shape, voxel_mm), optional
         Reconstruction grid (standard axial orientation, centred on the rotation axis). Default: the
@@ -88,6 +103,8 @@ def spect_system_model(projections_or_geometry: SpectProjections | SpectSystem |
         rows, cols = system.matrix
         pixel, duration, sens = (system.pixel_mm, system.pixel_mm), system.frame_duration_s, None
     coll = collimator if collimator is not None else (system.collimator if system is not None else None)
+    if collimator is None and isinstance(projections_or_geometry, SpectProjections):
+        coll = _vendor_collimator(projections_or_geometry) or coll
     if psf and coll is None:
         raise InputError("spect_system_model: the data name no SPECT system or known nuclide; pass collimator=")
     sens = sensitivity_cps_per_mbq or sens or (system.sensitivity_cps_per_mbq if system is not None else None)
