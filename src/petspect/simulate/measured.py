@@ -57,7 +57,7 @@ def _looks_like_photopeak(name: str) -> bool:
 
 
 def choose_window(proj: SpectProjections, window: str | float | None = None) -> SpectProjections:
-    """``proj`` with its photopeak set to ``window``: a window name, ``"k"`` (1-based index) or an energy in keV.
+    """``proj`` with its photopeak set to ``window``: a window name, ``"#k"`` (1-based index) or an energy in keV.
 
     Parameters
     ----------
@@ -123,7 +123,8 @@ def choose_collimator(proj: SpectProjections, collimator: str | ParallelHoleColl
     """The collimator model at ``proj``'s photopeak energy, and a sentence saying where it came from.
 
     ``collimator``: a preset name (:func:`petspect.systems.collimators.collimator_names`; the system presets
-    ``spect-lehr`` and ``spect-me`` mean Siemens' LEHR and ME) or a ParallelHoleCollimator; ``None``: the
+    ``spect-lehr`` and ``spect-me`` give their own collimator models, Siemens' LEHR and ME at those presets'
+    energies) or a ParallelHoleCollimator; ``None``: the
     header's CollimatorGridName with its Manufacturer (``meta["collimator"]``, ``meta["manufacturer"]``).
 
     Raises
