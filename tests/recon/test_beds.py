@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from petspect.errors import GeometryError, InputError
-from petspect.recon.beds import join_beds
+from petspect.recon.beds import bed_decay_factors, join_beds
 from petspect.volume import AXIAL_DIRECTION, Volume
 
 
@@ -40,3 +40,11 @@ def test_refusals():
     with pytest.raises(GeometryError, match="slice thickness"):
         join_beds([_bed([1.0] * 3, 0.0), _bed([1.0] * 3, 4.0, dz=3.0)])
     assert join_beds([_bed([1.0] * 3, 0.0)]).shape == (3, 2, 3)
+
+
+def test_decay_factors_to_the_first_bed():
+    """Tc-99m (T1/2 = 6.0067 h): a bed started 20 min after the first is scaled by 2^(1200 / 21624) = 1.0392."""
+    f = bed_decay_factors([1000.0, 2200.0], 6.0067 * 3600.0)
+    assert f[0] == 1.0 and f[1] == pytest.approx(2.0 ** (1200.0 / (6.0067 * 3600.0))) and f[1] == pytest.approx(1.0392,
+                                                                                                               abs=1e-4)
+    assert bed_decay_factors([0.0, None], 100.0) is None and bed_decay_factors([0.0, 1.0], None) is None

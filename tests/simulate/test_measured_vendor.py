@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
@@ -189,12 +191,19 @@ def test_two_beds_are_joined(tmp_path):
     folder.mkdir()
     for i, z in enumerate((IPP[2], IPP[2] - 4 * PIX)):
         ds = _fill(_nm(frame, z_mm=z, study_uid=study_uid), tmp_path)
+        ds.AcquisitionDate, ds.AcquisitionTime = "20240102", f"10{20 * i:02d}00"  # second bed 20 min later
+        rp, code = Dataset(), Dataset()
+        code.CodeMeaning = "^177^Lutetium"
+        rp.RadionuclideCodeSequence = Sequence([code])
+        ds.RadiopharmaceuticalInformationSequence = Sequence([rp])
         ds.save_as(folder / f"bed{i}.dcm", enforce_file_format=True)
     beds = read_nm_beds(folder)
     assert [b.meta["image_position_patient"][2] for b in beds] == [IPP[2], IPP[2] - 4 * PIX]
     r = CliRunner().invoke(app, ["recon", str(folder), "--window", "208", "--iterations", "4", "--subsets", "4",
                                  "--scatter", "none", "--out", str(tmp_path / "joined.nii.gz")])
     assert r.exit_code == 0 and "2 bed position(s)" in r.output, r.output
+    factor = 2.0 ** (1200.0 / (6.647 * 86400.0))  # Lu-177, 20 min: 1.00145
+    assert f"factors 1.0000, {factor:.4f}" in r.output
     img = load(tmp_path / "joined.nii.gz")
     assert img.shape == (ROWS + 4, COLS, COLS)
     assert img.origin_mm[2] == pytest.approx(IPP[2] - 4 * PIX - (ROWS - 1) * PIX)

@@ -132,7 +132,12 @@ def recon(
     if acqs is not None and len(acqs) > 1:
         from petspect.recon.beds import join_beds
 
-        vol = join_beds([run(a) for a in acqs])
+        images = [run(a) for a in acqs]
+        factors, note = _decay_to_first_bed(beds)
+        typer.echo(note)
+        if factors is not None:
+            images = [v.with_data(v.data * f) for v, f in zip(images, factors)]
+        vol = join_beds(images)
     else:
         vol = run(acq)
     vol = _back_to_input_orientation(vol, acq.provenance.get("input_orientation"))
@@ -199,3 +204,28 @@ def _dicom_sources(data: Path) -> list:
 
     files = _tomo_files(data) if data.is_dir() else ([data] if is_dicom_file(data) else [])
     return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+
+
+def _decay_to_first_bed(beds: list) -> tuple[list[float] | None, str]:
+    """Decay factors to the first bed's start (NM AcquisitionDateTime and the nuclide), and a sentence."""
+    from datetime import datetime
+
+    from petspect.errors import PetspectError
+    from petspect.recon.beds import bed_decay_factors
+
+    from petspect.io.interfile import dicom_nuclide_name
+    from petspect.nuclides import canonical_name, half_life_s
+
+    nuclide = beds[0].nuclide
+    try:
+        half = half_life_s(canonical_name(dicom_nuclide_name(str(nuclide)))) if nuclide else None
+    except PetspectError:
+        half = None
+    stamps = [b.meta.get("acquisition_datetime") for b in beds]
+    times = [None if s is None else datetime.fromisoformat(s).timestamp() for s in stamps]
+    factors = bed_decay_factors(times, half)
+    if factors is None:
+        return None, (f"beds joined without decay correction between them (nuclide {nuclide!r}, "
+                      f"start times {'known' if None not in times else 'unknown'})")
+    return factors, ("beds decay-corrected to the first bed's start: factors "
+                     + ", ".join(f"{f:.4f}" for f in factors))

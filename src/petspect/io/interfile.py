@@ -429,7 +429,7 @@ def _energy_windows(h: dict[str, str], p: Path) -> tuple[list[EnergyWindow], dic
         from petspect.nuclides import canonical_name, get_nuclide
 
         line = None
-        for name in (isotope, _dicom_style_nuclide(isotope)):
+        for name in (isotope, dicom_nuclide_name(isotope)):
             try:
                 line = get_nuclide(canonical_name(name)).main_photon()
                 break
@@ -448,7 +448,7 @@ _ELEMENTS = {"technetium": "Tc", "lutetium": "Lu", "iodine": "I", "indium": "In"
              "thallium": "Tl", "fluorine": "F", "xenon": "Xe", "samarium": "Sm", "holmium": "Ho", "radium": "Ra"}
 
 
-def _dicom_style_nuclide(name: str) -> str:
+def dicom_nuclide_name(name: str) -> str:
     """``"^99m^Technetium"`` (DICOM code meaning, as STIR copies it) -> ``"Tc-99m"``; else the name unchanged."""
     m = re.fullmatch(r"\^?\s*(\d+)\s*(m?)\s*\^?\s*([A-Za-z]+)\s*", name)
     if not m:

@@ -314,11 +314,23 @@ def _patient_frame(ds: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "image_position_patient": [float(v) for v in ipp] if ipp is not None and len(ipp) == 3 else None,
         "table_height_mm": None if height in (None, "") else float(height),
-        "patient_position": str(getattr(ds, "PatientPosition", "") or "").upper()}
+        "patient_position": str(getattr(ds, "PatientPosition", "") or "").upper(),
+        "acquisition_datetime": _acquisition_iso(ds)}
     for key, name in (("frame_of_reference_uid", "FrameOfReferenceUID"), ("study_instance_uid", "StudyInstanceUID"),
                       ("series_instance_uid", "SeriesInstanceUID"), ("sop_instance_uid", "SOPInstanceUID")):
         out[key] = str(getattr(ds, name, "") or "") or None
     return out
+
+
+def _acquisition_iso(ds: Any) -> str | None:
+    """The acquisition start (AcquisitionDateTime, else date + time) as ISO text, None when absent or unreadable."""
+    from petspect.io.suv import acquisition_datetime
+
+    try:
+        when = acquisition_datetime(ds)
+    except (ValueError, TypeError, FormatError, InputError):
+        return None
+    return None if when is None else when.isoformat()
 
 
 @guarded("DICOM NM folder")

@@ -17,7 +17,20 @@ import torch
 from petspect.errors import GeometryError, InputError
 from petspect.volume import AXIAL_DIRECTION, Volume
 
-__all__ = ["join_beds"]
+__all__ = ["bed_decay_factors", "join_beds"]
+
+
+def bed_decay_factors(start_times_s: Sequence[float | None], half_life_s: float | None) -> list[float] | None:
+    """Factors that bring each bed's image to the activity at the first bed's start: ``2^((t_b - t_0) / T1/2)``.
+
+    Each bed's counts reflect the activity present while it was acquired; joining beds of a short-lived nuclide
+    (Tc-99m: 6 h; beds ~20 min apart differ by ~4 %) needs them at one reference time. Returns None when a start
+    time or the half-life is unknown (the images are then joined as they are).
+    """
+    if half_life_s is None or not half_life_s > 0 or any(t is None for t in start_times_s) or not start_times_s:
+        return None
+    t0 = min(float(t) for t in start_times_s)
+    return [2.0 ** ((float(t) - t0) / float(half_life_s)) for t in start_times_s]
 
 
 def _axial_positions(vol: Volume) -> np.ndarray:
