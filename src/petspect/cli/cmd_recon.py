@@ -61,9 +61,11 @@ def recon(
     mu_same_frame: bool = typer.Option(False, "--mu-same-frame", help="Measured SPECT: use a --mu CT whose "
                                                                       "frame of reference UID differs from the "
                                                                       "NM's (patient not moved between them)."),
-    anonymize: bool = typer.Option(False, "--anonymize", help="DICOM output of measured DICOM: de-identify the "
-                                                              "patient and study (PS3.15 basic profile, keeping "
-                                                              "what SUV needs)."),
+    anonymize: bool = typer.Option(False, "--anonymise", "--anonymize",
+                                   help="DICOM output of measured DICOM: de-identify the patient and study (PS3.15 "
+                                        "basic profile, keyed pseudonyms)."),
+    secret_file: Path = typer.Option(None, "--secret-file", help="--anonymise: key of the pseudonyms (default: "
+                                                                 "OUT.petspect-anon-key, made if absent)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
@@ -146,6 +148,7 @@ def recon(
         from petspect.io.dicom_write import write_dicom_series
 
         write_dicom_series(vol, out, source=sources, overwrite=overwrite, anonymize=anonymize,
+                           secret_file=secret_file,
                            series_description=f"petspect {algo} recon of {len(sources)} NM TOMO")
         path = out
     else:
