@@ -205,8 +205,14 @@ def _dicom_sources(data: Path) -> list:
     from petspect.io._paths import is_dicom_file
     from petspect.io.nm import _tomo_files
 
+    from petspect.io._guard import reading
+
     files = _tomo_files(data) if data.is_dir() else ([data] if is_dicom_file(data) else [])
-    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    out = []
+    for f in files:
+        with reading(f, "DICOM NM file"):
+            out.append(pydicom.dcmread(f, stop_before_pixels=True))
+    return out
 
 
 def _decay_to_first_bed(beds: list) -> tuple[list[float] | None, str]:

@@ -229,28 +229,34 @@ def load_attenuation(path: Any) -> Volume:
     from petspect.io import load
     from petspect.io._paths import is_dicom_file, require_exists
 
+    from petspect.io._guard import reading
+    from petspect.io._meta import multi_valued
+
     p = require_exists(path)
     if not (p.is_dir() or is_dicom_file(p)):
         return load(p)
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and is_dicom_file(Path(f)))
-    series: dict[str, str] = {}
+    series: dict[str, tuple[str, Any]] = {}
     for f in files:
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
-        image_type = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
+        with reading(f, "DICOM file"):
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        image_type = [v.upper() for v in multi_valued(getattr(ds, "ImageType", None))]
         if getattr(ds, "Modality", None) == "CT" and "LOCALIZER" not in image_type:  # scouts are no maps
             series.setdefault(str(ds.SeriesInstanceUID), (str(getattr(ds, "FrameOfReferenceUID", "") or ""),
                                                           getattr(ds, "KVP", None)))
     if len(series) > 1:
         raise InputError(f"{p} holds {len(series)} CT series; give the folder of the one to use", path=p)
     if not series:
-        vol = load(p)
-        return vol
+        return load(p)
     (uid, (frame, kvp)), = series.items()
+    try:
+        kvp = float(kvp) if kvp not in (None, "") else None
+    except (TypeError, ValueError):
+        kvp = None
     from petspect.io.dicom_read import read_dicom_series
 
     vol = read_dicom_series(p, series_uid=uid)
-    return vol.with_data(vol.data, meta={**vol.meta, "frame_of_reference_uid": frame or None,
-                                         "kvp": float(kvp) if kvp not in (None, "") else None})
+    return vol.with_data(vol.data, meta={**vol.meta, "frame_of_reference_uid": frame or None, "kvp": kvp})
 
 
 def _to_mu_per_mm(data: torch.Tensor, unit: str, energy_kev: float, kvp: float | None = None) -> torch.Tensor:
