@@ -204,6 +204,14 @@ def test_two_beds_are_joined(tmp_path):
     assert r.exit_code == 0 and "2 bed position(s)" in r.output, r.output
     factor = 2.0 ** (1200.0 / (6.647 * 86400.0))  # Lu-177, 20 min: 1.00145
     assert f"factors 1.0000, {factor:.4f}" in r.output
+    r = CliRunner().invoke(app, ["convert", str(folder), str(tmp_path / "beds.hs")])
+    assert r.exit_code == 0 and "bed 2" in r.output, r.output
+    from petspect.io.interfile import read_interfile_projections
+
+    for k, bed in enumerate(beds, start=1):
+        hs = read_interfile_projections(tmp_path / f"beds_bed{k}.hs")
+        assert torch.equal(hs.counts, bed.counts) and hs.meta["image_position_patient"] == bed.meta[
+            "image_position_patient"]
     img = load(tmp_path / "joined.nii.gz")
     assert img.shape == (ROWS + 4, COLS, COLS)
     assert img.origin_mm[2] == pytest.approx(IPP[2] - 4 * PIX - (ROWS - 1) * PIX)

@@ -73,9 +73,14 @@ def convert(
     allow_outside_data: bool = typer.Option(False, "--allow-outside-data",
                                             help="Let an Interfile header name a data file outside its folder."),
 ) -> None:
-    """Convert between formats (the output format follows DST's extension)."""
+    """Convert between formats (the output format follows DST's extension).
+
+    A folder holding several NM TOMO instances (bed positions) converted to NAME.hs gives one
+    NAME_bedK.hs per bed, from the superior bed down."""
     from petspect.io.convert import convert as run
 
+    if _convert_beds(src, dst, overwrite=overwrite):
+        return
     out = run(src, dst, suv=suv, gate=gate, overwrite=overwrite, allow_outside_data=allow_outside_data,
               anonymise=anonymise, secret_file=secret_file, unit=unit)
     typer.echo(f"wrote {out}")
@@ -87,3 +92,22 @@ def convert(
         elif secret_file is None:
             typer.echo(f"pseudonym key: {out.parent / (out.name + SECRET_SUFFIX)} (keep it private; pass it with "
                        "--secret-file to give the same patients the same pseudonyms elsewhere)")
+
+
+def _convert_beds(src: Path, dst: Path, *, overwrite: bool) -> bool:
+    """Write each bed of a multi-bed NM folder to ``<dst stem>_bed<k>.hs``; False when ``src`` is not one."""
+    from petspect.io._meta import full_suffix
+
+    if not (src.is_dir() and full_suffix(dst) == ".hs"):
+        return False
+    from petspect.io.nm import _tomo_files, read_nm_beds
+
+    if len(_tomo_files(src)) < 2:
+        return False
+    from petspect.io.interfile import write_interfile_projections
+
+    stem = dst.name[: -len(".hs")]
+    for k, bed in enumerate(read_nm_beds(src), start=1):
+        path = write_interfile_projections(bed, dst.with_name(f"{stem}_bed{k}.hs"), overwrite=overwrite)
+        typer.echo(f"wrote {path} (bed {k})")
+    return True

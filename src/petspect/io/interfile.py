@@ -381,8 +381,8 @@ def _refuse_unsupported_geometry(h: dict[str, str], path: Path) -> None:
         raise FormatError(f"patient {orientation} {rotation}: petspect reads SPECT projections of head_in supine "
                           "patients only (other positions would come out with flipped axes)", path=path)
     for key, value in h.items():
-        if key.startswith("petspect meta"):
-            continue
+        if key.startswith("petspect") or key in ("name of data file", "patient name", "study id"):
+            continue  # free text: file and window names say nothing of the geometry
         text = f"{key} {value}".lower()
         for word, name in _UNSUPPORTED_GEOMETRIES.items():
             if word in text:
