@@ -102,9 +102,20 @@ def fbp_pet(sinogram: torch.Tensor, sino_def, image_grid, *, window: str = "ramp
 
 
 def _interpolate_z(planes: torch.Tensor, plane_z: np.ndarray, slice_z: np.ndarray) -> torch.Tensor:
-    """Linear interpolation of (n_planes, ny, nx) at ``plane_z`` onto slices at ``slice_z`` (one plane: copied)."""
+    """Linear interpolation of (n_planes, ny, nx) at ``plane_z`` onto slices at ``slice_z``.
+
+    A single plane (a 2D, single-ring acquisition) measures one transverse plane only: it fills the slice
+    whose extent (uniform slices, half a spacing either side of the centre) holds the plane, the nearest
+    one on a tie, and leaves the others 0 rather than copying it through the whole volume.
+    """
     if len(plane_z) == 1:
-        return planes.expand(len(slice_z), -1, -1).clone()
+        out = torch.zeros((len(slice_z),) + tuple(planes.shape[1:]), dtype=planes.dtype, device=planes.device)
+        dist = np.abs(np.asarray(slice_z, dtype=float) - float(plane_z[0]))
+        i = int(np.argmin(dist))
+        half_mm = 0.5 * abs(float(slice_z[1] - slice_z[0])) if len(slice_z) > 1 else math.inf
+        if dist[i] <= half_mm + 1e-6:
+            out[i] = planes[0]
+        return out
     pos = np.interp(slice_z, plane_z, np.arange(len(plane_z)), left=-1.0, right=-1.0)
     out = torch.zeros((len(slice_z),) + tuple(planes.shape[1:]), dtype=planes.dtype, device=planes.device)
     for i, p in enumerate(pos):
