@@ -47,3 +47,22 @@ def track(iterable: Iterable[T], description: str, *, total: int | None = None, 
         for item in iterable:
             yield item
             prog.advance(task)
+
+
+def note(message: str, *, enabled: bool | None = None) -> None:
+    """Print one status line (e.g. an epoch's figures) on stderr, when progress output is enabled.
+
+    Parameters
+    ----------
+    message : str
+        The line (plain text; rich markup is not interpreted).
+    enabled : bool, optional
+        Force on or off; default: :func:`progress_enabled`.
+    """
+    if enabled is None:
+        enabled = progress_enabled()
+    if not enabled:
+        return
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(message, markup=False)

@@ -174,3 +174,17 @@ def test_ddp_entry_single_process(tiny_dataset, tmp_path):
     assert ddp_main([str(path), "--device", "cpu"]) == 0
     assert (tmp_path / "run" / "model" / "model.pt").is_file()
     assert ddp_main([str(tmp_path / "missing.toml")]) == 2
+
+
+def test_progress_bar_and_epoch_lines(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """With progress output on (the tests turn it off), each epoch prints a bar and one line with its
+    training loss and validation figures, the same numbers as log.csv; TensorBoard logs are on by default."""
+    monkeypatch.delenv("PETSPECT_NO_PROGRESS", raising=False)
+    cfg = _config(tiny_dataset, tmp_path / "run", epochs=2, mode="2d", patch_size=(8, 8))
+    res = Trainer(cfg).fit()
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ") and "train_loss" in ln]
+    assert [ln.split()[1] for ln in lines] == ["1/2", "2/2"]
+    assert f"train_loss {res.history[1]['train_loss']:.4g}" in lines[1]
+    assert "val_psnr" in lines[0]
+    assert cfg.tensorboard and (tmp_path / "run" / "tensorboard").is_dir()

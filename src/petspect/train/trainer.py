@@ -38,6 +38,7 @@ from petspect._fileio import atomic_path, atomic_write_text
 from petspect.errors import ConfigError
 from petspect.metrics.image import nrmse, psnr, ssim
 from petspect.nn import build_discriminator, build_network
+from petspect.progress import note, progress_enabled, track
 from petspect.train.config import VAL_METRICS, TrainConfig
 from petspect.train.data import EpochSampler, PairedVolumeDataset, read_dataset
 from petspect.train.distributed import all_reduce_sum, barrier, default_device, dist_info
@@ -66,6 +67,20 @@ def _patch_ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float) -> 
     side = min(target.shape)
     win = min(7, side if side % 2 else side - 1)
     return ssim(pred, target, data_range=data_range, win_size=win) if win >= 3 else math.nan
+
+
+def epoch_line(record: dict[str, float], epochs: int) -> str:
+    """One line per epoch for the terminal: ``epoch 3/20  train_loss 0.0123  val_psnr 31.20  lr 1e-03  4.2 s``.
+
+    The training terms and the validation figures are those of the record written to ``log.csv``.
+    """
+    parts = [f"epoch {int(record['epoch']) + 1}/{epochs}"]
+    for key, value in record.items():
+        if key.startswith(("train_", "val_")):
+            parts.append(f"{key} {value:.4g}")
+    parts.append(f"lr {record['lr']:.1e}")
+    parts.append(f"{record['seconds']:.1f} s")
+    return "  ".join(parts)
 
 
 class Trainer:
@@ -219,7 +234,8 @@ class Trainer:
         self.step.train(True)
         sums: dict[str, float] = {}
         n = 0
-        for batch in self.train_loader:
+        show = self.dist.is_main and progress_enabled()
+        for batch in track(self.train_loader, f"epoch {epoch + 1}/{self.config.schedule.epochs}", enabled=show):
             x = batch["input"].to(self.device, non_blocking=True)
             y = batch["target"].to(self.device, non_blocking=True)
             w = batch["weight"].to(self.device, non_blocking=True) if "weight" in batch else None
@@ -366,6 +382,8 @@ class Trainer:
                 self._finished = stop or epoch + 1 == c.schedule.epochs
                 self._save_checkpoint(epoch, self._finished)
                 self._log(record)
+                if self.dist.is_main:
+                    note(epoch_line(record, c.schedule.epochs))
                 for cb in self.callbacks:
                     cb(self, epoch, record)
                 if stop:
