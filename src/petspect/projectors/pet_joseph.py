@@ -19,18 +19,33 @@ zero padding), so each sample reads exactly Joseph's four neighbours. The backpr
 input gradient of the same call (``grid_sampler_2d_backward``): the same weights, so it is the
 exact transpose. Memory is bounded: LORs are processed in chunks of at most ``max_elements``
 samples x values per sample.
+
+Kernels
+-------
+:func:`joseph_forward` and :func:`joseph_backward` dispatch on the device of their inputs: CPU
+tensors (float32 / float64) go to the multi-threaded numba kernels of
+:mod:`petspect.projectors.pet_joseph_numba` (same samples, same weights; ~5-10x faster), other
+devices (CUDA) to the torch code below, which is also the reference. ``backend="torch"`` or
+``"numba"`` (or the environment variable ``PETSPECT_PET_KERNEL=torch``) forces one. Gradients flow
+through either: with the numba kernels the gradient of the forward is the back projection and vice
+versa (a ``torch.autograd.Function``); gradients with respect to the LOR end points need the torch
+path (it is used automatically when they require grad).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 
 from petspect.errors import InputError
 
-__all__ = ["TofKernel", "joseph_forward", "joseph_backward", "DEFAULT_MAX_ELEMENTS"]
+__all__ = ["TofKernel", "joseph_forward", "joseph_backward", "DEFAULT_MAX_ELEMENTS", "BACKENDS", "kernel_backend"]
+
+BACKENDS = ("auto", "torch", "numba")
+"""Kernel choices: ``auto`` (numba for CPU float32/float64 tensors, torch otherwise), ``torch``, ``numba``."""
 
 DEFAULT_MAX_ELEMENTS = 1 << 25
 """Default cap on (LORs x planes x (6 + TOF bins)) per chunk: ~32M values, 128 MB in float32."""
@@ -210,9 +225,56 @@ def _check(start_idx, end_idx, tof, tof_bin):
         raise InputError("per-event TOF bins need a TofKernel")
 
 
+def kernel_backend(backend: str, values: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor) -> str:
+    """The kernel that runs for these tensors: ``"numba"`` or ``"torch"`` (see the module docstring)."""
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = os.environ.get("PETSPECT_PET_KERNEL", "auto").strip().lower() or "auto"
+        if backend not in BACKENDS:
+            raise InputError(f"PETSPECT_PET_KERNEL must be one of {BACKENDS}, got {backend!r}")
+    cpu = values.device.type == "cpu" and start_idx.device.type == "cpu" and end_idx.device.type == "cpu"
+    fits = cpu and values.dtype in (torch.float32, torch.float64)
+    if backend == "numba":
+        if not fits:
+            raise InputError(f"the numba PET kernels take CPU float32/float64 tensors, got {values.dtype} on "
+                             f"{values.device}")
+        return "numba"
+    if backend == "torch" or not fits:
+        return "torch"
+    geometry_grad = torch.is_grad_enabled() and (start_idx.requires_grad or end_idx.requires_grad)
+    return "torch" if geometry_grad else "numba"
+
+
+class _NumbaProject(torch.autograd.Function):
+    """Numba forward projection with the numba back projection as its gradient (and vice versa)."""
+
+    @staticmethod
+    def forward(ctx, values, start_idx, end_idx, spacing_mm, shape, tof, tof_bin, back):  # type: ignore[override]
+        from petspect.projectors import pet_joseph_numba as nb
+
+        ctx.args = (start_idx, end_idx, spacing_mm, shape, tof, tof_bin, back)
+        if back:
+            return nb.backward(values, start_idx, end_idx, shape, spacing_mm, tof=tof, tof_bin=tof_bin)
+        return nb.forward(values, start_idx, end_idx, spacing_mm, tof=tof, tof_bin=tof_bin)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        from petspect.projectors import pet_joseph_numba as nb
+
+        start_idx, end_idx, spacing_mm, shape, tof, tof_bin, back = ctx.args
+        grad = grad.contiguous()
+        if back:
+            g = nb.forward(grad, start_idx, end_idx, spacing_mm, tof=tof, tof_bin=tof_bin)
+        else:
+            g = nb.backward(grad, start_idx, end_idx, shape, spacing_mm, tof=tof, tof_bin=tof_bin)
+        return g, None, None, None, None, None, None, None
+
+
 def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
                    spacing_mm: tuple[float, float, float], *, tof: TofKernel | None = None,
-                   tof_bin: torch.Tensor | None = None, max_elements: int = DEFAULT_MAX_ELEMENTS) -> torch.Tensor:
+                   tof_bin: torch.Tensor | None = None, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                   backend: str = "auto") -> torch.Tensor:
     """Line integrals of ``image`` along LORs.
 
     Parameters
@@ -228,7 +290,9 @@ def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
     tof_bin : torch.Tensor, optional, shape (L,)
         One TOF bin per LOR (list-mode): the output is (L,) TOF-weighted integrals.
     max_elements : int
-        Memory cap per chunk (LORs x planes x values per sample).
+        Memory cap per chunk (LORs x planes x values per sample) of the torch kernel.
+    backend : {"auto", "torch", "numba"}
+        Kernel choice (see the module docstring); both give the same values to float rounding.
 
     Returns
     -------
@@ -236,6 +300,11 @@ def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
         Shape (L,) or (L, n_tof_bins): integrals in image unit x mm.
     """
     _check(start_idx, end_idx, tof, tof_bin)
+    if image.ndim != 3:
+        raise InputError(f"image must be (nz, ny, nx), got shape {tuple(image.shape)}")
+    if kernel_backend(backend, image, start_idx, end_idx) == "numba":
+        return _NumbaProject.apply(image, start_idx.detach(), end_idx.detach(), tuple(spacing_mm),
+                                   tuple(image.shape), tof, None if tof_bin is None else tof_bin.detach(), False)
     n = start_idx.shape[0]
     per_event = tof is None or tof_bin is not None
     out = image.new_zeros((n,) if per_event else (n, tof.n_bins))
@@ -259,10 +328,16 @@ def joseph_forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.
 def joseph_backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
                     shape: tuple[int, int, int], spacing_mm: tuple[float, float, float], *,
                     tof: TofKernel | None = None, tof_bin: torch.Tensor | None = None,
-                    max_elements: int = DEFAULT_MAX_ELEMENTS) -> torch.Tensor:
+                    max_elements: int = DEFAULT_MAX_ELEMENTS, backend: str = "auto") -> torch.Tensor:
     """Exact transpose of :func:`joseph_forward`: backproject ``proj`` ((L,) or (L, n_tof)) into (nz, ny, nx)."""
     _check(start_idx, end_idx, tof, tof_bin)
     shape = tuple(int(s) for s in shape)
+    expected = (start_idx.shape[0],) if (tof is None or tof_bin is not None) else (start_idx.shape[0], tof.n_bins)
+    if tuple(proj.shape) != expected:
+        raise InputError(f"projection data of shape {tuple(proj.shape)} do not fit {expected}")
+    if kernel_backend(backend, proj, start_idx, end_idx) == "numba":
+        return _NumbaProject.apply(proj, start_idx.detach(), end_idx.detach(), tuple(spacing_mm), shape, tof,
+                                   None if tof_bin is None else tof_bin.detach(), True)
     grads: dict[int, torch.Tensor] = {}
     for sel, a, lo, grid, w, s_mm in _iterate(start_idx, end_idx, shape, spacing_mm,
                                               None if tof_bin is not None else tof, max_elements):
