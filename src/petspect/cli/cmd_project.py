@@ -53,6 +53,24 @@ def _mu_per_mm(path: Path, unit: str | None, system: str):
     return _axial(vol, path, "attenuation map")[0]
 
 
+def _pet_binning(act, system, two_d, tof, span, max_ring_diff, view_mashing, n_radial):
+    """The preset's default sinogram binning (overridden by the options given); prints size and time."""
+    from petspect.geometry.pet import ImageGrid, get_pet_scanner
+    from petspect.geometry.sinogram import SinogramDefinition
+    from petspect.projectors.pet_estimate import pet_job_summary
+
+    scanner = get_pet_scanner(system, single_ring=two_d)
+    sd = SinogramDefinition.preset_default(scanner, span=span, max_ring_diff=max_ring_diff,
+                                           view_mashing=view_mashing, n_radial=n_radial)
+    if tof and scanner.is_tof:
+        typer.echo(pet_job_summary(sd, ImageGrid.from_volume(act), tof=True, n_forward=2, n_back=0,
+                                   job="projection (TOF data and attenuation factors)"))
+    elif not tof:
+        typer.echo(pet_job_summary(sd, ImageGrid.from_volume(act), tof=False, n_forward=2, n_back=0,
+                                   job="projection (data and attenuation factors)"))
+    return sd.span, sd.max_ring_diff, sd.view_mashing, sd.n_radial
+
+
 @handle_errors
 def project(
     activity: Path = typer.Argument(..., help="Activity image in Bq/mL (NIfTI or any format petspect.io reads)."),
@@ -69,10 +87,12 @@ def project(
     scan_s: float = typer.Option(None, "--scan-s", help="Scan duration in s (use the image's activity)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the Poisson draw (and of simulated efficiencies)."),
     two_d: bool = typer.Option(False, "--2d", help="PET: one ring (2D); the image is projected in that plane."),
-    max_ring_diff: int = typer.Option(None, "--max-ring-diff", help="PET: largest ring difference kept."),
-    span: int = typer.Option(1, "--span", help="PET: axial compression (odd)."),
-    view_mashing: int = typer.Option(1, "--view-mashing", help="PET: neighbouring views summed."),
-    n_radial: int = typer.Option(None, "--radial-bins", help="PET: radial bins (even; default covers the FOV)."),
+    max_ring_diff: int = typer.Option(None, "--max-ring-diff", help="PET: largest ring difference kept (default: "
+                                                                   "the preset's)."),
+    span: int = typer.Option(None, "--span", help="PET: axial compression (odd; default: the preset's)."),
+    view_mashing: int = typer.Option(None, "--view-mashing", help="PET: neighbouring views summed (default: "
+                                                                 "the preset's)."),
+    n_radial: int = typer.Option(None, "--radial-bins", help="PET: radial bins (even; default: the preset's)."),
     psf_fwhm_mm: float = typer.Option(None, "--psf-mm", help="PET: image-space PSF FWHM in mm."),
     normalisation: bool = typer.Option(False, "--normalisation", help="PET: simulate detection efficiencies."),
     scatter_fraction: float = typer.Option(0.0, "--scatter-fraction", help="PET: scatter share of the prompts."),
@@ -88,7 +108,7 @@ def project(
     cases `petspect recon` returns Bq/mL.
     """
     from petspect._fileio import check_output_path
-    from petspect.simulate.acquisition import save_acquisition, simulate_acquisition
+    from petspect.simulate.acquisition import PET_PRESETS, save_acquisition, simulate_acquisition
 
     if (counts is None) == (scan_s is None):
         fail("give either --counts N or --scan-s T (with the image's activity or --activity-mbq A)")
@@ -96,6 +116,9 @@ def project(
     check_output_path(out, overwrite=overwrite, inputs=inputs)
     act, view = _load_activity(activity, unit)
     mu_vol = _mu_per_mm(mu, mu_unit, system) if mu is not None else None
+    if system.lower() in PET_PRESETS:  # the preset's vendor-like compression, and what the job will cost
+        span, max_ring_diff, view_mashing, n_radial = _pet_binning(act, system, two_d, tof, span, max_ring_diff,
+                                                                   view_mashing, n_radial)
     data = simulate_acquisition(
         act, system, mu=mu_vol, tof=tof, n_counts=counts, scan_s=scan_s, activity_mbq=activity_mbq, seed=seed,
         nuclide=nuclide, single_ring=two_d, span=span, max_ring_diff=max_ring_diff, view_mashing=view_mashing,

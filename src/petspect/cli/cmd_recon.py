@@ -15,6 +15,16 @@ def register(app: typer.Typer) -> None:
     app.command("recon")(recon)
 
 
+def _announce_pet(acq, iterations: int, device) -> None:
+    """Print the sinogram size and the estimated time of the iterations (one forward + back each, and the
+    sensitivity image) before a PET reconstruction starts."""
+    from petspect.projectors.pet_estimate import pet_job_summary
+
+    sino = acq.system.sinogram.definition(acq.system.scanner)
+    typer.echo(pet_job_summary(sino, acq.grid.image_grid(), tof=bool(acq.system.tof), n_forward=iterations,
+                               n_back=iterations + 1, job=f"reconstruction ({iterations} iterations)", device=device))
+
+
 @handle_errors
 def recon(
     ctx: typer.Context,
@@ -128,6 +138,8 @@ def recon(
         typer.echo(f"iteration {it}: objective {value:.10g}")
 
     def run(one):
+        if one.modality.value == "PET" and spec.algorithm.value != "fbp" and spec.iterations > 0:
+            _announce_pet(one, spec.iterations, get_device(ctx))
         return reconstruct_image(one, spec, attenuation=not no_ac, device=get_device(ctx),
                                  callback=print_objective if objective else None, compute_objective=objective)
 

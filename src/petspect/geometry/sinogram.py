@@ -85,6 +85,29 @@ class SinogramDefinition:
         object.__setattr__(self, "max_ring_diff", mrd)
         object.__setattr__(self, "n_radial", n_rad)
 
+    @classmethod
+    def preset_default(cls, scanner: PetScanner, **overrides) -> "SinogramDefinition":
+        """The vendor-like default binning of a preset scanner (:data:`petspect.geometry.pet.PRESET_COMPRESSION`).
+
+        ``overrides`` (``span``, ``max_ring_diff``, ``view_mashing``, ``n_radial``) replace single values;
+        None keeps the default. The radial bins are capped to what the scanner's ring allows.
+        """
+        from petspect.geometry.pet import default_compression
+
+        c = default_compression(scanner)
+        values = {"span": c.span, "max_ring_diff": min(c.max_ring_diff, scanner.n_rings - 1),
+                  "view_mashing": c.view_mashing, "n_radial": min(c.n_radial, scanner.crystals_per_ring - 2)}
+        unknown = set(overrides) - set(values)
+        if unknown:
+            raise InputError(f"unknown sinogram settings {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(scanner, **values)
+
+    @property
+    def n_lors(self) -> int:
+        """Number of (non-TOF) sinogram bins, i.e. projected LORs: planes x views x radial bins."""
+        return self.n_planes * self.n_views * self.n_radial
+
     # ------------------------------------------------------------------ sizes
     @property
     def n_views(self) -> int:

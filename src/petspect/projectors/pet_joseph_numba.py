@@ -8,9 +8,12 @@ LORs with ``numba`` (``parallel=True``, compiled on first use and cached on disk
   ``|end - start|`` in voxel units), at the planes where the sample lies on the segment
   (``0 <= t <= 1``) and where bilinear interpolation in the two other axes can be non-zero; each
   sample weighs ``length_mm / |d_a|`` (Joseph, IEEE TMI 1:192, 1982);
-* the image is read from (and back-projected into) a copy in which the dominant axis is the fastest
-  axis and the two others carry a zero border (1 voxel before, 2 after): consecutive samples of a
-  ray then share cache lines, and the interpolation needs no bounds checks;
+* the LORs are grouped by dominant axis, and each group is projected from (and back-projected into)
+  a copy of the image in which its dominant axis is the fastest axis and the two others carry a zero
+  border (1 voxel before, 2 after): consecutive samples of a ray then share cache lines, one pass
+  touches one image-sized array, and the interpolation needs no bounds checks;
+* the sum along a ray may be re-associated (numba ``fastmath={"reassoc"}``, so it vectorises); no other
+  fast-math flag is used, so plane ranges and weights are computed exactly as written;
 * TOF weights are the Gaussian integrated over each bin, ``Phi((e_hi - s) / sigma) - Phi((e_lo - s) /
   sigma)``, on the ``2m + 1`` bins nearest to the sample (``m`` from :class:`TofKernel`). ``Phi``
   comes from a table of the normal CDF and density on a 1/64-sigma grid with cubic Hermite
@@ -44,6 +47,9 @@ _BLOCK = 512
 _CDF_U = 8.0
 _CDF_H = 1.0 / 64.0
 _EPS_K = 1e-9
+_FAST = {"reassoc"}
+"""Fast-math flags of the kernels: only re-association (the sum along a ray may be vectorised), no
+approximate reciprocals or division, so ranges and weights stay exact."""
 
 
 def _cdf_table() -> np.ndarray:
@@ -138,32 +144,39 @@ def _setup(sx, ex, i, n0, n1, n2, sp0, sp1, sp2):
 
 
 @njit(cache=True, inline="always")
-def _interp(vol, k, cb, cc):
-    """Bilinear value of layout ``vol`` (nb + 3, nc + 3, na) at plane k, coordinates (cb, cc)."""
+def _interp(f, s0, s1, k, cb, cc):
+    """Bilinear value at plane k, coordinates (cb, cc) of a layout (nb + 3, nc + 3, na) flattened to ``f``.
+
+    ``s0 = (nc + 3) na`` and ``s1 = na`` are its strides (in elements).
+    """
     ib = int(cb + 1.0)  # = floor(cb) + 1 for cb > -1: the padded row
     ic = int(cc + 1.0)
     fb = cb + 1.0 - ib
     fc = cc + 1.0 - ic
-    v00 = vol[ib, ic, k]
-    v01 = vol[ib, ic + 1, k]
-    v10 = vol[ib + 1, ic, k]
-    v11 = vol[ib + 1, ic + 1, k]
-    return (1.0 - fb) * ((1.0 - fc) * v00 + fc * v01) + fb * ((1.0 - fc) * v10 + fc * v11)
+    o = ib * s0 + ic * s1 + k
+    v00 = f[o]
+    v01 = f[o + s1]
+    v10 = f[o + s0]
+    v11 = f[o + s0 + s1]
+    r0 = v00 + fc * (v01 - v00)
+    r1 = v10 + fc * (v11 - v10)
+    return r0 + fb * (r1 - r0)
 
 
 @njit(cache=True, inline="always")
-def _scatter(vol, k, cb, cc, val):
-    """Transpose of :func:`_interp`: add ``val`` with the bilinear weights into ``vol``."""
+def _scatter(f, s0, s1, k, cb, cc, val):
+    """Transpose of :func:`_interp`: add ``val`` with the bilinear weights into ``f``."""
     ib = int(cb + 1.0)
     ic = int(cc + 1.0)
     fb = cb + 1.0 - ib
     fc = cc + 1.0 - ic
+    o = ib * s0 + ic * s1 + k
     vb0 = (1.0 - fb) * val
     vb1 = fb * val
-    vol[ib, ic, k] += vb0 * (1.0 - fc)
-    vol[ib, ic + 1, k] += vb0 * fc
-    vol[ib + 1, ic, k] += vb1 * (1.0 - fc)
-    vol[ib + 1, ic + 1, k] += vb1 * fc
+    f[o] += vb0 * (1.0 - fc)
+    f[o + s1] += vb0 * fc
+    f[o + s0] += vb1 * (1.0 - fc)
+    f[o + s0 + s1] += vb1 * fc
 
 
 @njit(cache=True, inline="always")
@@ -214,76 +227,73 @@ def _lane_planes(n, lane, lanes):
 
 
 # ----------------------------------------------------------------------------------- kernels
-@njit(parallel=True, cache=True)
-def _fwd(v0, v1, v2, sx, ex, shape, spacing, out, lanes):
-    """Non-TOF forward: out[i] = sum of samples of LOR i."""
-    n = sx.shape[0]
+# Every kernel handles the LORs ``sel`` of one dominant axis with the layout ``vol`` of that axis, so
+# one pass touches one image-sized array (a smaller working set than all three layouts at once).
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _fwd(vol, sel, sx, ex, shape, spacing, out, lanes):
+    """Non-TOF forward: out[i] = sum of the samples of LOR i, for i in sel."""
+    f = vol.ravel()
+    s1_ = vol.shape[2]
+    s0_ = vol.shape[1] * s1_
+    n = sel.shape[0]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for lane in prange(lanes):
         for blk in range(lane, n_blocks, lanes):
-            for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            for jj in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+                i = sel[jj]
                 a, k_lo, k_hi, cb0, sb, cc0, sc, w, s0, ds = _setup(
                     sx, ex, i, shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2])
                 acc = 0.0
-                if a == 0:
-                    for k in range(k_lo, k_hi + 1):
-                        acc += _interp(v0, k, cb0 + k * sb, cc0 + k * sc)
-                elif a == 1:
-                    for k in range(k_lo, k_hi + 1):
-                        acc += _interp(v1, k, cb0 + k * sb, cc0 + k * sc)
-                else:
-                    for k in range(k_lo, k_hi + 1):
-                        acc += _interp(v2, k, cb0 + k * sb, cc0 + k * sc)
+                for k in range(k_lo, k_hi + 1):
+                    acc += _interp(f, s0_, s1_, k, cb0 + k * sb, cc0 + k * sc)
                 out[i] = acc * w
 
 
-@njit(parallel=True, cache=True)
-def _back(b0, b1, b2, sx, ex, shape, spacing, y, lanes):
-    """Non-TOF back projection into the layouts b0/b1/b2 (nb + 3, nc + 3, na).
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _back(vol, sel, sx, ex, shape, spacing, y, lanes, n_a):
+    """Non-TOF back projection of the LORs ``sel`` into the layout ``vol`` (nb + 3, nc + 3, na).
 
     Race-free without copies: lane ``t`` visits every LOR but adds only the samples on the planes
     of the dominant axis that it owns (:func:`_lane_planes`), so no two lanes write one voxel.
     """
-    n = sx.shape[0]
+    f = vol.ravel()
+    s1_ = vol.shape[2]
+    s0_ = vol.shape[1] * s1_
+    n = sel.shape[0]
     for lane in prange(lanes):
-        lo0, hi0 = _lane_planes(shape[0], lane, lanes)
-        lo1, hi1 = _lane_planes(shape[1], lane, lanes)
-        lo2, hi2 = _lane_planes(shape[2], lane, lanes)
-        for i in range(n):
+        lo, hi = _lane_planes(n_a, lane, lanes)
+        for jj in range(n):
+            i = sel[jj]
             val = y[i]
             if val == 0.0:
                 continue
             a, k_lo, k_hi, cb0, sb, cc0, sc, w, s0, ds = _setup(
                 sx, ex, i, shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2])
             val = val * w
-            if a == 0:
-                for k in range(max(k_lo, lo0), min(k_hi + 1, hi0)):
-                    _scatter(b0, k, cb0 + k * sb, cc0 + k * sc, val)
-            elif a == 1:
-                for k in range(max(k_lo, lo1), min(k_hi + 1, hi1)):
-                    _scatter(b1, k, cb0 + k * sb, cc0 + k * sc, val)
-            else:
-                for k in range(max(k_lo, lo2), min(k_hi + 1, hi2)):
-                    _scatter(b2, k, cb0 + k * sb, cc0 + k * sc, val)
+            for k in range(max(k_lo, lo), min(k_hi + 1, hi)):
+                _scatter(f, s0_, s1_, k, cb0 + k * sb, cc0 + k * sc, val)
 
 
-@njit(parallel=True, cache=True)
-def _fwd_tof_sino(v0, v1, v2, sx, ex, shape, spacing, out, lanes, width, inv_sigma, m, table):
-    """TOF sinogram forward: out[i, j] over all TOF bins j."""
-    n = sx.shape[0]
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _fwd_tof_sino(vol, sel, sx, ex, shape, spacing, out, lanes, width, inv_sigma, m, table):
+    """TOF sinogram forward: out[i, j] over all TOF bins j, for i in sel."""
+    f = vol.ravel()
+    s1_ = vol.shape[2]
+    s0_ = vol.shape[1] * s1_
+    n = sel.shape[0]
     n_bins = out.shape[1]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for lane in prange(lanes):
         wts = np.empty(2 * m + 1)
         for blk in range(lane, n_blocks, lanes):
-            for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            for jj in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+                i = sel[jj]
                 a, k_lo, k_hi, cb0, sb, cc0, sc, w, s0, ds = _setup(
                     sx, ex, i, shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2])
                 for j in range(n_bins):
                     out[i, j] = 0.0
-                vol = v0 if a == 0 else (v1 if a == 1 else v2)
                 for k in range(k_lo, k_hi + 1):
-                    val = _interp(vol, k, cb0 + k * sb, cc0 + k * sc) * w
+                    val = _interp(f, s0_, s1_, k, cb0 + k * sb, cc0 + k * sc) * w
                     if val == 0.0:
                         continue
                     j0 = _tof_window(s0 + k * ds, width, n_bins, m, inv_sigma, table, wts)
@@ -291,14 +301,19 @@ def _fwd_tof_sino(v0, v1, v2, sx, ex, shape, spacing, out, lanes, width, inv_sig
                         out[i, j0 + q] += val * wts[q]
 
 
-@njit(parallel=True, cache=True)
-def _back_tof_sino(b0, b1, b2, sx, ex, shape, spacing, y, lanes, width, inv_sigma, m, table):
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _back_tof_sino(vol, sel, sx, ex, shape, spacing, y, lanes, n_a, width, inv_sigma, m, table):
     """Transpose of :func:`_fwd_tof_sino` (plane-partitioned lanes, as :func:`_back`)."""
-    n = sx.shape[0]
+    f = vol.ravel()
+    s1_ = vol.shape[2]
+    s0_ = vol.shape[1] * s1_
+    n = sel.shape[0]
     n_bins = y.shape[1]
     for lane in prange(lanes):
         wts = np.empty(2 * m + 1)
-        for i in range(n):
+        lo, hi = _lane_planes(n_a, lane, lanes)
+        for jj in range(n):
+            i = sel[jj]
             nz = False
             for j in range(n_bins):
                 if y[i, j] != 0.0:
@@ -308,45 +323,51 @@ def _back_tof_sino(b0, b1, b2, sx, ex, shape, spacing, y, lanes, width, inv_sigm
                 continue
             a, k_lo, k_hi, cb0, sb, cc0, sc, w, s0, ds = _setup(
                 sx, ex, i, shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2])
-            lo, hi = _lane_planes(shape[a], lane, lanes)
-            vol = b0 if a == 0 else (b1 if a == 1 else b2)
             for k in range(max(k_lo, lo), min(k_hi + 1, hi)):
                 j0 = _tof_window(s0 + k * ds, width, n_bins, m, inv_sigma, table, wts)
                 val = 0.0
                 for q in range(max(0, -j0), min(2 * m + 1, n_bins - j0)):
                     val += y[i, j0 + q] * wts[q]
                 if val != 0.0:
-                    _scatter(vol, k, cb0 + k * sb, cc0 + k * sc, val * w)
+                    _scatter(f, s0_, s1_, k, cb0 + k * sb, cc0 + k * sc, val * w)
 
 
-@njit(parallel=True, cache=True)
-def _fwd_tof_lm(v0, v1, v2, sx, ex, shape, spacing, out, lanes, width, inv_sigma, m, table, bins, n_bins):
-    """TOF list-mode forward: out[i] = samples of event i weighted in its own TOF bin."""
-    n = sx.shape[0]
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _fwd_tof_lm(vol, sel, sx, ex, shape, spacing, out, lanes, width, inv_sigma, m, table, bins, n_bins):
+    """TOF list-mode forward: out[i] = samples of event i weighted in its own TOF bin, for i in sel."""
+    f = vol.ravel()
+    s1_ = vol.shape[2]
+    s0_ = vol.shape[1] * s1_
+    n = sel.shape[0]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for lane in prange(lanes):
         for blk in range(lane, n_blocks, lanes):
-            for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            for jj in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+                i = sel[jj]
                 a, k_lo, k_hi, cb0, sb, cc0, sc, w, s0, ds = _setup(
                     sx, ex, i, shape[0], shape[1], shape[2], spacing[0], spacing[1], spacing[2])
                 j = bins[i]
-                vol = v0 if a == 0 else (v1 if a == 1 else v2)
                 acc = 0.0
                 if k_hi >= k_lo:
                     k_lo, k_hi = _tof_plane_range(k_lo, k_hi, s0, ds, width, n_bins, m, j)
                 for k in range(k_lo, k_hi + 1):
                     tw = _tof_weight(s0 + k * ds, width, n_bins, m, inv_sigma, table, j)
                     if tw != 0.0:
-                        acc += _interp(vol, k, cb0 + k * sb, cc0 + k * sc) * tw
+                        acc += _interp(f, s0_, s1_, k, cb0 + k * sb, cc0 + k * sc) * tw
                 out[i] = acc * w
 
 
-@njit(parallel=True, cache=True)
-def _back_tof_lm(b0, b1, b2, sx, ex, shape, spacing, y, lanes, width, inv_sigma, m, table, bins, n_bins):
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _back_tof_lm(vol, sel, sx, ex, shape, spacing, y, lanes, n_a, width, inv_sigma, m, table, bins, n_bins):
     """Transpose of :func:`_fwd_tof_lm` (plane-partitioned lanes, as :func:`_back`)."""
-    n = sx.shape[0]
+    f = vol.ravel()
+    s1_ = vol.shape[2]
+    s0_ = vol.shape[1] * s1_
+    n = sel.shape[0]
     for lane in prange(lanes):
-        for i in range(n):
+        lo, hi = _lane_planes(n_a, lane, lanes)
+        for jj in range(n):
+            i = sel[jj]
             val = y[i]
             if val == 0.0:
                 continue
@@ -356,13 +377,37 @@ def _back_tof_lm(b0, b1, b2, sx, ex, shape, spacing, y, lanes, width, inv_sigma,
                 continue
             val = val * w
             j = bins[i]
-            lo, hi = _lane_planes(shape[a], lane, lanes)
-            vol = b0 if a == 0 else (b1 if a == 1 else b2)
             k_lo, k_hi = _tof_plane_range(k_lo, k_hi, s0, ds, width, n_bins, m, j)
             for k in range(max(k_lo, lo), min(k_hi + 1, hi)):
                 tw = _tof_weight(s0 + k * ds, width, n_bins, m, inv_sigma, table, j)
                 if tw != 0.0:
-                    _scatter(vol, k, cb0 + k * sb, cc0 + k * sc, val * tw)
+                    _scatter(f, s0_, s1_, k, cb0 + k * sb, cc0 + k * sc, val * tw)
+
+
+@njit(cache=True)
+def _partition(sx, ex):
+    """LOR indices grouped by dominant axis (0, 1, 2; the rule of :func:`_setup`) and the group sizes."""
+    n = sx.shape[0]
+    axis = np.empty(n, dtype=np.int8)
+    counts = np.zeros(3, dtype=np.int64)
+    for i in range(n):
+        d0 = abs(float(ex[i, 0]) - float(sx[i, 0]))
+        d1 = abs(float(ex[i, 1]) - float(sx[i, 1]))
+        d2 = abs(float(ex[i, 2]) - float(sx[i, 2]))
+        a = 0
+        if d1 > d0:
+            a = 1
+        if d2 > max(d0, d1):
+            a = 2
+        axis[i] = a
+        counts[a] += 1
+    order = np.empty(n, dtype=np.int64)
+    pos = np.array([0, counts[0], counts[0] + counts[1]], dtype=np.int64)
+    for i in range(n):
+        a = axis[i]
+        order[pos[a]] = i
+        pos[a] += 1
+    return order, counts
 
 
 @njit(parallel=True, cache=True)
@@ -387,20 +432,24 @@ def _layout(image, a, out):
 
 
 @njit(parallel=True, cache=True)
-def _gather(b0, b1, b2, use0, use1, use2, image):
-    """``image[z, y, x]`` = sum of the three layouts (those in use) at that voxel."""
+def _add_layout(vol, a, image):
+    """``image[z, y, x] += vol`` at that voxel (the transpose of :func:`_layout`)."""
     n0, n1, n2 = image.shape
-    for z in prange(n0):
-        for yy in range(n1):
-            for x in range(n2):
-                acc = 0.0
-                if use0:
-                    acc += b0[yy + 1, x + 1, z]
-                if use1:
-                    acc += b1[z + 1, x + 1, yy]
-                if use2:
-                    acc += b2[z + 1, yy + 1, x]
-                image[z, yy, x] = acc
+    if a == 2:
+        for z in prange(n0):
+            for yy in range(n1):
+                for x in range(n2):
+                    image[z, yy, x] += vol[z + 1, yy + 1, x]
+    elif a == 1:
+        for z in prange(n0):
+            for yy in range(n1):
+                for x in range(n2):
+                    image[z, yy, x] += vol[z + 1, x + 1, yy]
+    else:
+        for z in prange(n0):
+            for yy in range(n1):
+                for x in range(n2):
+                    image[z, yy, x] += vol[yy + 1, x + 1, z]
 
 
 # ----------------------------------------------------------------------------------- python side
@@ -425,27 +474,24 @@ def _layout_shape(shape: tuple[int, int, int], a: int) -> tuple[int, int, int]:
     return shape[b] + 3, shape[c] + 3, shape[a]
 
 
-def _axes_used(sx: np.ndarray, ex: np.ndarray) -> tuple[bool, bool, bool]:
-    d = np.abs(ex - sx)
-    a = np.argmax(d, axis=1)
-    present = np.bincount(a, minlength=3) > 0
-    return bool(present[0]), bool(present[1]), bool(present[2])
-
-
-def _layouts(image: np.ndarray, used) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    shape = image.shape
-    out = []
+def _groups(sx: np.ndarray, ex: np.ndarray):
+    """(axis, LOR indices) for each dominant axis that has LORs."""
+    order, counts = _partition(sx, ex)
+    out, start = [], 0
     for a in range(3):
-        if used[a]:
-            buf = np.zeros(_layout_shape(shape, a), dtype=image.dtype)
-            _layout(image, a, buf)
-        else:
-            buf = np.zeros((1, 1, 1), dtype=image.dtype)
-        out.append(buf)
-    return tuple(out)
+        if counts[a]:
+            out.append((a, order[start:start + counts[a]]))
+        start += counts[a]
+    return out
 
 
-def _tof_args(tof, dtype):
+def _layout_of(image: np.ndarray, a: int) -> np.ndarray:
+    buf = np.zeros(_layout_shape(image.shape, a), dtype=image.dtype)
+    _layout(image, a, buf)
+    return buf
+
+
+def _tof_args(tof):
     return (float(tof.bin_width_mm), 1.0 / float(tof.sigma_mm), int(tof.half_window), _TABLE)
 
 
@@ -461,19 +507,18 @@ def forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
     sx, ex = _np(start_idx), _np(end_idx)
     shape = np.asarray(img.shape, dtype=np.int64)
     spacing = np.asarray(spacing_mm, dtype=np.float64)
-    v0, v1, v2 = _layouts(img, _axes_used(sx, ex))
     n = sx.shape[0]
-    if tof is None:
-        out = np.empty(n, dtype=img.dtype)
-        _fwd(v0, v1, v2, sx, ex, shape, spacing, out, lanes)
-    elif tof_bin is not None:
-        out = np.empty(n, dtype=img.dtype)
-        bins = _np(tof_bin).astype(np.int64)
-        _fwd_tof_lm(v0, v1, v2, sx, ex, shape, spacing, out, lanes, *_tof_args(tof, img.dtype), bins,
-                    int(tof.n_bins))
-    else:
-        out = np.empty((n, tof.n_bins), dtype=img.dtype)
-        _fwd_tof_sino(v0, v1, v2, sx, ex, shape, spacing, out, lanes, *_tof_args(tof, img.dtype))
+    sino = tof is not None and tof_bin is None
+    out = np.zeros((n, tof.n_bins) if sino else n, dtype=img.dtype)
+    bins = None if tof_bin is None else _np(tof_bin).astype(np.int64)
+    for a, sel in _groups(sx, ex):
+        vol = _layout_of(img, a)
+        if tof is None:
+            _fwd(vol, sel, sx, ex, shape, spacing, out, lanes)
+        elif bins is not None:
+            _fwd_tof_lm(vol, sel, sx, ex, shape, spacing, out, lanes, *_tof_args(tof), bins, int(tof.n_bins))
+        else:
+            _fwd_tof_sino(vol, sel, sx, ex, shape, spacing, out, lanes, *_tof_args(tof))
     return torch.from_numpy(out)
 
 
@@ -484,19 +529,20 @@ def backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
     y = _np(proj)
     sx, ex = _np(start_idx), _np(end_idx)
     shape = tuple(int(s) for s in shape)
-    used = _axes_used(sx, ex)
-    bufs = [np.zeros(_layout_shape(shape, a) if used[a] else (1, 1, 1), dtype=y.dtype) for a in range(3)]
     shp = np.asarray(shape, dtype=np.int64)
     spacing = np.asarray(spacing_mm, dtype=np.float64)
-    if tof is None:
-        _back(*bufs, sx, ex, shp, spacing, y, lanes)
-    elif tof_bin is not None:
-        bins = _np(tof_bin).astype(np.int64)
-        _back_tof_lm(*bufs, sx, ex, shp, spacing, y, lanes, *_tof_args(tof, y.dtype), bins, int(tof.n_bins))
-    else:
-        _back_tof_sino(*bufs, sx, ex, shp, spacing, y, lanes, *_tof_args(tof, y.dtype))
-    image = np.empty(shape, dtype=y.dtype)
-    _gather(*bufs, used[0], used[1], used[2], image)
+    bins = None if tof_bin is None else _np(tof_bin).astype(np.int64)
+    image = np.zeros(shape, dtype=y.dtype)
+    for a, sel in _groups(sx, ex):
+        vol = np.zeros(_layout_shape(shape, a), dtype=y.dtype)
+        if tof is None:
+            _back(vol, sel, sx, ex, shp, spacing, y, lanes, shape[a])
+        elif bins is not None:
+            _back_tof_lm(vol, sel, sx, ex, shp, spacing, y, lanes, shape[a], *_tof_args(tof), bins,
+                         int(tof.n_bins))
+        else:
+            _back_tof_sino(vol, sel, sx, ex, shp, spacing, y, lanes, shape[a], *_tof_args(tof))
+        _add_layout(vol, a, image)
     return torch.from_numpy(image)
 
 
