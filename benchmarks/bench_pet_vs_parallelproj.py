@@ -138,6 +138,12 @@ class Peer:
         return img
 
 
+def _synced(fn, arg, sync):
+    out = fn(arg)
+    sync()
+    return out
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -178,6 +184,8 @@ def main() -> None:
     parser.add_argument("--lors", type=int, default=1_500_000)
     parser.add_argument("--tof-lors", type=int, default=300_000, help="LORs of the TOF sinogram case")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="petspect's device (cuda: the torch kernels on the GPU; "
+                                                        "the peer always runs on the CPU)")
     args = parser.parse_args()
     # the same thread count for both: OpenMP (the peer) reads it when its runtime starts
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -196,9 +204,14 @@ def main() -> None:
     else:
         print(f"libparallelproj not found ({args.peer!r}): build it with ../shared/peers/libparallelproj/build.sh "
               "OUT.so and pass --peer OUT.so; running petspect only", file=sys.stderr)
-    print(f"petspect numba kernels: compile/load {pet_joseph_numba.warm_up((torch.float32,)):.1f} s "
-          f"(not counted); threads: petspect {pet_joseph_numba.set_threads()}, OMP_NUM_THREADS "
-          f"{os.environ['OMP_NUM_THREADS']}; numba threading layer {pet_joseph_numba.threading_layer()}")
+    dev = torch.device(args.device)
+    if dev.type == "cpu":
+        print(f"petspect numba kernels: compile/load {pet_joseph_numba.warm_up((torch.float32,)):.1f} s "
+              f"(not counted); threads: petspect {pet_joseph_numba.set_threads()}, OMP_NUM_THREADS "
+              f"{os.environ['OMP_NUM_THREADS']}; numba threading layer {pet_joseph_numba.threading_layer()}")
+    else:
+        print(f"petspect on {torch.cuda.get_device_name(dev)} (torch kernels); peer on the CPU with "
+              f"OMP_NUM_THREADS {os.environ['OMP_NUM_THREADS']}")
 
     grid = ImageGrid(SHAPE_ZYX, (VOXEL_MM,) * 3)
     gen = torch.Generator().manual_seed(args.seed)
@@ -207,23 +220,27 @@ def main() -> None:
     image_in[[0, -1]] = 0
     image_in[:, [0, -1]] = 0
     image_in[:, :, [0, -1]] = 0
+    img_np = image_in.numpy()
+    image_in = image_in.to(dev)
     a_mm, b_mm = _random_lors(args.lors, args.seed)
     print(f"{args.lors:,d} random LORs of a {N_RINGS}-ring scanner (R {RADIUS_MM:.0f} mm), image "
           f"{SHAPE_ZYX[2]} x {SHAPE_ZYX[1]} x {SHAPE_ZYX[0]} (x, y, z) of {VOXEL_MM} mm")
     # the peer takes world coordinates in the image's axis order (z, y, x)
     xs = np.ascontiguousarray(a_mm[:, ::-1], dtype=np.float32)
     xe = np.ascontiguousarray(b_mm[:, ::-1], dtype=np.float32)
-    img_np = image_in.numpy()
     rows = []
 
     # ------------------------------------------------------------------ non-TOF
-    op = PetListmodeProjector(torch.as_tensor(a_mm), torch.as_tensor(b_mm), grid)
+    op = PetListmodeProjector(torch.as_tensor(a_mm), torch.as_tensor(b_mm), grid).to(dev)
     y = torch.rand(args.lors, generator=gen)
     y_np = y.numpy()
-    agree = (lambda r: (_rel_l2(r["fwd"].numpy(), r["peer_fwd"]),
-                        _rel_l2(_interior(r["back"].numpy()), _interior(r["peer_back"]))))
+    y = y.to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    agree = (lambda r: (_rel_l2(r["fwd"].cpu().numpy(), r["peer_fwd"]),
+                        _rel_l2(_interior(r["back"].cpu().numpy()), _interior(r["peer_back"]))))
     rows.append(_compare("non-TOF", args.lors, "LORs",
-                         {"fwd": lambda: op(image_in), "back": lambda: op.adjoint(y), "agree": agree},
+                         {"fwd": lambda: _synced(op, image_in, sync), "back": lambda: _synced(op.adjoint, y, sync),
+                          "agree": agree},
                          None if peer is None else {"fwd": lambda: peer.fwd(img_np, xs, xe),
                                                     "back": lambda: peer.back(y_np, xs, xe)}, args.repeats))
 
@@ -231,13 +248,16 @@ def main() -> None:
     width_mm, fwhm_mm = tof_fwhm_ps_to_mm(TOF_BIN_PS), tof_fwhm_ps_to_mm(TOF_FWHM_PS)
     tof = TofKernel(fwhm_mm, width_mm, N_TOF)
     n_t = min(args.tof_lors, args.lors)
-    s_idx = grid.world_to_index(torch.as_tensor(a_mm[:n_t])).float()
-    e_idx = grid.world_to_index(torch.as_tensor(b_mm[:n_t])).float()
+    s_idx = grid.world_to_index(torch.as_tensor(a_mm[:n_t])).float().to(dev)
+    e_idx = grid.world_to_index(torch.as_tensor(b_mm[:n_t])).float().to(dev)
     yt = torch.rand((n_t, N_TOF), generator=gen)
     yt_np = yt.numpy()
+    yt = yt.to(dev)
     rows.append(_compare(f"TOF sinogram ({N_TOF} bins)", n_t, "LORs",
-                         {"fwd": lambda: joseph_forward(image_in, s_idx, e_idx, grid.spacing_mm, tof=tof),
-                          "back": lambda: joseph_backward(yt, s_idx, e_idx, SHAPE_ZYX, grid.spacing_mm, tof=tof),
+                         {"fwd": lambda: _synced(lambda v: joseph_forward(v, s_idx, e_idx, grid.spacing_mm, tof=tof),
+                                                 image_in, sync),
+                          "back": lambda: _synced(lambda v: joseph_backward(v, s_idx, e_idx, SHAPE_ZYX, grid.spacing_mm,
+                                                                            tof=tof), yt, sync),
                           "agree": agree},
                          None if peer is None else {
                              "fwd": lambda: peer.tof_sino_fwd(img_np, xs[:n_t], xe[:n_t], width_mm, tof.sigma_mm),
@@ -248,10 +268,11 @@ def main() -> None:
     rng = np.random.default_rng(args.seed + 1)
     bins = np.clip(N_TOF // 2 + rng.integers(-4, 5, args.lors), 0, N_TOF - 1)
     events = ListmodeEvents(torch.as_tensor(a_mm), torch.as_tensor(b_mm), torch.as_tensor(bins))
-    op_lm = PetListmodeProjector(events, None, grid, tof_kernel=tof)
+    op_lm = PetListmodeProjector(events, None, grid, tof_kernel=tof).to(dev)
     bins16 = np.ascontiguousarray(bins, dtype=np.int16)
     rows.append(_compare("TOF list-mode", args.lors, "events",
-                         {"fwd": lambda: op_lm(image_in), "back": lambda: op_lm.adjoint(y), "agree": agree},
+                         {"fwd": lambda: _synced(op_lm, image_in, sync), "back": lambda: _synced(op_lm.adjoint, y, sync),
+                          "agree": agree},
                          None if peer is None else {
                              "fwd": lambda: peer.tof_lm_fwd(img_np, xs, xe, bins16, width_mm, tof.sigma_mm),
                              "back": lambda: peer.tof_lm_back(y_np, xs, xe, bins16, width_mm, tof.sigma_mm)},
