@@ -549,11 +549,11 @@ def backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
 def warm_up(dtypes=(torch.float32,)) -> float:
     """Compile (or load from the cache) every kernel for ``dtypes``; returns the seconds it took."""
     import time
-
-    from petspect.projectors.pet_joseph import TofKernel
+    from types import SimpleNamespace
 
     t0 = time.perf_counter()
-    tof = TofKernel(30.0, 20.0, 5)
+    # the attributes of a petspect.projectors.pet_joseph.TofKernel that the kernels read
+    tof = SimpleNamespace(n_bins=5, bin_width_mm=20.0, sigma_mm=30.0 / 2.3548, half_window=3)
     for dt in dtypes:
         img = torch.ones((3, 4, 5), dtype=dt)
         s = torch.tensor([[1.0, -3.0, 2.0], [-3.0, 1.5, 2.0], [1.0, 2.0, -3.0]], dtype=dt)
