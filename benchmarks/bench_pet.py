@@ -1,6 +1,7 @@
 """PET projector benchmarks: forward + back time and throughput at realistic sizes.
 
-Run: ``.venv/bin/python benchmarks/bench_pet.py [--quick]``. Prints one line per case:
+Run: ``.venv/bin/python benchmarks/bench_pet.py [--quick]``; on the CPU the numba kernels run
+(``PETSPECT_PET_KERNEL=torch`` measures the torch reference path instead). Prints one line per case:
 LORs, samples (LORs x dominant-axis planes), forward and back time, LORs/s. The 3D clinical case
 projects one ordered subset (every 19th view, as in OSEM) and extrapolates to the full sinogram.
 """

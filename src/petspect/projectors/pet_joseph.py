@@ -24,7 +24,7 @@ Kernels
 -------
 :func:`joseph_forward` and :func:`joseph_backward` dispatch on the device of their inputs: CPU
 tensors (float32 / float64) go to the multi-threaded numba kernels of
-:mod:`petspect.projectors.pet_joseph_numba` (same samples, same weights; ~5-10x faster), other
+:mod:`petspect.projectors.pet_joseph_numba` (same samples, same weights; faster, see BENCHMARKS.md), other
 devices (CUDA) to the torch code below, which is also the reference. ``backend="torch"`` or
 ``"numba"`` (or the environment variable ``PETSPECT_PET_KERNEL=torch``) forces one. Gradients flow
 through either: with the numba kernels the gradient of the forward is the back projection and vice
