@@ -134,6 +134,19 @@ def test_result_does_not_depend_on_thread_count(case):
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
 
 
+def test_numba_call_leaves_torch_thread_count_alone():
+    """numba's OpenMP pool shares the runtime with torch: a kernel call must not change torch's thread count."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        s, e = _random_lors(50, (4, 5, 6), seed=15)
+        y = nb.forward(torch.rand(4, 5, 6), s, e, (1.0, 1.0, 1.0))
+        nb.backward(y, s, e, (4, 5, 6), (1.0, 1.0, 1.0))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("back", [False, True])
 def test_autograd_through_numba_kernels(back):
     """d<A x, w>/dx = A^T w and d<A^T y, v>/dy = A v when the numba kernels run."""
@@ -171,6 +184,10 @@ def test_backend_choice_and_bad_inputs(monkeypatch):
         joseph_backward(torch.ones(9, dtype=torch.float64), s, e, (4, 4, 4), (1.0, 1.0, 1.0))
     with pytest.raises(InputError):
         joseph_forward(img[0], s, e, (1.0, 1.0, 1.0))
+    bad = s.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(InputError):  # a NaN end point would make an unbounded plane range: refused, no crash
+        joseph_forward(img, bad, e, (1.0, 1.0, 1.0), backend="numba")
     monkeypatch.setenv("PETSPECT_PET_KERNEL", "gpu-please")
     with pytest.raises(InputError):
         joseph_forward(img, s, e, (1.0, 1.0, 1.0))

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from petspect.errors import InputError
+
 __all__ = ["forward", "backward", "warm_up", "set_threads", "threading_layer"]
 
 _BLOCK = 512
@@ -453,6 +455,24 @@ def _add_layout(vol, a, image):
 
 
 # ----------------------------------------------------------------------------------- python side
+class _KeepTorchThreads:
+    """Restore torch's intra-op thread count after a numba call.
+
+    numba's OpenMP layer shares the GNU OpenMP runtime with torch: starting its thread pool sets the
+    runtime's thread count to numba's maximum, which torch then reports and uses (measured here: 1 -> 2),
+    changing the reduction order of later torch sums and oversubscribing a loaded machine.
+    """
+
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        return self
+
+    def __exit__(self, *exc):
+        if torch.get_num_threads() != self.n:
+            torch.set_num_threads(self.n)
+        return False
+
+
 def set_threads(n: int | None = None) -> int:
     """Set numba's thread count (default ``torch.get_num_threads()``, capped by numba's maximum)."""
     n = torch.get_num_threads() if n is None else int(n)
@@ -475,7 +495,9 @@ def _layout_shape(shape: tuple[int, int, int], a: int) -> tuple[int, int, int]:
 
 
 def _groups(sx: np.ndarray, ex: np.ndarray):
-    """(axis, LOR indices) for each dominant axis that has LORs."""
+    """(axis, LOR indices) for each dominant axis that has LORs; non-finite end points are refused."""
+    if not (np.isfinite(sx).all() and np.isfinite(ex).all()):
+        raise InputError("LOR end points must be finite (NaN or inf found)")
     order, counts = _partition(sx, ex)
     out, start = [], 0
     for a in range(3):
@@ -502,6 +524,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
             spacing_mm: tuple[float, float, float], *, tof=None, tof_bin: torch.Tensor | None = None) -> torch.Tensor:
     """Numba forward projection (same contract as :func:`petspect.projectors.pet_joseph.joseph_forward`)."""
+    with _KeepTorchThreads():
+        return _forward(image, start_idx, end_idx, spacing_mm, tof, tof_bin)
+
+
+def _forward(image, start_idx, end_idx, spacing_mm, tof, tof_bin):
     lanes = set_threads()
     img = _np(image)
     sx, ex = _np(start_idx), _np(end_idx)
@@ -525,6 +552,11 @@ def forward(image: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor,
 def backward(proj: torch.Tensor, start_idx: torch.Tensor, end_idx: torch.Tensor, shape: tuple[int, int, int],
              spacing_mm: tuple[float, float, float], *, tof=None, tof_bin: torch.Tensor | None = None) -> torch.Tensor:
     """Numba back projection, the exact transpose of :func:`forward` (returns a new (nz, ny, nx) tensor)."""
+    with _KeepTorchThreads():
+        return _backward(proj, start_idx, end_idx, shape, spacing_mm, tof, tof_bin)
+
+
+def _backward(proj, start_idx, end_idx, shape, spacing_mm, tof, tof_bin):
     lanes = set_threads()
     y = _np(proj)
     sx, ex = _np(start_idx), _np(end_idx)
