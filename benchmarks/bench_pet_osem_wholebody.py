@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--subsets", type=int, default=5)
     parser.add_argument("--tof", action="store_true", help="TOF sinograms (33 bins)")
+    parser.add_argument("--view-mashing", type=int, default=None, help="override the preset's view mashing "
+                                                                        "(quick runs)")
     args = parser.parse_args()
     import torch
 
@@ -42,7 +44,7 @@ def main() -> None:
     ph = make_torso(voxel_mm=args.voxel_mm, seed=0, fov="chest-abdomen", shape=tuple(args.shape), arms="up")
     act, mu = ph.volumes["activity"], ph.volumes["mu_511"]
     print(f"phantom {tuple(act.shape)} of {args.voxel_mm} mm: {time.perf_counter() - t0:.1f} s", flush=True)
-    sd = SinogramDefinition.preset_default(get_pet_scanner("wholebody"))
+    sd = SinogramDefinition.preset_default(get_pet_scanner("wholebody"), view_mashing=args.view_mashing)
     grid = ImageGrid.from_volume(act)
     t0 = time.perf_counter()
     print(pet_job_summary(sd, grid, tof=args.tof, n_forward=args.iterations, n_back=args.iterations + 1,

@@ -59,7 +59,7 @@ def test_estimate_counts_the_sinogram():
 
 def test_describe_size_and_format():
     assert describe_size((815, 95, 520, 33)) == "815 x 95 x 520 = 40.3 M LORs x 33 TOF bins = 1.33 G bins (5.31 GB as float32)"
-    assert format_seconds(42) == "42 s" and format_seconds(600) == "10.0 min" and format_seconds(7200) == "2.0 h"
+    assert format_seconds(0.42) == "0.4 s" and format_seconds(42) == "42 s" and format_seconds(600) == "10.0 min" and format_seconds(7200) == "2.0 h"
 
 
 def test_cli_project_uses_preset_compression_and_announces_the_job(tmp_path):

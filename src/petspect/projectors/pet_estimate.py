@@ -76,7 +76,9 @@ def _si(x: float) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``1.2 h``."""
+    """``0.4 s``, ``42 s``, ``3.5 min``, ``1.2 h``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
