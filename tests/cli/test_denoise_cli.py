@@ -43,10 +43,17 @@ def test_train_evaluate_apply(dataset, tmp_path):
     model = tmp_path / "run" / "model"
     assert "model:" in res.output and (model / "model.pt").is_file()
     res = runner.invoke(app, ["denoise", "evaluate", "--dataset", str(dataset), "--model", str(model),
-                              "--out", str(tmp_path / "metrics.json")])
+                              "--out", str(tmp_path / "eval"), "--budget", "3"])
     assert res.exit_code == 0, res.output
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert {"unet", "gaussian", "nlm", "osem_low_dose"} <= set(metrics)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert {"unet", "gaussian", "nlm", "ct_guided", "osem_low_dose"} <= set(metrics)
+    assert "psnr_db_ci95" in metrics["unet"]
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["test_scored"] == 1 and (tmp_path / "eval" / "report" / "index.html").is_file()
+    assert all(len(b["tuning"]["trials"]) <= 3 for b in summary["baselines"].values())
+    res = runner.invoke(app, ["denoise", "evaluate", "--dataset", str(dataset), "--model", str(model),
+                              "--out", str(tmp_path / "eval"), "--budget", "3", "--overwrite"])
+    assert res.exit_code == 0 and "test_scored 2" in res.output
     src = dataset / "sub-003" / "recon_d010_osem_ac.nii.gz"
     res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src),
                               "--out", str(tmp_path / "den.nii.gz")])
@@ -61,6 +68,20 @@ def test_train_evaluate_apply(dataset, tmp_path):
     assert plain.shape == tta.shape and plain.unit == tta.unit and not torch.equal(plain.data, tta.data)
     low = load(src)
     assert float(tta.data.double().sum()) == pytest.approx(float(low.data.double().sum()), rel=1e-4)
+    res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--uncertainty",
+                              "--out", str(tmp_path / "den_u.nii.gz")])
+    assert res.exit_code == 0, res.output
+    mean, sd = load(tmp_path / "den_u.nii.gz"), load(tmp_path / "den_u_sd.nii.gz")
+    assert sd.shape == mean.shape and sd.unit == mean.unit and float(sd.data.min()) >= 0 and float(sd.data.max()) > 0
+    res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--tta",
+                              "--out", str(tmp_path / "den_tta_plain.nii.gz")])
+    # the uncertainty run's mean is the TTA prediction (same 8 transforms, turned back and averaged; the
+    # sliding windows' blending at the grid edge differs slightly between turning the volume and the window)
+    tta_plain = load(tmp_path / "den_tta_plain.nii.gz").data
+    assert float((mean.data - tta_plain).abs().mean() / tta_plain.abs().mean()) < 0.02
+    res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--uncertainty",
+                              "--out", str(tmp_path / "den_u.nii.gz")])
+    assert res.exit_code == 2  # the outputs exist: refused without --overwrite
 
 
 def test_errors_exit_cleanly(dataset, tmp_path):

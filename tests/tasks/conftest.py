@@ -3,7 +3,8 @@
 Each subject is an elliptical body (soft tissue 2 kBq/mL) with a liver (5 kBq/mL) and two hot lesions
 (20 kBq/mL); reconstructions are the activity blurred by a 6 mm Gaussian (the scanner resolution) plus
 Poisson noise at a count level per key: full dose, 10 % dose (two independent realisations, ``_r1``),
-a 50 % fast scan, and a smoother "MAP" image. Everything is seeded.
+a 50 % fast scan, and a smoother "MAP" image; ``recon_d010_osem_ac_lesion_absent`` is the 10 % dose image of
+the same subject without lesions (for the CHO detectability). Everything is seeded.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def make_dataset(root: Path, n_train: int = 2, n_val: int = 1, n_test: int = 1, 
         for key, c in COUNTS_PER_BQML.items():
             img = recon(ph["activity"], c, rng, smooth_mm=6.0 if "map" in key else 0.0)
             vols[key] = Volume.centered(img.astype(np.float32), (VOXEL_MM,) * 3, unit="Bq/mL", modality="PT")
+        # the lesion-absent twin of the 10 % dose input (lesions at their organ's uptake; own noise stream)
+        twin_act = np.where(ph["lesions"] > 0, np.where(ph["labels"] == 2, 5000.0, 2000.0), ph["activity"])
+        twin = recon(twin_act, COUNTS_PER_BQML["recon_d010_osem_ac"], np.random.default_rng(10_000 + seed + i), 0.0)
+        vols["recon_d010_osem_ac_lesion_absent"] = Volume.centered(twin.astype(np.float32), (VOXEL_MM,) * 3,
+                                                                   unit="Bq/mL", modality="PT")
         entry = {"subject": sub}
         for key, vol in vols.items():
             rel = f"{sub}/{key}.nii.gz"

@@ -16,12 +16,13 @@ def test_demo_end_to_end(tiny_cohort, tmp_path):
     out = tmp_path / "demo"
     summary = run_demo(out, settings=demo_settings("tiny"), dataset=tiny_cohort)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"osem_low_dose", "gaussian", "nlm", "map_rdp", "unet", "osem_full_dose"} <= set(metrics)
-    for method in ("osem_low_dose", "gaussian", "nlm", "map_rdp", "unet"):
+    assert {"osem_low_dose", "gaussian", "nlm", "ct_guided", "unet", "osem_full_dose"} <= set(metrics)
+    for method in ("osem_low_dose", "gaussian", "nlm", "ct_guided", "unet"):
         row = metrics[method]
         for key in ("psnr_db", "ssim", "nrmse", "psnr_challenge_db", "ssim_challenge", "nrmse_challenge",
-                    "suvmean_bias_pct", "suvmax_bias_pct", "lesion_cr_pct", "liver_cov_pct"):
+                    "suvmean_bias_pct", "suvmax_bias_pct", "lesion_cr_pct", "liver_cov_pct", "total_activity_ratio"):
             assert math.isfinite(row[key]), (method, key)
+        assert len(row["psnr_db_ci95"]) == 2
     # tuned filters improve on the noisy input (the tiny cohort's 10 % dose has ~30 % liver noise)
     assert metrics["gaussian"]["psnr_db"] > metrics["osem_low_dose"]["psnr_db"]
     assert metrics["gaussian"]["liver_cov_pct"] < metrics["osem_low_dose"]["liver_cov_pct"]
@@ -30,7 +31,13 @@ def test_demo_end_to_end(tiny_cohort, tmp_path):
     assert "Sanaat" in html and html.count("data:image/png;base64") >= 3
     assert (out / "model" / "model.pt").is_file() and (out / "model" / "model_card.json").is_file()
     saved = json.loads((out / "summary.json").read_text())
-    assert saved["checks"]["model"] == "unet" and "psnr_gain_over_gaussian_db" in saved["checks"]
+    names = [c["check"] for c in saved["checks"]]
+    assert names == [c["name"] for c in saved["acceptance_checks"]] and "beats_gaussian_psnr" in names
+    assert all(c["passed"] in (True, False, None) for c in saved["checks"])
+    assert json.loads((out / "acceptance_checks.json").read_text())["checks"] == saved["acceptance_checks"]
+    assert saved["test_scored"] == 1 and saved["inverse_crime"] is None  # synthetic data: not a simulation
+    assert "delta_psnr_db_ci95" in metrics["unet"] or metrics["unet"] is not None
+    assert saved["uncertainty"]["method"] == "TTA spread"
     assert set(saved["curves"]) >= {"gaussian", "nlm", "unet", "osem_full_dose"}
     assert summary["times"]["total_s"] > 0
     with pytest.raises(OutputExistsError):
@@ -69,7 +76,7 @@ def test_curve_below_and_strict_json(tmp_path):
 
 
 def test_demo_cohort_configuration(monkeypatch, tmp_path):
-    """The demo simulates the quick preset at the task's dose levels only, with the MAP baseline."""
+    """The demo simulates the quick preset at the task's dose levels only (MAP comes from the study)."""
     import petspect.simulate.cohort as cohort
     from petspect.tasks.demo import simulate_dataset
 
@@ -81,6 +88,7 @@ def test_demo_cohort_configuration(monkeypatch, tmp_path):
     assert simulate_dataset(settings, tmp_path / "ds", device="cpu") == tmp_path / "ds"
     c = seen["c"]
     assert c.name == "quick" and c.subjects == 8 and seen["w"] == settings.workers and seen["d"] == "cpu"
-    assert c.dose_percents == [100.0, 10.0] and c.time_percents == [] and "map" in c.recon.algorithms
+    assert c.dose_percents == [100.0, 10.0] and c.time_percents == []
+    assert "map" not in c.recon.algorithms  # MAP is re-reconstructed by the study with tuned beta and gamma
     bench = demo_settings("bench")
     assert bench.preset == "wholebody-fdg" and not bench.only_task_levels

@@ -37,9 +37,10 @@ def _run(ctx: typer.Context, kind: str, out: Path, overwrite: bool, epochs: int 
             typer.echo(f"{method:16s} PSNR {row['psnr_db']:.2f} dB  SSIM {row['ssim']:.4f}  "
                        f"organ SUVmean bias {row.get('suvmean_bias_pct', float('nan')):+.2f} %  "
                        f"lesion SUVmax bias {row.get('suvmax_bias_pct', float('nan')):+.2f} %")
-    gain = summary["checks"].get("psnr_gain_over_gaussian_db")
-    if gain is not None:
-        typer.echo(f"{model} vs best Gaussian: {gain:+.2f} dB")
+    for check in summary["checks"]:
+        state = {True: "passed", False: "FAILED", None: "not evaluated"}[check["passed"]]
+        typer.echo(f"check {check['check']}: {state} {check.get('detail') or ''}".rstrip())
+    typer.echo(f"{model}: test_scored {summary['test_scored']}, inverse_crime {summary['inverse_crime']}")
     typer.echo(f"metrics: {Path(out) / 'metrics.json'}  report: {Path(out) / 'report' / 'index.html'}")
 
 

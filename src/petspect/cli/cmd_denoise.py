@@ -86,52 +86,53 @@ def train(
 @handle_errors
 def evaluate(
     ctx: typer.Context,
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (dataset.json)."),
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder (dataset.json), e.g. a cohort with a new seed."),
     model: list[Path] = typer.Option(..., "--model", help="Model folder; repeatable (all for the same task)."),
-    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
-    out: Path = typer.Option(None, "--out", help="Write metrics.json (method -> metric -> value) here."),
-    report: Path = typer.Option(None, "--report", help="Write an HTML report (index.html) into this folder."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    tta: bool = typer.Option(False, "--tta", help="Average the models over in-plane flips and turns."),
-    preserve_total: bool = typer.Option(False, "--preserve-total",
-                                        help="Scale each model output to the input's total activity."),
+    out: Path = typer.Option(..., "--out", help="Folder for metrics.json, summary.json and report/index.html."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder's files."),
+    budget: int = typer.Option(8, "--budget", help="Tuning budget of every classical method (validation trials)."),
+    tune_subjects: int = typer.Option(None, "--tune-subjects", help="Validation subjects used for tuning (all)."),
+    no_map: bool = typer.Option(False, "--no-map", help="Leave out MAP-RDP (its tuning re-reconstructs the data)."),
+    no_detectability: bool = typer.Option(False, "--no-detectability",
+                                          help="Skip the CHO detectability (it simulates lesion-absent twins)."),
 ) -> None:
-    """Compare models with the tuned Gaussian, NLM (BM4D), MAP and the low-count input on a split."""
+    """Score models on a dataset with the evaluation protocol: every baseline tuned on ITS validation split,
+    the test split read once (test_scored), intervals over subjects, paired differences, CHO, uncertainty."""
+    import dataclasses
+
     from petspect._fileio import check_output_path
     from petspect.errors import ConfigError
-    from petspect.tasks.baselines import describe_baselines, tune_baselines
-    from petspect.tasks.compare import compare_methods, validation_pairs
-    from petspect.tasks.demo import write_json
+    from petspect.tasks.demo import run_study, write_json
     from petspect.tasks.denoise import task_from_key
-    from petspect.tasks.denoise_report import MAIN_COLUMNS, judge, write_report
     from petspect.train import load_model
 
-    for p in (out, report):
-        if p is not None:
-            check_output_path(p, overwrite=overwrite)
+    out_p = check_output_path(out, overwrite=overwrite, inputs=[dataset, *model])
+    out_p.mkdir(parents=True, exist_ok=True)
     device = get_device(ctx)
     models = {}
     for m in model:
         loaded = load_model(m, device=device)
-        models[str(loaded.card.get("data", {}).get("method") or m.name)] = loaded
-    tasks = {task_from_key(mm.input_keys[0]) for mm in models.values()}
+        models[str(loaded.card.get("data", {}).get("method") or m.name)] = (loaded, str(m))
+    tasks = {task_from_key(mm.input_keys[0]) for mm, _ in models.values()}
     if len(tasks) != 1:
         raise ConfigError(f"the models were trained for different inputs: {sorted(t.input_key for t in tasks)}")
     task = tasks.pop()
-    tuned = tune_baselines(validation_pairs(dataset, task))
-    comp = compare_methods(dataset, task, baselines=tuned, models=models, split=split, device=device,
-                           curves=report is not None, tta=tta, preserve_total=preserve_total)
-    for method, row in comp.metrics.items():
-        typer.echo(f"{method:16s} " + "  ".join(f"{c}={row[c]:.4g}" for c in MAIN_COLUMNS if c in row))
-    if out is not None:
-        write_json(out, comp.metrics)
-        typer.echo(f"wrote {out}")
-    if report is not None:
-        first = next(iter(models))
-        page = write_report(report / "index.html", comp, model=first, title="petspect denoising evaluation",
-                            description=f"{dataset} ({split}): {task.input_key} against {task.reference_key}.",
-                            tuning=describe_baselines(tuned), checks=judge(comp, first))
-        typer.echo(f"wrote {page}")
+    study = run_study(dataset, task, models, out_p, budget_trials=budget, tune_subjects=tune_subjects,
+                      add_map=not no_map, detectability=not no_detectability, device=device,
+                      title="petspect denoising evaluation",
+                      description=f"{dataset}: {task.input_key} against {task.reference_key}; every classical method "
+                                  "tuned on this dataset's validation split.", log=typer.echo)
+    metrics = study.pop("metrics")
+    write_json(out_p / "summary.json", {"dataset": str(dataset), "task": dataclasses.asdict(task),
+                                        "models": {n: d for n, (_, d) in models.items()}, **study})
+    for method, row in metrics.items():
+        if "psnr_db" in row:
+            ci = row.get("psnr_db_ci95") or [float("nan")] * 2
+            typer.echo(f"{method:16s} PSNR {row['psnr_db']:.2f} dB [{ci[0]:.2f}, {ci[1]:.2f}]")
+    for check in study["checks"]:
+        state = {True: "passed", False: "FAILED", None: "not evaluated"}[check["passed"]]
+        typer.echo(f"check {check['check']}: {state} {check.get('detail') or ''}".rstrip())
+    typer.echo(f"test_scored {study['test_scored']}; wrote {out_p / 'metrics.json'} and {out_p / 'report' / 'index.html'}")
 
 
 @denoise_app.command("apply")
@@ -162,6 +163,8 @@ def apply(
     anonymise: bool = typer.Option(False, "--anonymise", "--anonymize",
                                    help="DICOM outputs: de-identify (PS3.15 basic profile, keyed pseudonyms)."),
     secret_file: Path = typer.Option(None, "--secret-file", help="Key of the pseudonyms (default: beside OUT)."),
+    uncertainty: bool = typer.Option(False, "--uncertainty",
+                                     help="Also write the TTA standard-deviation map beside the output (X_sd.nii.gz)."),
 ) -> None:
     """Denoise real images with sliding windows, keeping their geometry, unit and SUV facts."""
     from petspect.errors import InputError
@@ -176,6 +179,16 @@ def apply(
             raise InputError("--extra goes with one --input; give each study's channels in the --inputs file")
         studies = [Study(studies[0].input, pairs)]
     single = len(studies) == 1 and inputs_file is None
+    if uncertainty:  # h4: TTA mean and its spread (petspect.tasks.uncertainty), one input
+        from petspect.tasks.uncertainty import apply_with_uncertainty
+
+        if not single or executor != "local" or anonymise:
+            raise InputError("--uncertainty takes one --input and the local executor, without --anonymise")
+        info = apply_with_uncertainty(model, studies[0].input, out, extra=studies[0].extra, overwrite=overwrite,
+                                      overlap=overlap, device=get_device(ctx), preserve_total=preserve_total)
+        typer.echo(f"units: {info['conversion']}; uncertainty: {info['uncertainty_method']}")
+        typer.echo(f"wrote {info['output']} and {info['uncertainty']} ({info['unit']}, {info['seconds']:.1f} s)")
+        return
     secret = None
     if anonymise:  # the key file goes beside OUT: check OUT first
         from petspect._fileio import check_output_path

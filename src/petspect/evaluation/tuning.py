@@ -123,12 +123,14 @@ def grid_search(method: str, objective: Callable[[dict[str, float]], float], spa
         rng = np.random.default_rng(int(budget.seed))
         keep = sorted(rng.choice(n, size=int(budget.max_trials), replace=False).tolist())
         grid = [grid[i] for i in keep]
-    trials, best, best_score = [], None, -math.inf
+    trials: list[Trial] = []
+    best: dict[str, float] | None = None
+    best_score = -math.inf
     for params in grid:
         s = float(objective(dict(params)))
         trials.append(Trial(dict(params), s))
         key = s if maximise else -s
-        if math.isfinite(key) and key > best_score:
+        if not math.isnan(key) and (best is None or key > best_score):
             best, best_score = params, key
     if best is None:
         raise InputError(f"every configuration of {method!r} scored NaN on validation")

@@ -1,23 +1,28 @@
-"""Classical denoising baselines and their tuning on a validation set.
+"""Classical denoising baselines, tuned on the validation split by the one search of :mod:`petspect.evaluation`.
 
-Every baseline is a post-filter of a low-count reconstruction with one free parameter, tuned on the
-validation subjects to the value that maximises the mean PSNR against the full-dose reference (peak =
-max of the reference, the ultra-low-dose PET challenge convention, :func:`petspect.metrics.psnr_challenge`).
+=============  =============================================  ==============================================
+name           method                                          free parameters (tuned on validation)
+=============  =============================================  ==============================================
+gaussian       isotropic 3D Gaussian post-filter, normalised   ``fwhm_mm``
+               at the grid borders like the reconstruction
+               post-filter (:mod:`petspect.recon.postfilter`)
+nlm            non-local means (scikit-image, 3D, fast mode)   ``h_rel``: ``h`` / mean body uptake
+ct_guided      joint bilateral filter guided by the CT: a      ``fwhm_mm`` (spatial), ``hu_sigma`` (CT range
+               Gaussian whose weights fall across CT edges      kernel SD in HU)
+               (Tomasi & Manduchi 1998; Petschnigg et al
+               2004), border-normalised -- the anatomy-aware
+               classical method beside a network given the CT
+map_rdp        MAP (BSREM) with a relative-difference prior,    ``beta`` (relative to the mean sensitivity,
+               re-reconstructed from the subject's prompts      :func:`petspect.simulate.systems.map_beta`),
+               (simulated datasets only)                        ``gamma`` (edge preservation)
+bm4d           BM4D (``bm4d`` package, NON-COMMERCIAL licence;  ``sigma_rel``: noise SD / mean body uptake
+               used only when importable, never a dependency)
+=============  =============================================  ==============================================
 
-=========  ==============================================  ============================================
-name       filter                                           tuned parameter
-=========  ==============================================  ============================================
-gaussian   isotropic 3D Gaussian (``GaussianPSF``)          ``fwhm_mm``: FWHM in mm
-nlm        non-local means (scikit-image, 3D, fast mode)    ``h_rel``: filtering strength ``h`` divided by
-                                                            the mean uptake of the image's body voxels
-bm4d       BM4D (``bm4d`` package, NON-COMMERCIAL licence;  ``sigma_rel``: noise SD divided by the body
-           used only when importable, never a dependency)   mean uptake
-=========  ==============================================  ============================================
-
-Relative parameters (``h_rel``, ``sigma_rel``) make a tuned value independent of the image unit (Bq/mL
-or SUV) and of the injected activity. The body is the set of voxels above 5 % of the image's 99.9th
-percentile. MAP reconstruction with a relative-difference prior and the full-dose OSEM are not filters:
-they are reconstructions read from the dataset (``recon_d<PCT>_map_ac``, ``recon_d100_osem_ac``).
+Every method, the networks included, is offered the same optional post-processing: scaling its output to
+the input's total activity (``preserve_total``), chosen on validation like a parameter. Every search uses
+the same :class:`~petspect.evaluation.tuning.Budget` and the same objective: the mean PSNR (dB, data range =
+reference range, :func:`petspect.metrics.psnr`) over the validation subjects against the full-dose reference.
 """
 
 from __future__ import annotations
@@ -32,15 +37,21 @@ import numpy as np
 import torch
 
 from petspect.errors import InputError
+from petspect.evaluation.tuning import Budget, TuningResult, grid_search
 from petspect.volume import Volume
 
-#: default search grids of the tuned parameter, per baseline
-DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
-    "gaussian": (0.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 17.0, 20.0),
-    "nlm": (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2),
-    "bm4d": (0.05, 0.1, 0.2, 0.3, 0.5, 0.8),
+#: search grids per method (each fits the default budget, except ct_guided's 2-D grid which is subsampled)
+DEFAULT_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "gaussian": {"fwhm_mm": (0.0, 3.0, 4.5, 6.0, 7.5, 9.0, 11.0, 14.0)},
+    "nlm": {"h_rel": (0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0)},
+    "ct_guided": {"fwhm_mm": (4.5, 6.0, 7.5, 9.0, 11.0, 14.0), "hu_sigma": (40.0, 120.0, 400.0)},
+    "map_rdp": {"beta": (0.005, 0.02, 0.08, 0.3), "gamma": (0.5, 2.0)},
+    "bm4d": {"sigma_rel": (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)},
 }
-PARAMETERS = {"gaussian": "fwhm_mm", "nlm": "h_rel", "bm4d": "sigma_rel"}
+#: the default tuning budget of every method (configurations scored on validation)
+DEFAULT_BUDGET = Budget(max_trials=8, seed=0)
+USES_CT = {"ct_guided"}
+OBJECTIVE = "mean validation PSNR (dB, data range = reference range) against the full-dose reference"
 
 
 def body_scale(image: torch.Tensor | np.ndarray) -> float:
@@ -54,7 +65,11 @@ def body_scale(image: torch.Tensor | np.ndarray) -> float:
 
 
 def gaussian_filter(volume: Volume, fwhm_mm: float) -> Volume:
-    """Isotropic 3D Gaussian post-filter (zero padding, kernel normalised to sum 1).
+    """Isotropic 3D Gaussian post-filter, normalised at the grid borders (``G x / G 1``).
+
+    The same filter as the reconstruction post-filter (:func:`petspect.recon.postfilter.gaussian_post_filter`):
+    a uniform image stays uniform up to the grid's edges, so no activity is lost to zero padding (a
+    zero-padded filter loses a few per cent on a grid of a dozen slices).
 
     Parameters
     ----------
@@ -63,14 +78,68 @@ def gaussian_filter(volume: Volume, fwhm_mm: float) -> Volume:
     fwhm_mm : float
         Full width at half maximum in mm (0: the image unchanged).
     """
-    from petspect.physics.resolution import GaussianPSF
+    from petspect.recon.postfilter import gaussian_post_filter
 
     if not math.isfinite(fwhm_mm) or fwhm_mm < 0:
         raise InputError(f"fwhm_mm must be a non-negative number, got {fwhm_mm!r}")
     if fwhm_mm == 0:
         return volume.with_data(volume.data.clone())
-    psf = GaussianPSF(volume.shape, fwhm_mm, volume.spacing_mm)
-    return volume.with_data(psf(volume.data.float()).to(volume.data.dtype))
+    filt = gaussian_post_filter(volume.shape, float(fwhm_mm), volume.spacing_mm)
+    return volume.with_data(filt(volume.data.float()).to(volume.data.dtype))
+
+
+def ct_guided_filter(volume: Volume, ct: Volume, fwhm_mm: float, hu_sigma: float) -> Volume:
+    """Joint bilateral filter of a PET image guided by the CT (border-normalised).
+
+    ``y_i = sum_j w_ij x_j / sum_j w_ij`` with ``w_ij = exp(-|r_i - r_j|^2 / (2 s^2)) exp(-(c_i - c_j)^2 /
+    (2 hu_sigma^2))``, ``s`` the spatial SD of ``fwhm_mm`` and ``c`` the CT in HU: smoothing within organs of
+    one density and little across organ boundaries that the CT shows (Petschnigg et al, ACM TOG 23:664, 2004,
+    joint bilateral filter; used for PET by e.g. Bagci & Mollura, J Digit Imaging 26:1, 2013).
+
+    Parameters
+    ----------
+    volume : Volume
+        PET reconstruction.
+    ct : Volume
+        CT in HU on the same grid.
+    fwhm_mm : float
+        Spatial kernel FWHM in mm (0: unchanged).
+    hu_sigma : float
+        Range kernel SD in HU (> 0; large values make it a Gaussian filter).
+    """
+    from petspect.units import fwhm_to_sigma
+
+    if not math.isfinite(fwhm_mm) or fwhm_mm < 0 or not (math.isfinite(hu_sigma) and hu_sigma > 0):
+        raise InputError(f"need fwhm_mm >= 0 and hu_sigma > 0, got {fwhm_mm!r}, {hu_sigma!r}")
+    if tuple(ct.shape) != tuple(volume.shape):
+        raise InputError(f"the CT's shape {tuple(ct.shape)} differs from the PET's {tuple(volume.shape)}")
+    if fwhm_mm == 0:
+        return volume.with_data(volume.data.clone())
+    x = volume.data.detach().to(torch.float32)
+    c = ct.data.detach().to(device=x.device, dtype=torch.float32)
+    s = fwhm_to_sigma(float(fwhm_mm))
+    radii = [max(0, int(math.ceil(2.5 * s / float(d)))) for d in volume.spacing_mm]
+    radii = [min(r, n - 1) for r, n in zip(radii, x.shape)]
+    pad = [v for r in reversed(radii) for v in (r, r)]
+    xp = torch.nn.functional.pad(x[None, None], pad)[0, 0]
+    cp = torch.nn.functional.pad(c[None, None], pad, value=float("nan"))[0, 0]
+    num, den = torch.zeros_like(x), torch.zeros_like(x)
+    nz, ny, nx = x.shape
+    for dz in range(-radii[0], radii[0] + 1):
+        for dy in range(-radii[1], radii[1] + 1):
+            for dx in range(-radii[2], radii[2] + 1):
+                d2 = (dz * volume.spacing_mm[0]) ** 2 + (dy * volume.spacing_mm[1]) ** 2 + (dx * volume.spacing_mm[2]) ** 2
+                ws = math.exp(-d2 / (2 * s * s))
+                if ws < 1e-4:
+                    continue
+                sl = (slice(radii[0] + dz, radii[0] + dz + nz), slice(radii[1] + dy, radii[1] + dy + ny),
+                      slice(radii[2] + dx, radii[2] + dx + nx))
+                cj = cp[sl]
+                w = ws * torch.exp(-((cj - c) ** 2) / (2.0 * hu_sigma ** 2))
+                w = torch.nan_to_num(w, nan=0.0)  # outside the grid: no weight (border normalisation)
+                num += w * xp[sl]
+                den += w
+    return volume.with_data((num / den.clamp_min(1e-12)).to(volume.data.dtype))
 
 
 def nlm_filter(volume: Volume, h_rel: float, *, patch_size: int = 3, patch_distance: int = 3) -> Volume:
@@ -83,11 +152,6 @@ def nlm_filter(volume: Volume, h_rel: float, *, patch_size: int = 3, patch_dista
         Filtering strength ``h`` divided by :func:`body_scale` of the image (dimensionless).
     patch_size, patch_distance : int
         Patch side and search radius in voxels.
-
-    Notes
-    -----
-    Anisotropic voxels are handled by scikit-image only through the patch shape, which is isotropic in
-    voxels here; the result is returned on the volume's device.
     """
     from skimage.restoration import denoise_nl_means
 
@@ -119,89 +183,185 @@ def bm4d_filter(volume: Volume, sigma_rel: float) -> Volume:
     return volume.with_data(torch.as_tensor(y, dtype=volume.data.dtype, device=volume.device))
 
 
-FILTERS: dict[str, Callable[[Volume, float], Volume]] = {
-    "gaussian": gaussian_filter, "nlm": nlm_filter, "bm4d": bm4d_filter,
-}
+def preserve_total(output: Volume, reference_input: Volume) -> Volume:
+    """Scale ``output`` so its total (sum over voxels) equals that of ``reference_input`` (the method's input).
 
-
-def available_baselines() -> list[str]:
-    """Names of the filters usable here (bm4d only when importable)."""
-    return [n for n in FILTERS if n != "bm4d" or bm4d_available()]
+    Offered to every method alike (module docstring): the total of a low-count reconstruction is an
+    unbiased estimate of the full-count total, so this removes a method's global calibration drift.
+    """
+    t_in, t_out = float(reference_input.data.double().sum()), float(output.data.double().sum())
+    if not (t_in > 0 and t_out > 0):
+        raise InputError("preserve_total needs a positive total in the input and the output")
+    return output.with_data((output.data.double() * (t_in / t_out)).to(output.data.dtype))
 
 
 @dataclass
-class TunedFilter:
-    """A baseline filter with its tuned parameter and the validation scores that chose it.
+class Case:
+    """One subject as a method sees it.
+
+    Attributes
+    ----------
+    subject : str
+    low : Volume
+        The low-count input reconstruction.
+    reference : Volume or None
+        The full-dose reference (None on a subject that is only filtered, e.g. a lesion-absent twin).
+    ct : Volume or None
+        CT in HU on the same grid (for anatomy-guided methods).
+    reconstruct_map : callable(beta, gamma) -> Volume, or None
+        Re-reconstruction of the subject's low-count prompts with MAP-RDP (simulated datasets).
+    """
+
+    subject: str
+    low: Volume
+    reference: Volume | None = None
+    ct: Volume | None = None
+    reconstruct_map: Callable[[float, float], Volume] | None = None
+
+
+def run_method(name: str, case: Case, params: Mapping[str, float]) -> Volume:
+    """Output of classical method ``name`` with ``params`` on ``case`` (before any post-processing)."""
+    if name == "gaussian":
+        return gaussian_filter(case.low, params["fwhm_mm"])
+    if name == "nlm":
+        return nlm_filter(case.low, params["h_rel"])
+    if name == "bm4d":
+        return bm4d_filter(case.low, params["sigma_rel"])
+    if name == "ct_guided":
+        if case.ct is None:
+            raise InputError(f"subject {case.subject} has no CT for the CT-guided filter")
+        return ct_guided_filter(case.low, case.ct, params["fwhm_mm"], params["hu_sigma"])
+    if name == "map_rdp":
+        if case.reconstruct_map is None:
+            raise InputError(f"subject {case.subject} cannot be re-reconstructed with MAP (no system record)")
+        return case.reconstruct_map(params["beta"], params["gamma"])
+    raise InputError(f"unknown baseline {name!r}; choose one of {sorted(DEFAULT_GRIDS)}")
+
+
+@dataclass
+class TunedMethod:
+    """A method with its parameters and post-processing chosen on validation.
 
     Attributes
     ----------
     name : str
-        "gaussian", "nlm" or "bm4d".
-    value : float
-        The chosen parameter (see :data:`PARAMETERS` for its name and unit).
-    scores : list of dict
-        ``{"value", "psnr_db"}`` for every value tried (mean over the validation pairs).
+    params : dict
+        The chosen free parameters.
+    preserve_total : bool
+        Whether the output is scaled to the input's total (chosen on validation).
+    tuning : TuningResult or None
+        The search that chose ``params``.
+    post_scores : dict
+        Mean validation PSNR with and without ``preserve_total``.
+    uses_ct : bool
     """
 
     name: str
-    value: float
-    scores: list[dict[str, float]] = field(default_factory=list)
+    params: dict[str, float]
+    preserve_total: bool = False
+    tuning: TuningResult | None = None
+    post_scores: dict[str, float] = field(default_factory=dict)
+    uses_ct: bool = False
 
-    @property
-    def parameter(self) -> str:
-        return PARAMETERS[self.name]
+    def __call__(self, case: Case) -> Volume:
+        out = run_method(self.name, case, self.params)
+        return preserve_total(out, case.low) if self.preserve_total else out
 
-    def __call__(self, volume: Volume) -> Volume:
-        return FILTERS[self.name](volume, self.value)
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.parameter} = {self.value:g}, tuned on validation)"
-
-
-def apply_filter(name: str, volume: Volume, value: float) -> Volume:
-    """Apply baseline ``name`` with parameter ``value`` (see :data:`PARAMETERS`)."""
-    if name not in FILTERS:
-        raise InputError(f"unknown baseline {name!r}; choose one of {sorted(FILTERS)}")
-    return FILTERS[name](volume, float(value))
+    def describe(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "preserve_total": self.preserve_total, "uses_ct": self.uses_ct,
+                "post_processing_scores": dict(self.post_scores),
+                "tuning": self.tuning.to_dict() if self.tuning else None}
 
 
-def tune_filter(name: str, pairs: Sequence[tuple[Volume, Volume]], grid: Sequence[float] | None = None) -> TunedFilter:
-    """Choose the parameter of a baseline that maximises the mean challenge PSNR over ``pairs``.
+def _psnr(pred: Volume, ref: Volume) -> float:
+    from petspect.metrics import psnr
+
+    r = ref.data.detach().double().cpu().numpy()
+    return float(psnr(pred.data.detach().double().cpu().numpy(), r, data_range=float(r.max() - r.min())))
+
+
+def psnr_preserved(output: Volume, case: Case) -> float:
+    """PSNR of ``output`` scaled to the input's total; NaN when the output's total is not positive."""
+    try:
+        return _psnr(preserve_total(output, case.low), case.reference)
+    except InputError:
+        return math.nan
+
+
+def choose_post_processing(outputs: Sequence[Volume], cases: Sequence[Case]) -> tuple[bool, dict[str, float]]:
+    """Choose ``preserve_total`` for a method from its validation outputs (mean PSNR; ties and NaN: off)."""
+    off = float(np.mean([_psnr(o, c.reference) for o, c in zip(outputs, cases)]))
+    on = float(np.mean([psnr_preserved(o, c) for o, c in zip(outputs, cases)]))
+    return bool(on > off), {"psnr_db_without": off, "psnr_db_preserve_total": on}
+
+
+def tune_method(name: str, cases: Sequence[Case], *, budget: Budget = DEFAULT_BUDGET,
+                grid: Mapping[str, Sequence[float]] | None = None) -> TunedMethod:
+    """Tune method ``name`` on validation ``cases``: parameters by :func:`grid_search`, then ``preserve_total``.
 
     Parameters
     ----------
-    name : {"gaussian", "nlm", "bm4d"}
-    pairs : sequence of (low-count Volume, full-dose reference Volume)
-        Validation subjects.
-    grid : sequence of float, optional
-        Values to try (default :data:`DEFAULT_GRIDS`).
-
-    Returns
-    -------
-    TunedFilter
+    name : str
+        A method of :data:`DEFAULT_GRIDS`.
+    cases : sequence of Case
+        Validation subjects (with references).
+    budget : Budget
+        The same for every method.
+    grid : mapping, optional
+        Search space (default :data:`DEFAULT_GRIDS`).
     """
-    from petspect.metrics import psnr_challenge
+    if not cases or any(c.reference is None for c in cases):
+        raise InputError("tuning needs at least one validation subject with its full-dose reference")
+    if name not in DEFAULT_GRIDS:
+        raise InputError(f"unknown baseline {name!r}; choose one of {sorted(DEFAULT_GRIDS)}")
+    space = dict(DEFAULT_GRIDS[name] if grid is None else grid)
+    cache: dict[tuple, list[Volume]] = {}
 
-    if not pairs:
-        raise InputError("tuning needs at least one (low-count, reference) pair")
-    values = tuple(DEFAULT_GRIDS[name] if grid is None else grid)
-    if not values:
-        raise InputError("the tuning grid is empty")
-    scores = []
-    for v in values:
-        vals = [psnr_challenge(apply_filter(name, low, v).data, ref.data) for low, ref in pairs]
-        scores.append({"value": float(v), "psnr_db": float(np.mean(vals))})
-    best = max(scores, key=lambda s: s["psnr_db"])
-    return TunedFilter(name, best["value"], scores)
+    def outputs(params: Mapping[str, float]) -> list[Volume]:
+        key = tuple(sorted(params.items()))
+        if key not in cache:
+            cache.clear()  # keep only the latest outputs (memory)
+            cache[key] = [run_method(name, c, params) for c in cases]
+        return cache[key]
+
+    best_outputs: dict[tuple, list[Volume]] = {}
+
+    def objective(params: dict[str, float]) -> float:
+        outs = outputs(params)
+        score = float(np.mean([_psnr(o, c.reference) for o, c in zip(outs, cases)]))
+        if not best_outputs or score > best_outputs["score"][0]:
+            best_outputs.clear()
+            best_outputs.update({"score": [score], "outs": outs})
+        return score
+
+    result = grid_search(name, objective, space, budget, objective_name=OBJECTIVE)
+    outs = best_outputs.get("outs") or outputs(result.best)
+    pt, scores = choose_post_processing(outs, cases)
+    return TunedMethod(name, dict(result.best), pt, result, scores, name in USES_CT)
 
 
-def tune_baselines(pairs: Sequence[tuple[Volume, Volume]], names: Sequence[str] | None = None,
-                   grids: Mapping[str, Sequence[float]] | None = None) -> dict[str, TunedFilter]:
-    """Tune every available baseline (or ``names``) on the validation ``pairs``; name -> TunedFilter."""
+def available_baselines(*, with_ct: bool = False, with_map: bool = False) -> list[str]:
+    """Names of the classical methods usable here (bm4d only when importable; ct_guided with a CT; MAP with prompts)."""
+    names = ["gaussian", "nlm"]
+    if with_ct:
+        names.append("ct_guided")
+    if with_map:
+        names.append("map_rdp")
+    if bm4d_available():
+        names.append("bm4d")
+    return names
+
+
+def tune_baselines(cases: Sequence[Case], names: Sequence[str] | None = None, *, budget: Budget = DEFAULT_BUDGET,
+                   grids: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> dict[str, TunedMethod]:
+    """Tune every available classical method (or ``names``) on the validation ``cases``; name -> TunedMethod."""
     grids = dict(grids or {})
-    return {n: tune_filter(n, pairs, grids.get(n)) for n in (names or available_baselines())}
+    if names is None:
+        names = available_baselines(with_ct=all(c.ct is not None for c in cases),
+                                    with_map=all(c.reconstruct_map is not None for c in cases))
+    return {n: tune_method(n, cases, budget=budget, grid=grids.get(n)) for n in names}
 
 
-def describe_baselines(tuned: Mapping[str, TunedFilter]) -> dict[str, Any]:
-    """JSON-serialisable record of tuned baselines: name -> {parameter, value, scores}."""
-    return {n: {"parameter": t.parameter, "value": t.value, "scores": t.scores} for n, t in tuned.items()}
+def describe_baselines(tuned: Mapping[str, TunedMethod]) -> dict[str, Any]:
+    """JSON-serialisable record of tuned methods: name -> {params, preserve_total, tuning, ...}."""
+    return {n: t.describe() for n, t in tuned.items()}

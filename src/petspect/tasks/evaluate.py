@@ -14,6 +14,10 @@ Conventions (named in every metric key; see docs/REFERENCE.md, "Evaluation conve
 * ``*_vs_truth_pct``: the same biases against the true activity instead of the reference reconstruction.
 * ``liver_cov_pct``: background variability in the liver eroded by one voxel, ``SD / mean * 100`` (spatial, one
   realisation; it includes the phantom's texture, equal for all methods).
+* ``total_activity_ratio``: output total / input total (sum over the volume; 1 for a method that keeps
+  the activity; see :func:`total_activity_ratio`).
+* ``cho_dprime``: channelised Hotelling observer detectability of the lesions (computed over all subjects
+  from lesion-present / lesion-absent ROI pairs, :func:`lesion_roi_positions`, :mod:`petspect.evaluation.observer`).
 * ``lesion_cr_pct``: mean contrast recovery of lesions, ``(C_les / C_bkg - 1) / (A_les / A_bkg - 1) * 100``
   with ``C`` the image and ``A`` the true activity, the background a 2-voxel shell around each lesion in
   its own organ (NEMA NU 2 definition with the true ratio from the phantom). Lesions under 1 mL or whose
@@ -41,7 +45,7 @@ BETTER = {"psnr_db": "higher", "ssim": "higher", "nrmse": "lower", "psnr_challen
           "ssim_challenge": "higher", "nrmse_challenge": "lower", "suvmean_bias_pct": "abs-lower",
           "suvmean_abs_bias_pct": "lower", "suvmax_bias_pct": "abs-lower", "suvmax_abs_bias_pct": "lower",
           "suvpeak_bias_pct": "abs-lower", "lesion_suvmean_bias_pct": "abs-lower", "liver_cov_pct": "lower",
-          "lesion_cr_pct": "higher"}
+          "lesion_cr_pct": "higher", "cho_dprime": "higher"}
 
 
 @dataclass
@@ -249,3 +253,39 @@ def mean_curve(per_subject: Sequence[Sequence[Mapping[str, float]]]) -> list[dic
                 row[k] = float(np.mean(vals)) if vals else math.nan
         out.append(row)
     return out
+
+
+def total_activity_ratio(output: Any, input_image: Any) -> float:
+    """Output total / input total (sums over the volume); NaN when the input total is not positive."""
+    t_in = float(_np(input_image).sum())
+    return float(_np(output).sum()) / t_in if t_in > 0 else math.nan
+
+
+def lesion_roi_positions(lesions: Any, size_px: int) -> list[tuple[int, int, int]]:
+    """Centres ``(z, y, x)`` of the square ROIs (side ``size_px``, odd) on each lesion's central slice.
+
+    The centre is the lesion's centroid rounded to a voxel, on the axial slice through it; lesions whose
+    ROI would leave the grid are skipped (a partial ROI would not be the same task).
+    """
+    les = _np(lesions).astype(np.int64)
+    if size_px < 3 or size_px % 2 == 0:
+        raise InputError(f"the ROI side must be odd and >= 3, got {size_px}")
+    h = size_px // 2
+    out = []
+    for i in np.unique(les):
+        if i <= 0:
+            continue
+        zz, yy, xx = np.nonzero(les == i)
+        c = (int(round(zz.mean())), int(round(yy.mean())), int(round(xx.mean())))
+        if h <= c[1] < les.shape[1] - h and h <= c[2] < les.shape[2] - h and 0 <= c[0] < les.shape[0]:
+            out.append(c)
+    return out
+
+
+def extract_rois(image: Any, positions: Sequence[tuple[int, int, int]], size_px: int) -> np.ndarray:
+    """ROIs ``(n, size, size)`` of ``image`` at ``positions`` (from :func:`lesion_roi_positions`)."""
+    img = _np(image)
+    h = size_px // 2
+    if not positions:
+        return np.zeros((0, size_px, size_px))
+    return np.stack([img[z, y - h:y + h + 1, x - h:x + h + 1] for z, y, x in positions])
