@@ -73,12 +73,6 @@ def test_train_evaluate_apply(dataset, tmp_path):
     assert res.exit_code == 0, res.output
     mean, sd = load(tmp_path / "den_u.nii.gz"), load(tmp_path / "den_u_sd.nii.gz")
     assert sd.shape == mean.shape and sd.unit == mean.unit and float(sd.data.min()) >= 0 and float(sd.data.max()) > 0
-    res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--tta",
-                              "--out", str(tmp_path / "den_tta_plain.nii.gz")])
-    # the uncertainty run's mean is the TTA prediction (same 8 transforms, turned back and averaged; the
-    # sliding windows' blending at the grid edge differs slightly between turning the volume and the window)
-    tta_plain = load(tmp_path / "den_tta_plain.nii.gz").data
-    assert float((mean.data - tta_plain).abs().mean() / tta_plain.abs().mean()) < 0.02
     res = runner.invoke(app, ["denoise", "apply", "--model", str(model), "--input", str(src), "--uncertainty",
                               "--out", str(tmp_path / "den_u.nii.gz")])
     assert res.exit_code == 2  # the outputs exist: refused without --overwrite
