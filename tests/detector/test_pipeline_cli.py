@@ -59,6 +59,7 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     for method in ("led", "cfd", "cnn_timing"):
         assert metrics[method]["ctr_fwhm_ps"] > 0
     assert 0 < metrics["energy"]["energy_resolution_pct"] < 60
+    assert metrics["provenance"]["test_scored"] == 1 and (data / "test_ledger.json").is_file()  # evaluation protocol
     # the photon-level ceiling lies below the constant fraction (a waveform cannot hold more than its photons)
     ceiling = metrics["summary"]["photon_ceiling_ps"]
     assert 0 < ceiling < metrics["cfd"]["ctr_fwhm_ps"] and metrics["timing_photon_limits"]["n_pairs"] == 200

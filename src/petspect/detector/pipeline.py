@@ -339,6 +339,11 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     train_ev, fan_ev = photopeak(data["train"], pitch), photopeak(data["fan"], pitch)
     test_all = data["test"]
     test = photopeak(test_all, pitch)
+    # evaluation protocol (h4): the test data's reading is recorded in a ledger beside it (test_scored)
+    from petspect.evaluation import record_test_scoring
+    scoring = record_test_scoring(data_dir, {"study": "detector", "preset": preset.name,
+                                             "models_dir": str(Path(models_dir).resolve())},
+                                  f"detector {preset.name}: positioning, energy and timing on the test data")
     ests = fit_baselines(preset, train_ev, fan_ev)
     for name in ("mlp", "cnn", "cnn_fan"):
         ests[name] = NeuralPositioner.load(Path(models_dir) / name, device=device)
@@ -370,7 +375,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,
-                             "test_events_photopeak": int(len(test)),
+                             "test_events_photopeak": int(len(test)), "test_scored": scoring.test_scored,
+                             "test_scoring": scoring.to_dict(),
                              "width_method": "plain keys: interpolation; *_gauss: Gaussian fit"}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=json_default))
     write_report(out / "report.html", preset, metrics, test, preds, energy["energy_kev"], timing)
