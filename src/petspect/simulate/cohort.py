@@ -206,6 +206,12 @@ def simulate_cohort(config: DatasetConfig, out_dir: str | os.PathLike, *, worker
     return write_dataset_json(config, out)
 
 
+def _nic_describe(config: DatasetConfig) -> dict[str, Any]:
+    from petspect.simulate.no_inverse_crime import describe
+
+    return describe(config)
+
+
 def write_dataset_json(config: DatasetConfig, out: Path) -> Path:
     """Assemble ``dataset.json`` (decathlon layout + petspect records) from the subject records."""
     subjects = [subject_id(i) for i in range(config.subjects)]
@@ -231,6 +237,7 @@ def write_dataset_json(config: DatasetConfig, out: Path) -> Path:
     data["petspect"] = {
         "version": petspect.__version__,
         "config": config.to_dict(),
+        "simulation": _nic_describe(config),  # h4: inverse crime or not, and how the data were made
         "subjects": {s: {k: v for k, v in records[s].items() if k != "files"} for s in subjects},
     }
     path = out / DATASET_JSON

@@ -84,6 +84,11 @@ class AcquisitionConfig:
     randoms: bool = True
     scatter_fraction: float | None = None  # None: the scatter model's own, object-dependent magnitude
     randoms_fraction: float = 0.15
+    # no inverse crime (h4, simulate/no_inverse_crime.py): the truth on a grid truth_oversample times finer, with
+    # detector blur truth_psf_fwhm_mm; reconstructions get scatter and randoms estimated as a scanner would
+    truth_oversample: int = 2
+    truth_psf_fwhm_mm: float | None = 4.0
+    additive_estimate: bool = True
 
 
 @dataclass

@@ -129,7 +129,15 @@ def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator
                    suffix: str) -> dict[str, Any]:
     """One scan of the subject: full dose, thinned levels, reconstructions; keys end in ``suffix``."""
     system = build_system(config, phantom)
-    full = poisson_sample(system.expected_full_dose(), gen)
+    # h4 -- no inverse crime (simulate/no_inverse_crime.py): truth on a finer grid with detector blur, a delayed
+    # window, and scatter + randoms estimated per level for the reconstructions
+    from petspect.simulate import no_inverse_crime as nic
+    truth = nic.truth_scan(config, phantom, system)
+    full = poisson_sample(system.expected_full_dose() if truth is None else truth.expected, gen)
+    estimate = truth is not None and config.acquisition.additive_estimate
+    delayed_full = poisson_sample(truth.randoms, gen) if estimate and float(truth.randoms.sum()) > 0 else None
+    if truth is not None:
+        result.volumes["activity" + suffix] = truth.activity
     counts: dict[str, float] = {}
     levels: list[Level] = []
     additive_name = None if system.additive is None else "additive_d100" + suffix
@@ -140,19 +148,28 @@ def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator
             pkey = projection_key(kind, pct, r) + suffix
             counts[pkey] = float(data.sum())
             result.arrays[pkey] = data.to(torch.float32).numpy()
+            add = None
+            if estimate:  # h4: the scanner's estimate of this level's scatter + randoms, stored with the level
+                delayed = None if delayed_full is None else (
+                    delayed_full if scan_fraction >= 1.0 else thin_counts(delayed_full, scan_fraction, gen))
+                add, _ = nic.estimate_additive(system, phantom, data, delayed, scan_fraction, config)
+                result.arrays[pkey.replace("prompts_", "additive_est_", 1)] = add.numpy()
+            add_file = (f"{pkey.replace('prompts_', 'additive_est_', 1)}.npy", 1.0) if add is not None else (
+                None if additive_name is None else f"{additive_name}.npy", scan_fraction)
             levels.append(Level(pkey.removeprefix("prompts_"), f"{pkey}.npy",
-                                system.calibration.time_scale_s * scan_fraction, scan_fraction,
-                                None if additive_name is None else f"{additive_name}.npy", scan_fraction))
+                                system.calibration.time_scale_s * scan_fraction, scan_fraction, *add_file))
+            extra = {} if add is None else {"additive": add}
             for algo in config.recon.algorithms:
-                img = system.reconstruct(data, scan_fraction, algo, attenuation_correction=True)
+                img = system.reconstruct(data, scan_fraction, algo, attenuation_correction=True, **extra)
                 result.volumes[recon_key(kind, pct, algo, True, r) + suffix] = img
             if config.recon.nac:
-                img = system.reconstruct(data, scan_fraction, "osem", attenuation_correction=False)
+                img = system.reconstruct(data, scan_fraction, "osem", attenuation_correction=False, **extra)
                 result.volumes[recon_key(kind, pct, "osem", False, r) + suffix] = img
     if additive_name is not None:
         result.arrays[additive_name] = system.additive.to(torch.float32).numpy()
-    return {"counts_per_level": counts, "system": system.describe(), "levels": levels, "scan": system,
-            "full_key": projection_key("dose", 100.0) + suffix, "additive_key": additive_name}
+    return {"counts_per_level": counts, "system": {**system.describe(), **({"truth": truth.info} if truth else {})},
+            "levels": levels, "scan": system, "full_key": projection_key("dose", 100.0) + suffix,
+            "additive_key": additive_name}
 
 
 def _acquisition_record(config: DatasetConfig, result: SubjectResult, scans: dict[str, Any]) -> dict[str, Any]:

@@ -138,14 +138,21 @@ class CohortScan:
                                normalisation=self.normalisation, mu_per_mm=self.mu_per_mm)
 
     def reconstruct(self, counts: torch.Tensor, fraction: float, algorithm: str, *,
-                    attenuation_correction: bool = True) -> Volume:
-        """Reconstruct one level with the cohort's settings for ``algorithm`` (full-dose-equivalent Bq/mL)."""
+                    attenuation_correction: bool = True, additive: torch.Tensor | None = None,
+                    spec: ReconSpec | None = None) -> Volume:
+        """Reconstruct one level with the cohort's settings for ``algorithm`` (full-dose-equivalent Bq/mL).
+
+        h4: ``additive`` (the level's estimated scatter + randoms, counts; :mod:`petspect.simulate.no_inverse_crime`)
+        replaces the model's exact expectation; ``spec`` replaces the cohort's settings (a tuned MAP).
+        """
         data = self.level_data(counts, fraction)
+        if additive is not None:
+            data = replace(data, additive=additive.to(torch.float32))
         if attenuation_correction not in self._models:  # one model per scan; levels differ in their scale only
             self._models[attenuation_correction] = system_model(data, attenuation=attenuation_correction)
         model = self._models[attenuation_correction]
         scale = data.time_scale_s * (self.system.sensitivity_factor if isinstance(self.system, PetSystemSpec) else 1.0)
-        return reconstruct_image(data, recon_spec(self.config, algorithm), system=model.at_scale(scale),
+        return reconstruct_image(data, spec or recon_spec(self.config, algorithm), system=model.at_scale(scale),
                                  progress=False)
 
     def describe(self) -> dict[str, Any]:
