@@ -132,7 +132,7 @@ def test_every_method_gets_the_same_budget():
     tuned = tune_baselines(cases, ["gaussian", "ct_guided"], budget=budget,
                            grids={"gaussian": {"fwhm_mm": (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)}})
     assert {len(t.tuning.trials) for t in tuned.values()} == {4}
-    assert tuned["ct_guided"].tuning.grid_size == 18 and tuned["ct_guided"].uses_ct
+    assert tuned["ct_guided"].tuning.grid_size == 12 and tuned["ct_guided"].uses_ct
 
 
 def test_tune_baselines_and_errors():

@@ -90,7 +90,7 @@ def evaluate(
     model: list[Path] = typer.Option(..., "--model", help="Model folder; repeatable (all for the same task)."),
     out: Path = typer.Option(..., "--out", help="Folder for metrics.json, summary.json and report/index.html."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder's files."),
-    budget: int = typer.Option(8, "--budget", help="Tuning budget of every classical method (validation trials)."),
+    budget: int = typer.Option(6, "--budget", help="Tuning budget of every classical method (validation trials)."),
     tune_subjects: int = typer.Option(None, "--tune-subjects", help="Validation subjects used for tuning (all)."),
     no_map: bool = typer.Option(False, "--no-map", help="Leave out MAP-RDP (its tuning re-reconstructs the data)."),
     no_detectability: bool = typer.Option(False, "--no-detectability",

@@ -46,6 +46,8 @@ CURVE_GRIDS = {"gaussian": (0.0, 4.0, 6.0, 8.0, 10.0, 13.0, 16.0), "nlm": (0.05,
 #: CHO: Laguerre-Gauss channel width (mm) and number of channels; the ROI spans +-1.5 widths
 CHO_WIDTH_MM = 15.0
 CHO_CHANNELS = 5
+#: cohort systems kept in memory for MAP re-reconstructions (a tuning search revisits every validation subject)
+SYSTEM_CACHE = 8
 
 
 @dataclass
@@ -141,7 +143,8 @@ def _map_callable(data: StudyData, subject: str, make_system: Callable[[], Any],
                   additive: Callable[[Any], Any]) -> Callable[[float, float], Any]:
     def run(beta: float, gamma: float) -> Any:
         if subject not in data._systems:
-            data._systems.clear()  # one subject's system at a time (memory)
+            if len(data._systems) >= SYSTEM_CACHE:  # keep the latest few subjects' systems (memory)
+                data._systems.pop(next(iter(data._systems)))
             data._systems[subject] = make_system()
         system = data._systems[subject]
         return map_reconstruct(system, prompts(), additive(system), _fraction(system, data.task), beta, gamma,
@@ -333,7 +336,8 @@ def _curves(case: Case, images: Mapping[str, Any], subject: Subject, methods: Se
 def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines: Mapping[str, TunedMethod],
                     models: Mapping[str, tuple[Any, NetworkChoice]], scoring_config: Mapping[str, Any],
                     curves: bool = True, detectability: bool = True, device: Any = None,
-                    max_subjects: int | None = None, n_boot: int = 2000, seed: int = 0) -> Comparison:
+                    max_subjects: int | None = None, detectability_subjects: int | None = None, n_boot: int = 2000,
+                    seed: int = 0) -> Comparison:
     """Score every method once on the test split (see the module docstring).
 
     Parameters
@@ -350,6 +354,8 @@ def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines:
     detectability : bool
         CHO detectability from lesion-absent twins.
     device, max_subjects, n_boot, seed
+    detectability_subjects : int, optional
+        Make lesion-absent twins of the first test subjects only (each twin is a full simulation).
     """
     from petspect.evaluation import cho_dprime_ci, read_test_split, summarise_methods, uncertainty_calibration
 
@@ -379,7 +385,8 @@ def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines:
         row[REFERENCE]["total_activity_ratio"] = total_activity_ratio(subject.reference, case.low)
         per_subject.append(row)
         spacing = case.low.spacing_mm
-        if detectability and subject.lesions is not None:
+        use_twin = detectability_subjects is None or len(rois.get(LOW, ([], []))[0]) < detectability_subjects
+        if detectability and subject.lesions is not None and use_twin:
             twin = lesion_absent_case(entry, data)
             if twin is None:
                 cho_note = "no lesion-absent twins: the dataset has neither simulation records nor *_lesion_absent keys"

@@ -73,6 +73,8 @@ class DemoSettings:
         Validation subjects used for tuning (default all), the same for every method.
     detectability : bool
         Compute the CHO detectability from lesion-absent twins of the test subjects.
+    detectability_subjects : int, optional
+        Simulate lesion-absent twins for the first test subjects only (each twin is a whole simulation).
     """
 
     preset: str = "quick"
@@ -83,14 +85,15 @@ class DemoSettings:
     denoise: DenoiseOptions = field(default_factory=DenoiseOptions)
     add_map: bool = True
     workers: int = 2
-    budget_trials: int = 8
+    budget_trials: int = 6
     tune_subjects: int | None = None
     detectability: bool = True
+    detectability_subjects: int | None = None
 
 
 def _demo() -> DemoSettings:
     """Minutes on a 2-core CPU: 20 quick-cohort subjects, a 2.5D U-Net with the CT channel, 150 epochs."""
-    return DemoSettings(subjects=20, denoise=DenoiseOptions(
+    return DemoSettings(subjects=20, tune_subjects=2, detectability_subjects=3, denoise=DenoiseOptions(
         epochs=150, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",), lesion_weight=4.0,
         channels=(32, 64, 128, 256),
         train=TrainOverlay(network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
@@ -111,8 +114,8 @@ def _tiny() -> DemoSettings:
     """Seconds, for tests: 4 subjects, one epoch of a small 2D U-Net."""
     return DemoSettings(subjects=4, add_map=False, workers=1, budget_trials=3, detectability=False,
                         denoise=DenoiseOptions(
-        epochs=1, mode="2d", patch_size=(32, 32), channels=(8, 16), lesion_weight=4.0,
-        train=TrainOverlay(patches_per_volume=2, batch_size=2)))
+                            epochs=1, mode="2d", patch_size=(32, 32), channels=(8, 16), lesion_weight=4.0,
+                            train=TrainOverlay(patches_per_volume=2, batch_size=2)))
 
 
 #: Named demo settings (factories of fresh :class:`DemoSettings`).
@@ -182,8 +185,9 @@ def _model_checksum(model_dir: str | os.PathLike) -> str:
 
 
 def run_study(dataset: str | os.PathLike, task: Any, models: dict[str, tuple[Any, str]], out: Path, *,
-              budget_trials: int = 8, tune_subjects: int | None = None, add_map: bool = True,
-              detectability: bool = True, curves: bool = True, device: Any = None, history: Any = (),
+              budget_trials: int = 6, tune_subjects: int | None = None, add_map: bool = True,
+              detectability: bool = True, detectability_subjects: int | None = None, curves: bool = True,
+              device: Any = None, history: Any = (),
               title: str = "petspect denoising study", description: str = "", facts: dict[str, Any] | None = None,
               log: Any = None) -> dict[str, Any]:
     """Tune every method on validation, score once on test, write metrics.json, the report and the checks.
@@ -236,7 +240,7 @@ def run_study(dataset: str | os.PathLike, task: Any, models: dict[str, tuple[Any
     if history and any("val_psnr" in h for h in history):
         epochs[next(iter(models))] = epoch_choice(next(iter(models)), history).to_dict()
     scoring_config = {"task": dataclasses.asdict(task), "budget": dataclasses.asdict(budget),
-                      "tune_subjects": tune_subjects,
+                      "tune_subjects": tune_subjects, "detectability_subjects": detectability_subjects,
                       "baselines": {n: {"params": t.params, "preserve_total": t.preserve_total} for n, t in tuned.items()},
                       "networks": {n: {"model_sha256": _model_checksum(d), **dataclasses.asdict(choices[n])}
                                    for n, (_, d) in models.items()}}
@@ -244,7 +248,7 @@ def run_study(dataset: str | os.PathLike, task: Any, models: dict[str, tuple[Any
     say("scoring every method once on the test subjects")
     comparison = compare_methods(dataset, task, baselines=tuned, models={n: (m, choices[n]) for n, (m, _) in models.items()},
                                  scoring_config=scoring_config, curves=curves, detectability=detectability,
-                                 device=device)
+                                 detectability_subjects=detectability_subjects, device=device)
     times["test_s"] = time.perf_counter() - t0
     first = next(iter(models))
     checks = judge(comparison, first)
@@ -334,7 +338,8 @@ def run_demo(out: str | os.PathLike, *, settings: DemoSettings | None = None, ov
                    "are fixed design choices of the demo, not tuned.")
     study = run_study(dataset, task, {name: (model, str(out_p / "model"))}, out_p, budget_trials=settings.budget_trials,
                       tune_subjects=settings.tune_subjects, add_map=settings.add_map,
-                      detectability=settings.detectability, device=device, history=result.history,
+                      detectability=settings.detectability,
+                      detectability_subjects=settings.detectability_subjects, device=device, history=result.history,
                       title="petspect demo: low-dose PET denoising", description=description,
                       facts={"dataset": str(dataset), **{k: round(v, 1) for k, v in times.items()}}, log=say)
     times.update(study.pop("times"))
