@@ -92,9 +92,9 @@ class DemoSettings:
 
 
 def _demo() -> DemoSettings:
-    """Minutes on a 2-core CPU: 20 quick-cohort subjects, a 2.5D U-Net with the CT channel, 150 epochs."""
+    """Minutes on a 2-core CPU: 20 quick-cohort subjects, a 2.5D U-Net with the CT channel, 60 epochs."""
     return DemoSettings(subjects=20, tune_subjects=2, detectability_subjects=3, denoise=DenoiseOptions(
-        epochs=150, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",), lesion_weight=4.0,
+        epochs=60, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",), lesion_weight=4.0,
         channels=(32, 64, 128, 256),
         train=TrainOverlay(network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
                            patches_per_volume=24, batch_size=8, lr=2e-3)))
