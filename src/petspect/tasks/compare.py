@@ -117,26 +117,24 @@ def _fraction(system: Any, task: DenoiseTask) -> float:
 
 def map_reconstruct(system: Any, prompts: Any, additive: Any, fraction: float, beta: float, gamma: float,
                     config: Any) -> Any:
-    """MAP-RDP (BSREM) of ``prompts`` with relative ``beta`` and ``gamma`` on a cohort PET system.
+    """MAP-RDP (BSREM) of ``prompts`` with relative ``beta`` and ``gamma`` on a cohort scan.
 
-    The iterations and subsets are the cohort's (``2 x iterations``, ``subsets``); the image is in
+    The iterations and subsets are the cohort's (:func:`petspect.simulate.systems.recon_spec`); ``additive``
+    is the level's stored estimate (counts) or None for the scan's own expectation; the image is in
     full-dose-equivalent Bq/mL like every cohort reconstruction.
     """
+    from dataclasses import replace
+
     import torch
 
-    from petspect.recon.map import bsrem
-    from petspect.recon.priors import make_prior
-    from petspect.simulate.systems import map_beta
+    from petspect.simulate.systems import recon_spec
 
-    op = system.model_ac * (system.calibration * system.scan_eff_s * fraction)
-    prior = make_prior("rdp", gamma=float(gamma), spacing_mm=system.activity.spacing_mm)
+    spec = replace(recon_spec(config, "map"), beta=float(beta), gamma=float(gamma))
     y = torch.as_tensor(np.asarray(prompts), dtype=torch.float32)
     add = None if additive is None else torch.as_tensor(np.asarray(additive), dtype=torch.float32)
-    rc = config.recon
-    img = bsrem(op, y, prior, map_beta(op, float(beta)), additive=add, n_iter=max(rc.iterations * 2, 4),
-                n_subsets=rc.subsets, progress=False)
-    return system.activity.with_data(img, unit="Bq/mL", modality="PT",
-                                     meta={"algorithm": "map", "beta": float(beta), "gamma": float(gamma)})
+    img = system.reconstruct(y, fraction, "map", additive=add, spec=spec)
+    img.meta = {**img.meta, "algorithm": "map", "beta": float(beta), "gamma": float(gamma)}
+    return img
 
 
 def _map_callable(data: StudyData, subject: str, make_system: Callable[[], Any], prompts: Callable[[], Any],
@@ -180,8 +178,8 @@ def make_case(entry: Mapping[str, str], data: StudyData) -> Case:
         seed = int(records[sub]["seed"])
         est_p = data.root / sub / f"additive_est_{tag}.npy"
 
-        def additive(system: Any) -> Any:  # the scanner's estimate when stored, else the model's expectation
-            return np.load(est_p) if est_p.is_file() else system.additive_full_dose() * _fraction(system, task)
+        def additive(system: Any) -> Any:  # the scanner's estimate when stored, else the scan's expectation
+            return np.load(est_p) if est_p.is_file() else None
 
         recon = _map_callable(data, sub, lambda: build_system(data.config, make_subject_phantom(data.config, seed)),
                               lambda: np.load(prompts_p), additive)
@@ -223,7 +221,7 @@ def lesion_absent_case(entry: Mapping[str, str], data: StudyData) -> Case | None
         recon = _map_callable(
             data, sub + "_lesion_absent",
             lambda: build_system(cfg, make_subject_phantom(cfg, int(rec["seed"]))), lambda: prompts,
-            lambda system: est if est is not None else system.additive_full_dose() * _fraction(system, task))
+            lambda system: est)
     return Case(sub + "_lesion_absent", low, None, result.volumes.get("ct"), recon)
 
 
