@@ -70,3 +70,15 @@ def test_cho_interval_over_subjects_contains_the_value():
     absn = [rng.normal(0, 1, (30, 15, 15)) for _ in range(8)]
     iv = cho_dprime_ci(pres, absn, width_px=5.0, n_channels=4, n_boot=200)
     assert iv.n == 8 and iv.low <= iv.value <= iv.high and iv.low > 0
+
+
+def test_a_subject_without_rois_is_an_empty_group():
+    """A test subject whose lesions all lie too close to the grid edge gives an empty ROI stack: the CHO over
+    subjects must still run (the demo's scoring once stopped on this at its last step)."""
+    rng = np.random.default_rng(4)
+    ch = laguerre_gauss_channels(9, 3.0, 3)
+    assert channel_outputs(np.zeros((0, 9, 9)), ch).shape == (0, 3)
+    pres = [rng.normal(0, 1, (20, 9, 9)) + ch[0], np.zeros((0, 9, 9))]
+    absn = [rng.normal(0, 1, (20, 9, 9)), np.zeros((0, 9, 9))]
+    iv = cho_dprime_ci(pres, absn, width_px=3.0, n_channels=3, n_boot=100)
+    assert iv.value > 0 and iv.n == 2

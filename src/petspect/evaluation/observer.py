@@ -60,7 +60,8 @@ def channel_outputs(rois: np.ndarray, channels: np.ndarray) -> np.ndarray:
     rois = np.asarray(rois, dtype=np.float64)
     if rois.ndim != 3 or rois.shape[1:] != channels.shape[1:]:
         raise InputError(f"ROIs must be (n, {channels.shape[1]}, {channels.shape[2]}), got {rois.shape}")
-    return rois.reshape(rois.shape[0], -1) @ channels.reshape(channels.shape[0], -1).T
+    n_pix = channels.shape[1] * channels.shape[2]  # explicit: an empty stack (a subject without ROIs) is valid
+    return rois.reshape(rois.shape[0], n_pix) @ channels.reshape(channels.shape[0], n_pix).T
 
 
 def hotelling_dprime(v_present: np.ndarray, v_absent: np.ndarray) -> float:
