@@ -65,7 +65,12 @@ def test_subject_folder_is_an_acquisition_folder(quick_cohort):
     d010, d100 = load_acquisition(sub, level="d010"), load_acquisition(sub)
     assert d010.calibration.count_fraction == pytest.approx(0.1)
     assert d010.time_scale_s == pytest.approx(0.1 * d100.time_scale_s)
-    torch.testing.assert_close(d010.additive, 0.1 * d100.additive)  # the full scan's randoms+scatter, scaled
+    # h4: each level carries the scanner's own estimate of its randoms + scatter (no inverse crime), so the
+    # 10 % level's is not the full scan's scaled exactly; their totals agree to the estimates' noise
+    import numpy as np
+
+    torch.testing.assert_close(d010.additive, torch.from_numpy(np.load(sub / "additive_est_d010.npy")))
+    assert float(d010.additive.sum()) == pytest.approx(0.1 * float(d100.additive.sum()), rel=0.1)
     assert d100.attenuation is not None and d100.normalisation is not None
 
 
