@@ -109,13 +109,14 @@ def _projector(scan: Any) -> Any:
     return scan._models[True].base.projector
 
 
-def truth_scan(config: Any, phantom: Phantom, system: Any) -> TruthScan | None:
+def truth_scan(config: Any, phantom: Phantom, system: Any, build_system: Any) -> TruthScan | None:
     """The fine-grid truth of a PET subject, or None when the configuration keeps the single model.
 
-    ``system`` is the subject's reconstruction :class:`~petspect.simulate.systems.CohortScan` (coarse grid).
+    ``system`` is the subject's reconstruction :class:`~petspect.simulate.systems.CohortScan` (coarse grid);
+    ``build_system(config, phantom)`` builds a scan (the caller's, :func:`petspect.simulate.subject.build_system`,
+    passed in so that this module does not import the one that imports it).
     """
     from petspect.physics.additive_pet import pet_additive_counts
-    from petspect.simulate.subject import build_system
 
     acq = config.acquisition
     k = int(getattr(acq, "truth_oversample", 1) or 1)

@@ -132,7 +132,7 @@ def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator
     # h4 -- no inverse crime (simulate/no_inverse_crime.py): truth on a finer grid with detector blur, a delayed
     # window, and scatter + randoms estimated per level for the reconstructions
     from petspect.simulate import no_inverse_crime as nic
-    truth = nic.truth_scan(config, phantom, system)
+    truth = nic.truth_scan(config, phantom, system, build_system)
     full = poisson_sample(system.expected_full_dose() if truth is None else truth.expected, gen)
     estimate = truth is not None and config.acquisition.additive_estimate
     delayed_full = poisson_sample(truth.randoms, gen) if estimate and float(truth.randoms.sum()) > 0 else None
