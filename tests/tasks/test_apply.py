@@ -93,3 +93,32 @@ def test_unit_mismatch_and_missing_channels(tiny_model, tmp_path):
     save(bare, tmp_path / "pet.nii.gz")
     with pytest.raises(InputError):
         apply_model(tiny_model, tmp_path / "pet.nii.gz", tmp_path / "o.nii.gz", extra={"ct": tmp_path / "pet.nii.gz"})
+
+
+def test_any_axis_aligned_orientation_gives_the_same_image(tiny_model):
+    """The same voxels stored flipped and permuted (as a NIfTI with nibabel's RAS affine would be) are
+    denoised on the axial grid and come back on the input's own grid: the result is the axial result
+    reordered the same way, voxel for voxel; an oblique grid is refused with the resampling command."""
+    from petspect.errors import GeometryError
+    from petspect.orientation import from_axial, to_axial
+    from petspect.train import load_model
+
+    model = load_model(tiny_model)
+    axial = _pet_volume()
+    ref, _ = denoise_physical(model, axial)
+    # the same patient voxels with the array axes in (x, y, z) order and z and x running backwards
+    data = torch.flip(axial.data, (0, 2)).permute(2, 1, 0).contiguous()
+    corner = axial.voxel_to_world(np.array([axial.shape[0] - 1, 0, axial.shape[2] - 1], dtype=float))
+    axes = np.asarray(axial.direction, dtype=float)
+    direction = np.stack([-axes[:, 2], axes[:, 1], -axes[:, 0]], axis=1)
+    other = Volume(data, (3.0, 3.0, 4.0), tuple(float(v) for v in corner), direction, unit="Bq/mL", modality="PT")
+    back, view = to_axial(other)
+    torch.testing.assert_close(back.data, axial.data)  # the construction holds the same voxels
+    out, _ = denoise_physical(model, other)
+    assert out.same_grid(other) and out.shape == other.shape
+    torch.testing.assert_close(to_axial(out)[0].data, ref.data, rtol=1e-5, atol=1e-3)
+    c, s = np.cos(0.2), np.sin(0.2)
+    oblique = Volume(axial.data, axial.spacing_mm, axial.origin_mm, [[c, -s, 0], [s, c, 0], [0, 0, 1]],
+                     unit="Bq/mL", modality="PT")
+    with pytest.raises(GeometryError, match="resample"):
+        denoise_physical(model, oblique)

@@ -36,6 +36,7 @@ import torch
 from petspect._fileio import atomic_dir, atomic_write_bytes, check_output_path
 from petspect.errors import DataNotFoundError, InputError, UnitError
 from petspect.executor import Executor, import_ray, parse_executor, ray_actor_map, ray_session
+from petspect.orientation import from_axial, to_axial
 from petspect.progress import track
 from petspect.volume import Volume
 
@@ -96,7 +97,13 @@ def model_scale(volume: Volume, model: Any) -> tuple[torch.Tensor, str]:
 
 def denoise_physical(model: Any, volume: Volume, extra: tuple[Volume, ...] = (), *, overlap: float = 0.25,
                      device: Any = None, tta: bool = False, preserve_total: bool = False) -> tuple[Volume, str]:
-    """Denoise a PET volume in any supported unit; returns (volume in the input's unit, conversion note)."""
+    """Denoise a PET volume in any supported unit; returns (volume in the input's unit, conversion note).
+
+    The network runs on the standard axial orientation: an input on any other axis-aligned grid (a NIfTI
+    with nibabel's RAS affine, a flipped slice order) is reordered losslessly for it and the result put back
+    on the input's grid; an oblique input is refused with the command that resamples it. The anatomical
+    channels must lie on the input's grid (:func:`_load_extra` resamples them onto it).
+    """
     from petspect.tasks.denoise import denoise_volume
 
     if volume.modality not in ("PT", "NM", "", None):
@@ -110,7 +117,11 @@ def denoise_physical(model: Any, volume: Volume, extra: tuple[Volume, ...] = (),
     f, note = model_scale(volume, model)
     f = f.to(volume.device)
     scaled = volume.with_data((volume.data.double() * f).float(), unit=model.input_normalizations[0].unit or volume.unit)
-    pred = denoise_volume(model, scaled, extra, overlap=overlap, device=device, tta=tta, preserve_total=preserve_total)
+    axial, view = to_axial(scaled, what="input image")
+    axial_extra = tuple(to_axial(e, what=f"anatomical channel {i + 1}")[0] for i, e in enumerate(extra))
+    pred = denoise_volume(model, axial, axial_extra, overlap=overlap, device=device, tta=tta,
+                          preserve_total=preserve_total)
+    pred = from_axial(pred, view)
     out = (pred.data.double() / f).to(volume.data.dtype if volume.data.is_floating_point() else torch.float32)
     return volume.with_data(out), note
 
