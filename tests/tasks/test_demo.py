@@ -92,3 +92,23 @@ def test_demo_cohort_configuration(monkeypatch, tmp_path):
     assert "map" not in c.recon.algorithms  # MAP is re-reconstructed by the study with tuned beta and gamma
     bench = demo_settings("bench")
     assert bench.preset == "wholebody-fdg" and not bench.only_task_levels
+
+
+def test_study_denoise_command(tiny_cohort, tmp_path):
+    """`petspect study denoise --preset tiny --dataset D --out X` runs the demo's study and writes the three
+    outputs every study shares; an unknown preset is a clean error (exit 2), not a traceback."""
+    from typer.testing import CliRunner
+
+    from petspect.cli.main import app
+
+    runner = CliRunner()
+    out = tmp_path / "study"
+    res = runner.invoke(app, ["study", "denoise", "--preset", "tiny", "--dataset", str(tiny_cohort), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "unet" in metrics and len(metrics["unet"]["psnr_db_ci95"]) == 2
+    # the same configuration on the shared tiny cohort may have been scored by the demo test before
+    assert json.loads((out / "summary.json").read_text())["test_scored"] >= 1
+    assert (out / "report" / "index.html").is_file()
+    res = runner.invoke(app, ["study", "denoise", "--preset", "huge", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "quick" in res.output and "Traceback" not in res.output

@@ -1,4 +1,5 @@
-"""``petspect demo`` (the main job, minutes on a CPU) and ``petspect bench`` (the same at full size, for a GPU)."""
+"""``petspect demo`` (the main job, minutes on a CPU), ``petspect bench`` (the same at full size, for a GPU) and
+``petspect study denoise`` (the same study under the name every AI task's study command will share)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,35 @@ import typer
 from petspect.cli._common import get_device, handle_errors
 
 
+#: ``petspect study <task> --preset`` names -> the denoising study's settings (tasks.demo.DEMO_PRESETS).
+STUDY_PRESETS = {"quick": "demo", "full": "bench", "tiny": "tiny"}
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("bench")(bench)
+    study = typer.Typer(help="One study per AI task on the shared evaluation protocol (petspect.evaluation): "
+                             "metrics.json, summary.json and report/index.html in OUT.", no_args_is_help=True)
+    study.command("denoise")(study_denoise)
+    app.add_typer(study, name="study")
+
+
+@handle_errors
+def study_denoise(
+    ctx: typer.Context,
+    preset: str = typer.Option("quick", "--preset", help="quick (the demo: minutes on a CPU), full (the bench "
+                               "size, for a GPU) or tiny (seconds; for checks)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace this study's outputs in a non-empty OUT."),
+    dataset: Path = typer.Option(None, "--dataset", help="Use an existing simulated dataset instead."),
+) -> None:
+    """Low-dose PET denoising: U-Net against the tuned Gaussian, NLM, CT-guided filter and MAP-RDP."""
+    from petspect.errors import ConfigError
+
+    kind = STUDY_PRESETS.get(str(preset).lower())
+    if kind is None:
+        raise ConfigError(f"unknown study preset {preset!r}; choose one of {sorted(STUDY_PRESETS)}")
+    _run(ctx, kind, out, overwrite, None, None, dataset)
 
 
 def _run(ctx: typer.Context, kind: str, out: Path, overwrite: bool, epochs: int | None, subjects: int | None,
