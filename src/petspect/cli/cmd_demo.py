@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from petspect.cli._common import get_device, handle_errors
+from petspect.cli._study import study_app
 
 
 #: ``petspect study <task> --preset`` names -> the denoising study's settings (tasks.demo.DEMO_PRESETS).
@@ -17,10 +18,7 @@ STUDY_PRESETS = {"quick": "demo", "full": "bench", "tiny": "tiny"}
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("bench")(bench)
-    study = typer.Typer(help="One study per AI task on the shared evaluation protocol (petspect.evaluation): "
-                             "metrics.json, summary.json and report/index.html in OUT.", no_args_is_help=True)
-    study.command("denoise")(study_denoise)
-    app.add_typer(study, name="study")
+    study_app.command("denoise")(study_denoise)
 
 
 @handle_errors

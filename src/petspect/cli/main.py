@@ -49,6 +49,9 @@ def _register_commands() -> None:
         if info.name.startswith("cmd_"):
             module = importlib.import_module(f"petspect.cli.{info.name}")
             module.register(app)
+    from petspect.cli._study import study_app
+
+    app.add_typer(study_app, name="study")
 
 
 _register_commands()
