@@ -28,7 +28,28 @@ def test_describe_states_the_inverse_crime():
     c.acquisition.truth_oversample = 1
     assert nic.describe(c)["inverse_crime"] is True
     c = get_preset("spect-tc99m")
-    assert nic.describe(c)["inverse_crime"] is True and "SPECT" in nic.describe(c)["note"]
+    d = nic.describe(c)
+    assert d["inverse_crime"] is False and "triple-energy-window" in d["additive_terms"]
+    c.acquisition.truth_oversample = 1
+    assert nic.describe(c)["inverse_crime"] is True and "same model" in nic.describe(c)["note"]
+
+
+def test_spect_truth_is_projected_from_the_finer_grid_onto_the_same_detector():
+    """A SPECT subject's truth: the 2x finer phantom through the collimator model onto the reconstruction's
+    detector pixels; same data shape, counts within discretisation error (a few %) but not identical."""
+    from petspect.simulate.subject import build_system, make_subject_phantom
+
+    c = get_preset("spect-tc99m")
+    c.phantom.voxel_mm, c.phantom.params["shape"], c.scanner.n_views = 12.0, [4, 32, 32], 16
+    phantom = make_subject_phantom(c.validate(), 5)
+    coarse = build_system(c, phantom)
+    truth = nic.truth_scan(c, phantom, coarse, build_system)
+    assert truth is not None and tuple(truth.expected.shape) == tuple(coarse.data_shape)
+    assert truth.info["truth_voxel_mm"] == 6.0 and float(truth.randoms.sum()) == 0.0
+    ratio = float(truth.expected.sum() / coarse.expected_full_dose().sum())
+    assert 0.9 < ratio < 1.1
+    assert not torch.allclose(truth.expected, coarse.expected_full_dose(), rtol=1e-3)
+    assert tuple(truth.activity.shape) == tuple(phantom["activity"].shape)
 
 
 def test_oversampled_phantom_has_the_same_anatomy_on_a_finer_grid():

@@ -4,8 +4,7 @@ additive terms.
 Simulating data with the same discrete model that reconstructs them (same projector, same voxel grid, exact
 expected scatter and randoms) flatters every reconstruction and every denoiser trained on it: the
 "inverse crime" (Kaipio & Somersalo, J Comput Appl Math 198:493, 2007; Guerquin-Kern et al, IEEE TMI
-31:626, 2012). A PET cohort here is made instead as follows (PET only; SPECT cohorts still use one model,
-and say so in their record):
+31:626, 2012). A PET cohort here is made instead as follows:
 
 1. **truth**: the subject's phantom is generated again on a grid ``truth_oversample`` times finer (same
    seed, same anatomy, lesions voxelised at the finer sampling), projected with an image-space detector blur
@@ -19,6 +18,11 @@ and say so in their record):
    with the randoms estimated by smoothing the delayed window and the scatter computed from a first OSEM
    image and the coarse attenuation map and scaled to the prompts' tails
    (:mod:`petspect.physics.estimate_pet`). The estimates are stored per level (``additive_est_<level>.npy``).
+
+A SPECT cohort: the truth is the phantom on the ``truth_oversample`` times finer grid, projected with the
+collimator-detector response onto the reconstruction's detector pixels (voxel/pixel overlap integration, so
+the fine and coarse models differ in their discretisation, not in their pixel size), all energy windows; the
+reconstruction uses the coarse grid and the triple-energy-window scatter estimate of each level (no randoms).
 
 The dataset's ``activity`` (the truth for the ``*_vs_truth`` metrics) is the fine truth averaged onto the
 coarse grid.
@@ -46,15 +50,19 @@ def describe(config: Any) -> dict[str, Any]:
     k = int(getattr(acq, "truth_oversample", 1) or 1)
     est = bool(getattr(acq, "additive_estimate", False))
     pet = config.scanner.modality == "pet"
-    crime = not (pet and k > 1 and est)
+    crime = not (k > 1 and (est or not pet))
+    if pet:
+        additive = ("estimated: randoms from the smoothed delayed window, scatter model from a first OSEM image "
+                    "scaled to the sinogram tails") if est else "the exact expected scatter and randoms of the simulation"
+    else:
+        additive = "estimated: triple-energy-window scatter of each level (smoothed); no randoms"
     return {"inverse_crime": crime,
-            "truth_grid": f"{k}x finer than the reconstruction grid" if pet and k > 1 else "the reconstruction grid",
-            "truth_psf_fwhm_mm": getattr(acq, "truth_psf_fwhm_mm", None) if pet and k > 1 else None,
-            "reconstruction_psf_fwhm_mm": config.scanner.psf_fwhm_mm,
-            "additive_terms": ("estimated: randoms from the smoothed delayed window, scatter model from a first "
-                               "OSEM image scaled to the sinogram tails") if pet and est else
-                              "the exact expected scatter and randoms of the simulation",
-            "note": None if pet else "SPECT cohorts are simulated and reconstructed with the same model"}
+            "truth_grid": f"{k}x finer than the reconstruction grid" if k > 1 else "the reconstruction grid",
+            "truth_psf_fwhm_mm": (getattr(acq, "truth_psf_fwhm_mm", None) if pet else "collimator-detector response"
+                                  ) if k > 1 else None,
+            "reconstruction_psf_fwhm_mm": config.scanner.psf_fwhm_mm if pet else "collimator-detector response",
+            "additive_terms": additive,
+            "note": None if k > 1 else "simulated and reconstructed with the same model (truth_oversample = 1)"}
 
 
 def oversampled_phantom(phantom: Phantom, factor: int) -> Phantom:
@@ -120,8 +128,10 @@ def truth_scan(config: Any, phantom: Phantom, system: Any, build_system: Any) ->
 
     acq = config.acquisition
     k = int(getattr(acq, "truth_oversample", 1) or 1)
-    if config.scanner.modality != "pet" or k <= 1:
+    if k <= 1:
         return None
+    if config.scanner.modality != "pet":
+        return _spect_truth(config, phantom, system, k)
     fine_phantom = oversampled_phantom(phantom, k)
     cfg = copy.deepcopy(config)
     cfg.phantom.voxel_mm = float(config.phantom.voxel_mm) / k
@@ -143,6 +153,26 @@ def truth_scan(config: Any, phantom: Phantom, system: Any, build_system: Any) ->
             "expected_trues": fine.info["expected_trues"], "expected_additive": fine.info["expected_additive"],
             "expected_randoms": float(randoms.sum())}
     return TruthScan(fine.expected_full_dose(), randoms, coarse, info)
+
+
+def _spect_truth(config: Any, phantom: Phantom, system: Any, k: int) -> TruthScan:
+    """The fine-grid truth of a SPECT subject on the reconstruction's detector (module docstring)."""
+    from petspect.simulate.systems_spect import spect_system
+
+    fine_phantom = oversampled_phantom(phantom, k)
+    cfg = copy.deepcopy(config)
+    cfg.phantom.voxel_mm = float(config.phantom.voxel_mm) / k
+    spec = system.system
+    fine = spect_system(cfg, fine_phantom, detector=(tuple(spec.detector_shape), tuple(spec.pixel_mm)))
+    if tuple(fine.data_shape) != tuple(system.data_shape):
+        raise ConfigError(f"the truth's projections {fine.data_shape} differ from the reconstruction's "
+                          f"{system.data_shape}")
+    expected = fine.expected_full_dose()
+    coarse = block_mean(fine_phantom["activity"], k, phantom["activity"])
+    info = {"oversample": k, "truth_voxel_mm": cfg.phantom.voxel_mm,
+            "expected_primary_photopeak": fine.info["expected_primary_photopeak"],
+            "expected_scatter_photopeak": fine.info["expected_scatter_photopeak"]}
+    return TruthScan(expected, torch.zeros_like(expected), coarse, info)
 
 
 def estimate_additive(system: Any, phantom: Phantom, prompts: torch.Tensor, delayed: torch.Tensor | None,

@@ -134,7 +134,8 @@ def _simulate_scan(config: DatasetConfig, phantom: Phantom, gen: torch.Generator
     from petspect.simulate import no_inverse_crime as nic
     truth = nic.truth_scan(config, phantom, system, build_system)
     full = poisson_sample(system.expected_full_dose() if truth is None else truth.expected, gen)
-    estimate = truth is not None and config.acquisition.additive_estimate
+    # SPECT levels are reconstructed with their own triple-energy-window estimate (CohortScan), PET with this
+    estimate = truth is not None and config.acquisition.additive_estimate and config.scanner.modality == "pet"
     delayed_full = poisson_sample(truth.randoms, gen) if estimate and float(truth.randoms.sum()) > 0 else None
     if truth is not None:
         result.volumes["activity" + suffix] = truth.activity

@@ -40,8 +40,14 @@ def _mu_key(energy_kev: float) -> str:
     return _MU_KEYS[best]
 
 
-def spect_system(config: DatasetConfig, phantom: Phantom) -> CohortScan:
-    """The SPECT scan of one subject (see the module docstring)."""
+def spect_system(config: DatasetConfig, phantom: Phantom, *,
+                 detector: tuple[tuple[int, int], tuple[float, float]] | None = None) -> CohortScan:
+    """The SPECT scan of one subject (see the module docstring).
+
+    ``detector`` -- ``((rows, cols), (row_mm, col_mm))`` -- overrides the detector matrix that otherwise
+    matches the image grid: the fine-grid truth of :mod:`petspect.simulate.no_inverse_crime` is projected
+    onto the reconstruction's detector pixels (voxel/pixel overlap integration).
+    """
     sc, acq = config.scanner, config.acquisition
     system = get_spect_system(sc.preset)
     if phantom.nuclide is not None and phantom.nuclide != system.nuclide:  # the phantom's tracer decides
@@ -54,15 +60,17 @@ def spect_system(config: DatasetConfig, phantom: Phantom) -> CohortScan:
     angles, radius = system.circular_orbit(n_views, sc.radius_mm)
     frame_s = acq.scan_s / n_views
     nz, _, nx = activity.shape
+    det_shape, det_mm = ((nz, nx), (activity.spacing_mm[0], activity.spacing_mm[2])) if detector is None else (
+        (int(detector[0][0]), int(detector[0][1])), (float(detector[1][0]), float(detector[1][1])))
     expectation, facts = expected_spect_counts(
         activity, mu, system, angles_deg=angles, radius_mm=radius, frame_duration_s=frame_s,
-        detector_shape=(nz, nx), pixel_mm=(activity.spacing_mm[0], activity.spacing_mm[2]),
+        detector_shape=det_shape, pixel_mm=det_mm,
         scatter=ScatterModel() if acq.scatter else None, psf=True)
     expected = expectation.total * acq.sensitivity_scale
     t_half = half_life_s(system.nuclide)
     spec = SpectSystemSpec(preset=sc.preset, nuclide=system.nuclide, collimator=system.collimator,
                            angles_deg=facts["angles_deg"].tolist(), radius_mm=facts["radius_mm"].tolist(), psf=True,
-                           detector_shape=(nz, nx), pixel_mm=facts["pixel_mm"],
+                           detector_shape=det_shape, pixel_mm=facts["pixel_mm"],
                            sensitivity_cps_per_mbq=system.sensitivity_cps_per_mbq * acq.sensitivity_scale,
                            photopeak_window=system.photopeak, half_life_s=t_half)
     grid = ImageGridSpec.from_volume(activity)
