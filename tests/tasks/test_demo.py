@@ -87,11 +87,15 @@ def test_demo_cohort_configuration(monkeypatch, tmp_path):
     settings.subjects = 8
     assert simulate_dataset(settings, tmp_path / "ds", device="cpu") == tmp_path / "ds"
     c = seen["c"]
-    assert c.name == "quick" and c.subjects == 8 and seen["w"] == settings.workers and seen["d"] == "cpu"
+    assert c.name == "demo" and c.subjects == 8 and c.phantom.voxel_mm == 4.0 and seen["w"] == settings.workers and seen["d"] == "cpu"
     assert c.dose_percents == [100.0, 10.0] and c.time_percents == []
     assert "map" not in c.recon.algorithms  # MAP is re-reconstructed by the study with tuned beta and gamma
     bench = demo_settings("bench")
-    assert bench.preset == "wholebody-fdg" and not bench.only_task_levels
+    assert bench.preset == "bench" and bench.only_task_levels
+    from petspect.simulate.presets import get_preset
+
+    cohort = get_preset("bench")
+    assert cohort.phantom.voxel_mm == 4.0 and cohort.phantom.params["shape"][0] * 4.0 >= 500.0  # whole torso
 
 
 def test_study_denoise_command(tiny_cohort, tmp_path):

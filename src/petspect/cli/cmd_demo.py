@@ -93,4 +93,5 @@ demo = _command("demo", "petspect_demo", "Training epochs (default 60).",
                 "Simulate the quick cohort, train a 2.5D U-Net denoiser, compare it with the baselines, write a report.")
 bench = _command("bench", "petspect_bench", "Training epochs (default 150).",
                  "Simulated subjects (default: the preset's 40).",
-                 "The demo at full size: wholebody-fdg cohort, larger network, more epochs (meant for a GPU).")
+                 "The demo at clinical size: 40 whole chest-abdomen torsos at 4 mm, more epochs (meant for a many-core "
+                 "machine with a GPU; cohort simulation runs on the CPU).")

@@ -92,12 +92,13 @@ class DemoSettings:
 
 
 def _demo() -> DemoSettings:
-    """Minutes on a 2-core CPU: 20 quick-cohort subjects, a 2.5D U-Net with the CT channel, 60 epochs.
+    """Minutes on a 2-core CPU: 20 subjects of the ``demo`` cohort (4 mm voxels), a 2.5D U-Net with the CT
+    channel, 60 epochs.
 
     Every test subject gets its lesion-absent twin for the CHO: the first three of the six hold 3 lesion ROIs,
     fewer than the 2 x 5 channels the observer needs, and all six hold 14 (counted on the lesion maps alone).
     """
-    return DemoSettings(subjects=20, tune_subjects=2, detectability_subjects=None, denoise=DenoiseOptions(
+    return DemoSettings(preset="demo", subjects=20, tune_subjects=2, detectability_subjects=None, denoise=DenoiseOptions(
         epochs=60, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",), lesion_weight=4.0,
         channels=(32, 64, 128, 256),
         train=TrainOverlay(network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
@@ -105,13 +106,13 @@ def _demo() -> DemoSettings:
 
 
 def _bench() -> DemoSettings:
-    """Full size, meant for a GPU: the wholebody-fdg cohort, 128x128 patches, early stopping."""
-    return DemoSettings(preset="wholebody-fdg", workers=os.cpu_count() or 2, only_task_levels=False,
-                        denoise=DenoiseOptions(
-                            epochs=150, mode="2.5d", n_slices=5, patch_size=(128, 128), extra_keys=("ct",),
-                            lesion_weight=4.0, channels=(32, 64, 128, 256),
-                            train=TrainOverlay(patches_per_volume=64, batch_size=16, lr=5e-4, patience=30,
-                                               num_workers=4)))
+    """Clinical size, meant for a many-core machine with a GPU: the ``bench`` cohort (40 whole chest-abdomen torsos
+    at 4 mm), 96 x 96 patches, early stopping."""
+    return DemoSettings(preset="bench", workers=os.cpu_count() or 2, tune_subjects=4, denoise=DenoiseOptions(
+        epochs=150, mode="2.5d", n_slices=5, patch_size=(96, 96), extra_keys=("ct",), lesion_weight=4.0,
+        channels=(32, 64, 128, 256),
+        train=TrainOverlay(network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
+                           patches_per_volume=64, batch_size=16, lr=1e-3, patience=30, num_workers=4)))
 
 
 def _tiny() -> DemoSettings:
