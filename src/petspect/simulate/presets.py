@@ -38,7 +38,8 @@ def demo() -> DatasetConfig:
     """The demo's cohort: the ``quick`` torsos at 4 mm (18 x 100 x 100 voxels, 72 x 400 x 400 mm), 18 rings of 4 mm.
 
     The same anatomy, tracer, counts and reconstruction as ``quick`` at a clinical voxel size (the quick
-    preset stays at 6 mm for the tests): about 1.7x the simulation time per subject of ``quick``.
+    preset stays at 6 mm for the tests): about 1.7x the simulation time per subject of ``quick``. The 288 radial
+    bins (460 mm) cover arms that reach beyond the grid's inscribed circle.
     """
     cfg = quick()
     cfg.name = "demo"
@@ -46,7 +47,7 @@ def demo() -> DatasetConfig:
     cfg.phantom = PhantomConfig(kind="torso", voxel_mm=4.0, tracer="fdg",
                                 params={"fov": "chest-abdomen", "shape": [18, 100, 100]})
     cfg.scanner = ScannerConfig(modality="pet", preset="wholebody", tof=False, max_ring_difference=0, view_mashing=4,
-                                params={"n_rings": 18, "ring_spacing_mm": 4.0})
+                                params={"n_rings": 18, "ring_spacing_mm": 4.0, "n_radial": 288})
     return cfg
 
 
@@ -61,7 +62,7 @@ def bench() -> DatasetConfig:
     cfg.name, cfg.subjects, cfg.seed = "bench", 40, 2031
     cfg.description = "petspect bench cohort: whole chest-abdomen FDG torsos at 4 mm, 2D-ring PET, 100 and 10 % dose"
     cfg.phantom.params = {"fov": "chest-abdomen", "shape": [128, 100, 100]}
-    cfg.scanner.params = {"n_rings": 128, "ring_spacing_mm": 4.0}
+    cfg.scanner.params = {"n_rings": 128, "ring_spacing_mm": 4.0, "n_radial": 288}
     return cfg
 
 
