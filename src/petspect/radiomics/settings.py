@@ -1,0 +1,206 @@
+"""Image-processing settings of a radiomics extraction, as the IBSI defines them, and named presets.
+
+A :class:`RadiomicsSettings` holds every choice the IBSI asks a study to report (chapter 2 of the
+IBSI reference manual, Zwanenburg A et al., Radiology 2020;295:328-338, arXiv:1612.07003):
+interpolation to a new voxel spacing, re-segmentation range and outlier filtering of the intensity
+mask, discretisation (fixed bin number FBN or fixed bin size FBS), the GLCM / NGLDM distances and
+which feature families to compute. Named presets live in :data:`SETTINGS`; a JSON file with the same
+field names is read by :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from pathlib import Path
+
+from petspect._registry import Registry
+from petspect.errors import ConfigError
+
+__all__ = ["Discretisation", "Family", "RadiomicsSettings", "SETTINGS", "load_settings", "ALL_FAMILIES"]
+
+
+class Discretisation(str, Enum):
+    """How intensities become grey levels 1..Ng (IBSI section 2.7)."""
+
+    NONE = "none"  # intensities are already integer grey levels 1..Ng (the digital phantom)
+    FBN = "fbn"  # fixed bin number: floor(Nb (x - min) / (max - min)) + 1
+    FBS = "fbs"  # fixed bin size: floor((x - x_lower) / w) + 1
+
+
+class Family(str, Enum):
+    """Feature families (IBSI chapter 3) and their tag prefixes."""
+
+    MORPHOLOGY = "morph"
+    LOCAL_INTENSITY = "loc"
+    STATISTICS = "stat"
+    HISTOGRAM = "ih"
+    IVH = "ivh"
+    GLCM = "cm"
+    GLRLM = "rlm"
+    GLSZM = "szm"
+    GLDZM = "dzm"
+    NGTDM = "ngt"
+    NGLDM = "ngl"
+
+
+ALL_FAMILIES: tuple[Family, ...] = tuple(Family)
+
+
+@dataclass(frozen=True)
+class RadiomicsSettings:
+    """Every processing choice of one extraction.
+
+    Attributes
+    ----------
+    name : str
+        Name reported with the features.
+    spacing_mm : (float, float, float) or None
+        New voxel spacing ``(dz, dy, dx)`` in mm; None keeps the image grid. Grids are aligned on their
+        centres (IBSI 2.4).
+    interpolation : str
+        ``"linear"`` (trilinear), ``"cubic"`` (tricubic spline) or ``"nearest"`` for the image.
+    mask_threshold : float
+        The mask is interpolated linearly and voxels with a value >= this are kept (IBSI: 0.5).
+    round_intensities : bool
+        Round interpolated intensities to integers (CT in HU); False for PET.
+    resegment_range : (float, float) or None
+        Intensity mask keeps ``lo <= x <= hi``; ``math.inf`` for an open end.
+    outlier_sigma : float or None
+        Intensity mask keeps ``|x - mean| <= k sd`` (IBSI outlier filtering, k = 3).
+    discretisation : Discretisation
+    n_bins : int or None
+        Bin number for FBN.
+    bin_width : float or None
+        Bin width for FBS, in the image's unit (Bq/mL, SUV, HU).
+    glcm_distance : int
+        Chebyshev distance of GLCM neighbours (IBSI tag suffix ``d1``).
+    ngldm_distance : int
+        Chebyshev distance of the NGLDM neighbourhood.
+    ngldm_alpha : float
+        Grey-level coarseness parameter of the NGLDM (``a0.0``).
+    families : tuple of Family
+        Feature families to compute.
+    """
+
+    name: str = "custom"
+    spacing_mm: tuple[float, float, float] | None = None
+    interpolation: str = "linear"
+    mask_threshold: float = 0.5
+    round_intensities: bool = False
+    resegment_range: tuple[float, float] | None = None
+    outlier_sigma: float | None = None
+    discretisation: Discretisation = Discretisation.FBS
+    n_bins: int | None = None
+    bin_width: float | None = 0.25
+    glcm_distance: int = 1
+    ngldm_distance: int = 1
+    ngldm_alpha: float = 0.0
+    families: tuple[Family, ...] = field(default=ALL_FAMILIES)
+
+    def __post_init__(self) -> None:
+        disc = Discretisation(self.discretisation)
+        object.__setattr__(self, "discretisation", disc)
+        object.__setattr__(self, "families", tuple(Family(f) for f in self.families))
+        if self.spacing_mm is not None:
+            sp = tuple(float(s) for s in self.spacing_mm)
+            if len(sp) != 3 or not all(math.isfinite(s) and s > 0 for s in sp):
+                raise ConfigError(f"radiomics settings {self.name!r}: spacing_mm must be 3 positive numbers, got {self.spacing_mm}")
+            object.__setattr__(self, "spacing_mm", sp)
+        if self.interpolation not in ("linear", "cubic", "nearest"):
+            raise ConfigError(f"radiomics settings {self.name!r}: interpolation must be linear, cubic or nearest, "
+                              f"got {self.interpolation!r}")
+        if not 0.0 < self.mask_threshold <= 1.0:
+            raise ConfigError(f"radiomics settings {self.name!r}: mask_threshold must be in (0, 1]")
+        if disc is Discretisation.FBN and (self.n_bins is None or int(self.n_bins) < 1):
+            raise ConfigError(f"radiomics settings {self.name!r}: discretisation 'fbn' needs n_bins >= 1")
+        if disc is Discretisation.FBS and (self.bin_width is None or not float(self.bin_width) > 0):
+            raise ConfigError(f"radiomics settings {self.name!r}: discretisation 'fbs' needs bin_width > 0")
+        if self.resegment_range is not None:
+            lo, hi = (float(v) for v in self.resegment_range)
+            if not lo < hi:
+                raise ConfigError(f"radiomics settings {self.name!r}: resegment_range needs lo < hi, got {self.resegment_range}")
+            object.__setattr__(self, "resegment_range", (lo, hi))
+        if self.outlier_sigma is not None and not float(self.outlier_sigma) > 0:
+            raise ConfigError(f"radiomics settings {self.name!r}: outlier_sigma must be > 0")
+        if int(self.glcm_distance) < 1 or int(self.ngldm_distance) < 1:
+            raise ConfigError(f"radiomics settings {self.name!r}: distances must be >= 1")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (enums as strings, infinite range ends as null)."""
+        d = asdict(self)
+        d["discretisation"] = self.discretisation.value
+        d["families"] = [f.value for f in self.families]
+        if self.resegment_range is not None:
+            d["resegment_range"] = [None if math.isinf(v) else v for v in self.resegment_range]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "settings") -> "RadiomicsSettings":
+        """Build settings from a dict (a JSON file); unknown keys are refused with the known ones."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: radiomics settings must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown radiomics settings {unknown}; known: {sorted(known)}")
+        d = dict(data)
+        if d.get("resegment_range") is not None:
+            lo, hi = d["resegment_range"]
+            d["resegment_range"] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+        try:
+            if "families" in d:
+                d["families"] = tuple(Family(f) for f in d["families"])
+            if "discretisation" in d:
+                d["discretisation"] = Discretisation(d["discretisation"])
+            return cls(**d)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: bad radiomics settings: {exc}") from exc
+
+
+SETTINGS: Registry = Registry("radiomics settings")
+SETTINGS.register("ibsi-digital-phantom", RadiomicsSettings(
+    name="ibsi-digital-phantom", discretisation=Discretisation.NONE, bin_width=None))
+# PET in SUV: fixed bin size of 0.25 SUV on the native grid (fixed bin size keeps grey levels comparable
+# between patients; Leijenaar RTH et al., Sci Rep 2015;5:11075; Orlhac F et al., J Nucl Med 2015;56:38-44).
+SETTINGS.register("pet-suv-fbs0.25", RadiomicsSettings(
+    name="pet-suv-fbs0.25", discretisation=Discretisation.FBS, bin_width=0.25, resegment_range=(0.0, math.inf)))
+# PET resampled to 2 mm isotropic voxels (trilinear), 64 fixed bins.
+SETTINGS.register("pet-iso2mm-fbn64", RadiomicsSettings(
+    name="pet-iso2mm-fbn64", spacing_mm=(2.0, 2.0, 2.0), interpolation="linear",
+    discretisation=Discretisation.FBN, n_bins=64, bin_width=None))
+
+
+def load_settings(name_or_file: str | Path | None) -> RadiomicsSettings:
+    """Named settings (case-insensitive) or a JSON file of :class:`RadiomicsSettings` fields.
+
+    A JSON file may name a preset to start from with ``"base": "<name>"``.
+    """
+    if name_or_file is None:
+        return SETTINGS.lookup("ibsi-digital-phantom")
+    text = str(name_or_file)
+    path = Path(text)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"radiomics settings file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read radiomics settings: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: radiomics settings must be a JSON object")
+        base_name = data.pop("base", None)
+        if base_name is not None:
+            base = SETTINGS.lookup(str(base_name)).to_dict()
+            base.update(data)
+            data = base
+        data.setdefault("name", path.stem)
+        return RadiomicsSettings.from_dict(data, source=str(path))
+    return SETTINGS.lookup(text)
+
+
+def with_overrides(settings: RadiomicsSettings, **changes) -> RadiomicsSettings:
+    """A copy of ``settings`` with fields changed (validated again)."""
+    return replace(settings, **changes)
