@@ -40,7 +40,10 @@ class FeatureSet:
 
 
 def _families(roi: ProcessedROI, settings: RadiomicsSettings) -> dict[str, float]:
-    from petspect.radiomics import intensity, morphology, texture, zones
+    import petspect.radiomics.intensity as intensity
+    import petspect.radiomics.morphology as morphology
+    import petspect.radiomics.texture as texture
+    import petspect.radiomics.zones as zones
 
     fam = set(settings.families)
     lv, ng = roi.levels, roi.n_levels
