@@ -1,0 +1,200 @@
+"""``petspect kinetics simulate|patlak|logan|fit``: tracer kinetics on region time-activity curves.
+
+A TAC file is a CSV with columns ``start_s,duration_s`` and one column per region (Bq/mL, decay
+corrected to injection). The plasma input is either a CSV of samples ``time_s,plasma_bq_per_ml``
+(``--input``), or a column of the TAC file holding frame-mean plasma (``--input-column``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from petspect.cli._common import fail, handle_errors
+
+kinetics_app = typer.Typer(help="Tracer kinetics: simulate FDG TACs, Patlak, Logan, compartment fits.",
+                           no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kinetics_app, name="kinetics")
+
+
+def _read_csv(path: Path) -> tuple[list[str], "object"]:
+    import numpy as np
+
+    from petspect._fileio import require_regular
+    from petspect.errors import FormatError
+
+    require_regular(path)
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{path}: cannot read: {exc}") from exc
+    if len(lines) < 3:
+        raise FormatError(f"{path}: needs a header and at least two rows")
+    header = [h.strip() for h in lines[0].split(",")]
+    try:
+        data = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]], dtype=float)
+    except ValueError as exc:
+        raise FormatError(f"{path}: non-numeric value: {exc}") from exc
+    if data.shape[1] != len(header):
+        raise FormatError(f"{path}: rows have {data.shape[1]} values for {len(header)} columns")
+    return header, data
+
+
+def _load(tacs: Path, input_csv: Path | None, input_column: str | None):
+    from petspect.errors import FormatError
+    from petspect.kinetics.idif import frames_to_input
+    from petspect.kinetics.input_function import FrameSchedule, SampledInput
+
+    header, data = _read_csv(tacs)
+    for col in ("start_s", "duration_s"):
+        if col not in header:
+            raise FormatError(f"{tacs}: missing column {col!r} (have {header})")
+    frames = FrameSchedule(data[:, header.index("start_s")], data[:, header.index("duration_s")])
+    regions = {h: data[:, i] for i, h in enumerate(header) if h not in ("start_s", "duration_s")}
+    if (input_csv is None) == (input_column is None):
+        fail("give the plasma input as --input FILE.csv (time_s,plasma_bq_per_ml) or --input-column NAME")
+    if input_csv is not None:
+        ih, idata = _read_csv(input_csv)
+        if ih[:2] != ["time_s", "plasma_bq_per_ml"]:
+            raise FormatError(f"{input_csv}: columns must be time_s,plasma_bq_per_ml (got {ih})")
+        inp = SampledInput(idata[:, 0], idata[:, 1])
+    else:
+        if input_column not in regions:
+            raise FormatError(f"{tacs}: no column {input_column!r} (have {sorted(regions)})")
+        inp = frames_to_input(regions.pop(input_column), frames)
+    if inp.times_s[-1] < frames.end_s[-1]:
+        inp = SampledInput(list(inp.times_s) + [frames.end_s[-1] + 1.0], list(inp.values_bq_per_ml) +
+                           [inp.values_bq_per_ml[-1]])
+    if not regions:
+        raise FormatError(f"{tacs}: no region column besides the frames and the input")
+    return frames, inp, regions
+
+
+def _write(out: Path, header: list[str], rows: list[list]) -> None:
+    from petspect._fileio import atomic_write_text
+
+    fmt = lambda v: repr(float(v)) if isinstance(v, float) or hasattr(v, "dtype") else str(v)  # noqa: E731
+    atomic_write_text(out, ",".join(header) + "\n" + "".join(",".join(fmt(v) for v in r) + "\n" for r in rows))
+
+
+@kinetics_app.command("simulate")
+@handle_errors
+def simulate(
+    out: Path = typer.Option(..., "--out", help="TAC CSV to write (start_s,duration_s,blood,<tissues>)."),
+    input_out: Path = typer.Option(None, "--input-out", help="Also write the true plasma input (1 s samples)."),
+    framing: str = typer.Option("fdg-60min", "--framing", help="fdg-60min or dynamic-90min."),
+    cov_last: float = typer.Option(0.0, "--cov-last", min=0.0, help="Frame noise: COV of the last frame (0 = noiseless)."),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Simulate FDG region TACs (2TCM, k4 = 0) with Feng's input; print each region's true (1 - vB) Ki."""
+    import numpy as np
+
+    from petspect._fileio import check_output_path
+    from petspect.kinetics.input_function import FRAMINGS, feng_fdg_for_patient
+    from petspect.kinetics.simulate import FDG_TISSUES, add_frame_noise, simulate_tacs
+
+    if framing not in FRAMINGS:
+        fail(f"unknown framing {framing!r}; known: {sorted(FRAMINGS)}")
+    check_output_path(out, overwrite=overwrite)
+    if input_out is not None:
+        check_output_path(input_out, overwrite=overwrite)
+    fr = FRAMINGS[framing]
+    inp = feng_fdg_for_patient().sampled(fr.end_s[-1])
+    tacs = simulate_tacs(FDG_TISSUES, inp, fr)
+    rng = np.random.default_rng(seed)
+    blood = fr.frame_means(inp.times_s, inp.values_bq_per_ml)
+    cols = {k: (add_frame_noise(v, fr, cov_last=cov_last, rng=rng) if cov_last > 0 else v) for k, v in tacs.items()}
+    header = ["start_s", "duration_s", "blood"] + list(cols)
+    rows = [[fr.start_s[i], fr.duration_s[i], blood[i]] + [cols[k][i] for k in cols] for i in range(len(fr))]
+    _write(out, header, rows)
+    if input_out is not None:
+        _write(input_out, ["time_s", "plasma_bq_per_ml"], [[t, v] for t, v in zip(inp.times_s, inp.values_bq_per_ml)])
+    for k, p in FDG_TISSUES.items():
+        typer.echo(f"{k}: true Ki (1 - vB) K1 k3/(k2 + k3) = {p.ki_voxel_per_min:.5f} /min")
+    typer.echo(f"wrote {out}" + (f" and {input_out}" if input_out else ""))
+
+
+@kinetics_app.command("patlak")
+@handle_errors
+def patlak_cmd(
+    tacs: Path = typer.Argument(..., help="TAC CSV (start_s,duration_s,<regions>)."),
+    out: Path = typer.Option(..., "--out", help="Result CSV: region,ki_per_min,intercept,r2,n_frames."),
+    input_csv: Path = typer.Option(None, "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
+    input_column: str = typer.Option(None, "--input-column", help="TAC column holding frame-mean plasma."),
+    t_star_min: float = typer.Option(20.0, "--t-star-min", help="Fit frames starting at or after t* (min)."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Patlak graphical analysis: net influx rate Ki (1/min) of each region."""
+    from petspect._fileio import check_output_path
+    from petspect.kinetics.graphical import patlak
+
+    check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
+    frames, inp, regions = _load(tacs, input_csv, input_column)
+    rows = []
+    for name, tac in regions.items():
+        f = patlak(tac, inp, frames, t_star_s=t_star_min * 60.0)
+        rows.append([name, float(f.slope), float(f.intercept), float(f.r2), len(f.frames_used)])
+        typer.echo(f"{name}: Ki = {float(f.slope):.5f} /min (R^2 {float(f.r2):.4f})")
+    _write(out, ["region", "ki_per_min", "intercept", "r2", "n_frames"], rows)
+
+
+@kinetics_app.command("logan")
+@handle_errors
+def logan_cmd(
+    tacs: Path = typer.Argument(..., help="TAC CSV (start_s,duration_s,<regions>)."),
+    out: Path = typer.Option(..., "--out", help="Result CSV: region,vt,intercept,r2,n_frames."),
+    input_csv: Path = typer.Option(None, "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
+    input_column: str = typer.Option(None, "--input-column", help="TAC column holding frame-mean plasma."),
+    t_star_min: float = typer.Option(30.0, "--t-star-min", help="Fit frames starting at or after t* (min)."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Logan graphical analysis: distribution volume V_T of each region (reversible tracers)."""
+    from petspect._fileio import check_output_path
+    from petspect.kinetics.graphical import logan
+
+    check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
+    frames, inp, regions = _load(tacs, input_csv, input_column)
+    rows = []
+    for name, tac in regions.items():
+        f = logan(tac, inp, frames, t_star_s=t_star_min * 60.0)
+        rows.append([name, float(f.slope), float(f.intercept), float(f.r2), len(f.frames_used)])
+        typer.echo(f"{name}: V_T = {float(f.slope):.4f} (R^2 {float(f.r2):.4f})")
+    _write(out, ["region", "vt", "intercept", "r2", "n_frames"], rows)
+
+
+@kinetics_app.command("fit")
+@handle_errors
+def fit_cmd(
+    tacs: Path = typer.Argument(..., help="TAC CSV (start_s,duration_s,<regions>)."),
+    out: Path = typer.Option(..., "--out", help="Result CSV of micro- and macro-parameters per region."),
+    model: str = typer.Option("2tcm-irr", "--model", help="1tcm, 2tcm-irr (k4 = 0) or 2tcm."),
+    input_csv: Path = typer.Option(None, "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
+    input_column: str = typer.Option(None, "--input-column", help="TAC column holding frame-mean plasma."),
+    no_vb: bool = typer.Option(False, "--no-vb", help="Fix the blood volume to 0."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Weighted least-squares compartment-model fit per region."""
+    from petspect._fileio import check_output_path
+    from petspect.kinetics.compartments import Model, fit_region
+
+    try:
+        m = Model(model)
+    except ValueError:
+        fail(f"unknown model {model!r}; known: {[x.value for x in Model]}")
+    check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
+    frames, inp, regions = _load(tacs, input_csv, input_column)
+    rows = []
+    for name, tac in regions.items():
+        f = fit_region(tac, inp, frames, m, fit_vb=not no_vb)
+        p = f.params
+        rows.append([name, p.k1_per_min, p.k2_per_min, p.k3_per_min, p.k4_per_min, p.vb, p.ki_per_min,
+                     p.vt, f.aic])
+        typer.echo(f"{name}: K1 {p.k1_per_min:.4f} k2 {p.k2_per_min:.4f} k3 {p.k3_per_min:.4f} "
+                   f"k4 {p.k4_per_min:.4f} vB {p.vb:.3f}; Ki {p.ki_per_min:.5f} /min")
+    _write(out, ["region", "k1_per_min", "k2_per_min", "k3_per_min", "k4_per_min", "vb", "ki_per_min", "vt", "aic"],
+           rows)
