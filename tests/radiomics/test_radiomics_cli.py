@@ -49,6 +49,9 @@ def test_radiomics_cli_refuses_a_mask_on_another_grid_and_an_empty_label(tmp_pat
     good = tmp_path / "mask.nii.gz"
     res = runner.invoke(app, ["radiomics", str(ip), "--mask", str(good), "--label", "7", "--out", str(tmp_path / "f.csv")])
     assert res.exit_code == 2 and "label 7" in res.output
+    res = runner.invoke(app, ["radiomics", str(ip), "--mask", str(good), "--settings", "pet-suv-fbs0.25", "--out",
+                              str(tmp_path / "f.csv")])
+    assert res.exit_code == 2 and "--suv" in res.output  # an image in counts is not binned as SUV
     res = runner.invoke(app, ["radiomics", str(ip), "--mask", str(good), "--settings", "nope", "--out",
                               str(tmp_path / "f.csv")])
     assert res.exit_code == 2 and "ibsi-digital-phantom" in res.output

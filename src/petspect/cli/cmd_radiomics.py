@@ -29,6 +29,7 @@ def radiomics(
                                  help="Named settings (ibsi-digital-phantom, pet-suv-fbs0.25, pet-iso2mm-fbn64) "
                                       "or a JSON file of settings fields."),
     label: int = typer.Option(None, "--label", help="Use the voxels of this label only (default: every nonzero)."),
+    suv: str = typer.Option(None, "--suv", help="Convert PET to SUV first: bw, bsa, lbm_james, lbm_janmahasatian, ibw."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Compute IBSI radiomic features of the ROI MASK in IMAGE and write them as a CSV (tag,value)."""
@@ -38,7 +39,10 @@ def radiomics(
 
     check_output_path(out, overwrite=overwrite, inputs=[image, mask])
     cfg = load_settings(settings)
-    vol = load(image)
+    vol = load(image, suv=suv)
+    if cfg.bin_width is not None and "suv" in cfg.name.lower() and not str(vol.unit).upper().startswith("SUV"):
+        fail(f"{image}: settings {cfg.name!r} bin SUV values but the image is in {vol.unit!r}; "
+             f"add --suv bw (DICOM PET or a petspect-converted NIfTI) or choose fixed bin number settings")
     roi = load(mask)
     if tuple(roi.shape) != tuple(vol.shape) or not vol.same_grid(roi):
         fail(f"{mask}: mask grid {tuple(roi.shape)} / {tuple(round(s, 4) for s in roi.spacing_mm)} mm differs from "
