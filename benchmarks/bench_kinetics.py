@@ -43,24 +43,31 @@ def graphical(n_noise: int) -> None:
           f"COV {100 * kis.std() / kis.mean():.1f} %, {(time.perf_counter() - t0) / n_fit:.2f} s per fit")
 
 
-def idif() -> None:
+def idif(net=None) -> None:
+    """IDIF (raw and partial-volume corrected) and, given a trained net, the learned input on the same images."""
     inp = feng_fdg_for_patient().sampled(FR.end_s[-1])
     truth = FDG_TISSUES["tumour"].ki_voxel_per_min
     for radius, psf in ((11.0, 7.0), (6.0, 8.0)):
         ph = simulate_dynamic_chest(inp, FR, aorta_radius_mm=radius, psf_fwhm_mm=psf, seed=0)
         true = ph.true_tacs["blood"]
+        ests = {}
         for corr in (False, True):
-            est = image_derived_input(ph.frames_bq_per_ml, FR, ph.labels == 2, correct_pv=corr,
-                                      vessel_radius_mm=radius, psf_fwhm_mm=psf, voxel_mm=ph.voxel_mm)
+            ests["PV-corrected" if corr else "raw"] = image_derived_input(
+                ph.frames_bq_per_ml, FR, ph.labels == 2, correct_pv=corr, vessel_radius_mm=radius, psf_fwhm_mm=psf,
+                voxel_mm=ph.voxel_mm)
+        if net is not None:
+            organs = [ph.frames_bq_per_ml[:, ph.labels == v].mean(1) for v in (4, 5, 1)]  # myocardium, liver, muscle
+            ests["learned"] = predict_input(net, np.stack([ests["raw"]] + organs)[None])[0]
+        for how, est in ests.items():
             auc = float((est * FR.duration_s).sum() / (true * FR.duration_s).sum())
             late = float(est[-4:].mean() / true[-4:].mean())
             ki = float(patlak(ph.true_tacs["tumour"], frames_to_input(est, FR), FR).slope)
-            print(f"IDIF aorta r {radius:.0f} mm, PSF {psf:.0f} mm, {'PV-corrected' if corr else 'raw':12s}: peak "
+            print(f"chest phantom, aorta r {radius:.0f} mm, PSF {psf:.0f} mm, {how:12s}: peak "
                   f"x{est.max() / true.max():.2f}, AUC x{auc:.3f}, last 20 min x{late:.3f}, tumour Ki "
                   f"{100 * (ki / truth - 1):+.1f} %")
 
 
-def learned(n_train: int, n_test: int, epochs: int) -> None:
+def learned(n_train: int, n_test: int, epochs: int):
     t0 = time.perf_counter()
     tr = simulate_input_set(n_train, FR, seed=1)
     te = simulate_input_set(n_test, FR, seed=2)
@@ -68,8 +75,12 @@ def learned(n_train: int, n_test: int, epochs: int) -> None:
     net = train_input_net(tr, FR, epochs=epochs)
     t2 = time.perf_counter()
     pred = predict_input(net, te.x)
-    print(f"learned input: {n_train} training / {n_test} held-out simulated subjects (simulation {t1 - t0:.0f} s, "
-          f"training {t2 - t1:.0f} s on 1 CPU thread)")
+    return net, (n_train, n_test, t1 - t0, t2 - t1, te, pred)
+
+
+def report_learned(n_train, n_test, sim_s, train_s, te, pred) -> None:
+    print(f"learned input: {n_train} training / {n_test} held-out simulated subjects (simulation {sim_s:.0f} s, "
+          f"training {train_s:.0f} s on 1 CPU thread)")
 
     def auc(v):
         return (v * FR.duration_s).sum(-1)
@@ -91,8 +102,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=500)
     a = ap.parse_args()
     graphical(a.n_noise)
-    idif()
-    learned(a.n_train, a.n_test, a.epochs)
+    net, rec = learned(a.n_train, a.n_test, a.epochs)
+    report_learned(*rec)
+    idif(net)
 
 
 if __name__ == "__main__":
