@@ -128,3 +128,19 @@ def test_settings_by_name_file_and_errors(tmp_path):
         RadiomicsSettings(spacing_mm=(1, 0, 1))
     s2 = RadiomicsSettings.from_dict(s.to_dict())
     assert s2 == s
+
+
+@pytest.mark.parametrize("roi", ["slice", "row", "voxel"])
+def test_degenerate_rois_give_the_same_tags_with_nan_where_undefined(roi):
+    img = np.random.default_rng(0).uniform(1, 5, (5, 9, 9))
+    s = load_settings("pet-suv-fbs0.25")
+    full = extract_features(img, np.ones_like(img, bool), (2, 2, 2), s).values
+    m = np.zeros_like(img, bool)
+    m[{"slice": (2, slice(2, 6), slice(2, 6)), "row": (2, 4, slice(2, 7)), "voxel": (2, 4, 4)}[roi]] = True
+    f = extract_features(img, m, (2, 2, 2), s).values
+    assert list(f) == list(full)
+    assert f["morph_vol_approx"] == pytest.approx(m.sum() * 8.0)
+    if roi == "voxel":
+        assert math.isnan(f["cm_contrast_d1_3d_avg"])
+    if roi == "slice":
+        assert math.isnan(f["cm_contrast_d1_3d_avg"]) is False and np.isfinite(f["cm_contrast_d1_2d_avg"])

@@ -200,7 +200,15 @@ def aggregate(stacks2d: list[np.ndarray], nv2d: list[np.ndarray], stacks3d: list
     out["3d_avg"] = _mean_dicts([fn(m, nv3d) for m in stacks3d if m.sum() > 0])
     all3 = sum(stacks3d)
     out["3d_v_mrg"] = fn(all3, nv3d * len(stacks3d)) if all3.sum() > 0 else {}
-    return out
+    return fill_missing(out)
+
+
+def fill_missing(out: dict[str, dict[str, float]], names: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Give every aggregation the same feature names, NaN where its matrices were empty (e.g. the 3D
+    directions of a single-slice ROI, or any direction of a single-voxel ROI), so every ROI yields the same
+    tags; ``names`` are used when no aggregation has any."""
+    names = next((list(d) for d in out.values() if d), names or [])
+    return {a: (d if d else {k: math.nan for k in names}) for a, d in out.items()}
 
 
 def glcm_features(levels: np.ndarray, n_levels: int, distance: int = 1) -> dict[str, float]:
@@ -210,7 +218,7 @@ def glcm_features(levels: np.ndarray, n_levels: int, distance: int = 1) -> dict[
     s2 = [glcm_stack(levels, n_levels, d) for d in d2]
     nv = [np.zeros(levels.shape[0]) for _ in d2]
     s3 = [glcm_stack(levels, n_levels, d).sum(0) for d in d3]
-    agg = aggregate(s2, nv, s3, 0.0, lambda m, _nv: _cm_features(m))
+    agg = fill_missing(aggregate(s2, nv, s3, 0.0, lambda m, _nv: _cm_features(m)), list(_cm_features(np.ones((1, 1)))))
     return {f"cm_{k}_d{distance}_{a}": v for a, fs in agg.items() for k, v in fs.items()}
 
 

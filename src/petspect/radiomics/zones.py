@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from petspect.radiomics.texture import _size_features
+from petspect.radiomics.texture import _size_features, fill_missing
 
 __all__ = ["glszm_features", "gldzm_features", "ngtdm_features", "ngldm_features"]
 
@@ -173,8 +173,9 @@ def ngtdm_features(levels: np.ndarray, n_levels: int) -> dict[str, float]:
     if n_tot.sum() > 0:
         out["2.5d"] = _ngtdm(s_tot, n_tot)
     s3, n3 = _ngtdm_sums(levels, n_levels, True)
-    if n3.sum() > 0:
-        out["3d"] = _ngtdm(s3, n3)
+    out["3d"] = _ngtdm(s3, n3) if n3.sum() > 0 else {}
+    out = fill_missing({a: out.get(a, {}) for a in ("2d", "2.5d", "3d")},
+                       ["coarseness", "contrast", "busyness", "complexity", "strength"])
     return {f"ngt_{k}_{a}": v for a, fs in out.items() for k, v in fs.items()}
 
 
