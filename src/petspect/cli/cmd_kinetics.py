@@ -198,3 +198,78 @@ def fit_cmd(
                    f"k4 {p.k4_per_min:.4f} vB {p.vb:.3f}; Ki {p.ki_per_min:.5f} /min")
     _write(out, ["region", "k1_per_min", "k2_per_min", "k3_per_min", "k4_per_min", "vb", "ki_per_min", "vt", "aic"],
            rows)
+
+
+@kinetics_app.command("parametric")
+@handle_errors
+def parametric_cmd(
+    frames_csv: Path = typer.Argument(..., help="CSV start_s,duration_s,file: one 3D image per frame (paths relative "
+                                                "to the CSV), decay corrected, Bq/mL."),
+    out: Path = typer.Option(..., "--out", help="Output folder for the parametric maps (.nii.gz)."),
+    input_csv: Path = typer.Option(..., "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
+    method: str = typer.Option("patlak", "--method", help="patlak (ki, intercept), logan (vt) or 1tcm (k1, k2, vb)."),
+    t_star_min: float = typer.Option(None, "--t-star-min", help="Graphical methods: t* (default 20 min Patlak, "
+                                                                "30 min Logan)."),
+    mask: Path = typer.Option(None, "--mask", help="Only voxels where this image is nonzero (others 0)."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Voxelwise Patlak Ki, Logan V_T or 1TCM (basis functions) maps of a framed dynamic series."""
+    import numpy as np
+    import torch
+
+    from petspect._fileio import claim_output_folder
+    from petspect.errors import FormatError, InputError
+    from petspect.io import load, save
+    from petspect.kinetics.compartments import fit_1tcm_voxels
+    from petspect.kinetics.graphical import logan, patlak
+    from petspect.kinetics.input_function import FrameSchedule, SampledInput
+
+    if method not in ("patlak", "logan", "1tcm"):
+        fail(f"unknown method {method!r}; known: patlak, logan, 1tcm")
+    lines = [ln.split(",") for ln in frames_csv.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines or [h.strip() for h in lines[0]] != ["start_s", "duration_s", "file"] or len(lines) < 3:
+        raise FormatError(f"{frames_csv}: needs a header start_s,duration_s,file and at least two frames")
+    try:
+        frames = FrameSchedule(np.array([float(r[0]) for r in lines[1:]]), np.array([float(r[1]) for r in lines[1:]]))
+    except (ValueError, IndexError) as exc:
+        raise FormatError(f"{frames_csv}: bad frame row: {exc}") from exc
+    files = [(frames_csv.parent / r[2].strip()) for r in lines[1:]]
+    ih, idata = _read_csv(input_csv)
+    if ih[:2] != ["time_s", "plasma_bq_per_ml"]:
+        raise FormatError(f"{input_csv}: columns must be time_s,plasma_bq_per_ml (got {ih})")
+    inp = SampledInput(idata[:, 0], idata[:, 1])
+    if inp.times_s[-1] < frames.end_s[-1]:
+        raise InputError(f"{input_csv}: the plasma samples end at {inp.times_s[-1]:.0f} s, before the last frame "
+                         f"ends ({frames.end_s[-1]:.0f} s)")
+    out_p = claim_output_folder(out, kind="kinetics-parametric", overwrite=overwrite,
+                                inputs=[frames_csv, input_csv, *files] + ([mask] if mask else []))
+    vols = [load(f) for f in files]
+    ref = vols[0]
+    for f, v in zip(files, vols):
+        if not ref.same_grid(v):
+            raise InputError(f"{f}: frame grid differs from {files[0]}")
+    data = np.stack([v.data.detach().cpu().numpy().astype(np.float64) for v in vols], axis=-1)
+    sel = np.ones(ref.shape, bool)
+    if mask is not None:
+        mv = load(mask)
+        if not ref.same_grid(mv):
+            raise InputError(f"{mask}: mask grid differs from the frames'")
+        sel = mv.data.detach().cpu().numpy() != 0
+    maps: dict[str, np.ndarray] = {}
+    if method == "patlak":
+        fit = patlak(data[sel], inp, frames, t_star_s=60.0 * (20.0 if t_star_min is None else t_star_min))
+        maps = {"ki_per_min": fit.slope, "intercept": fit.intercept}
+        units = {"ki_per_min": "1/min", "intercept": "mL/mL"}
+    elif method == "logan":
+        fit = logan(data[sel], inp, frames, t_star_s=60.0 * (30.0 if t_star_min is None else t_star_min))
+        maps = {"vt": fit.slope}
+        units = {"vt": "mL/mL"}
+    else:
+        maps = fit_1tcm_voxels(data[sel], inp, frames)
+        units = {"k1_per_min": "mL/min/mL", "k2_per_min": "1/min", "vb": "fraction"}
+    for name, vals in maps.items():
+        full = np.zeros(ref.shape, np.float32)
+        full[sel] = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
+        save(ref.with_data(torch.from_numpy(full), unit=units[name], modality="PT"), out_p / f"{name}.nii.gz",
+             overwrite=True)
+    typer.echo(f"{method}: {int(sel.sum())} voxels, {len(frames)} frames; wrote {', '.join(maps)} to {out_p}")
