@@ -65,7 +65,7 @@ def test_parametric_patlak_and_1tcm_maps(tmp_path):
     import torch
 
     from petspect.io import load, save
-    from petspect.kinetics.compartments import KineticParams, Model, model_frames
+    from petspect.kinetics.compartments import Model, model_frames
     from petspect.kinetics.input_function import FRAMINGS, feng_fdg_for_patient
     from petspect.volume import Volume
 

@@ -154,6 +154,17 @@ def discretise(image: np.ndarray, mask: np.ndarray, settings: RadiomicsSettings)
     return levels, n
 
 
+def _crop(image: np.ndarray, mask: np.ndarray, spacing_mm) -> tuple[np.ndarray, np.ndarray]:
+    """Crop to the ROI's bounding box plus the local-intensity sphere's reach (6.2 mm) and one voxel, so the
+    texture matrices scale with the ROI, not the image; no feature sees beyond that margin."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(0), idx.max(0) + 1
+    reach = (3.0 / (4.0 * math.pi) * 1000.0) ** (1.0 / 3.0)
+    margin = np.ceil(reach / np.asarray(spacing_mm)).astype(int) + 1
+    sl = tuple(slice(max(0, a - m), min(n, b + m)) for a, b, m, n in zip(lo, hi, margin, image.shape))
+    return image[sl], mask[sl]
+
+
 def process(image: np.ndarray, mask: np.ndarray, spacing_mm, settings: RadiomicsSettings) -> ProcessedROI:
     """Interpolation, masks and discretisation in the IBSI order."""
     image, mask, sp = _check_inputs(image, mask, spacing_mm)
@@ -161,6 +172,7 @@ def process(image: np.ndarray, mask: np.ndarray, spacing_mm, settings: Radiomics
         image, mask, sp = resample(image, mask, sp, settings.spacing_mm, interpolation=settings.interpolation,
                                    mask_threshold=settings.mask_threshold,
                                    round_intensities=settings.round_intensities)
+    image, mask = _crop(image, mask, sp)
     imask = intensity_mask(image, mask, resegment_range=settings.resegment_range,
                            outlier_sigma=settings.outlier_sigma)
     levels, n = discretise(image, imask, settings)

@@ -57,8 +57,7 @@ def _zone_matrices(levels: np.ndarray, n_levels: int, structure: np.ndarray, wit
     from scipy.ndimage import minimum
 
     lvl, size, lab = _zones(levels, n_levels, structure)
-    n = levels.size
-    szm = np.zeros((n_levels, n), dtype=np.float64)
+    szm = np.zeros((n_levels, int(size.max()) if len(size) else 1), dtype=np.float64)
     np.add.at(szm, (lvl - 1, size - 1), 1.0)
     dzm = np.zeros((n_levels, max(levels.shape) + 1), dtype=np.float64)
     if with_distance and len(lvl):
@@ -66,6 +65,15 @@ def _zone_matrices(levels: np.ndarray, n_levels: int, structure: np.ndarray, wit
         zd = np.asarray(minimum(dist, lab, index=np.arange(1, len(lvl) + 1))).astype(int)
         np.add.at(dzm, (lvl - 1, zd - 1), 1.0)
     return szm, dzm
+
+
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum of two count matrices of the same grey levels and possibly different widths."""
+    w = max(a.shape[1], b.shape[1])
+    out = np.zeros((a.shape[0], w))
+    out[:, : a.shape[1]] += a
+    out[:, : b.shape[1]] += b
+    return out
 
 
 def _three_ways(levels: np.ndarray, n_levels: int, matrices, features) -> dict[str, dict[str, float]]:
@@ -78,7 +86,7 @@ def _three_ways(levels: np.ndarray, n_levels: int, matrices, features) -> dict[s
             continue
         m = matrices(sl, False)
         per.append(features(m, nv))
-        merged = m if merged is None else merged + m
+        merged = m if merged is None else _add(merged, m)
         nv_total += nv
     out = {"2d": {k: float(np.mean([d[k] for d in per])) for k in per[0]}}
     out["2.5d"] = features(merged, nv_total)
@@ -105,8 +113,7 @@ def gldzm_features(levels: np.ndarray, n_levels: int) -> dict[str, float]:
     def mats(a, is3d):
         if is3d:
             return _zone_matrices(a, n_levels, _S3, True)[1]
-        szm, dzm = _zone_matrices(a[0], n_levels, _S2[1], True)  # 2D distance map of the slice
-        return dzm
+        return _zone_matrices(a[0], n_levels, _S2[1], True)[1]  # 2D distance map of the slice
 
     agg = _three_ways(levels, n_levels, mats, lambda m, nv: _size_features(m, nv, **_DZM))
     return {f"dzm_{k}_{a}": v for a, fs in agg.items() for k, v in fs.items()}
