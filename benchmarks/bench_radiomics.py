@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from petspect.radiomics import extract_features, load_settings
+from petspect.radiomics.deep import deep_features, roi_patch, train_deep_features
 from petspect.radiomics.models import feature_matrix, nested_cv, simulate_lesion_cohort
 from petspect.radiomics.reference import compare, digital_phantom
 
@@ -93,7 +94,7 @@ def timing(radii_mm: list[float]) -> None:
               f"{len(fs.values)} features in {time.perf_counter() - t0:.2f} s")
 
 
-def models(n: int) -> None:
+def models(n: int, deep_epochs: int) -> None:
     t0 = time.perf_counter()
     imgs, masks, y = simulate_lesion_cohort(n, seed=0)
     s = load_settings("pet-suv-fbs0.25")
@@ -101,10 +102,16 @@ def models(n: int) -> None:
     x, tags = feature_matrix(rows)
     print(f"lesion cohort: {n} lesions ({int(y.sum())} heterogeneous), {len(tags)} features, extraction "
           f"{time.perf_counter() - t0:.1f} s")
-    for mdl in ("logistic", "gbm"):
+    t0 = time.perf_counter()
+    patches = np.stack([roi_patch(i, m) for i, m in zip(imgs, masks)])
+    ae = train_deep_features(patches, epochs=deep_epochs, seed=0)  # unsupervised: no label is used
+    xd, _ = feature_matrix([deep_features(ae, i, m) for i, m in zip(imgs, masks)])
+    print(f"  deep features: 3D autoencoder bottleneck ({xd.shape[1]} features), {deep_epochs} epochs, "
+          f"{time.perf_counter() - t0:.0f} s")
+    for mdl, feats, xx in (("logistic", "radiomic", x), ("gbm", "radiomic", x), ("logistic", "deep", xd)):
         t0 = time.perf_counter()
-        r = nested_cv(x, y, mdl, outer_folds=5, inner_folds=3, seed=0)
-        print(f"  {mdl:8s} nested 5x3-fold CV AUC {r.auc:.3f} (95 % CI {r.auc_ci95[0]:.3f}-{r.auc_ci95[1]:.3f}; "
+        r = nested_cv(xx, y, mdl, outer_folds=5, inner_folds=3, seed=0)
+        print(f"  {mdl:8s} on {feats:8s} features, nested 5x3-fold CV AUC {r.auc:.3f} (95 % CI {r.auc_ci95[0]:.3f}-{r.auc_ci95[1]:.3f}; "
               f"folds {', '.join(f'{a:.2f}' for a in r.fold_auc)}) in {time.perf_counter() - t0:.1f} s")
 
 
@@ -112,11 +119,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-lesions", type=int, default=80)
     ap.add_argument("--radii-mm", type=float, nargs="+", default=[10.0, 20.0, 35.0])
+    ap.add_argument("--deep-epochs", type=int, default=60)
     a = ap.parse_args()
     phantom()
     cross_check()
     timing(a.radii_mm)
-    models(a.n_lesions)
+    models(a.n_lesions, a.deep_epochs)
 
 
 if __name__ == "__main__":

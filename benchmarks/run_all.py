@@ -38,7 +38,7 @@ QUICK: dict[str, list[str]] = {
                                  "--view-mashing", "20"],
     "bench_pet_vs_parallelproj": ["--lors", "20000", "--tof-lors", "5000", "--repeats", "1"],
     "bench_phantoms": ["--repeats", "1"],
-    "bench_radiomics": ["--n-lesions", "20", "--radii-mm", "10"],
+    "bench_radiomics": ["--n-lesions", "20", "--radii-mm", "10", "--deep-epochs", "2"],
     "bench_recon": ["quant", "spect64"],
     "bench_simulate": ["--presets", "quick", "--subjects", "1", "--workers", "1"],
     "bench_spect": ["--size", "32", "--views", "16", "--repeat", "1"],
