@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "shepp-logan": "petspect.phantoms.shepp_logan:make_shepp_logan",
     "torso": "petspect.phantoms.torso:make_torso",
     "brain": "petspect.phantoms.brain:make_brain",
+    "myocardium": "petspect.phantoms.myocardium:make_myocardium",
 }
 
 
