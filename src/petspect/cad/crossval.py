@@ -84,12 +84,15 @@ def cross_validate(name: str, make_method: Callable[[], Any], feats: Any, folds:
         test, train = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
         method = make_method()
         honest = np.asarray(method.fit(feats, train), dtype=np.float64)
-        if honest.shape != (train.size,) or not np.isfinite(honest).all():
-            raise InputError(f"method {name}: fit must return one finite score per training subject")
+        if honest.shape != (train.size,):
+            raise InputError(f"method {name}: fit must return one score (or NaN) per training subject")
+        ok = np.isfinite(honest)  # NaN: no honest score for that subject (a network's fitting subjects)
+        if np.unique(y[train][ok]).size < 2:
+            raise InputError(f"method {name}: its honest training scores must cover both classes")
         s = np.asarray(method.score(feats, test), dtype=np.float64)
-        thr = youden_threshold(y[train], honest)
+        thr = youden_threshold(y[train][ok], honest[ok])
         score[test], dec[test] = s, s >= thr
-        prob[test] = platt(honest, y[train])(s)
+        prob[test] = platt(honest[ok], y[train][ok])(s)
         thresholds.append(thr)
         params.append({k2: v for k2, v in vars(method).items() if isinstance(v, (int, float, str)) and k2 != "seed"})
     return OutOfFold(name, score, prob, dec, thresholds, params)
