@@ -99,3 +99,16 @@ def test_severity_zero_is_normal():
 def test_bad_input(kw):
     with pytest.raises(InputError):
         make_myocardium(**{"voxel_mm": V, **kw})
+
+
+def test_cli_writes_the_phantom(tmp_path):
+    from typer.testing import CliRunner
+
+    from petspect.cli.main import app
+
+    out = tmp_path / "myo"
+    res = CliRunner().invoke(app, ["phantom", "myocardium", "--out", str(out), "--voxel-mm", "6",
+                                   "--param", "defect=rca", "--param", "defect_severity=0.5"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["params"]["defect"] == "rca" and (out / "defect.nii.gz").is_file()

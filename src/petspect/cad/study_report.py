@@ -53,6 +53,26 @@ def verdict_lines(metrics: dict[str, dict[str, Any]], tasks: list[str]) -> list[
     return out
 
 
+SEVERITY_BANDS = (("mild", 0.0, 0.37), ("moderate", 0.37, 0.63), ("severe", 0.63, 1.01))
+
+
+def severity_table(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """AUC of each method for the patients of each severity band against all normals (out-of-fold scores)."""
+    from petspect.cad.roc import roc_auc
+
+    y = d["feats"].labels
+    sev = np.array([s.severity for s in d["cohort"].subjects])
+    rows = []
+    for band, lo, hi in SEVERITY_BANDS:
+        keep = (y == 0) | ((sev >= lo) & (sev < hi) & (y == 1))
+        npat = int((keep & (y == 1)).sum())
+        row: dict[str, Any] = {"band": f"{band} [{lo:.2f}, {min(hi, 1.0):.2f})", "patients": npat}
+        for name, oof in d["oofs"].items():
+            row[name] = roc_auc(y[keep], oof.score[keep]) if npat else float("nan")
+        rows.append(row)
+    return rows
+
+
 def _roc_figure(task: str, d: dict[str, Any]):
     import matplotlib
 
@@ -171,6 +191,8 @@ def build_report(per_task: dict[str, Any], metrics: dict[str, dict[str, Any]], s
                       f"-{np.max([s.severity for s in d['cohort'].subjects if s.label]):.2f}.")
         rep.figure(_roc_figure(task, d), "Out-of-fold ROC curves (AUC in the legend) and reliability of the "
                                          "Platt probabilities")
+        rep.table(severity_table(d), floatfmt=".3f", na_rep="-",
+                  caption="AUC by disease severity (patients of the band vs all normals; few subjects per band)")
         rep.figure(_zscore_figure(task, d), "Mean z-score of the patients against the normal database")
         try:
             rep.figure(_occlusion_figure(task, d, settings.occlusion_subjects),
