@@ -197,6 +197,8 @@ class Cohort:
 
 def sample_subjects(task: CadTask | str, config: CohortConfig) -> list[SubjectSpec]:
     """Draw the subjects of a cohort (normals first, then patients), from ``config.seed`` only."""
+    from petspect.phantoms.tracers import get_tracer
+
     task = CadTask(task)
     m = TASK_MODELS[task]
     rng = np.random.default_rng(np.random.SeedSequence([int(config.seed), list(CadTask).index(task)]))
@@ -206,8 +208,6 @@ def sample_subjects(task: CadTask | str, config: CohortConfig) -> list[SubjectSp
         label = int(i >= config.n_normal)
         sev = float(rng.uniform(*config.severity_range)) if label else 0.0
         w = float(rng.uniform(55.0, 100.0))
-        from petspect.phantoms.tracers import get_tracer
-
         inj = get_tracer(m.tracer).injected_mbq_for(w) * float(rng.uniform(0.8, 1.2))
         psf = float(rng.uniform(*m.psf_fwhm_mm))
         counts = float(math.exp(rng.uniform(math.log(m.peak_counts[0]), math.log(m.peak_counts[1]))))
