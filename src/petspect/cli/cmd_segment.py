@@ -1,0 +1,159 @@
+"""``petspect segment``, ``petspect register`` and ``petspect study segment``.
+
+* ``segment --method suv41|suv50|suv25|percist|adaptive|gradient`` or ``--model M`` on a PET (DICOM series
+  or NIfTI) writes NIfTI masks, a per-lesion MTV/TLG table and, for a DICOM input, a DICOM SEG and an
+  RTSTRUCT referencing the series (:mod:`petspect.segmentation.apply`);
+* ``register MOVING FIXED --out OUT`` writes the moved image and the transform
+  (:mod:`petspect.registration.rigid`);
+* ``study segment`` runs the segmentation study (:mod:`petspect.segmentation.study`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from petspect.cli._common import fail, get_device, handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    from petspect.cli._study import study_app
+
+    app.command("segment")(segment)
+    app.command("register")(register_images)
+    study_app.command("segment")(study_segment)
+
+
+def _mask_on(path: Path | None, grid, what: str):
+    if path is None:
+        return None
+    from petspect.errors import GeometryError
+    from petspect.io import load
+
+    vol = load(path)
+    if not vol.same_grid(grid, atol_mm=1e-2):
+        vol = vol.resample_to(grid, mode="nearest")
+        if vol.numpy().sum() == 0:
+            raise GeometryError(f"the {what} does not overlap the PET", path=path)
+    return vol.numpy() != 0
+
+
+@handle_errors
+def segment(
+    ctx: typer.Context,
+    input: Path = typer.Option(..., "--input", help="PET: a DICOM series folder or a NIfTI file."),
+    out: Path = typer.Option(..., "--out", help="Output folder (masks, lesions.csv, seg.dcm, rtstruct.dcm)."),
+    method: str = typer.Option(None, "--method", help="suv41, suv50, suv25, percist, adaptive or gradient."),
+    model: Path = typer.Option(None, "--model", help="A segmentation model folder (petspect study segment writes "
+                                                     "one under OUT/model)."),
+    ct: Path = typer.Option(None, "--ct", help="CT (DICOM or NIfTI); resampled onto the PET for a model with a "
+                                               "CT channel."),
+    suv: str = typer.Option("bw", "--suv", help="SUV kind (bw, lbm_james, ...) from the DICOM or recorded factors."),
+    suv_factor: float = typer.Option(None, "--suv-factor", help="Bq/mL -> SUV factor for a NIfTI without one."),
+    liver_mask: Path = typer.Option(None, "--liver-mask", help="Liver mask (percist's reference region)."),
+    seeds: Path = typer.Option(None, "--seeds", help="Seed regions, one component per lesion (suv41, suv50, "
+                                                     "adaptive, gradient); default: SUV >= --seed-suv."),
+    exclude: Path = typer.Option(None, "--exclude", help="Mask of voxels never segmented (brain, bladder, ...)."),
+    seed_suv: float = typer.Option(2.5, "--seed-suv", min=0.0, help="SUV that seeds a lesion (automatic seeds)."),
+    margin_mm: float = typer.Option(15.0, "--margin-mm", min=0.0, help="How far a lesion grows past its seed."),
+    formats: str = typer.Option("nifti,seg,rtstruct", "--formats", help="Comma-separated: nifti, seg, rtstruct."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous segment output folder."),
+) -> None:
+    """Segment lesions on a PET with a threshold method or a trained model; write masks, SEG/RTSTRUCT and MTV/TLG."""
+    from dataclasses import replace
+
+    from petspect._fileio import check_output_path
+    from petspect.io import load
+    from petspect.io._paths import is_dicom_file
+    from petspect.segmentation.apply import SEGMENT_KIND, to_suv, write_segmentation
+
+    if (method is None) == (model is None):
+        fail("give exactly one of --method M or --model DIR")
+    check_output_path(out, overwrite=overwrite, kind=SEGMENT_KIND,
+                      inputs=[p for p in (input, ct, model, liver_mask, seeds, exclude) if p is not None])
+    is_dicom = input.is_dir() or is_dicom_file(input)
+    pet = load(input, suv=suv) if is_dicom else to_suv(load(input), kind=suv, factor=suv_factor, path=input)
+    info = {"input": str(input), "suv_kind": suv}
+    if method is not None:
+        from petspect.segmentation.thresholds import DEFAULT_PARAMS, ThresholdMethod, segment_threshold
+
+        try:
+            m = ThresholdMethod(method.lower())
+        except ValueError:
+            fail(f"unknown --method {method!r}; choose one of {[x.value for x in ThresholdMethod]}")
+        params = replace(DEFAULT_PARAMS[m], seed_suv=seed_suv, margin_mm=margin_mm)
+        mask = segment_threshold(m, pet.numpy(), pet.spacing_mm, params=params,
+                                 liver=_mask_on(liver_mask, pet, "liver mask"), seeds=_mask_on(seeds, pet, "seed mask"),
+                                 exclude=_mask_on(exclude, pet, "exclude mask"))
+        name = m.value
+        info["params"] = params
+    else:
+        from petspect.segmentation.networks import load_segmenter, predict_lesions
+
+        seg = load_segmenter(model, device=get_device(ctx))
+        ct_vol = load(ct).resample_to(pet, fill_value=-1000.0) if ct is not None else None
+        mask = predict_lesions(seg, pet, ct_vol)
+        ex = _mask_on(exclude, pet, "exclude mask")
+        if ex is not None:
+            mask &= ~ex
+        name = seg.name
+        info["model"] = str(model)
+    res = write_segmentation(out, pet, mask, method=name, source_dicom=input if is_dicom else None,
+                             formats=tuple(f.strip() for f in formats.split(",") if f.strip()), info=info,
+                             overwrite=overwrite, inputs=tuple(p for p in (ct, model) if p is not None))
+    typer.echo(f"{name}: {res.n_lesions} lesions, MTV {res.mtv_ml:.2f} mL, TLG {res.tlg:.2f} (SUV x mL); wrote "
+               + ", ".join(p.name for p in res.paths.values()) + f" in {out}")
+
+
+@handle_errors
+def register_images(
+    moving: Path = typer.Argument(..., help="Image to move (PET, SPECT, CT, MR; DICOM or NIfTI)."),
+    fixed: Path = typer.Argument(..., help="Reference image (its grid is the output's)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: moved.nii.gz, transform.tfm, transform.json."),
+    transform: str = typer.Option("rigid", "--transform", help="translation, rigid or affine."),
+    metric: str = typer.Option("mi", "--metric", help="mi (Mattes mutual information) or mse (same modality)."),
+    init: str = typer.Option("identity", "--init", help="identity (shared frame of reference) or geometry "
+                                                        "(align the grid centres first)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the metric's voxel sampling."),
+    nearest: bool = typer.Option(False, "--nearest", help="Resample the moved image by nearest neighbour (labels)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous register output folder."),
+) -> None:
+    """Register MOVING onto FIXED (intensity-based, SimpleITK); write the moved image and the ITK transform."""
+    import numpy as np
+
+    from petspect._fileio import claim_output_folder
+    from petspect.io import load, save
+    from petspect.registration.rigid import register as run, resample_with_matrix, write_transform
+
+    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, inputs=[moving, fixed])
+    mov, fix = load(moving), load(fixed)
+    res = run(mov, fix, transform=transform, metric=metric, init=init, seed=seed)
+    moved = resample_with_matrix(mov, fix, res.matrix, mode="nearest") if nearest else res.moved
+    save(moved, out_p / "moved.nii.gz", overwrite=True)
+    write_transform(res.matrix, out_p / "transform.tfm", overwrite=True,
+                    info={"moving": str(moving), "fixed": str(fixed), "transform": transform,
+                          "metric_value": res.metric, "settings": res.settings})
+    shift = np.linalg.norm(res.matrix[:3, 3])
+    typer.echo(f"{transform} registration ({res.settings['metric']}, final metric {res.metric:.4f}); translation "
+               f"{shift:.2f} mm; wrote moved.nii.gz, transform.tfm, transform.json in {out_p}")
+
+
+@handle_errors
+def study_segment(
+    ctx: typer.Context,
+    preset: str = typer.Option("quick", "--preset", help="tiny (seconds, tests), quick (<= ~10 min, 2-core CPU) "
+                                                          "or full (GPU)."),
+    out: Path = typer.Option(..., "--out", help="Study folder (metrics.json, summary.json, report/)."),
+    dataset: Path = typer.Option(None, "--dataset", help="An existing cohort (dataset.json with lesions); "
+                                                         "default: simulate the preset's cohort into OUT/data."),
+    seed: int = typer.Option(0, "--seed", help="Study seed (networks, bootstrap)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous study folder."),
+) -> None:
+    """Lesion segmentation study: thresholds vs networks on held-out subjects (autoPET metrics, intervals)."""
+    from petspect.cli._study import study_preset
+    from petspect.segmentation.study import run_segment_study
+
+    summary = run_segment_study(out, preset=study_preset(preset), dataset=dataset, seed=seed,
+                                device=get_device(ctx), overwrite=overwrite)
+    typer.echo(summary)

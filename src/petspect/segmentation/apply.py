@@ -1,0 +1,134 @@
+"""Segmenting one real PET image and writing the result: SUV conversion, masks, DICOM SEG/RTSTRUCT, tables.
+
+This backs ``petspect segment``: the PET is read (DICOM series or NIfTI), converted to SUV, segmented by a
+threshold method or a trained network, and written into a folder as
+
+* ``lesions.nii.gz`` (binary mask, uint8) and ``lesion_instances.nii.gz`` (18-connected lesions 1..n),
+* ``lesions.csv`` -- per-lesion MTV (mL), TLG (SUV x mL), SUVmax, SUVmean and LPS centroid (mm),
+* ``seg.dcm`` (DICOM SEG) and ``rtstruct.dcm`` (RT Structure Set) referencing the source series, when the
+  input is a DICOM series,
+* ``segmentation.json`` -- method, parameters, SUV kind and factor, totals.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from petspect.errors import InputError, UnitError
+from petspect.volume import Volume
+
+__all__ = ["SEGMENT_KIND", "to_suv", "SegmentationOutput", "write_segmentation"]
+
+SEGMENT_KIND = "segmentation"
+FORMATS = ("nifti", "seg", "rtstruct")
+
+
+def to_suv(pet: Volume, *, kind: str = "bw", factor: float | None = None, path: Any = None) -> Volume:
+    """The PET in SUV: kept when already SUV, else from its recorded SUV factors or an explicit ``factor``.
+
+    ``factor`` multiplies Bq/mL values into SUV (g/mL: body weight in g / decay-corrected injected Bq).
+    """
+    from petspect.io.suv import apply_suv
+
+    if pet.unit.upper().startswith("SUV"):
+        return pet
+    if factor is not None:
+        if not (np.isfinite(factor) and factor > 0):
+            raise InputError(f"the SUV factor must be positive and finite, got {factor!r}")
+        if pet.unit != "Bq/mL":
+            raise UnitError(f"an SUV factor converts Bq/mL; this image is in {pet.unit!r}", path=path)
+        return pet.with_data(pet.data.float() * float(factor), unit=f"SUV{kind}",
+                             meta=dict(pet.meta, suv_kind=kind, suv_factor_given=float(factor)))
+    return apply_suv(pet, kind, path=path)
+
+
+@dataclass
+class SegmentationOutput:
+    """What :func:`write_segmentation` wrote (paths) and the totals."""
+
+    paths: dict[str, Path]
+    n_lesions: int
+    mtv_ml: float
+    tlg: float
+
+
+def write_segmentation(out_dir: str | os.PathLike, suv: Volume, mask: Any, *, method: str,
+                       source_dicom: str | os.PathLike | None = None, formats: tuple[str, ...] = FORMATS,
+                       info: dict[str, Any] | None = None, overwrite: bool = False,
+                       inputs: tuple[Any, ...] = ()) -> SegmentationOutput:
+    """Write a lesion mask on the SUV image's grid with its per-lesion table (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder (claimed for ``segmentation``; an existing foreign folder is refused).
+    suv : Volume
+        The SUV image the mask was made on (its grid is the mask's).
+    mask : array_like of bool, (nz, ny, nx)
+    method : str
+    source_dicom : path, optional
+        The source DICOM series; ``seg`` and ``rtstruct`` need it (skipped without it, said in the JSON).
+    formats : tuple of {"nifti", "seg", "rtstruct"}
+    info : dict
+        Extra facts for ``segmentation.json``.
+    """
+    from petspect._fileio import atomic_path, claim_output_folder
+    from petspect._json import write_json
+    from petspect.io import save
+    from petspect.segmentation.volumes import label_lesions, lesion_table, lesion_table_csv
+
+    bad = set(formats) - set(FORMATS)
+    if bad:
+        raise InputError(f"unknown output formats {sorted(bad)}; choose from {list(FORMATS)}")
+    m = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask) != 0
+    if m.shape != suv.shape:
+        raise InputError(f"the mask {m.shape} is not on the SUV image's grid {suv.shape}")
+    out = claim_output_folder(out_dir, kind=SEGMENT_KIND, overwrite=overwrite,
+                              inputs=[p for p in (*inputs, source_dicom) if p is not None])
+    lab, n = label_lesions(m)
+    rows = lesion_table(suv.numpy(), m, suv.spacing_mm, instances=lab, affine=suv.affine)
+    paths: dict[str, Path] = {}
+    with atomic_path(out / "lesions.csv") as tmp:
+        tmp.write_text(lesion_table_csv(rows), encoding="utf-8")
+    paths["table"] = out / "lesions.csv"
+    if "nifti" in formats:
+        mvol = suv.with_data(torch.from_numpy(m.astype(np.uint8)), unit="label", modality="SEG",
+                             meta={"method": method})
+        paths["mask"] = save(mvol, out / "lesions.nii.gz", overwrite=True)
+        ivol = mvol.with_data(torch.from_numpy(lab.astype(np.int16)))
+        paths["instances"] = save(ivol, out / "lesion_instances.nii.gz", overwrite=True)
+    skipped = []
+    if {"seg", "rtstruct"} & set(formats):
+        if source_dicom is None:
+            skipped = [f for f in ("seg", "rtstruct") if f in formats]
+        elif not m.any():
+            skipped = [f"{f} (no lesion found: an empty object is not written)" for f in ("seg", "rtstruct")
+                       if f in formats]
+        else:
+            family = "network" if method not in ("suv41", "suv50", "suv25", "percist", "adaptive", "gradient") else (
+                "gradient" if method == "gradient" else "threshold")
+            if "seg" in formats:
+                from petspect.io.dicom_seg import write_dicom_seg
+
+                paths["seg"] = write_dicom_seg({"lesion": m}, source_dicom, out / "seg.dcm", algorithm=method,
+                                               algorithm_family=family, overwrite=True)
+            if "rtstruct" in formats:
+                from petspect.io.rtstruct_write import write_rtstruct
+
+                paths["rtstruct"] = write_rtstruct({"lesion": m}, source_dicom, out / "rtstruct.dcm",
+                                                   algorithm=method, overwrite=True)
+    mtv = float(sum(r.mtv_ml for r in rows))
+    tlg_total = float(sum(r.tlg for r in rows))
+    doc = {"method": method, "n_lesions": n, "mtv_ml": mtv, "tlg": tlg_total, "suv_unit": suv.unit,
+           "connectivity": 18, "files": {k: p.name for k, p in paths.items()},
+           "not_written": [f"{s} (the input is not a DICOM series)" if "(" not in s else s for s in skipped],
+           **(info or {})}
+    write_json(out / "segmentation.json", doc)
+    paths["summary"] = out / "segmentation.json"
+    return SegmentationOutput(paths, n, mtv, tlg_total)
