@@ -1,0 +1,203 @@
+"""Segmentation networks (MONAI DynUNet, SegResNet), their inputs, sliding-window inference and model folders.
+
+Inputs are channels ``(C, z, y, x)``: the PET in SUV divided by :data:`SUV_SCALE` (and clipped at
+:data:`SUV_CLIP`), and optionally the CT in HU divided by 1000 (clipped to [-1, 2]), both on the PET grid.
+The output is two-class logits (background, lesion); the lesion mask is ``softmax[1] >= threshold``.
+
+* ``dynunet`` -- MONAI's DynUNet in the nnU-Net configuration style (Isensee et al, Nat Methods 2021):
+  3x3x3 kernels, instance normalisation, leaky ReLU, strides chosen per axis so that the coarse z axis of a
+  PET (few slices) is pooled less than y and x;
+* ``segresnet`` -- MONAI's SegResNet (Myronenko, BrainLes 2018).
+
+A model folder holds ``segmenter.json`` (the :class:`SegNetSpec`, the input scaling, the training record)
+and ``model.pt`` (the state dict, loaded with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from petspect.errors import FormatError, InputError
+
+__all__ = ["NetworkKind", "SegNetSpec", "Segmenter", "SUV_SCALE", "SUV_CLIP", "build_network", "input_channels",
+           "predict_probability", "predict_lesions", "save_segmenter", "load_segmenter"]
+
+SUV_SCALE = 5.0
+SUV_CLIP = 50.0
+MODEL_JSON = "segmenter.json"
+MODEL_WEIGHTS = "model.pt"
+
+
+class NetworkKind(str, Enum):
+    DYNUNET = "dynunet"
+    SEGRESNET = "segresnet"
+
+
+@dataclass(frozen=True)
+class SegNetSpec:
+    """A segmentation network's architecture.
+
+    Attributes
+    ----------
+    kind : NetworkKind
+    in_channels : int
+        1 (PET) or 2 (PET and CT).
+    filters : tuple of int
+        DynUNet: channels per level; SegResNet: ``filters[0]`` is ``init_filters``.
+    z_strides : tuple of int
+        DynUNet: the z stride of each downsampling (y and x always 2), e.g. (1, 2, 2).
+    patch_zyx : tuple of int
+        Training patch and sliding-window size (voxels); divisible by the pooling.
+    dropout : float
+    """
+
+    kind: NetworkKind = NetworkKind.DYNUNET
+    in_channels: int = 2
+    filters: tuple[int, ...] = (16, 32, 64, 128)
+    z_strides: tuple[int, ...] = (1, 2, 2)
+    patch_zyx: tuple[int, int, int] = (16, 48, 48)
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", NetworkKind(getattr(self.kind, "value", self.kind)))
+        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        object.__setattr__(self, "z_strides", tuple(int(s) for s in self.z_strides))
+        object.__setattr__(self, "patch_zyx", tuple(int(p) for p in self.patch_zyx))
+        if self.in_channels not in (1, 2):
+            raise InputError(f"in_channels must be 1 (PET) or 2 (PET and CT), got {self.in_channels}")
+        if self.kind is NetworkKind.DYNUNET and (len(self.filters) < 3 or len(self.z_strides) != len(self.filters) - 1):
+            raise InputError("DynUNet needs at least 3 levels (filters) and one z stride per downsampling "
+                             "(len(filters) - 1)")
+        if self.kind is NetworkKind.SEGRESNET and self.filters[0] % 8:
+            raise InputError(f"SegResNet's init filters must be a multiple of 8 (group norm), got {self.filters[0]}")
+        pool = self.pooling()
+        if any(p % f for p, f in zip(self.patch_zyx, pool)):
+            raise InputError(f"patch {self.patch_zyx} must be divisible by the network's pooling {pool}")
+
+    def pooling(self) -> tuple[int, int, int]:
+        if self.kind is NetworkKind.DYNUNET:
+            n = len(self.z_strides)
+            return int(np.prod(self.z_strides)), 2 ** n, 2 ** n
+        return 4, 4, 4  # SegResNet with blocks_down (1, 2, 2): two downsamplings
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kind"] = self.kind.value
+        return d
+
+
+def build_network(spec: SegNetSpec) -> torch.nn.Module:
+    """The MONAI network of ``spec`` (2 output classes), weights from torch's current RNG."""
+    if spec.kind is NetworkKind.DYNUNET:
+        from monai.networks.nets import DynUNet
+
+        strides = [[1, 1, 1]] + [[s, 2, 2] for s in spec.z_strides]
+        return DynUNet(3, spec.in_channels, 2, kernel_size=[[3, 3, 3]] * len(strides), strides=strides,
+                       upsample_kernel_size=strides[1:], filters=list(spec.filters), dropout=spec.dropout or None,
+                       norm_name="instance", act_name=("leakyrelu", {"negative_slope": 0.01, "inplace": True}),
+                       res_block=False)
+    from monai.networks.nets import SegResNet
+
+    return SegResNet(3, init_filters=spec.filters[0], in_channels=spec.in_channels, out_channels=2,
+                     dropout_prob=spec.dropout or None, blocks_down=(1, 2, 2), blocks_up=(1, 1))
+
+
+def input_channels(suv: Any, ct_hu: Any = None, *, in_channels: int = 2) -> torch.Tensor:
+    """Network input ``(C, z, y, x)`` float32 from an SUV image and (for 2 channels) a CT in HU."""
+    s = torch.as_tensor(np.asarray(suv.detach().cpu() if hasattr(suv, "detach") else suv, dtype=np.float32))
+    chans = [torch.clamp(s, 0.0, SUV_CLIP) / SUV_SCALE]
+    if in_channels == 2:
+        if ct_hu is None:
+            raise InputError("this model takes a CT channel: give the CT (--ct)")
+        c = torch.as_tensor(np.asarray(ct_hu.detach().cpu() if hasattr(ct_hu, "detach") else ct_hu,
+                                       dtype=np.float32))
+        if c.shape != s.shape:
+            raise InputError(f"CT {tuple(c.shape)} and PET {tuple(s.shape)} must be on one grid")
+        chans.append(torch.clamp(c / 1000.0, -1.0, 2.0))
+    return torch.stack(chans)
+
+
+@torch.no_grad()
+def predict_probability(net: torch.nn.Module, x: torch.Tensor, patch_zyx: tuple[int, int, int], *,
+                        overlap: float = 0.5, batch_size: int = 2) -> torch.Tensor:
+    """Lesion probability ``(z, y, x)`` by Gaussian-weighted sliding-window inference (MONAI)."""
+    from monai.inferers import sliding_window_inference
+
+    net.eval()
+    dev = next(net.parameters()).device
+    logits = sliding_window_inference(x[None].to(dev), patch_zyx, batch_size, net, overlap=overlap, mode="gaussian")
+    return torch.softmax(logits, dim=1)[0, 1].cpu()
+
+
+@dataclass
+class Segmenter:
+    """A trained segmentation network with its spec, name and training record."""
+
+    net: torch.nn.Module
+    spec: SegNetSpec
+    name: str
+    threshold: float = 0.5
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def probability(self, suv: Any, ct_hu: Any = None) -> torch.Tensor:
+        return predict_probability(self.net, input_channels(suv, ct_hu, in_channels=self.spec.in_channels),
+                                   self.spec.patch_zyx)
+
+
+def predict_lesions(seg: Segmenter, pet_suv: Any, ct: Any = None) -> np.ndarray:
+    """Boolean lesion mask of an SUV Volume (and its CT Volume on the same grid, for 2-channel models)."""
+    from petspect.volume import Volume
+
+    if isinstance(pet_suv, Volume) and not pet_suv.unit.upper().startswith("SUV"):
+        raise InputError(f"the network takes SUV; this PET is in {pet_suv.unit!r}")
+    s = pet_suv.numpy() if isinstance(pet_suv, Volume) else np.asarray(pet_suv)
+    c = ct.numpy() if isinstance(ct, Volume) else ct
+    return (seg.probability(s, c) >= seg.threshold).numpy()
+
+
+def save_segmenter(folder: str | os.PathLike, seg: Segmenter, *, overwrite: bool = False) -> Path:
+    """Write a model folder (``segmenter.json`` + ``model.pt``) atomically."""
+    from petspect._fileio import atomic_dir, check_output_path
+    from petspect._json import to_jsonable
+
+    out = check_output_path(folder, overwrite=overwrite, kind="segmentation-model")
+    doc = {"name": seg.name, "spec": seg.spec.to_dict(), "threshold": seg.threshold,
+           "input": {"suv_scale": SUV_SCALE, "suv_clip": SUV_CLIP, "ct": "HU / 1000 clipped to [-1, 2]"},
+           "record": to_jsonable(seg.record)}
+    with atomic_dir(out, kind="segmentation-model") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in seg.net.state_dict().items()}, tmp / MODEL_WEIGHTS)
+        (tmp / MODEL_JSON).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def load_segmenter(folder: str | os.PathLike, *, device: Any = None) -> Segmenter:
+    """Read a model folder written by :func:`save_segmenter`."""
+    from petspect.io._paths import require_exists
+
+    p = require_exists(folder)
+    js, wt = p / MODEL_JSON, p / MODEL_WEIGHTS
+    if not js.is_file() or not wt.is_file():
+        raise FormatError(f"not a segmentation model folder (needs {MODEL_JSON} and {MODEL_WEIGHTS})", path=p)
+    try:
+        doc = json.loads(js.read_text(encoding="utf-8"))
+        spec = SegNetSpec(**doc["spec"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"unreadable {MODEL_JSON}: {e}", path=js) from None
+    net = build_network(spec)
+    try:
+        net.load_state_dict(torch.load(wt, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, ValueError) as e:
+        raise FormatError(f"weights do not fit the network of {MODEL_JSON}: {str(e)[:200]}", path=wt) from None
+    if device is not None:
+        net = net.to(device)
+    net.eval()
+    return Segmenter(net, spec, str(doc.get("name", spec.kind.value)), float(doc.get("threshold", 0.5)),
+                     dict(doc.get("record", {})))
