@@ -40,6 +40,7 @@ QUICK: dict[str, list[str]] = {
     "bench_pet_vs_parallelproj": ["--lors", "20000", "--tof-lors", "5000", "--repeats", "1"],
     "bench_phantoms": ["--repeats", "1"],
     "bench_radiomics": ["--n-lesions", "20", "--radii-mm", "10", "--deep-epochs", "2"],
+    "bench_registration": ["--subjects", "3", "--shape", "12", "40", "40", "--pairs", "4", "--epochs", "1"],
     "bench_recon": ["quant", "spect64"],
     "bench_simulate": ["--presets", "quick", "--subjects", "1", "--workers", "1"],
     "bench_spect": ["--size", "32", "--views", "16", "--repeat", "1"],
