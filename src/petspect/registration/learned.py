@@ -153,7 +153,8 @@ def end_point_error(pred_mm: np.ndarray, true_mm: np.ndarray, mask: np.ndarray |
     return float(e[mask].mean() if mask is not None else e.mean())
 
 
-def train_learned_registration(train: list[RegPair], validation: list[RegPair], *, channels: tuple[int, ...] = (8, 16, 32),
+def train_learned_registration(train: list[RegPair], validation: list[RegPair], *,
+                               channels: tuple[int, ...] = (8, 16, 32),
                                epochs: int = 20, batch_size: int = 2, lr: float = 3e-3, seed: int = 0,
                                device: Any = "cpu") -> LearnedRegistration:
     """Train the field network on simulated pairs; the epoch with the lowest validation end-point error is kept."""

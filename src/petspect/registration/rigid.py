@@ -9,7 +9,9 @@ order differs (ITK indexes (x, y, z), petspect arrays (z, y, x)), handled in :fu
 Method: Mattes mutual information (Mattes et al, IEEE TMI 2003), which does not assume the two
 modalities' intensities are related linearly (PET or SPECT to CT or MR), evaluated on a seeded random
 fraction of the fixed voxels; regular-step gradient descent with parameter scales from a physical shift;
-a coarse-to-fine pyramid (shrink 4, 2, 1 with Gaussian smoothing). Initialised at the identity (the
+a coarse-to-fine pyramid (shrink 4, 2, 1 with Gaussian smoothing). Stages: a translation first (it
+converges from further away), then the rigid transform from it, then (``affine``) the affine refinement.
+Initialised at the identity (the
 scanners' shared frame of reference), or at the grids' centres with ``init="geometry"``.
 """
 
@@ -145,7 +147,8 @@ def resample_with_matrix(moving: Volume, fixed: Volume, matrix: np.ndarray, *, m
 def register(moving: Volume, fixed: Volume, *, transform: str = "rigid", metric: str = "mi", bins: int = 50,
              sampling: float = 0.5, shrink: tuple[int, ...] = (4, 2, 1), smoothing_vox: tuple[float, ...] = (2, 1, 0),
              iterations: int = 200, init: str = "identity", seed: int = 0, threads: int | None = None,
-             fixed_mask: Volume | None = None, learning_rate: float = 1.0) -> RegistrationResult:
+             fixed_mask: Volume | None = None, learning_rate: float = 1.0,
+             pad_mm: float = 60.0) -> RegistrationResult:
     """Register ``moving`` onto ``fixed`` (both any grid, any modality) by maximising mutual information.
 
     Parameters
@@ -173,6 +176,10 @@ def register(moving: Volume, fixed: Volume, *, transform: str = "rigid", metric:
     learning_rate : float
         First step of the regular-step gradient descent (mm-equivalent, scales from a physical shift);
         ``affine`` runs ``rigid`` first, then refines with a tenth of it.
+    pad_mm : float
+        The moving image is extended by this margin filled with its minimum (background), so that a fixed
+        point mapped beyond the moving grid compares with background instead of dropping out of the metric
+        (mutual information otherwise rewards sliding the images apart, as the sample drops to few points).
 
     Returns
     -------
@@ -197,22 +204,27 @@ def register(moving: Volume, fixed: Volume, *, transform: str = "rigid", metric:
             raise InputError(f"the {name} image is constant: nothing to register on")
     with _threads(threads):
         f_img, m_img = to_sitk(fixed), to_sitk(moving)
+        if pad_mm > 0:  # fixed points beyond the moving grid then see background, not "no sample"
+            pad = [int(np.ceil(pad_mm / s)) for s in m_img.GetSpacing()]
+            m_img = sitk.ConstantPad(m_img, pad, pad, float(moving.data.min()))
         centre = f_img.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in f_img.GetSize()])
         mask = None
         if fixed_mask is not None:
             mask = sitk.Cast(to_sitk(fixed_mask.with_data((fixed_mask.data != 0).float())), sitk.sitkUInt8)
         opts = dict(metric=metric, bins=bins, sampling=sampling, shrink=shrink, smoothing_vox=smoothing_vox,
                     iterations=iterations, seed=seed, mask=mask)
-        if transform == "translation":
-            base = sitk.TranslationTransform(3)
-        else:
-            base = sitk.Euler3DTransform()
-            base.SetCenter(centre)
+        base = sitk.TranslationTransform(3)
         if init == "geometry":
             base = sitk.CenteredTransformInitializer(f_img, m_img, base,
                                                      sitk.CenteredTransformInitializerFilter.GEOMETRY)
         final, reg = _run(f_img, m_img, base, learning_rate, **opts)
         stages = [reg.GetOptimizerStopConditionDescription()]
+        if transform in ("rigid", "affine"):  # translation first (robust), then the rotations from there
+            rig = sitk.Euler3DTransform()
+            rig.SetCenter(centre)
+            rig.SetTranslation(tuple(float(v) for v in _matrix_of(final)[:3, 3]))
+            final, reg = _run(f_img, m_img, rig, learning_rate, **opts)
+            stages.append(reg.GetOptimizerStopConditionDescription())
         if transform == "affine":  # rigid first, then the affine refinement from it with a smaller step
             aff = sitk.AffineTransform(3)
             aff.SetCenter(centre)
