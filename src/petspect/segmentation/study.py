@@ -86,10 +86,10 @@ STUDY_PRESETS: dict[str, SegmentStudyPreset] = {
         notes=("tiny: an image-domain toy (ellipsoid body, liver, bladder, ball lesions; PET = blur + noise, no "
                "reconstruction) for tests; its figures mean nothing",)),
     "quick": SegmentStudyPreset(
-        "quick", 16, (("dynunet", SegNetSpec(filters=(8, 16, 32, 64), z_strides=(1, 1, 2), patch_zyx=(12, 48, 48)),
-                       TrainSettings(epochs=10, patches_per_case=12, batch_size=4, lr=3e-3)),
+        "quick", 16, (("dynunet", SegNetSpec(filters=(8, 16, 32), z_strides=(1, 2), patch_zyx=(12, 32, 32)),
+                       TrainSettings(epochs=20, patches_per_case=16, batch_size=4, lr=3e-3)),
                       ("segresnet", SegNetSpec(kind="segresnet", filters=(8,), patch_zyx=(12, 32, 32)),
-                       TrainSettings(epochs=6, patches_per_case=12, batch_size=4, lr=3e-3))),
+                       TrainSettings(epochs=10, patches_per_case=16, batch_size=4, lr=3e-3))),
         notes=("quick: 16 torsos of 12 x 64 x 64 voxels of 6 mm (72 mm axial), 8/3/5 subjects: the intervals are "
                "wide; the full preset is the realistic size",)),
     "full": SegmentStudyPreset(
