@@ -89,7 +89,8 @@ def test_register_recovers_a_known_shift(tmp_path):
 
     z, y, x = np.indices((24, 40, 40)).astype(float)
     data = sum(a * np.exp(-((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) / (2 * s ** 2))
-               for a, cz, cy, cx, s in [(5, 10, 15, 15, 3), (3, 14, 26, 22, 4), (2, 8, 24, 12, 2.5), (4, 16, 12, 27, 3)])
+               for a, cz, cy, cx, s in [(5, 10, 15, 15, 3), (3, 14, 26, 22, 4), (2, 8, 24, 12, 2.5),
+                                        (4, 16, 12, 27, 3)])
     fixed = Volume.centered(torch.from_numpy(data.astype(np.float32)), (4.0, 4.0, 4.0), unit="a.u.", modality="MR")
     shift = rigid_matrix(translation_mm=(5.0, -3.0, 4.0))
     save(fixed, tmp_path / "fixed.nii.gz")
