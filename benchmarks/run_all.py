@@ -32,6 +32,7 @@ QUICK: dict[str, list[str]] = {
     "bench_cad": ["--out", "{out}/study", "--preset", "tiny", "--tasks", "pd"],
     "bench_denoise": ["--shape", "8", "32", "32", "--epochs", "1", "--device", "cpu"],
     "bench_detector": ["--out", "{out}", "--preset", "quick"],
+    "bench_dosimetry": ["--half-width", "2", "--recompute-electrons", "20000"],
     "bench_io": ["--n", "32"],
     "bench_kinetics": ["--n-noise", "20", "--n-train", "60", "--n-test", "20", "--epochs", "50"],
     "bench_pet": ["--quick", "--device", "cpu", "--cases", "2d", "3d", "listmode"],

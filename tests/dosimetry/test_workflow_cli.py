@@ -87,3 +87,26 @@ def test_dose_kernel_command(tmp_path):
     bad = CliRunner().invoke(app, ["dose", "kernel", "--nuclide", "Tc-99m", "--voxel-mm", "4.8", "--out",
                                    str(tmp_path / "x.nii.gz")])
     assert bad.exit_code == 2
+
+
+def test_dicom_nm_and_ct_in_rtdose_keeps_patient_and_frame(tmp_path):
+    """DICOM NM (Bq/mL) + CT series in: the RT Dose carries the input's patient, study and frame of reference."""
+    from petspect.io import write_dicom_series
+
+    paths, ctp, labp, _ = _phantom(tmp_path)
+    nm = load(paths[1])
+    nm = Volume(nm.data, nm.spacing_mm, nm.origin_mm, nm.direction, unit="Bq/mL", modality="NM")
+    nm_dir = tmp_path / "nm_dicom"
+    write_dicom_series(nm, nm_dir, patient={"name": "Test^Dose", "id": "D001"})
+    ct = load(ctp)
+    ct_dir = tmp_path / "ct_dicom"
+    write_dicom_series(Volume(ct.data, ct.spacing_mm, ct.origin_mm, ct.direction, unit="HU", modality="CT"), ct_dir)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["dose", "run", "--spect", str(nm_dir), "--hours", "24", "--ct", str(ct_dir),
+                                   "--out", str(out), "--method", "local_deposition"])
+    assert res.exit_code == 0, res.output
+    src = pydicom.dcmread(sorted(nm_dir.rglob("*.dcm"))[0])
+    rt = pydicom.dcmread(out / "rtdose.dcm")
+    assert rt.PatientID == src.PatientID and rt.StudyInstanceUID == src.StudyInstanceUID
+    assert rt.FrameOfReferenceUID == src.FrameOfReferenceUID
+    assert load(out / "dose.nii.gz").numpy().max() > 0

@@ -1,0 +1,59 @@
+"""Dosimetry benchmark: petspect's voxel S-value kernels against Lanconelli et al 2012 (held out), and speed.
+
+    python benchmarks/bench_dosimetry.py                         # shipped point kernels + a 400k recompute
+    python benchmarks/bench_dosimetry.py --recompute-electrons 20000 --half-width 2   # quick
+
+For Lu-177, Y-90 and I-131 at 3, 4.42, 4.8 and 6 mm voxels (soft tissue, 1.03 g/mL) it prints the relative
+difference of S(0,0,0), S(1,0,0), S(1,1,0), S(1,1,1) and S(2,0,0) from the published database, for the
+beta+photon emission set of the database and for the full ICRP-107 emission (conversion and Auger
+electrons included), and the wall time of each kernel. The published values are never used to fit anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from importlib import resources
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--half-width", type=int, default=5, help="kernel half-width (voxels)")
+    ap.add_argument("--recompute-electrons", type=int, default=400_000,
+                    help="electrons of the one point kernel recomputed from scratch (Lu-177) for timing")
+    args = ap.parse_args(argv)
+    from petspect.dosimetry.kernels import electron_point_kernel, voxel_kernel
+
+    ref = json.loads((resources.files("petspect") / "data" / "dosimetry" / "lanconelli2012_soft_tissue.json").read_text())
+    offsets = [(0, 0, 0), (1, 0, 0), (1, 1, 0), (1, 1, 1), (2, 0, 0)]
+    worst = {"centre": 0.0, "face": 0.0}
+    print("| nuclide | voxel mm | emission | S000 | dS000 % | dS100 % | dS110 % | dS111 % | dS200 % | kernel s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for nuc, table in ref["values"].items():
+        for vox, vals in table.items():
+            for discrete in (False, True):
+                t0 = time.perf_counter()
+                k = voxel_kernel(nuc, float(vox), half_width=args.half_width, discrete_electrons=discrete)
+                dt = time.perf_counter() - t0
+                ours = [k.at(*o) for o in offsets]
+                d = [100 * (o / r - 1) for o, r in zip(ours, vals)]
+                if not discrete:
+                    worst["centre"] = max(worst["centre"], abs(d[0]))
+                    worst["face"] = max(worst["face"], abs(d[1]))
+                label = "full ICRP-107" if discrete else "beta+photons"
+                print(f"| {nuc} | {vox} | {label} | {ours[0]:.4g} | " + " | ".join(f"{x:+.1f}" for x in d)
+                      + f" | {dt:.2f} |")
+    print(f"\nworst |difference| (beta+photons, the database's emission set): centre {worst['centre']:.1f} %, "
+          f"face neighbour {worst['face']:.1f} % (judged: 5 % and 10 %)")
+    t0 = time.perf_counter()
+    electron_point_kernel("Lu-177", args.recompute_electrons, 7, True)
+    print(f"Lu-177 electron point kernel from scratch, {args.recompute_electrons} electrons: "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
