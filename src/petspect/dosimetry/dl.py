@@ -258,8 +258,10 @@ def train_dose_model(train: list[dict], val: list[dict], *, epochs: int = 60, se
                      lr: float = 2e-3) -> DoseModel:
     """Train :class:`DoseNet` on cases with keys ``tia``, ``density``, ``water``, ``density_dose``, ``mc``.
 
-    Loss: mean squared log error of the corrected density-scaled kernel dose against the Monte Carlo dose,
-    over voxels above 1 % of the case's maximum MC dose; the epoch with the lowest validation loss is kept.
+    Loss: mean squared error of the predicted correction factor against MC dose / density-scaled kernel dose,
+    over voxels above 1 % of the case's maximum MC dose (a squared error of ratios, not of logarithms, so the
+    Monte Carlo's statistical noise does not bias the prediction low); the epoch with the lowest validation
+    loss is kept.
     """
     if not train:
         raise InputError("DL dose training needs at least one case")
@@ -281,8 +283,10 @@ def train_dose_model(train: list[dict], val: list[dict], *, epochs: int = 60, se
 
     def loss_of(t):
         x, base, mc, mask = t
-        pred = base * torch.exp(net(x))
-        return torch.mean((torch.log(pred[mask] + 1e-12) - torch.log(mc[mask] + 1e-12)) ** 2)
+        ratio = torch.exp(net(x))[mask]
+        target = mc[mask] / base[mask].clamp_min(1e-30)
+        # squared error of the ratio: unbiased under the Monte Carlo's zero-mean noise (a log loss is not)
+        return torch.mean((ratio - target) ** 2)
 
     best = (math.inf, None)
     gen = torch.Generator().manual_seed(seed)
