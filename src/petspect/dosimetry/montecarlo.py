@@ -64,12 +64,6 @@ class _Grid:
         flat = (ijk[:, 0] * self.shape[1] + ijk[:, 1]) * self.shape[2] + ijk[:, 2]
         return flat, ok
 
-    def density(self, pos):
-        flat, ok = self.index(pos)
-        return np.where(ok, self.rho[flat], 0.0012)
-
-    def inside(self, pos):
-        return self.index(pos)[1]
 
 
 def _sample_sources(tia, n, a, rng):

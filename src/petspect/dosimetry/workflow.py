@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,6 +304,3 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     files.append(out_dir / "dose.json")
     return DoseResult(out_dir, files, regions, notes, time.perf_counter() - t0)
 
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
