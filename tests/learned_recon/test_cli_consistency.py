@@ -1,0 +1,61 @@
+"""``petspect consistency IMAGE DATA``: the deviance, the map file, and refusals of images off the grid."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from petspect.cli.main import app
+from petspect.io import save
+from petspect.simulate.acquisition import simulate_acquisition
+from petspect.systems.acquisition import save_acquisition
+from petspect.volume import Volume
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cons")
+    c = (torch.arange(20) - 9.5) * 4.0
+    disc = ((c[:, None] ** 2 + c[None, :] ** 2) < 30 ** 2).float()
+    lesion = (((c[:, None] - 8) ** 2 + (c[None, :] + 4) ** 2) < 6 ** 2).float()
+    truth = (4000 * disc * (1 + 3 * lesion))[None]
+    act = Volume.centered(truth, (4.0, 4.0, 4.0), unit="Bq/mL", modality="PT")
+    data = simulate_acquisition(act, "small-animal", single_ring=True, view_mashing=2, n_radial=100, n_counts=1e6,
+                                seed=2)
+    save_acquisition(data, root / "acq")
+    save(act, root / "truth.nii.gz")
+    save(act.with_data(4000 * disc[None]), root / "erased.nii.gz")
+    save(Volume.centered(truth[:, :16, :16], (4.0, 4.0, 4.0), unit="Bq/mL"), root / "small.nii.gz")
+    save(Volume.centered(truth, (5.0, 5.0, 5.0), unit="Bq/mL"), root / "coarse.nii.gz")
+    return root
+
+
+def test_cli_ranks_the_erased_lesion_worse_and_writes_the_map(case):
+    runner = CliRunner()
+    out = {}
+    for name in ("truth", "erased"):
+        r = runner.invoke(app, ["consistency", str(case / f"{name}.nii.gz"), str(case / "acq"),
+                                "--out", str(case / f"out_{name}")])
+        assert r.exit_code == 0, r.output
+        out[name] = json.loads((case / f"out_{name}" / "consistency.json").read_text())
+        m = np.load(case / f"out_{name}" / "consistency_map.npy")
+        assert m.shape == tuple(out[name]["map_shape"]) and m.sum() == pytest.approx(out[name]["deviance"], rel=1e-4)
+    assert out["erased"]["deviance"] > out["truth"]["deviance"]
+    r = runner.invoke(app, ["consistency", str(case / "truth.nii.gz"), str(case / "acq"), "--out",
+                            str(case / "out_truth")])
+    assert r.exit_code == 2 and "overwrite" in r.output  # never overwrites silently
+
+
+@pytest.mark.parametrize("name,msg", [("small", "image grid"), ("coarse", "voxels")])
+def test_cli_refuses_an_image_off_the_grid(case, name, msg):
+    r = CliRunner().invoke(app, ["consistency", str(case / f"{name}.nii.gz"), str(case / "acq")])
+    assert r.exit_code == 2 and msg in r.output
+
+
+def test_cli_refuses_a_missing_acquisition(case):
+    r = CliRunner().invoke(app, ["consistency", str(case / "truth.nii.gz"), str(case)])
+    assert r.exit_code == 2 and "error" in r.output
