@@ -1,0 +1,136 @@
+"""``petspect study recon``: deep learning inside reconstruction on the evaluation protocol of issue 13.
+
+Steps (seeded; :mod:`petspect.learned_recon.study_setup` holds the presets):
+
+1. simulate a PET cohort (thin slab, no inverse crime, 100 and 10 % dose) and a SPECT cohort (full dose);
+2. write the acceptance checks before anything reads a test split;
+3. on the training and validation subjects only: tune OSEM (iterations, post-filter) and MAP-RDP (relative beta)
+   with one :func:`~petspect.evaluation.grid_search` and budget (mean validation NRMSE against the true activity),
+   train ``image_unet`` (the denoising task's U-Net, :mod:`petspect.tasks.denoise`, 10 % OSEM -> true activity),
+   ``projection_unet`` (:mod:`~petspect.learned_recon.projection_denoise`), ``direct``
+   (:mod:`~petspect.learned_recon.direct`) and ``unrolled`` (:mod:`~petspect.learned_recon.unrolled`), each keeping
+   its best validation epoch, and choose the deep image prior's iteration count (:mod:`~petspect.learned_recon.dip`);
+   SPECT: train the view synthesiser (:mod:`~petspect.learned_recon.sparse_view`);
+4. read each test split once (:func:`~petspect.evaluation.read_test_split`), reconstruct every test subject with
+   every method, timing each (``wall_s``: the reconstruction of one subject from its data on this machine's CPU,
+   network and corrections included, training excluded), and score against the true activity: ``nrmse_pct``
+   (RMSE / truth range x 100), ``psnr_db`` (peak = truth range), ``suvmean_bias_pct`` (organs),
+   ``suvmax_bias_pct`` (lesions), ``poisson_deviance`` (per bin, against the measured data the method was given:
+   :mod:`~petspect.learned_recon.consistency`); SPECT methods also ``nrmse_vs_full_osem_pct``;
+5. intervals over subjects and paired deltas against the best classical method on validation
+   (:func:`~petspect.evaluation.summarise_methods`); metrics.json, summary.json and report/index.html through
+   :func:`~petspect.evaluation.study.write_study`.
+
+``cho_dprime`` needs lesion-absent twins of every test subject reconstructed by every method (another full set of
+simulations, trainings excepted); the study does not make them yet and writes ``cho_dprime: null`` with the
+reason in summary.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from petspect.errors import InputError
+from petspect.learned_recon.cases import ReconCase, load_case
+
+__all__ = ["run_recon_study", "score_image", "ACCEPTANCE_CHECKS", "PET_METHODS", "SPECT_METHODS"]
+
+PET_METHODS = ("osem", "map_rdp", "image_unet", "projection_unet", "direct", "unrolled", "dip")
+SPECT_METHODS = ("spect_full_osem", "sparse_osem", "synth_views_osem")
+CLASSICAL = ("osem", "map_rdp")
+REQUIRED = ("nrmse_pct", "psnr_db", "suvmean_bias_pct", "suvmax_bias_pct", "cho_dprime", "poisson_deviance", "wall_s")
+ACCEPTANCE_CHECKS = [
+    "unrolled beats OSEM in NRMSE on the test subjects (paired 95 % interval of nrmse_pct(osem) - nrmse_pct(unrolled) "
+    "above 0)",
+    "unrolled beats tuned MAP-RDP in NRMSE on the test subjects (paired interval above 0)",
+    "direct reconstructs at least 20x faster than OSEM on the same device (mean wall_s ratio; aim 100x)",
+    "projection-domain vs image-domain denoising: reported whichever wins (paired NRMSE interval)",
+    "SPECT: OSEM of synthesised views is closer to full-view OSEM than sparse-view OSEM is (paired interval of "
+    "nrmse_vs_full_osem_pct above 0)",
+]
+
+
+def score_image(img: torch.Tensor, case: ReconCase, label_names: dict[int, str]) -> dict[str, float]:
+    """Image metrics of one output against the case's true activity (see the module docstring)."""
+    from petspect.learned_recon.unrolled import nrmse_pct
+    from petspect.metrics import psnr
+    from petspect.tasks.evaluate import Subject, bias_metrics
+
+    truth = case.truth.data.to(torch.float64)
+    p = img.detach().cpu().to(torch.float64)
+    rng = float(truth.max() - truth.min())
+    subj = Subject(case.subject, reference=case.truth, truth=case.truth, labels=case.labels, lesions=case.lesions,
+                   label_names=label_names)
+    bias = bias_metrics(p, truth, subj)
+    return {"nrmse_pct": nrmse_pct(p, truth), "psnr_db": float(psnr(p.numpy(), truth.numpy(), data_range=rng)),
+            "suvmean_bias_pct": bias.get("suvmean_bias_pct", math.nan),
+            "suvmax_bias_pct": bias.get("suvmax_bias_pct", math.nan)}
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def _label_names(meta: dict[str, Any]) -> dict[int, str]:
+    return {int(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+
+
+def _cases(root: Path, entries, level: str, full_level: str | None) -> list[ReconCase]:
+    return [load_case(root, e, level, full_level=full_level) for e in entries]
+
+
+def run_recon_study(out: str | Path, *, preset: str = "quick", overwrite: bool = False, device: Any = None,
+                    log: Any = None, settings: Any = None) -> dict[str, Any]:
+    """Run the study into ``out`` (a new folder, or one this study wrote with ``overwrite``).
+
+    Parameters
+    ----------
+    out : path
+    preset : {"tiny", "quick", "full"}
+    overwrite : bool
+    device : optional
+        Must be the CPU: the study's operators and networks run there (a CUDA device is refused, not ignored).
+    log : callable(str), optional
+    settings : ReconStudySettings, optional
+        Instead of the preset's.
+
+    Returns
+    -------
+    dict
+        ``{"checks": [...], "paths": {...}, "metrics": {...}, "summary": {...}}``.
+    """
+    from petspect._json import write_json
+    from petspect.evaluation.study import claim_study_folder
+    from petspect.learned_recon.study_run import pet_part, spect_part
+    from petspect.learned_recon.study_setup import pet_config, spect_config, study_settings
+    from petspect.simulate.cohort import simulate_cohort
+
+    if device is not None and torch.device(device).type != "cpu":
+        raise InputError(f"the recon study runs on the CPU (its operators and small networks); got device {device}. "
+                         "Pass --device cpu")
+    say = log or (lambda s: None)
+    s = settings or study_settings(preset)
+    out_p = claim_study_folder(out, overwrite=overwrite)
+    write_json(out_p / "acceptance_checks.json", {"written_before_the_test_split_was_read": True,
+                                                  "checks": ACCEPTANCE_CHECKS})
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    say(f"simulating the PET cohort ({s.pet_subjects} subjects) and the SPECT cohort ({s.spect_subjects}) on the CPU")
+    pet_cfg, spect_cfg = pet_config(s), spect_config(s)
+    simulate_cohort(pet_cfg, out_p / "pet_dataset", workers=s.workers, show_progress=False)
+    simulate_cohort(spect_cfg, out_p / "spect_dataset", workers=s.workers, show_progress=False)
+    times["simulate_s"] = time.perf_counter() - t0
+    pet = pet_part(out_p, s, say, times)
+    spect = spect_part(out_p, s, say, times)
+    from petspect.learned_recon.study_report import finish
+
+    return finish(out_p, s, pet, spect, times, (pet_cfg, spect_cfg), say)
+
+
