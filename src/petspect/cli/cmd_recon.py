@@ -77,6 +77,10 @@ def recon(
     secret_file: Path = typer.Option(None, "--secret-file", help="--anonymise: key of the pseudonyms (default: "
                                                                  "OUT.petspect-anon-key, made if absent)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    model: Path = typer.Option(None, "--model", help="A learned reconstruction model folder (`petspect study recon` "
+                                                     "writes them in OUT/models): projection-domain, unrolled or "
+                                                     "direct; refused, with the reason, for data of another system, "
+                                                     "window or grid. Writes OUT's data-consistency beside it."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
 
@@ -143,7 +147,14 @@ def recon(
         return reconstruct_image(one, spec, attenuation=not no_ac, device=get_device(ctx),
                                  callback=print_objective if objective else None, compute_objective=objective)
 
-    if acqs is not None and len(acqs) > 1:
+    if model is not None:
+        from petspect.learned_recon.models import recon_with_model_cli
+
+        if acqs is not None and len(acqs) > 1:
+            raise InputError("--model reconstructs one bed position; give one NM TOMO instance")
+        vol = recon_with_model_cli(acq, model, out, overwrite=overwrite, device=get_device(ctx), echo=typer.echo)
+        algo = f"model {model.name}"
+    elif acqs is not None and len(acqs) > 1:
         from petspect.recon.beds import join_beds
 
         images = [run(a) for a in acqs]

@@ -45,6 +45,21 @@ def _image_unet(root: Path, out_p: Path, s: Any, shape: tuple[int, ...], say) ->
     return load_model(result.model_dir), list(result.history)
 
 
+def _save_models(folder: Path, example: Any, proj, direct, unrolled, s: Any, osem_spec) -> None:
+    """The trained networks as model folders for ``petspect recon DATA --model OUT/models/<kind>``."""
+    import shutil
+
+    from petspect.learned_recon.models import save_learned_model
+
+    for kind in ("projection_unet", "direct", "unrolled"):
+        if (folder / kind).is_dir():  # a rerun into the study's own folder (claimed with --overwrite)
+            shutil.rmtree(folder / kind)
+    save_learned_model(folder / "projection_unet", "projection_unet", proj, example,
+                       settings={"widths": list(proj.widths)}, recon_spec=osem_spec.to_dict())
+    save_learned_model(folder / "direct", "direct", direct, example, settings={"widths": list(s.direct.widths)})
+    save_learned_model(folder / "unrolled", "unrolled", unrolled, example, settings=unrolled.config())
+
+
 def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Tune, train, then score every PET method once on the test subjects."""
     from petspect.evaluation import Budget, grid_search, read_splits, read_test_split
@@ -107,6 +122,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
                                objective_name="mean validation NRMSE vs the true activity, %")
     dip_iters = int(tuned["dip"].best["iterations"])
     times["pet_train_s"] = time.perf_counter() - t0
+    _save_models(out_p / "models", train[0].data, proj, direct, unrolled, s, specs["osem"])
     stored = ReconSpec.from_dict(stored_recon_specs(root / splits.training[0]["subject"])["osem"])
     config = {"task": "recon-pet", "preset": s.preset, "level": level, "specs": {k: v.to_dict() for k, v in specs.items()},
               "image_unet_input": stored.to_dict(), "dip_iterations": dip_iters,
