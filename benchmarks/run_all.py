@@ -35,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "bench_dosimetry": ["--half-width", "2", "--recompute-electrons", "20000"],
     "bench_io": ["--n", "32"],
     "bench_kinetics": ["--n-noise", "20", "--n-train", "60", "--n-test", "20", "--epochs", "50"],
+    "bench_learned_recon": ["--preset", "tiny", "--out", "{out}/study"],
     "bench_pet": ["--quick", "--device", "cpu", "--cases", "2d", "3d", "listmode"],
     "bench_pet_osem_wholebody": ["--shape", "16", "40", "40", "--voxel-mm", "8", "--iterations", "1",
                                  "--view-mashing", "20"],

@@ -28,7 +28,6 @@ reason in summary.json.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -36,54 +35,10 @@ from typing import Any
 import torch
 
 from petspect.errors import InputError
-from petspect.learned_recon.cases import ReconCase, load_case
+from petspect.learned_recon.study_common import (ACCEPTANCE_CHECKS, CLASSICAL, PET_METHODS, REQUIRED,  # noqa: F401
+                                                 SPECT_METHODS, score_image)
 
 __all__ = ["run_recon_study", "score_image", "ACCEPTANCE_CHECKS", "PET_METHODS", "SPECT_METHODS"]
-
-PET_METHODS = ("osem", "map_rdp", "image_unet", "projection_unet", "direct", "unrolled", "dip")
-SPECT_METHODS = ("spect_full_osem", "sparse_osem", "synth_views_osem")
-CLASSICAL = ("osem", "map_rdp")
-REQUIRED = ("nrmse_pct", "psnr_db", "suvmean_bias_pct", "suvmax_bias_pct", "cho_dprime", "poisson_deviance", "wall_s")
-ACCEPTANCE_CHECKS = [
-    "unrolled beats OSEM in NRMSE on the test subjects (paired 95 % interval of nrmse_pct(osem) - nrmse_pct(unrolled) "
-    "above 0)",
-    "unrolled beats tuned MAP-RDP in NRMSE on the test subjects (paired interval above 0)",
-    "direct reconstructs at least 20x faster than OSEM on the same device (mean wall_s ratio; aim 100x)",
-    "projection-domain vs image-domain denoising: reported whichever wins (paired NRMSE interval)",
-    "SPECT: OSEM of synthesised views is closer to full-view OSEM than sparse-view OSEM is (paired interval of "
-    "nrmse_vs_full_osem_pct above 0)",
-]
-
-
-def score_image(img: torch.Tensor, case: ReconCase, label_names: dict[int, str]) -> dict[str, float]:
-    """Image metrics of one output against the case's true activity (see the module docstring)."""
-    from petspect.learned_recon.unrolled import nrmse_pct
-    from petspect.metrics import psnr
-    from petspect.tasks.evaluate import Subject, bias_metrics
-
-    truth = case.truth.data.to(torch.float64)
-    p = img.detach().cpu().to(torch.float64)
-    rng = float(truth.max() - truth.min())
-    subj = Subject(case.subject, reference=case.truth, truth=case.truth, labels=case.labels, lesions=case.lesions,
-                   label_names=label_names)
-    bias = bias_metrics(p, truth, subj)
-    return {"nrmse_pct": nrmse_pct(p, truth), "psnr_db": float(psnr(p.numpy(), truth.numpy(), data_range=rng)),
-            "suvmean_bias_pct": bias.get("suvmean_bias_pct", math.nan),
-            "suvmax_bias_pct": bias.get("suvmax_bias_pct", math.nan)}
-
-
-def _timed(fn, *args):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - t0
-
-
-def _label_names(meta: dict[str, Any]) -> dict[int, str]:
-    return {int(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-
-
-def _cases(root: Path, entries, level: str, full_level: str | None) -> list[ReconCase]:
-    return [load_case(root, e, level, full_level=full_level) for e in entries]
 
 
 def run_recon_study(out: str | Path, *, preset: str = "quick", overwrite: bool = False, device: Any = None,

@@ -23,7 +23,7 @@ def _col(per_subject, method: str, metric: str) -> np.ndarray:
 def judge(pet: dict[str, Any], spect: dict[str, Any], n_boot: int, seed: int) -> list[dict[str, Any]]:
     """Evaluate the acceptance checks (:data:`petspect.learned_recon.study.ACCEPTANCE_CHECKS`, in that order)."""
     from petspect.evaluation import paired_delta_ci
-    from petspect.learned_recon.study import ACCEPTANCE_CHECKS
+    from petspect.learned_recon.study_common import ACCEPTANCE_CHECKS
 
     ps, ss = pet["per_subject"], spect["per_subject"]
     out = []
@@ -86,7 +86,7 @@ def finish(out_p: Path, s: Any, pet: dict[str, Any], spect: dict[str, Any], time
     """Intervals, checks, report and the three study files."""
     from petspect.evaluation import summarise_methods
     from petspect.evaluation.study import Check, StudySummary, write_study
-    from petspect.learned_recon.study import PET_METHODS, REQUIRED, SPECT_METHODS
+    from petspect.learned_recon.study_common import PET_METHODS, REQUIRED, SPECT_METHODS
     from petspect.report import HtmlReport
     from petspect.simulate.no_inverse_crime import describe
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from petspect.learned_recon.cases import load_case
+from petspect.learned_recon.study_common import PET_METHODS
 
 __all__ = ["pet_part", "spect_part"]
 
@@ -67,7 +68,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
     from petspect.learned_recon.dip import dip_reconstruct
     from petspect.learned_recon.direct import reconstruct_direct, train_direct
     from petspect.learned_recon.projection_denoise import denoise_projections, train_projection_denoiser
-    from petspect.learned_recon.study import score_image
+    from petspect.learned_recon.study_common import score_image
     from petspect.learned_recon.unrolled import nrmse_pct, reconstruct_unrolled, train_unrolled
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.simulate.layout import level_tag
@@ -129,7 +130,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
               "networks": {"projection": list(proj.widths), "direct": list(s.direct.widths),
                            "unrolled": unrolled.config()}, "seed": s.seed}
     t0 = time.perf_counter()
-    entries, scoring = read_test_split(root, config, f"recon study (PET): {len(PET_METHODS_)} methods")
+    entries, scoring = read_test_split(root, config, f"recon study (PET): {len(PET_METHODS)} methods")
     say(f"scoring every PET method once on {len(entries)} test subjects (test_scored {scoring.test_scored})")
     per_subject, example, maps = [], {}, {}
     for e in entries:
@@ -150,7 +151,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
         imgs["unrolled"], walls["unrolled"] = _timed(reconstruct_unrolled, unrolled, c)
         imgs["dip"], walls["dip"] = _timed(lambda case=c: dip_reconstruct(case, s.dip, [dip_iters])[dip_iters])
         row = {}
-        for m in PET_METHODS_:
+        for m in PET_METHODS:
             img = imgs[m].to(torch.float32)
             cons = data_consistency(img, c.data, system=c.system)
             row[m] = {**score_image(img, c, names), "poisson_deviance": cons.deviance_per_bin, "wall_s": walls[m]}
@@ -158,7 +159,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
                 maps[m] = cons.plane_view_map.numpy()
         if not example:
             example = {"subject": c.subject, "truth": _central(c.truth.data),
-                       **{m: _central(imgs[m]) for m in PET_METHODS_}}
+                       **{m: _central(imgs[m]) for m in PET_METHODS}}
         per_subject.append(row)
     times["pet_test_s"] = time.perf_counter() - t0
     return {"per_subject": per_subject, "subjects": [str(e.get("subject")) for e in entries], "comparator": comparator,
@@ -168,15 +169,13 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
                                                          "test": len(entries)}}
 
 
-PET_METHODS_ = ("osem", "map_rdp", "image_unet", "projection_unet", "direct", "unrolled", "dip")
-
 
 def spect_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Train the view synthesiser, then score full-, sparse- and synthesised-view OSEM once on the test subjects."""
     from petspect.evaluation import read_splits, read_test_split
     from petspect.learned_recon.consistency import data_consistency
     from petspect.learned_recon.sparse_view import sparse_acquisition, synthesised_acquisition, train_view_synthesiser
-    from petspect.learned_recon.study import score_image
+    from petspect.learned_recon.study_common import score_image
     from petspect.learned_recon.unrolled import nrmse_pct
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.systems.acquisition import load_acquisition, system_model

@@ -46,13 +46,14 @@ class ReconStudySettings:
     osem_subsets: int = 5
     map_iterations: int = 6
     budget_trials: int = 9
-    image_unet_epochs: int = 40
-    projection: ProjectionSettings = field(default_factory=ProjectionSettings)
-    direct: DirectSettings = field(default_factory=DirectSettings)
-    unrolled: UnrolledSettings = field(default_factory=lambda: UnrolledSettings(n_blocks=3, n_subsets=5, epochs=8))
-    dip: DipSettings = field(default_factory=lambda: DipSettings(widths=(16, 32), checkpoints=(20, 40, 80),
-                                                                 warm_iterations=60))
-    sparse: SparseSettings = field(default_factory=SparseSettings)
+    image_unet_epochs: int = 20
+    projection: ProjectionSettings = field(default_factory=lambda: ProjectionSettings(widths=(8, 16, 32), epochs=15))
+    direct: DirectSettings = field(default_factory=lambda: DirectSettings(widths=(8, 16, 32), epochs=30))
+    unrolled: UnrolledSettings = field(default_factory=lambda: UnrolledSettings(n_blocks=3, n_subsets=5, widths=(8, 16),
+                                                                                epochs=6))
+    dip: DipSettings = field(default_factory=lambda: DipSettings(widths=(8, 16), checkpoints=(20, 40, 80),
+                                                                 warm_iterations=40))
+    sparse: SparseSettings = field(default_factory=lambda: SparseSettings(widths=(8, 16, 32), epochs=30))
     spect_osem_iterations: int = 4
     spect_osem_subsets: int = 8
     n_boot: int = 2000

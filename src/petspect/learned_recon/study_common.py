@@ -1,0 +1,43 @@
+"""What every part of ``petspect study recon`` shares: method names, required metrics, the acceptance checks
+(written before any test split is read) and the scoring of one image against the true activity."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from petspect.learned_recon.cases import ReconCase
+
+__all__ = ["PET_METHODS", "SPECT_METHODS", "CLASSICAL", "REQUIRED", "ACCEPTANCE_CHECKS", "score_image"]
+
+PET_METHODS = ("osem", "map_rdp", "image_unet", "projection_unet", "direct", "unrolled", "dip")
+SPECT_METHODS = ("spect_full_osem", "sparse_osem", "synth_views_osem")
+CLASSICAL = ("osem", "map_rdp")
+REQUIRED = ("nrmse_pct", "psnr_db", "suvmean_bias_pct", "suvmax_bias_pct", "cho_dprime", "poisson_deviance", "wall_s")
+ACCEPTANCE_CHECKS = [
+    "unrolled beats OSEM in NRMSE on the test subjects (paired 95 % interval of nrmse_pct(osem) - nrmse_pct(unrolled) "
+    "above 0)",
+    "unrolled beats tuned MAP-RDP in NRMSE on the test subjects (paired interval above 0)",
+    "direct reconstructs at least 20x faster than OSEM on the same device (mean wall_s ratio; aim 100x)",
+    "projection-domain vs image-domain denoising: reported whichever wins (paired NRMSE interval)",
+    "SPECT: OSEM of synthesised views is closer to full-view OSEM than sparse-view OSEM is (paired interval of "
+    "nrmse_vs_full_osem_pct above 0)",
+]
+
+
+def score_image(img: torch.Tensor, case: ReconCase, label_names: dict[int, str]) -> dict[str, float]:
+    """Image metrics of one output against the case's true activity (see the module docstring)."""
+    from petspect.learned_recon.unrolled import nrmse_pct
+    from petspect.metrics import psnr
+    from petspect.tasks.evaluate import Subject, bias_metrics
+
+    truth = case.truth.data.to(torch.float64)
+    p = img.detach().cpu().to(torch.float64)
+    rng = float(truth.max() - truth.min())
+    subj = Subject(case.subject, reference=case.truth, truth=case.truth, labels=case.labels, lesions=case.lesions,
+                   label_names=label_names)
+    bias = bias_metrics(p, truth, subj)
+    return {"nrmse_pct": nrmse_pct(p, truth), "psnr_db": float(psnr(p.numpy(), truth.numpy(), data_range=rng)),
+            "suvmean_bias_pct": bias.get("suvmean_bias_pct", math.nan),
+            "suvmax_bias_pct": bias.get("suvmax_bias_pct", math.nan)}
