@@ -3,8 +3,9 @@
 Input of each direct plane: the prompts corrected as FBP corrects them, ``(y - b) / (f c)`` where ``f > 0``
 (``f`` the multiplicative factors: normalisation and attenuation; ``c`` the calibration scale), i.e. the line
 integrals of the activity in Bq/mL x mm, divided by their mean ``m`` over the sinogram (dimensionless, any dose;
-no projector is needed). Output: the slice ``(ny, nx)`` in units of ``m`` (activity / mean line integral, a
-fixed geometric ratio), times ``m``. Trained with the mean squared error to the
+no projector is needed). Output: the slice ``(ny, nx)`` in units of ``g m``, times ``g m``, where the gain ``g``
+(1/mm, a fixed geometric ratio of mean activity to mean line integral) is the median over the training subjects
+of ``mean(truth) / m``, kept in the model (a buffer), so the network's targets are of order 1. Trained with the mean squared error to the
 true activity over the field of view (Haggstrom et al, Med Image Anal 54:253, 2019, "DeepPET": 108x faster than
 OSEM on a GPU; no projector runs at inference).
 
@@ -25,7 +26,7 @@ from petspect.learned_recon.cases import ReconCase
 from petspect.learned_recon.nets import DeepPetNet
 from petspect.systems.records import Modality
 
-__all__ = ["DirectSettings", "corrected_sinogram", "train_direct", "reconstruct_direct"]
+__all__ = ["DirectSettings", "corrected_sinogram", "direct_gain", "train_direct", "reconstruct_direct"]
 
 
 @dataclass(frozen=True)
@@ -61,29 +62,40 @@ def corrected_sinogram(case: ReconCase) -> tuple[torch.Tensor, float]:
     return (corr / m)[:, None], m
 
 
-def _stack(cases: Sequence[ReconCase]) -> tuple[torch.Tensor, torch.Tensor]:
+def direct_gain(cases: Sequence[ReconCase]) -> float:
+    """Median over ``cases`` of ``mean(truth) / m`` (1/mm; see the module docstring)."""
+    ratios = []
+    for c in cases:
+        if c.truth is None:
+            raise ConfigError(f"subject {c.subject} has no true activity to train on")
+        ratios.append(float(c.truth.data.to(torch.float64).mean()) / corrected_sinogram(c)[1])
+    return float(torch.tensor(ratios).median())
+
+
+def _stack(cases: Sequence[ReconCase], gain: float) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ts = [], []
     for c in cases:
         if c.truth is None:
             raise ConfigError(f"subject {c.subject} has no true activity to train on")
         x, m = corrected_sinogram(c)
         xs.append(x)
-        ts.append((c.truth.data.to(torch.float32) / m)[:, None])
+        ts.append((c.truth.data.to(torch.float32) / (gain * m))[:, None])
     return torch.cat(xs), torch.cat(ts)
 
 
 def train_direct(train: Sequence[ReconCase], val: Sequence[ReconCase], settings: DirectSettings,
                  log: Any = None) -> tuple[DeepPetNet, list[dict[str, float]]]:
-    """Train :class:`~petspect.learned_recon.nets.DeepPetNet` on the training planes (MSE in units of the mean line integral);
+    """Train :class:`~petspect.learned_recon.nets.DeepPetNet` on the training planes (MSE in units of g m);
     keep the epoch with the lowest validation MSE."""
     from petspect.train.loop import LoopSettings, fit_tensors
 
-    x, t = _stack(train)
-    xv, tv = _stack(val)
+    gain = direct_gain(train)
+    x, t = _stack(train, gain)
+    xv, tv = _stack(val, gain)
     gen = torch.Generator().manual_seed(int(settings.seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(settings.seed))
-        model = DeepPetNet(tuple(t.shape[-2:]), settings.widths)
+        model = DeepPetNet(tuple(t.shape[-2:]), settings.widths, gain=gain)
 
     def loss(m, batch):
         return ((m(batch[0]) - batch[1]) ** 2).mean()
@@ -97,7 +109,7 @@ def train_direct(train: Sequence[ReconCase], val: Sequence[ReconCase], settings:
                       generator=gen, description="direct network")
     if log:
         log(f"  direct: best epoch {res.best_epoch + 1 if res.best_epoch is not None else '-'} of {len(res.val)}, "
-            f"validation MSE {min(res.val):.4g} (units of the mean line integral)")
+            f"validation MSE {min(res.val):.4g} (units of g m)")
     return model, [{"epoch": i + 1, "train_loss": a, "val_mse": b} for i, (a, b) in enumerate(zip(res.train_loss, res.val))]
 
 
@@ -108,4 +120,4 @@ def reconstruct_direct(model: DeepPetNet, case: ReconCase) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
         x, m = corrected_sinogram(case)
-        return model(x)[:, 0] * m
+        return model(x)[:, 0] * (float(model.gain) * m)

@@ -92,10 +92,14 @@ class DeepPetNet(nn.Module):
         ``(ny, nx)``, multiples of 8.
     widths : sequence of 3 int
         Encoder widths (the decoder mirrors them).
+    gain : float
+        The caller's output unit, kept with the weights (buffer ``gain``; see :mod:`petspect.learned_recon.direct`).
     """
 
-    def __init__(self, image_shape: tuple[int, int], widths: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(self, image_shape: tuple[int, int], widths: Sequence[int] = (32, 64, 128), *,
+                 gain: float = 1.0) -> None:
         super().__init__()
+        self.register_buffer("gain", torch.tensor(float(gain), dtype=torch.float64))
         ny, nx = (int(v) for v in image_shape)
         w = tuple(int(v) for v in widths)
         if ny % 8 or nx % 8 or len(w) != 3 or min(w) < 1:
