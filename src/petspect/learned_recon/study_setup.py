@@ -3,8 +3,8 @@
 The PET cohort is the ``quick`` cohort preset cut to a thin slab (one direct plane per slice, 4x view mashing)
 simulated without inverse crime (:mod:`petspect.simulate.no_inverse_crime`: truth on a 2x finer grid with a 4 mm
 detector blur, reconstruction on the coarse grid with estimated randoms and scatter); the methods get the 10 %
-dose level. The SPECT cohort is Tc-99m MDP torsos on the LEHR camera with a 4-multiple number of views (SPECT
-cohorts are simulated and reconstructed with the same model: an inverse crime the summary states).
+dose level. The SPECT cohort is Tc-99m MDP torsos on the LEHR camera with a 4-multiple number of views, also
+without inverse crime (truth on a 2x finer grid through the collimator model, TEW scatter estimate per level).
 """
 
 from __future__ import annotations
