@@ -31,6 +31,8 @@ def case(tmp_path_factory):
     save(act.with_data(4000 * disc[None]), root / "erased.nii.gz")
     save(Volume.centered(truth[:, :16, :16], (4.0, 4.0, 4.0), unit="Bq/mL"), root / "small.nii.gz")
     save(Volume.centered(truth, (5.0, 5.0, 5.0), unit="Bq/mL"), root / "coarse.nii.gz")
+    shifted = Volume(truth, (4.0, 4.0, 4.0), tuple(float(v) + 12.0 for v in act.origin_mm), act.direction, unit="Bq/mL")
+    save(shifted, root / "shifted.nii.gz")
     return root
 
 
@@ -50,7 +52,7 @@ def test_cli_ranks_the_erased_lesion_worse_and_writes_the_map(case):
     assert r.exit_code == 2 and "overwrite" in r.output  # never overwrites silently
 
 
-@pytest.mark.parametrize("name,msg", [("small", "image grid"), ("coarse", "voxels")])
+@pytest.mark.parametrize("name,msg", [("small", "image grid"), ("coarse", "voxels"), ("shifted", "placement")])
 def test_cli_refuses_an_image_off_the_grid(case, name, msg):
     r = CliRunner().invoke(app, ["consistency", str(case / f"{name}.nii.gz"), str(case / "acq")])
     assert r.exit_code == 2 and msg in r.output

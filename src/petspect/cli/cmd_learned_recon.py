@@ -49,7 +49,7 @@ def consistency(
     if vol.unit and unit and vol.unit != unit and vol.unit not in ("", "1"):
         raise InputError(f"{image}: image unit {vol.unit!r} differs from the acquisition's {unit!r}; the deviance "
                          "compares counts, so the image must be in the unit the system model maps from")
-    check_image_on_grid(vol.data, acq, spacing_mm=vol.spacing_mm, where=image)
+    check_image_on_grid(vol.data, acq, spacing_mm=vol.spacing_mm, where=image, volume=vol)
     res = data_consistency(vol.data.to("cpu"), acq, attenuation=not no_ac, device=get_device(ctx))
     typer.echo(f"Poisson deviance {res.deviance:.6g} over {res.n_bins} bins ({res.deviance_per_bin:.4f} per bin); "
                f"expected / measured counts {res.expected_counts / max(res.measured_counts, 1e-300):.4f}")

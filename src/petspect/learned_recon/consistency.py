@@ -103,8 +103,11 @@ def poisson_deviance_terms(y: torch.Tensor, ybar: torch.Tensor) -> torch.Tensor:
     return torch.where((y64 > 0) & ~pos_m, torch.full_like(terms, math.inf), terms)
 
 
-def check_image_on_grid(image: torch.Tensor, data: AcquisitionData, *, spacing_mm=None, where: Any = None) -> None:
-    """Refuse an image that is not on the acquisition's image grid (shape, and voxel size when given)."""
+def check_image_on_grid(image: torch.Tensor, data: AcquisitionData, *, spacing_mm=None, where: Any = None,
+                        volume: Any = None) -> None:
+    """Refuse an image that is not on the acquisition's image grid: shape; voxel size when given; and, for a
+    ``volume`` (a read image file), the placement (direction, and origin within half a voxel) when the acquisition
+    records one, so a flipped or shifted image is not silently compared with the data."""
     if tuple(image.shape) != tuple(data.grid.shape):
         raise GeometryError(f"image shape {tuple(image.shape)} != the acquisition's image grid {tuple(data.grid.shape)} "
                             "(z, y, x); resample the image onto the reconstruction grid first", path=where)
@@ -113,6 +116,17 @@ def check_image_on_grid(image: torch.Tensor, data: AcquisitionData, *, spacing_m
         if any(abs(float(a) - b) > 1e-3 * max(1.0, b) for a, b in zip(spacing_mm, want)):
             raise GeometryError(f"image voxels {tuple(float(v) for v in spacing_mm)} mm != the acquisition's "
                                 f"{want} mm", path=where)
+    if volume is not None and data.grid.origin_mm is not None:
+        import numpy as np
+
+        ref = data.grid.volume(torch.zeros(1, 1, 1))
+        d_img, d_ref = np.asarray(volume.direction, float), np.asarray(ref.direction, float)
+        off = np.abs(np.asarray(volume.origin_mm, float) - np.asarray(ref.origin_mm, float))
+        if not np.allclose(d_img, d_ref, atol=1e-4) or bool((off > 0.5 * min(data.grid.spacing_mm)).any()):
+            raise GeometryError(f"image placement (origin {tuple(np.round(volume.origin_mm, 2))} mm, axes "
+                                f"{d_img.round(3).tolist()}) differs from the acquisition's image grid (origin "
+                                f"{tuple(np.round(ref.origin_mm, 2))} mm, axes {d_ref.round(3).tolist()}); resample the "
+                                "image onto the reconstruction grid first", path=where)
 
 
 def _plane_view(terms: torch.Tensor, modality: Modality) -> torch.Tensor:
