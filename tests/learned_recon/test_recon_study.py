@@ -72,6 +72,9 @@ def test_models_apply_to_an_acquisition_folder_and_refuse_other_data(study, tmp_
     r = runner.invoke(app, ["recon", str(ssub), "--level", "d100", "--model", str(out / "models" / "unrolled"),
                             "--out", str(tmp_path / "spect.nii.gz")])
     assert r.exit_code == 2 and "trained for another acquisition" in r.output and "modality" in r.output
+    r = runner.invoke(app, ["recon", str(sub), "--level", "d010", "--model", str(out / "models" / "unrolled"),
+                            "--iterations", "3", "--out", str(tmp_path / "it.nii.gz")])
+    assert r.exit_code == 2 and "own settings" in r.output  # never a silently ignored option
     (tmp_path / "not_a_model").mkdir()
     r = runner.invoke(app, ["recon", str(sub), "--level", "d010", "--model", str(tmp_path / "not_a_model"), "--out",
                             str(tmp_path / "x.nii.gz")])

@@ -152,6 +152,9 @@ def recon(
 
         if acqs is not None and len(acqs) > 1:
             raise InputError("--model reconstructs one bed position; give one NM TOMO instance")
+        if no_ac or any(v is not None for v in (algorithm, iterations, subsets, beta, prior, gamma, post_filter_mm)):
+            raise InputError("--model reconstructs with the model's own settings (attenuation corrected): drop --no-ac, "
+                             "--algorithm, --iterations, --subsets, --beta, --prior, --gamma and --post-filter-mm")
         vol = recon_with_model_cli(acq, model, out, overwrite=overwrite, device=get_device(ctx), echo=typer.echo)
         algo = f"model {model.name}"
     elif acqs is not None and len(acqs) > 1:
