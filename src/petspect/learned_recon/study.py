@@ -21,9 +21,10 @@ Steps (seeded; :mod:`petspect.learned_recon.study_setup` holds the presets):
    (:func:`~petspect.evaluation.summarise_methods`); metrics.json, summary.json and report/index.html through
    :func:`~petspect.evaluation.study.write_study`.
 
-``cho_dprime`` needs lesion-absent twins of every test subject reconstructed by every method (another full set of
-simulations, trainings excepted); the study does not make them yet and writes ``cho_dprime: null`` with the
-reason in summary.json.
+``cho_dprime`` (PET): every test subject with lesions gets a lesion-absent twin (same seed, no lesions) that every
+method reconstructs with the same trained networks (:mod:`~petspect.learned_recon.study_cho`); null, with the
+reason in summary.json, when the test subjects hold fewer lesion ROIs than the observer needs, and for the SPECT
+methods (no SPECT twins yet).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ __all__ = ["finish", "judge"]
 
 BETTER = {"nrmse_pct": "lower", "psnr_db": "higher", "suvmean_bias_pct": "abs-lower", "suvmax_bias_pct": "abs-lower",
           "poisson_deviance": "lower", "wall_s": "lower", "nrmse_vs_full_osem_pct": "lower"}
-CHO_NOTE = ("cho_dprime is not evaluated by the recon study yet: it needs a lesion-absent twin of every test subject "
-            "reconstructed by every method (the denoising study has them); written as null")
+SPECT_CHO_NOTE = ("cho_dprime of the SPECT methods is not evaluated (no lesion-absent SPECT twins yet); written as "
+                  "null")
 
 
 def _col(per_subject, method: str, metric: str) -> np.ndarray:
@@ -94,12 +94,13 @@ def finish(out_p: Path, s: Any, pet: dict[str, Any], spect: dict[str, Any], time
     metrics.update(summarise_methods(spect["per_subject"], comparator=spect["comparator"], n_boot=s.n_boot,
                                      seed=s.seed))
     for m in list(PET_METHODS) + list(SPECT_METHODS):
-        metrics.setdefault(m, {}).update({"cho_dprime": None, "cho_dprime_ci95": None})
+        metrics.setdefault(m, {}).update(pet["cho"]["by_method"].get(m, {"cho_dprime": None, "cho_dprime_ci95": None}))
         for k in REQUIRED:  # a metric with no finite value on any subject (no lesion in the slab): null, said here
             metrics[m].setdefault(k, None)
     checks = judge(pet, spect, s.n_boot, s.seed)
     pet_desc, spect_desc = describe(configs[0]), describe(configs[1])
-    notes = [CHO_NOTE, "metrics against the true activity on the reconstruction grid (fine truth averaged); deltas: "
+    notes = [pet["cho"]["note"], SPECT_CHO_NOTE,
+             "metrics against the true activity on the reconstruction grid (fine truth averaged); deltas: "
              f"PET against {pet['comparator']} (best classical on validation), SPECT against sparse_osem",
              "wall_s: one subject's reconstruction from its data on this machine's CPU, shared with other jobs "
              "(timings are indicative), system model built beforehand for every method alike",

@@ -132,9 +132,10 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
     t0 = time.perf_counter()
     entries, scoring = read_test_split(root, config, f"recon study (PET): {len(PET_METHODS)} methods")
     say(f"scoring every PET method once on {len(entries)} test subjects (test_scored {scoring.test_scored})")
-    per_subject, example, maps = [], {}, {}
-    for e in entries:
-        c = load_case(root, e, level, full_level=None)
+    from petspect.learned_recon.study_cho import cho_metrics, lesion_absent_twin, roi_size
+    from petspect.tasks.evaluate import extract_rois, lesion_roi_positions
+
+    def run_methods(c):
         imgs, walls = {}, {}
         for m in ("osem", "map_rdp"):
             imgs[m], walls[m] = _timed(reconstruct, c.system, c.data, specs[m], progress=False)
@@ -150,6 +151,21 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
         imgs["direct"], walls["direct"] = _timed(reconstruct_direct, direct, c)
         imgs["unrolled"], walls["unrolled"] = _timed(reconstruct_unrolled, unrolled, c)
         imgs["dip"], walls["dip"] = _timed(lambda case=c: dip_reconstruct(case, s.dip, [dip_iters])[dip_iters])
+        return imgs, walls
+
+    per_subject, example, maps = [], {}, {}
+    rois: dict[str, tuple[list, list]] = {m: ([], []) for m in PET_METHODS}
+    size, _ = roi_size(float(s.pet_voxel_mm))
+    for e in entries:
+        c = load_case(root, e, level, full_level=None)
+        imgs, walls = run_methods(c)
+        pos = lesion_roi_positions(c.lesions, size) if c.lesions is not None else []
+        twin = lesion_absent_twin(out_p, splits.meta, e, level) if pos else None
+        if twin is not None:
+            twin_imgs, _ = run_methods(twin)
+            for m in PET_METHODS:
+                rois[m][0].append(extract_rois(imgs[m], pos, size))
+                rois[m][1].append(extract_rois(twin_imgs[m], pos, size))
         row = {}
         for m in PET_METHODS:
             img = imgs[m].to(torch.float32)
@@ -162,7 +178,8 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
                        **{m: _central(imgs[m]) for m in PET_METHODS}}
         per_subject.append(row)
     times["pet_test_s"] = time.perf_counter() - t0
-    return {"per_subject": per_subject, "subjects": [str(e.get("subject")) for e in entries], "comparator": comparator,
+    cho = cho_metrics(rois, float(s.pet_voxel_mm), s.n_boot, int(s.seed))
+    return {"cho": cho, "per_subject": per_subject, "subjects": [str(e.get("subject")) for e in entries], "comparator": comparator,
             "tuned": {k: v.to_dict() for k, v in tuned.items()}, "specs": {k: v.to_dict() for k, v in specs.items()},
             "image_unet_input": stored.to_dict(), "histories": histories, "scoring": scoring.to_dict(),
             "example": example, "maps": maps, "splits": {"training": len(train), "validation": len(val),
