@@ -39,6 +39,7 @@ def test_study_writes_every_method_with_intervals_and_the_checks(study):
         assert metrics[m]["wall_s"] > 0 and metrics[m]["wall_s_ci95"][0] <= metrics[m]["wall_s_ci95"][1]
     assert "delta_nrmse_pct_ci95" in metrics["unrolled"]
     assert "nrmse_vs_full_osem_pct" in metrics["synth_views_osem"]
+    assert "cho_dprime" in summary["notes"][0]  # a value, or the reason there is none (too few lesion ROIs)
     assert summary["test_scored"] == 1 and summary["inverse_crime"] is False
     assert summary["inverse_crime_by_part"] == {"pet": False, "spect": False}
     assert [c["check"] for c in summary["checks"]] == ACCEPTANCE_CHECKS
