@@ -1,0 +1,203 @@
+"""``petspect study ac``: CT-free attenuation correction judged on the PET reconstructed again from raw data.
+
+Protocol (:mod:`petspect.evaluation`): subjects are simulated per region (torso, brain) by
+:func:`petspect.ac.data.make_case` (fine truth, TOF raw data, no inverse crime); fixed subject-wise splits:
+training and validation subjects with the first tracer (FDG), test subjects with FDG and with a second
+tracer of another distribution (torso: PSMA, brain: amyloid) that no network saw. Networks pick their epoch
+on validation; the test subjects are scored once (:func:`petspect.evaluation.record_test_scoring`).
+
+Every method's attenuation map (or image) goes through :func:`petspect.ac.correct.reconstruct_with_mu`
+(scatter re-estimated by SSS with that map). Reference: ``ct_ac`` (the CT's map). Per subject and method:
+the regional SUV bias against ``ct_ac`` over the tissue labels with at least ``min_region_voxels`` voxels
+(``suv_bias_pct_max_abs``: the largest absolute regional bias; ``suv_bias_pct_mean``: the mean signed
+regional bias), and for synthetic CTs ``hu_mae`` (inside the CT's body) and ``bone_dice`` (HU > 150).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from petspect.errors import ConfigError
+
+__all__ = ["AcStudyConfig", "preset_config", "run_ac_study"]
+
+SECOND_TRACER = {"torso": "psma", "brain": "amyloid"}
+BONE_HU = 150.0
+
+
+@dataclass(frozen=True)
+class AcStudyConfig:
+    """Sizes of one study preset."""
+
+    preset: str
+    regions: tuple[str, ...]
+    n_train: int
+    n_val: int
+    n_test: int
+    epochs: int
+    shape: tuple[int, int, int]
+    voxel_mm: float
+    mlaa_iterations: int
+    seed: int = 2026
+    min_region_voxels: int = 4
+
+
+def preset_config(preset: str) -> AcStudyConfig:
+    if preset == "tiny":
+        return AcStudyConfig("tiny", ("torso",), 2, 1, 2, 2, (2, 24, 24), 16.0, 2)
+    if preset == "quick":
+        return AcStudyConfig("quick", ("torso", "brain"), 6, 2, 3, 25, (2, 40, 40), 8.0, 6)
+    if preset == "full":
+        return AcStudyConfig("full", ("torso", "brain"), 40, 8, 12, 80, (8, 96, 96), 4.0, 15)
+    raise ConfigError(f"unknown preset {preset!r}")
+
+
+def _regional_bias(img: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor, min_vox: int) -> dict[str, float]:
+    biases = []
+    for lab in torch.unique(labels).tolist():
+        if lab == 0:
+            continue
+        m = labels == lab
+        if int(m.sum()) < min_vox:
+            continue
+        r = float(ref[m].mean())
+        if r <= 1e-6 * float(ref.max()):
+            continue
+        biases.append(100.0 * (float(img[m].mean()) - r) / r)
+    if not biases:
+        return {"suv_bias_pct_max_abs": float("nan"), "suv_bias_pct_mean": float("nan")}
+    return {"suv_bias_pct_max_abs": float(np.max(np.abs(biases))), "suv_bias_pct_mean": float(np.mean(biases))}
+
+
+def _sct_metrics(hu: torch.Tensor, ct: torch.Tensor) -> dict[str, float]:
+    body = ct > -500
+    a, b = hu > BONE_HU, ct > BONE_HU
+    dice = 2 * float((a & b).sum()) / max(1.0, float(a.sum() + b.sum()))
+    return {"hu_mae": float((hu - ct).abs()[body].mean()), "bone_dice": dice}
+
+
+def _norm_nac(nac: torch.Tensor) -> float:
+    return float(torch.quantile(nac.flatten(), 0.99).clamp_min(1e-6))
+
+
+def _inputs(case, nac: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "mr_sct":
+        t1 = case.mr_t1 / float(torch.quantile(case.mr_t1.flatten(), 0.99).clamp_min(1e-6))
+        return torch.stack([t1, case.ute.clamp(0, 1.5)], 1)  # (z, 2, y, x)
+    return (nac / _norm_nac(nac))[:, None]
+
+
+def _targets(case, nac: torch.Tensor, ctac: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "direct":
+        return (ctac / _norm_nac(nac))[:, None] / 4.0
+    return (case.ct_hu / 1000.0)[:, None]
+
+
+def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
+    """Simulate, train, evaluate; returns ``{"metrics", "summary", "report"}`` pieces for ``write_study``."""
+    from petspect.ac.correct import reconstruct_nac, reconstruct_with_mu
+    from petspect.ac.data import make_case
+    from petspect.ac.networks import predict_slices, save_model, train_translation
+    from petspect.ac.segmentation_ac import MrSegmentation, body_outline, mr_segmentation_mu, nac_outline_mu
+    from petspect.evaluation import record_test_scoring, summarise_methods
+    from petspect.materials import hu_to_mu_per_mm
+    from petspect.recon.mlaa import MlaaSettings, mlaa
+
+    t0 = time.time()
+    wall: dict[str, float] = {}
+    per_subject: list[dict[str, dict[str, float]]] = []
+    subject_ids: list[str] = []
+    tuned: dict[str, Any] = {}
+    figures: list[tuple[str, dict[str, np.ndarray]]] = []
+    spacing = (cfg.voxel_mm,) * 3
+    data_info: dict[str, Any] = {"simulator": "petspect.ac.data.make_case", "shape": list(cfg.shape),
+                                 "voxel_mm": cfg.voxel_mm, "truth_voxel_mm": cfg.voxel_mm / 2, "regions": {}}
+    for r_i, region in enumerate(cfg.regions):
+        seeds = {"train": [cfg.seed + 1000 * r_i + i for i in range(cfg.n_train)],
+                 "val": [cfg.seed + 1000 * r_i + 100 + i for i in range(cfg.n_val)],
+                 "test": [cfg.seed + 1000 * r_i + 200 + i for i in range(cfg.n_test)]}
+        seg_settings = MrSegmentation(lung=region == "torso")
+
+        def prepare(seed, tracer):
+            case = make_case(region, tracer, seed, voxel_mm=cfg.voxel_mm, shape=cfg.shape)
+            nac = reconstruct_nac(case.data)
+            ctac = reconstruct_with_mu(case.data, case.mu_ct).image
+            return case, nac, ctac
+
+        t = time.time()
+        train = [prepare(s, "fdg") for s in seeds["train"]]
+        val = [prepare(s, "fdg") for s in seeds["val"]]
+        wall[f"{region}_simulate_train"] = time.time() - t
+        models = {}
+        t = time.time()
+        for task in ("nac_sct", "mr_sct", "direct"):
+            xs = torch.cat([_inputs(c, n, task) for c, n, _ in train])
+            ys = torch.cat([_targets(c, n, a, task) for c, n, a in train])
+            xv = torch.cat([_inputs(c, n, task) for c, n, _ in val])
+            yv = torch.cat([_targets(c, n, a, task) for c, n, a in val])
+            scale = 4.0 if task == "direct" else 1000.0
+            model, info = train_translation(task, xs, ys, xv, yv, target_scale=scale, epochs=cfg.epochs,
+                                            seed=cfg.seed + r_i,
+                                            trained_on={"region": region, "tracer": "fdg", "seeds": seeds["train"]})
+            models[task] = model
+            save_model(model, Path(out) / "models" / f"{region}_{task}")
+            tuned[f"{region}:{task}"] = {"epoch_chosen_on": "validation L1", **info}
+        wall[f"{region}_train"] = time.time() - t
+        # ---- test split: scored once per configuration (the ledger counts every read)
+        t = time.time()
+        first_fig = True
+        for tracer in ("fdg", SECOND_TRACER[region]):
+            for s in seeds["test"]:
+                case, nac, ctac = prepare(s, tracer)
+                labels = case.labels
+                res: dict[str, dict[str, float]] = {}
+                imgs: dict[str, torch.Tensor] = {"ct_ac": ctac, "nac": nac * (float(ctac.sum()) / max(float(nac.sum()), 1e-9))}
+                mu_seg = mr_segmentation_mu(case.mr_t1, spacing_mm=spacing, settings=seg_settings)[0]
+                mu_seg_bone = mr_segmentation_mu(case.mr_t1, spacing_mm=spacing, bone_image=case.ute,
+                                                 settings=seg_settings)[0]
+                mu_nacseg = nac_outline_mu(nac)
+                imgs["seg_ac"] = reconstruct_with_mu(case.data, mu_seg).image
+                imgs["seg_ac_bone"] = reconstruct_with_mu(case.data, mu_seg_bone).image
+                imgs["seg_ac_nac"] = reconstruct_with_mu(case.data, mu_nacseg).image
+                support = torch.from_numpy(body_outline(nac, 0.1, smooth_vox=1.0))
+                ml = mlaa(case.data, mu_nacseg, settings=MlaaSettings(iterations=cfg.mlaa_iterations), support=support)
+                imgs["mlaa"] = reconstruct_with_mu(case.data, ml.mu_per_mm).image
+                hu_nac = predict_slices(models["nac_sct"], _inputs(case, nac, "nac_sct"))[:, 0]
+                hu_mr = predict_slices(models["mr_sct"], _inputs(case, nac, "mr_sct"))[:, 0]
+                for name, hu in (("dl_nac_sct", hu_nac), ("dl_mr_sct", hu_mr)):
+                    mu = hu_to_mu_per_mm(hu.clamp(-1000, 3000), 511.0).clamp(0, 0.03)
+                    imgs[name] = reconstruct_with_mu(case.data, mu).image
+                    res[name] = _sct_metrics(hu, case.ct_hu)
+                imgs["dl_direct"] = predict_slices(models["direct"], _inputs(case, nac, "direct"))[:, 0].clamp_min(0) \
+                    * _norm_nac(nac)
+                for name, img in imgs.items():
+                    res.setdefault(name, {}).update(_regional_bias(img, ctac, labels, cfg.min_region_voxels))
+                per_subject.append(res)
+                subject_ids.append(f"{region}-{tracer}-{s}")
+                if first_fig or tracer != "fdg" and s == seeds["test"][0]:
+                    figures.append((f"{region} {tracer} subject {s}",
+                                    {k: (100 * (v - ctac) / ctac.clamp_min(0.05 * float(ctac.max())))[0].numpy()
+                                     for k, v in imgs.items() if k != "ct_ac"}))
+                    first_fig = False
+        wall[f"{region}_test"] = time.time() - t
+        data_info["regions"][region] = {"train_tracer": "fdg", "test_tracers": ["fdg", SECOND_TRACER[region]],
+                                        "seeds": seeds}
+    scoring = record_test_scoring(out, {"task": "ac", "preset": cfg.preset, "seed": cfg.seed},
+                                  "regional SUV bias vs CT-AC on held-out subjects", subject_ids)
+    metrics = summarise_methods(per_subject, comparator="seg_ac",
+                                metrics=["suv_bias_pct_max_abs", "suv_bias_pct_mean", "hu_mae", "bone_dice"])
+    by_tracer = {}
+    for tracer_kind in ("fdg", "second"):
+        sel = [p for p, sid in zip(per_subject, subject_ids) if (sid.split("-")[1] == "fdg") == (tracer_kind == "fdg")]
+        if sel:
+            by_tracer[tracer_kind] = {m: float(np.nanmean([p[m]["suv_bias_pct_max_abs"] for p in sel if m in p]))
+                                      for m in sel[0]}
+    wall["total"] = time.time() - t0
+    return {"metrics": metrics, "per_subject": per_subject, "subjects": subject_ids, "scoring": scoring,
+            "tuned": tuned, "wall_s": wall, "figures": figures, "data": data_info, "by_tracer": by_tracer}
