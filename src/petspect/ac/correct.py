@@ -14,7 +14,7 @@ import torch
 
 from petspect.errors import InputError
 
-__all__ = ["CorrectedPet", "reconstruct_with_mu", "reconstruct_nac"]
+__all__ = ["CorrectedPet", "reconstruct_with_mu", "reconstruct_nac", "with_scatter"]
 
 
 @dataclass
@@ -95,3 +95,16 @@ def reconstruct_with_mu(data, mu_per_mm: torch.Tensor | None = None, *, attenuat
     info = {"scatter": "sss, tail-fitted", **fit}
     img = reconstruct_image(replace(with_att, additive=additive), spec, progress=False).data
     return CorrectedPet(img, sc, info)
+
+
+def with_scatter(data, mu_per_mm: torch.Tensor, **kwargs):
+    """``data`` whose additive term also holds the SSS scatter estimated with ``mu_per_mm`` (spread evenly over
+    the TOF bins), and the :class:`CorrectedPet` it came from; e.g. the input of MLAA."""
+    res = reconstruct_with_mu(data, mu_per_mm, **kwargs)
+    if res.scatter is None:
+        return data, res
+    sc = res.scatter
+    if data.prompts.ndim == 4:
+        sc = (sc / data.prompts.shape[-1])[..., None].expand_as(data.prompts)
+    additive = sc if data.additive is None else data.additive + sc
+    return replace(data, additive=additive.contiguous()), res

@@ -111,14 +111,16 @@ def mr_segmentation_mu(mr, *, spacing_mm, bone_image=None, settings: MrSegmentat
     a = _check_image(mr, "MR image")
     body = body_outline(a, s.body_fraction)
     ref = float(np.percentile(a[body], 99)) if body.any() else float(np.percentile(a, 99))
-    dark = body & (ndimage.gaussian_filter(a, (0, 1, 1)) < s.lung_fraction * ref)
-    dark = np.stack([ndimage.binary_opening(m, iterations=1) for m in dark])  # drops thin dark shells (skull)
-    lab, n = ndimage.label(dark)
+    dark = body & (a < s.lung_fraction * ref)
+    # seeds: dark regions that survive an opening (thin dark shells such as the skull do not), grown back
+    # over the connected dark voxels (morphological reconstruction), so lung edges are kept
+    seeds = np.stack([ndimage.binary_opening(m, iterations=1) for m in dark])
+    lab, n = ndimage.label(seeds)
     voxel_ml = float(np.prod(spacing_mm)) * 1e-3
     lung = np.zeros_like(dark)
     if n and s.lung:
-        sizes = ndimage.sum(dark, lab, index=range(1, n + 1)) * voxel_ml
-        lung = np.isin(lab, 1 + np.nonzero(sizes >= s.lung_min_ml)[0])
+        sizes = ndimage.sum(seeds, lab, index=range(1, n + 1)) * voxel_ml
+        lung = ndimage.binary_propagation(np.isin(lab, 1 + np.nonzero(sizes >= s.lung_min_ml)[0]), mask=dark)
     classes = np.where(body, 2, 0).astype(np.uint8)
     classes[lung] = 1
     if bone_image is not None:

@@ -101,7 +101,7 @@ def _targets(case, nac: torch.Tensor, ctac: torch.Tensor, task: str) -> torch.Te
 
 def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
     """Simulate, train, evaluate; returns ``{"metrics", "summary", "report"}`` pieces for ``write_study``."""
-    from petspect.ac.correct import reconstruct_nac, reconstruct_with_mu
+    from petspect.ac.correct import reconstruct_nac, reconstruct_with_mu, with_scatter
     from petspect.ac.data import make_case
     from petspect.ac.networks import predict_slices, save_model, train_translation
     from petspect.ac.segmentation_ac import MrSegmentation, body_outline, mr_segmentation_mu, nac_outline_mu
@@ -166,7 +166,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
                 imgs["seg_ac_bone"] = reconstruct_with_mu(case.data, mu_seg_bone).image
                 imgs["seg_ac_nac"] = reconstruct_with_mu(case.data, mu_nacseg).image
                 support = torch.from_numpy(body_outline(nac, 0.1, smooth_vox=1.0))
-                ml = mlaa(case.data, mu_nacseg, settings=MlaaSettings(iterations=cfg.mlaa_iterations), support=support)
+                ml_data, _ = with_scatter(case.data, mu_nacseg)  # MLAA models the scatter of its start map
+                ml = mlaa(ml_data, mu_nacseg, settings=MlaaSettings(iterations=cfg.mlaa_iterations), support=support)
                 imgs["mlaa"] = reconstruct_with_mu(case.data, ml.mu_per_mm).image
                 hu_nac = predict_slices(models["nac_sct"], _inputs(case, nac, "nac_sct"))[:, 0]
                 hu_mr = predict_slices(models["mr_sct"], _inputs(case, nac, "mr_sct"))[:, 0]
