@@ -43,7 +43,8 @@ def reconstruct_nac(data, *, iterations: int = 3, subsets: int = 6, post_filter_
 
 
 def reconstruct_with_mu(data, mu_per_mm: torch.Tensor | None = None, *, attenuation: torch.Tensor | None = None,
-                        scatter_mu_per_mm: torch.Tensor | None = None, scatter: bool = True, iterations: int = 3,
+                        scatter_mu_per_mm: torch.Tensor | None = None, scatter: bool = True,
+                        scatter_counts: torch.Tensor | None = None, iterations: int = 3,
                         subsets: int = 6, post_filter_fwhm_mm: float | None = None, sss_settings=None) -> CorrectedPet:
     """Attenuation- (and scatter-) corrected OSEM of ``data`` with the map ``mu_per_mm`` (module docstring).
 
@@ -60,6 +61,8 @@ def reconstruct_with_mu(data, mu_per_mm: torch.Tensor | None = None, *, attenuat
         any map the scatter is skipped and ``info`` says so).
     scatter : bool
         Estimate scatter (SSS, tail-fitted).
+    scatter_counts : torch.Tensor, optional
+        A scatter estimate (counts, non-TOF sinogram shape) to use instead of SSS (e.g. a network's).
     """
     from petspect.physics.attenuation import attenuation_factors
     from petspect.physics.scatter_sss import sss_tail_fitted
@@ -80,11 +83,20 @@ def reconstruct_with_mu(data, mu_per_mm: torch.Tensor | None = None, *, attenuat
     with_att = replace(data, attenuation=att)
     info: dict = {"scatter": "none"}
     smu = mu_per_mm if scatter_mu_per_mm is None else scatter_mu_per_mm
+    tof_bins = data.prompts.shape[-1] if data.prompts.ndim == 4 else 1
+    randoms = None if data.additive is None else (data.additive.sum(-1) if data.prompts.ndim == 4 else data.additive)
+    if scatter_counts is not None:
+        sc = torch.as_tensor(scatter_counts, dtype=torch.float32).clamp_min(0)
+        if tuple(sc.shape) != tuple(att.shape):
+            raise InputError(f"scatter_counts shape {tuple(sc.shape)} != the sinogram's {tuple(att.shape)}")
+        additive = sc if randoms is None else randoms + sc
+        if data.prompts.ndim == 4:
+            additive = (additive / tof_bins)[..., None].expand(-1, -1, -1, tof_bins).contiguous()
+        img = reconstruct_image(replace(with_att, additive=additive), spec, progress=False).data
+        return CorrectedPet(img, sc, {"scatter": "given"})
     if not scatter or smu is None:
         return CorrectedPet(reconstruct_image(with_att, spec, progress=False).data, None, info)
     first = reconstruct_image(with_att, replace(spec, iterations=1, post_filter_fwhm_mm=None), progress=False).data.clamp_min(0)
-    tof_bins = data.prompts.shape[-1] if data.prompts.ndim == 4 else 1
-    randoms = None if data.additive is None else (data.additive.sum(-1) if data.prompts.ndim == 4 else data.additive)
     counts_per_unit = float(data.system.sensitivity_factor) * data.time_scale_s
     sc, fit = sss_tail_fitted(data.prompts, first, torch.as_tensor(smu, dtype=torch.float32), projector,
                               attenuation_factors=att, efficiencies=data.normalisation, randoms=randoms,

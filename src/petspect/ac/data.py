@@ -56,6 +56,8 @@ class AcCase:
         The fine truth averaged onto the grid (Bq/mL).
     suv_factor : float
         SUV per Bq/mL.
+    scatter_true : torch.Tensor
+        The expected scatter of the simulation (counts, non-TOF sinogram): the truth of scatter estimates.
     info : dict
     """
 
@@ -68,6 +70,7 @@ class AcCase:
     label_names: dict[int, str]
     activity_true: torch.Tensor
     suv_factor: float
+    scatter_true: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -187,4 +190,5 @@ def make_case(region: str, tracer: str, seed: int, *, voxel_mm: float = 8.0, sha
             "voxel_mm": voxel_mm, "truth_voxel_mm": voxel_mm / 2.0}
     return AcCase(data=data, ct_hu=_block_mean(vols["ct"]), mu_ct=_block_mean(mu_f), mr_t1=_block_mean(vols["mr_t1"]),
                   ute=_block_mean(ute_f), labels=labels, label_names=dict(label_names),
-                  activity_true=_block_mean(act_f), suv_factor=float(meta.get("suv_factor", 1.0)), info=info)
+                  activity_true=_block_mean(act_f), suv_factor=float(meta.get("suv_factor", 1.0)),
+                  scatter_true=scatter.to(torch.float32), info=info)

@@ -66,7 +66,8 @@ def _check_image(img, what: str) -> np.ndarray:
 
 def body_outline(image, fraction: float, *, smooth_vox: float = 0.0) -> np.ndarray:
     """Body mask: image (smoothed transaxially by ``smooth_vox`` voxels SD) above ``fraction`` of its 99.5th
-    percentile, slice-wise closed and holes filled, largest 3D component kept. Returns bool (z, y, x)."""
+    percentile, slice-wise closed and holes filled; 3D components of at least 5 % of the largest kept (the
+    trunk and the arms, not noise). Returns bool (z, y, x)."""
     a = _check_image(image, "image")
     if not 0 < fraction < 1:
         raise InputError(f"fraction must be in (0, 1), got {fraction}")
@@ -77,10 +78,10 @@ def body_outline(image, fraction: float, *, smooth_vox: float = 0.0) -> np.ndarr
     if n == 0:
         return mask
     sizes = ndimage.sum(mask, lab, index=range(1, n + 1))
-    return lab == (1 + int(np.argmax(sizes)))
+    return np.isin(lab, 1 + np.nonzero(sizes >= 0.05 * sizes.max())[0])
 
 
-def nac_outline_mu(nac, *, fraction: float = 0.15, water_mu_per_mm: float | None = None) -> torch.Tensor:
+def nac_outline_mu(nac, *, fraction: float = 0.12, water_mu_per_mm: float | None = None) -> torch.Tensor:
     """Body outline of a NAC PET image (smoothed by one voxel, above ``fraction`` of its 99.5th percentile)
     filled with water: mu (1/mm), float32 (z, y, x)."""
     from petspect.materials import linear_attenuation_per_mm

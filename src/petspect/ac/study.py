@@ -10,7 +10,7 @@ Every method's attenuation map (or image) goes through :func:`petspect.ac.correc
 (scatter re-estimated by SSS with that map). Reference: ``ct_ac`` (the CT's map). Per subject and method:
 the regional SUV bias against ``ct_ac`` over the tissue labels with at least ``min_region_voxels`` voxels
 (``suv_bias_pct_max_abs``: the largest absolute regional bias; ``suv_bias_pct_mean``: the mean signed
-regional bias), and for synthetic CTs ``hu_mae`` (inside the CT's body) and ``bone_dice`` (HU > 150).
+regional bias; the skin shell is left out, a partial-volume boundary rather than an organ), and for synthetic CTs ``hu_mae`` (inside the CT's body) and ``bone_dice`` (HU > 150).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from petspect.errors import ConfigError
 __all__ = ["AcStudyConfig", "preset_config", "run_ac_study"]
 
 SECOND_TRACER = {"torso": "psma", "brain": "amyloid"}
+#: labels left out of the regional bias: the skin shell is a partial-volume boundary, not an organ
+EXCLUDED_REGIONS = ("background", "skin", "airway")
 BONE_HU = 150.0
 
 
@@ -50,18 +52,19 @@ class AcStudyConfig:
 
 def preset_config(preset: str) -> AcStudyConfig:
     if preset == "tiny":
-        return AcStudyConfig("tiny", ("torso",), 2, 1, 2, 2, (2, 24, 24), 16.0, 2)
+        return AcStudyConfig("tiny", ("torso",), 1, 1, 1, 1, (2, 24, 24), 16.0, 1)
     if preset == "quick":
-        return AcStudyConfig("quick", ("torso", "brain"), 6, 2, 3, 25, (2, 40, 40), 8.0, 6)
+        return AcStudyConfig("quick", ("torso", "brain"), 10, 2, 3, 60, (2, 40, 40), 8.0, 8, min_region_voxels=8)
     if preset == "full":
         return AcStudyConfig("full", ("torso", "brain"), 40, 8, 12, 80, (8, 96, 96), 4.0, 15)
     raise ConfigError(f"unknown preset {preset!r}")
 
 
-def _regional_bias(img: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor, min_vox: int) -> dict[str, float]:
+def _regional_bias(img: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor, min_vox: int,
+                   names: dict[int, str]) -> dict[str, float]:
     biases = []
     for lab in torch.unique(labels).tolist():
-        if lab == 0:
+        if names.get(lab, "background") in EXCLUDED_REGIONS:
             continue
         m = labels == lab
         if int(m.sum()) < min_vox:
@@ -99,6 +102,31 @@ def _targets(case, nac: torch.Tensor, ctac: torch.Tensor, task: str) -> torch.Te
     return (case.ct_hu / 1000.0)[:, None]
 
 
+def _line_integrals(case) -> torch.Tensor:
+    """Attenuation line integrals of the CT's map (non-TOF sinogram), the target of the TOF -> ACF network."""
+    from dataclasses import replace as _replace
+
+    from petspect.physics.attenuation import attenuation_line_integrals
+    from petspect.systems.acquisition import system_model
+
+    line = system_model(_replace(case.data, attenuation=None), attenuation=False).base.projector.non_tof()
+    return attenuation_line_integrals(case.mu_ct, line).cpu()
+
+
+def _sino_inputs(case, task: str) -> tuple[torch.Tensor, float]:
+    """Per-plane network inputs from the raw data and their count normaliser.
+
+    ``tof_acf``: the TOF sinogram, TOF bins as channels ``(planes, T, views, radial)``; ``scatter``: the
+    TOF-summed prompts and the CT's attenuation factors ``(planes, 2, views, radial)``.
+    """
+    y = case.data.prompts.to(torch.float32)
+    norm = float(y.sum(-1).mean().clamp_min(1e-6))
+    if task == "tof_acf":
+        return (y / (norm / y.shape[-1])).permute(0, 3, 1, 2).contiguous(), norm
+    att = torch.exp(-_line_integrals(case))
+    return torch.stack([y.sum(-1) / norm, att], 1), norm
+
+
 def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
     """Simulate, train, evaluate; returns ``{"metrics", "summary", "report"}`` pieces for ``write_study``."""
     from petspect.ac.correct import reconstruct_nac, reconstruct_with_mu, with_scatter
@@ -127,8 +155,9 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
         def prepare(seed, tracer):
             case = make_case(region, tracer, seed, voxel_mm=cfg.voxel_mm, shape=cfg.shape)
             nac = reconstruct_nac(case.data)
-            ctac = reconstruct_with_mu(case.data, case.mu_ct).image
-            return case, nac, ctac
+            ctac = reconstruct_with_mu(case.data, case.mu_ct)
+            case.info["sss_scatter"] = ctac.scatter
+            return case, nac, ctac.image
 
         t = time.time()
         train = [prepare(s, "fdg") for s in seeds["train"]]
@@ -136,13 +165,29 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
         wall[f"{region}_simulate_train"] = time.time() - t
         models = {}
         t = time.time()
-        for task in ("nac_sct", "mr_sct", "direct"):
+        for task in ("nac_sct", "mr_sct", "direct"):  # image-domain networks
             xs = torch.cat([_inputs(c, n, task) for c, n, _ in train])
             ys = torch.cat([_targets(c, n, a, task) for c, n, a in train])
             xv = torch.cat([_inputs(c, n, task) for c, n, _ in val])
             yv = torch.cat([_targets(c, n, a, task) for c, n, a in val])
             scale = 4.0 if task == "direct" else 1000.0
             model, info = train_translation(task, xs, ys, xv, yv, target_scale=scale, epochs=cfg.epochs,
+                                            seed=cfg.seed + r_i,
+                                            trained_on={"region": region, "tracer": "fdg", "seeds": seeds["train"]})
+            models[task] = model
+            save_model(model, Path(out) / "models" / f"{region}_{task}")
+            tuned[f"{region}:{task}"] = {"epoch_chosen_on": "validation L1", **info}
+        for task in ("tof_acf", "scatter"):
+            def target(c):
+                if task == "tof_acf":
+                    return _line_integrals(c)[:, None]
+                return (c.scatter_true / _sino_inputs(c, task)[1])[:, None]
+
+            xs = torch.cat([_sino_inputs(c, task)[0] for c, _, _ in train])
+            ys = torch.cat([target(c) for c, _, _ in train])
+            xv = torch.cat([_sino_inputs(c, task)[0] for c, _, _ in val])
+            yv = torch.cat([target(c) for c, _, _ in val])
+            model, info = train_translation(task, xs, ys, xv, yv, target_scale=1.0, epochs=cfg.epochs,
                                             seed=cfg.seed + r_i,
                                             trained_on={"region": region, "tracer": "fdg", "seeds": seeds["train"]})
             models[task] = model
@@ -169,16 +214,33 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
                 ml_data, _ = with_scatter(case.data, mu_nacseg)  # MLAA models the scatter of its start map
                 ml = mlaa(ml_data, mu_nacseg, settings=MlaaSettings(iterations=cfg.mlaa_iterations), support=support)
                 imgs["mlaa"] = reconstruct_with_mu(case.data, ml.mu_per_mm).image
-                hu_nac = predict_slices(models["nac_sct"], _inputs(case, nac, "nac_sct"))[:, 0]
-                hu_mr = predict_slices(models["mr_sct"], _inputs(case, nac, "mr_sct"))[:, 0]
+                # synthetic CTs are used inside the body outline of their own input (air outside), as clinically
+                nac_body = torch.from_numpy(body_outline(nac, 0.1, smooth_vox=1.0))
+                mr_body = torch.from_numpy(body_outline(case.mr_t1, seg_settings.body_fraction))
+                air = torch.full_like(nac, -1000.0)
+                hu_nac = torch.where(nac_body, predict_slices(models["nac_sct"], _inputs(case, nac, "nac_sct"))[:, 0], air)
+                hu_mr = torch.where(mr_body, predict_slices(models["mr_sct"], _inputs(case, nac, "mr_sct"))[:, 0], air)
                 for name, hu in (("dl_nac_sct", hu_nac), ("dl_mr_sct", hu_mr)):
                     mu = hu_to_mu_per_mm(hu.clamp(-1000, 3000), 511.0).clamp(0, 0.03)
                     imgs[name] = reconstruct_with_mu(case.data, mu).image
                     res[name] = _sct_metrics(hu, case.ct_hu)
-                imgs["dl_direct"] = predict_slices(models["direct"], _inputs(case, nac, "direct"))[:, 0].clamp_min(0) \
-                    * _norm_nac(nac)
+                direct = predict_slices(models["direct"], _inputs(case, nac, "direct"))[:, 0].clamp_min(0) * _norm_nac(nac)
+                imgs["dl_direct"] = torch.where(nac_body, direct, torch.zeros_like(direct))
+                # attenuation factors from the TOF sinogram; scatter simulated with the NAC outline's water map
+                li = predict_slices(models["tof_acf"], _sino_inputs(case, "tof_acf")[0])[:, 0].clamp_min(0)
+                imgs["dl_tof_acf"] = reconstruct_with_mu(case.data, attenuation=torch.exp(-li),
+                                                         scatter_mu_per_mm=mu_nacseg).image
+                # scatter from the prompts and the CT's attenuation factors, against SSS (both vs the true scatter)
+                xs_sc, norm = _sino_inputs(case, "scatter")
+                sc_dl = predict_slices(models["scatter"], xs_sc)[:, 0].clamp_min(0) * norm
+                imgs["dl_scatter"] = reconstruct_with_mu(case.data, case.mu_ct, scatter_counts=sc_dl).image
+                truth_sc = case.scatter_true
+                for name, est in (("ct_ac", case.info["sss_scatter"]), ("dl_scatter", sc_dl)):
+                    res.setdefault(name, {})["scatter_nrmse_pct"] = float(
+                        100 * torch.linalg.norm(est - truth_sc) / torch.linalg.norm(truth_sc).clamp_min(1e-9))
                 for name, img in imgs.items():
-                    res.setdefault(name, {}).update(_regional_bias(img, ctac, labels, cfg.min_region_voxels))
+                    res.setdefault(name, {}).update(_regional_bias(img, ctac, labels, cfg.min_region_voxels,
+                                                                    case.label_names))
                 per_subject.append(res)
                 subject_ids.append(f"{region}-{tracer}-{s}")
                 if first_fig or tracer != "fdg" and s == seeds["test"][0]:
@@ -192,7 +254,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
     scoring = record_test_scoring(out, {"task": "ac", "preset": cfg.preset, "seed": cfg.seed},
                                   "regional SUV bias vs CT-AC on held-out subjects", subject_ids)
     metrics = summarise_methods(per_subject, comparator="seg_ac",
-                                metrics=["suv_bias_pct_max_abs", "suv_bias_pct_mean", "hu_mae", "bone_dice"])
+                                metrics=["suv_bias_pct_max_abs", "suv_bias_pct_mean", "hu_mae", "bone_dice",
+                                         "scatter_nrmse_pct"])
     by_tracer = {}
     for tracer_kind in ("fdg", "second"):
         sel = [p for p, sid in zip(per_subject, subject_ids) if (sid.split("-")[1] == "fdg") == (tracer_kind == "fdg")]

@@ -8,7 +8,8 @@ from typing import Any
 
 __all__ = ["write_ac_study"]
 
-ORDER = ("ct_ac", "nac", "seg_ac", "seg_ac_bone", "seg_ac_nac", "mlaa", "dl_nac_sct", "dl_mr_sct", "dl_direct")
+ORDER = ("ct_ac", "nac", "seg_ac", "seg_ac_bone", "seg_ac_nac", "mlaa", "dl_nac_sct", "dl_mr_sct", "dl_direct",
+         "dl_tof_acf", "dl_scatter")
 
 
 def _checks(metrics: dict[str, dict[str, Any]]):
@@ -62,8 +63,11 @@ def write_ac_study(out: Path, cfg, result: dict[str, Any]):
                "data made from a 2x finer phantom with a 5 mm detector blur and SSS scatter of the fine truth; "
                "reconstruction with smoothed delayed randoms and SSS tail-fitted scatter per method's mu map",
                "networks trained on FDG only; test on FDG and on a second tracer (torso PSMA, brain amyloid)",
-               "absent: TOF sinogram -> attenuation correction factors (dl_tof_acf) and the DL scatter estimates "
-               "(PET vs SSS, SPECT vs TEW) were not built",
+               "dl_tof_acf: attenuation line integrals predicted from the TOF sinogram (TOF bins as channels); its "
+               "scatter is simulated with the NAC outline's water map. dl_scatter: CT-based attenuation, scatter "
+               "predicted from the prompts and attenuation factors instead of SSS; scatter_nrmse_pct of ct_ac is "
+               "SSS's error against the simulation's true scatter",
+               "absent: the DL scatter estimate for SPECT (against TEW) was not built",
                "suv_bias_pct_mean is the mean of the signed regional biases"],
         extra={"by_tracer_max_abs_bias_pct": result["by_tracer"], "subjects": result["subjects"]})
     rep = HtmlReport("petspect study ac", f"preset {cfg.preset}: CT-free attenuation correction")
