@@ -45,6 +45,7 @@ QUICK: dict[str, list[str]] = {
     "bench_registration": ["--subjects", "3", "--shape", "12", "40", "40", "--pairs", "4", "--epochs", "1"],
     "bench_recon": ["quant", "spect64"],
     "bench_simulate": ["--presets", "quick", "--subjects", "1", "--workers", "1"],
+    "bench_sss": ["--rings", "4", "--nxy", "32"],
     "bench_spect": ["--size", "32", "--views", "16", "--repeat", "1"],
     "bench_timing_limits": ["--pairs", "200", "--presets", "quick"],
     "bench_torso": ["--repeat", "1"],

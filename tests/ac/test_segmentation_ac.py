@@ -79,3 +79,12 @@ def test_ute_r2_orders_bone_soft_tissue_air():
     assert val[2] > 0.5 and val[3] > 0.05 and val[2] > val[3] > val[1]
     with pytest.raises(InputError):
         ute_bone_image(labels, names, seed=0, noise_fraction=-1)
+
+
+def test_nac_outline_not_set_by_a_hot_organ():
+    """A PSMA-like NAC: low body uptake with a 50x hotter small organ; the outline still covers the body."""
+    _, _, body, _, _ = _torso_like()
+    nac = np.where(body, 0.3, 0.0).astype(np.float32)
+    nac[:, 20:23, 20:23] = 15.0
+    mu = nac_outline_mu(nac).numpy()
+    assert ((mu > 0) == body).mean() > 0.93

@@ -21,7 +21,8 @@ from scipy import ndimage
 
 from petspect.errors import InputError
 
-__all__ = ["MU_CLASSES_PER_MM", "MrSegmentation", "body_outline", "mr_segmentation_mu", "nac_outline_mu"]
+__all__ = ["MU_CLASSES_PER_MM", "MrSegmentation", "body_outline", "mr_segmentation_mu", "nac_body_mask",
+           "nac_outline_mu"]
 
 #: 511 keV class values in 1/mm (module docstring)
 MU_CLASSES_PER_MM = {"air": 0.0, "lung": 0.00224, "soft_tissue": 0.0100, "bone": 0.0151}
@@ -81,13 +82,22 @@ def body_outline(image, fraction: float, *, smooth_vox: float = 0.0) -> np.ndarr
     return np.isin(lab, 1 + np.nonzero(sizes >= 0.05 * sizes.max())[0])
 
 
-def nac_outline_mu(nac, *, fraction: float = 0.12, water_mu_per_mm: float | None = None) -> torch.Tensor:
-    """Body outline of a NAC PET image (smoothed by one voxel, above ``fraction`` of its 99.5th percentile)
-    filled with water: mu (1/mm), float32 (z, y, x)."""
+def nac_body_mask(nac, *, fraction: float = 0.35) -> np.ndarray:
+    """Body outline of a NAC PET image: smoothed (one voxel SD) above ``fraction`` of the median of the voxels
+    above 2 % of the maximum (a body level that hot organs, e.g. PSMA kidneys, do not set), holes filled."""
+    a = _check_image(nac, "NAC image")
+    sm = ndimage.gaussian_filter(a, (0, 1.0, 1.0))
+    ref = float(np.median(sm[sm > 0.02 * sm.max()]))
+    top = float(np.percentile(sm, 99.5))
+    return body_outline(a, min(0.99, max(1e-4, fraction * ref / top)), smooth_vox=1.0)
+
+
+def nac_outline_mu(nac, *, fraction: float = 0.35, water_mu_per_mm: float | None = None) -> torch.Tensor:
+    """:func:`nac_body_mask` filled with water: mu (1/mm), float32 (z, y, x)."""
     from petspect.materials import linear_attenuation_per_mm
 
     mu_w = linear_attenuation_per_mm("water", 511.0) if water_mu_per_mm is None else float(water_mu_per_mm)
-    return torch.from_numpy(body_outline(nac, fraction, smooth_vox=1.0).astype(np.float32) * mu_w)
+    return torch.from_numpy(nac_body_mask(nac, fraction=fraction).astype(np.float32) * mu_w)
 
 
 def mr_segmentation_mu(mr, *, spacing_mm, bone_image=None, settings: MrSegmentation | None = None) -> tuple[torch.Tensor, torch.Tensor]:

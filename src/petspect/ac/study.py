@@ -54,7 +54,7 @@ def preset_config(preset: str) -> AcStudyConfig:
     if preset == "tiny":
         return AcStudyConfig("tiny", ("torso",), 1, 1, 1, 1, (2, 24, 24), 16.0, 1)
     if preset == "quick":
-        return AcStudyConfig("quick", ("torso", "brain"), 10, 2, 3, 60, (2, 40, 40), 8.0, 8, min_region_voxels=8)
+        return AcStudyConfig("quick", ("torso", "brain"), 10, 2, 3, 150, (2, 40, 40), 8.0, 8, min_region_voxels=8)
     if preset == "full":
         return AcStudyConfig("full", ("torso", "brain"), 40, 8, 12, 80, (8, 96, 96), 4.0, 15)
     raise ConfigError(f"unknown preset {preset!r}")
@@ -132,7 +132,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
     from petspect.ac.correct import reconstruct_nac, reconstruct_with_mu, with_scatter
     from petspect.ac.data import make_case
     from petspect.ac.networks import predict_slices, save_model, train_translation
-    from petspect.ac.segmentation_ac import MrSegmentation, body_outline, mr_segmentation_mu, nac_outline_mu
+    from petspect.ac.segmentation_ac import (MrSegmentation, body_outline, mr_segmentation_mu, nac_body_mask,
+                                             nac_outline_mu)
     from petspect.evaluation import record_test_scoring, summarise_methods
     from petspect.materials import hu_to_mu_per_mm
     from petspect.recon.mlaa import MlaaSettings, mlaa
@@ -210,12 +211,12 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
                 imgs["seg_ac"] = reconstruct_with_mu(case.data, mu_seg).image
                 imgs["seg_ac_bone"] = reconstruct_with_mu(case.data, mu_seg_bone).image
                 imgs["seg_ac_nac"] = reconstruct_with_mu(case.data, mu_nacseg).image
-                support = torch.from_numpy(body_outline(nac, 0.1, smooth_vox=1.0))
+                support = torch.from_numpy(nac_body_mask(nac))
                 ml_data, _ = with_scatter(case.data, mu_nacseg)  # MLAA models the scatter of its start map
                 ml = mlaa(ml_data, mu_nacseg, settings=MlaaSettings(iterations=cfg.mlaa_iterations), support=support)
                 imgs["mlaa"] = reconstruct_with_mu(case.data, ml.mu_per_mm).image
                 # synthetic CTs are used inside the body outline of their own input (air outside), as clinically
-                nac_body = torch.from_numpy(body_outline(nac, 0.1, smooth_vox=1.0))
+                nac_body = torch.from_numpy(nac_body_mask(nac))
                 mr_body = torch.from_numpy(body_outline(case.mr_t1, seg_settings.body_fraction))
                 air = torch.full_like(nac, -1000.0)
                 hu_nac = torch.where(nac_body, predict_slices(models["nac_sct"], _inputs(case, nac, "nac_sct"))[:, 0], air)
