@@ -98,8 +98,11 @@ def reconstruct_with_mu(data, mu_per_mm: torch.Tensor | None = None, *, attenuat
         return CorrectedPet(reconstruct_image(with_att, spec, progress=False).data, None, info)
     first = reconstruct_image(with_att, replace(spec, iterations=1, post_filter_fwhm_mm=None), progress=False).data.clamp_min(0)
     counts_per_unit = float(data.system.sensitivity_factor) * data.time_scale_s
-    sc, fit = sss_tail_fitted(data.prompts, first, torch.as_tensor(smu, dtype=torch.float32), projector,
-                              attenuation_factors=att, efficiencies=data.normalisation, randoms=randoms,
+    smu_t = torch.as_tensor(smu, dtype=torch.float32)
+    # the tails are the lines that miss the object of the scatter map (predicted factors are never exactly 1)
+    tail_att = att if scatter_mu_per_mm is None else attenuation_factors(smu_t, projector).cpu()
+    sc, fit = sss_tail_fitted(data.prompts, first, smu_t, projector,
+                              attenuation_factors=tail_att, efficiencies=data.normalisation, randoms=randoms,
                               counts_per_unit=counts_per_unit, settings=sss_settings)
     additive = sc if randoms is None else randoms + sc
     if data.prompts.ndim == 4:

@@ -54,7 +54,7 @@ def preset_config(preset: str) -> AcStudyConfig:
     if preset == "tiny":
         return AcStudyConfig("tiny", ("torso",), 1, 1, 1, 1, (2, 24, 24), 16.0, 1)
     if preset == "quick":
-        return AcStudyConfig("quick", ("torso", "brain"), 10, 2, 3, 150, (2, 40, 40), 8.0, 8, min_region_voxels=8)
+        return AcStudyConfig("quick", ("torso", "brain"), 10, 2, 3, 100, (2, 40, 40), 8.0, 8, min_region_voxels=8)
     if preset == "full":
         return AcStudyConfig("full", ("torso", "brain"), 40, 8, 12, 80, (8, 96, 96), 4.0, 15)
     raise ConfigError(f"unknown preset {preset!r}")
@@ -104,13 +104,18 @@ def _targets(case, nac: torch.Tensor, ctac: torch.Tensor, task: str) -> torch.Te
 
 def _line_integrals(case) -> torch.Tensor:
     """Attenuation line integrals of the CT's map (non-TOF sinogram), the target of the TOF -> ACF network."""
+    return _line_integrals_of(case, case.mu_ct)
+
+
+def _line_integrals_of(case, mu: torch.Tensor) -> torch.Tensor:
+    """Line integrals of ``mu`` (1/mm) along the data's LORs (non-TOF sinogram)."""
     from dataclasses import replace as _replace
 
     from petspect.physics.attenuation import attenuation_line_integrals
     from petspect.systems.acquisition import system_model
 
     line = system_model(_replace(case.data, attenuation=None), attenuation=False).base.projector.non_tof()
-    return attenuation_line_integrals(case.mu_ct, line).cpu()
+    return attenuation_line_integrals(mu, line).cpu()
 
 
 def _sino_inputs(case, task: str) -> tuple[torch.Tensor, float]:
@@ -229,6 +234,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
                 imgs["dl_direct"] = torch.where(nac_body, direct, torch.zeros_like(direct))
                 # attenuation factors from the TOF sinogram; scatter simulated with the NAC outline's water map
                 li = predict_slices(models["tof_acf"], _sino_inputs(case, "tof_acf")[0])[:, 0].clamp_min(0)
+                outline_li = _line_integrals_of(case, mu_nacseg)
+                li = torch.where(outline_li > 0, li, torch.zeros_like(li))  # factors 1 on lines missing the body
                 imgs["dl_tof_acf"] = reconstruct_with_mu(case.data, attenuation=torch.exp(-li),
                                                          scatter_mu_per_mm=mu_nacseg).image
                 # scatter from the prompts and the CT's attenuation factors, against SSS (both vs the true scatter)
