@@ -93,3 +93,10 @@ def test_sss_command_on_a_saved_acquisition(tmp_path):
     assert 0.8 < ratio < 1.2, ratio  # coarse 16 mm grid, 5 mm detector blur of the truth: mean within 20 %
     bad = _run(["ac", "sss", acq, "--mu", mu, "--out", tmp_path / "pet.nii.gz"])
     assert bad.exit_code != 0  # refuses to overwrite
+
+
+@pytest.mark.parametrize("args", [["ac", "--help"], ["ac", "seg", "--help"], ["ac", "apply", "--help"],
+                                  ["ac", "sss", "--help"], ["study", "ac", "--help"]])
+def test_help_pages(args):
+    res = _run(args)
+    assert res.exit_code == 0, res.output

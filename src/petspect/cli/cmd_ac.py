@@ -42,7 +42,7 @@ def seg_cmd(image: Path = typer.Argument(..., help="MR (T1/Dixon-like) or NAC PE
             bone: Path = typer.Option(None, "--bone", help="UTE R2 map NIfTI (1/ms) for a bone class (MR only)"),
             no_lung: bool = typer.Option(False, "--no-lung", help="head scan: no lung class"),
             overwrite: bool = typer.Option(False, "--overwrite")) -> None:
-    """Segmentation-based 511 keV mu map from an MR image (air/lung/soft tissue[/bone]) or a NAC PET (water)."""
+    """Segmentation-based 511 keV mu map from an MR image (air, lung, soft tissue, optionally bone) or a NAC PET (water)."""
     from petspect._fileio import check_output_path
     from petspect.ac.segmentation_ac import MrSegmentation, mr_segmentation_mu, nac_outline_mu
     from petspect.errors import InputError
