@@ -100,3 +100,24 @@ def test_sss_command_on_a_saved_acquisition(tmp_path):
 def test_help_pages(args):
     res = _run(args)
     assert res.exit_code == 0, res.output
+
+
+def test_apply_with_raw_data_reconstructs_the_pet(study, tmp_path):
+    """``ac apply --raw``: the PET reconstructed again from the raw data with the synthetic CT's mu map."""
+    from petspect.ac.correct import reconstruct_nac
+    from petspect.ac.data import make_case
+    from petspect.systems.acquisition import save_acquisition
+
+    c = make_case("torso", "fdg", 11, voxel_mm=16.0, shape=(2, 24, 24), scan_s=1200.0)
+    acq = save_acquisition(c.data, tmp_path / "acq")
+    nac = write_nifti(c.data.grid.volume(reconstruct_nac(c.data), unit="Bq/mL", modality="PT"), tmp_path / "nac.nii.gz")
+    out = tmp_path / "out"
+    res = _run(["ac", "apply", "--model", study / "models" / "torso_nac_sct", "--input", nac, "--raw", acq,
+                "--out", out])
+    assert res.exit_code == 0, res.output
+    pet = read_nifti(out / "pet_ac.nii.gz")
+    assert pet.shape == c.data.grid.shape and float(pet.data.min()) >= 0 and float(pet.data.sum()) > 0
+    small = write_nifti(c.data.grid.volume(torch.ones(2, 20, 20), unit="Bq/mL"), tmp_path / "small.nii.gz")
+    res = _run(["ac", "apply", "--model", study / "models" / "torso_nac_sct", "--input", small, "--raw", acq,
+                "--out", tmp_path / "o4"])
+    assert res.exit_code == 2 and "grid" in res.output
