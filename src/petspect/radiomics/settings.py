@@ -101,6 +101,7 @@ class RadiomicsSettings:
     families: tuple[Family, ...] = field(default=ALL_FAMILIES)
 
     def __post_init__(self) -> None:
+        self._check_types()
         disc = Discretisation(self.discretisation)
         object.__setattr__(self, "discretisation", disc)
         object.__setattr__(self, "families", tuple(Family(f) for f in self.families))
@@ -128,6 +129,44 @@ class RadiomicsSettings:
         if int(self.glcm_distance) < 1 or int(self.ngldm_distance) < 1:
             raise ConfigError(f"radiomics settings {self.name!r}: distances must be >= 1")
 
+    def _check_types(self) -> None:
+        """Refuse wrongly typed fields (a JSON file's ``"n_bins": "64"`` or ``64.7``) instead of coercing them."""
+        def bad(name: str, want: str) -> ConfigError:
+            return ConfigError(f"radiomics settings {self.name!r}: {name} must be {want}, "
+                               f"got {getattr(self, name)!r}")
+
+        def is_int(v) -> bool:
+            return isinstance(v, (int, np_integer())) and not isinstance(v, bool)
+
+        def is_num(v) -> bool:
+            return isinstance(v, (int, float, np_number())) and not isinstance(v, bool)
+
+        if not isinstance(self.name, str):
+            raise bad("name", "a string")
+        if not isinstance(self.round_intensities, bool):
+            raise bad("round_intensities", "true or false")
+        for name in ("glcm_distance", "ngldm_distance"):
+            if not is_int(getattr(self, name)):
+                raise bad(name, "an integer")
+        if self.n_bins is not None and not is_int(self.n_bins):
+            raise bad("n_bins", "an integer")
+        for name in ("mask_threshold", "ngldm_alpha"):
+            if not is_num(getattr(self, name)):
+                raise bad(name, "a number")
+        for name in ("bin_width", "outlier_sigma"):
+            if getattr(self, name) is not None and not is_num(getattr(self, name)):
+                raise bad(name, "a number or null")
+        for name in ("spacing_mm", "resegment_range"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, (str, bytes)) or not hasattr(v, "__len__")
+                                  or len(v) != (3 if name == "spacing_mm" else 2)
+                                  or not all(is_num(x) for x in v)):
+                raise bad(name, "null or a list of 3 numbers" if name == "spacing_mm" else "null or [lo, hi]")
+        if isinstance(self.families, (str, bytes)) or not hasattr(self.families, "__iter__"):
+            raise bad("families", "a list of family prefixes")
+        if len(tuple(self.families)) == 0:
+            raise bad("families", "a non-empty list of family prefixes")
+
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (enums as strings, infinite range ends as null)."""
         d = asdict(self)
@@ -147,9 +186,17 @@ class RadiomicsSettings:
         if unknown:
             raise ConfigError(f"{source}: unknown radiomics settings {unknown}; known: {sorted(known)}")
         d = dict(data)
-        if d.get("resegment_range") is not None:
-            lo, hi = d["resegment_range"]
-            d["resegment_range"] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+        rr = d.get("resegment_range")
+        if rr is not None:
+            if not isinstance(rr, (list, tuple)) or len(rr) != 2:
+                raise ConfigError(f"{source}: resegment_range must be [lo, hi] (null for an open end), got {rr!r}")
+            lo, hi = rr
+            try:
+                d["resegment_range"] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source}: resegment_range must hold numbers or null, got {rr!r}") from exc
+        if isinstance(d.get("families"), str):
+            raise ConfigError(f"{source}: families must be a list such as [\"stat\", \"cm\"], got {d['families']!r}")
         try:
             if "families" in d:
                 d["families"] = tuple(Family(f) for f in d["families"])
@@ -158,6 +205,18 @@ class RadiomicsSettings:
             return cls(**d)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{source}: bad radiomics settings: {exc}") from exc
+
+
+def np_integer() -> type:
+    import numpy as np
+
+    return np.integer
+
+
+def np_number() -> type:
+    import numpy as np
+
+    return np.number
 
 
 SETTINGS: Registry = Registry("radiomics settings")
