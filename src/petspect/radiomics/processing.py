@@ -171,9 +171,31 @@ def _crop(image: np.ndarray, mask: np.ndarray, spacing_mm) -> tuple[np.ndarray, 
     return image[sl], mask[sl]
 
 
+def _check_finite_near_roi(image: np.ndarray, mask: np.ndarray, spacing_mm, settings: RadiomicsSettings) -> None:
+    """Refuse NaN / infinite voxels that interpolation or the local-intensity sphere would read.
+
+    Inside the ROI they are refused by :func:`_check_inputs`; just outside it they would otherwise be smeared
+    into the ROI by resampling or turn ``loc_peak_*`` into NaN without a word. Voxels farther away than the
+    sphere's reach (6.2 mm) plus two new voxels plus the interpolation kernel are never read and may be NaN
+    (e.g. outside a scanner's field of view).
+    """
+    reach = (3.0 / (4.0 * math.pi) * 1000.0) ** (1.0 / 3.0)
+    new = settings.spacing_mm or spacing_mm
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(0), idx.max(0) + 1
+    margin = np.ceil((reach + 2.0 * np.asarray(new)) / np.asarray(spacing_mm)).astype(int) + 4
+    sl = tuple(slice(max(0, a - m), min(n, b + m)) for a, b, m, n in zip(lo, hi, margin, image.shape))
+    bad = ~np.isfinite(image[sl])
+    if bad.any():
+        where = tuple(int(i + s.start) for i, s in zip(np.argwhere(bad)[0], sl))
+        raise InputError(f"the image holds {int(bad.sum())} NaN or infinite voxel(s) next to the ROI (first at "
+                         f"(z, y, x) = {where}), where interpolation and the local-intensity sphere read it")
+
+
 def process(image: np.ndarray, mask: np.ndarray, spacing_mm, settings: RadiomicsSettings) -> ProcessedROI:
     """Interpolation, masks and discretisation in the IBSI order."""
     image, mask, sp = _check_inputs(image, mask, spacing_mm)
+    _check_finite_near_roi(image, mask, sp, settings)
     if settings.spacing_mm is not None and tuple(settings.spacing_mm) != sp:
         image, mask, sp = resample(image, mask, sp, settings.spacing_mm, interpolation=settings.interpolation,
                                    mask_threshold=settings.mask_threshold,
