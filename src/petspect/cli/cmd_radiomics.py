@@ -28,12 +28,15 @@ def radiomics(
     settings: str = typer.Option("ibsi-digital-phantom", "--settings",
                                  help="Named settings (ibsi-digital-phantom, pet-suv-fbs0.25, pet-iso2mm-fbn64) "
                                       "or a JSON file of settings fields."),
-    label: int = typer.Option(None, "--label", help="Use the voxels of this label only (default: every nonzero)."),
+    label: int = typer.Option(None, "--label", help="Use the voxels of this label only (needed when the mask holds several labels)."),
     suv: str = typer.Option(None, "--suv", help="Convert PET to SUV first: bw, bsa, lbm_james, lbm_janmahasatian, ibw."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Compute IBSI radiomic features of the ROI MASK in IMAGE and write them as a CSV (tag,value)."""
+    import numpy as np
+
     from petspect._fileio import atomic_write_text, check_output_path
+    from petspect.errors import InputError
     from petspect.io import load
     from petspect.radiomics import extract_features, load_settings
 
@@ -49,10 +52,22 @@ def radiomics(
              f"the image's {tuple(vol.shape)} / {tuple(round(s, 4) for s in vol.spacing_mm)} mm; "
              f"resample it first (petspect resample MASK --like IMAGE --nearest)")
     m = roi.data.detach().cpu().numpy()
+    if not np.isfinite(m).all() or (m != np.round(m)).any():
+        fail(f"{mask}: the mask holds non-integer values (a probability or resampled mask?); threshold it to "
+             f"integer labels first")
+    labels = sorted(int(v) for v in np.unique(m) if v != 0)
+    if label is None and len(labels) > 1:
+        fail(f"{mask}: the mask holds {len(labels)} labels {labels[:10]}{' ...' if len(labels) > 10 else ''}; "
+             f"choose one ROI with --label")
     sel = (m == label) if label is not None else (m != 0)
     if not sel.any():
         fail(f"{mask}: no voxel with {'label ' + str(label) if label is not None else 'a nonzero value'}")
-    fs = extract_features(vol.data.detach().cpu().numpy(), sel, vol.spacing_mm, cfg)
+    try:
+        fs = extract_features(vol.data.detach().cpu().numpy(), sel, vol.spacing_mm, cfg)
+    except InputError as exc:
+        hint = (f"; settings {cfg.name!r} are for integer grey-level images such as the IBSI phantom: for PET choose "
+                f"--settings pet-iso2mm-fbn64 or pet-suv-fbs0.25" if cfg.discretisation.value == "none" else "")
+        raise InputError(f"{image} (ROI {mask}): {exc}{hint}") from exc
     atomic_write_text(out, _csv([("tag", "value")] + [(k, v) for k, v in fs.values.items()]))
     n_nan = sum(1 for v in fs.values.values() if v != v)
     typer.echo(f"{len(fs.values)} features ({n_nan} undefined for this ROI) with settings {cfg.name!r} from "
