@@ -120,8 +120,12 @@ class FrameSchedule:
         d = np.asarray(self.duration_s, dtype=np.float64)
         if s.ndim != 1 or s.shape != d.shape or s.size < 2:
             raise InputError("frame schedule: start_s and duration_s must be 1D of the same length >= 2")
+        if not (np.all(np.isfinite(s)) and np.all(np.isfinite(d))):
+            raise InputError("frame schedule: start_s and duration_s must be finite")
         if np.any(d <= 0) or np.any(s < 0) or np.any(s[1:] < s[:-1] + d[:-1] - 1e-6):
-            raise InputError("frame schedule: durations must be > 0 and frames must not overlap")
+            i = int(np.flatnonzero((d <= 0) | (s < 0) | np.r_[False, s[1:] < s[:-1] + d[:-1] - 1e-6])[0])
+            raise InputError(f"frame schedule: durations must be > 0, starts >= 0 and frames in time order without "
+                             f"overlap; frame {i + 1} (start {s[i]:g} s, duration {d[i]:g} s) is not")
         object.__setattr__(self, "start_s", s)
         object.__setattr__(self, "duration_s", d)
 
