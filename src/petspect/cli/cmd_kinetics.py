@@ -35,17 +35,27 @@ def _read_csv(path: Path) -> tuple[list[str], "object"]:
     if len(lines) < 3:
         raise FormatError(f"{path}: needs a header and at least two rows")
     header = [h.strip() for h in lines[0].split(",")]
-    try:
-        data = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]], dtype=float)
-    except ValueError as exc:
-        raise FormatError(f"{path}: non-numeric value: {exc}") from exc
-    if data.shape[1] != len(header):
-        raise FormatError(f"{path}: rows have {data.shape[1]} values for {len(header)} columns")
-    return header, data
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise FormatError(f"{path}: duplicate column name(s) {dup}; each column needs its own name")
+    rows = []
+    for i, ln in enumerate(lines[1:], start=2):
+        cells = ln.split(",")
+        if len(cells) != len(header):
+            raise FormatError(f"{path}: data row {i - 1} has {len(cells)} values for {len(header)} columns")
+        try:
+            row = [float(v) for v in cells]
+        except ValueError as exc:
+            raise FormatError(f"{path}: data row {i - 1}: non-numeric value: {exc}") from exc
+        bad = [h for h, v in zip(header, row) if not np.isfinite(v)]
+        if bad:
+            raise FormatError(f"{path}: data row {i - 1}: NaN or infinite value in column(s) {bad}")
+        rows.append(row)
+    return header, np.array(rows, dtype=float)
 
 
 def _load(tacs: Path, input_csv: Path | None, input_column: str | None):
-    from petspect.errors import FormatError
+    from petspect.errors import FormatError, InputError
     from petspect.kinetics.idif import frames_to_input
     from petspect.kinetics.input_function import FrameSchedule, SampledInput
 
@@ -53,7 +63,10 @@ def _load(tacs: Path, input_csv: Path | None, input_column: str | None):
     for col in ("start_s", "duration_s"):
         if col not in header:
             raise FormatError(f"{tacs}: missing column {col!r} (have {header})")
-    frames = FrameSchedule(data[:, header.index("start_s")], data[:, header.index("duration_s")])
+    try:
+        frames = FrameSchedule(data[:, header.index("start_s")], data[:, header.index("duration_s")])
+    except InputError as exc:
+        raise FormatError(f"{tacs}: {exc}") from exc
     regions = {h: data[:, i] for i, h in enumerate(header) if h not in ("start_s", "duration_s")}
     if (input_csv is None) == (input_column is None):
         fail("give the plasma input as --input FILE.csv (time_s,plasma_bq_per_ml) or --input-column NAME")
@@ -61,12 +74,20 @@ def _load(tacs: Path, input_csv: Path | None, input_column: str | None):
         ih, idata = _read_csv(input_csv)
         if ih[:2] != ["time_s", "plasma_bq_per_ml"]:
             raise FormatError(f"{input_csv}: columns must be time_s,plasma_bq_per_ml (got {ih})")
-        inp = SampledInput(idata[:, 0], idata[:, 1])
+        try:
+            inp = SampledInput(idata[:, 0], idata[:, 1])
+        except InputError as exc:
+            raise FormatError(f"{input_csv}: {exc}") from exc
     else:
         if input_column not in regions:
             raise FormatError(f"{tacs}: no column {input_column!r} (have {sorted(regions)})")
         inp = frames_to_input(regions.pop(input_column), frames)
+    if input_csv is not None and inp.times_s[-1] < frames.end_s[-1] - 1.0:
+        # holding the last sample constant over minutes would bias Ki / V_T without a word
+        raise FormatError(f"{input_csv}: the plasma samples end at {inp.times_s[-1]:.0f} s, before the last frame "
+                          f"ends ({frames.end_s[-1]:.0f} s); add samples up to the end of the scan")
     if inp.times_s[-1] < frames.end_s[-1]:
+        # frame-mean input (sampled at mid-frame) or a sample within 1 s of the end: hold the last value
         inp = SampledInput(list(inp.times_s) + [frames.end_s[-1] + 1.0], list(inp.values_bq_per_ml) +
                            [inp.values_bq_per_ml[-1]])
     if not regions:
@@ -102,6 +123,8 @@ def simulate(
         fail(f"unknown framing {framing!r}; known: {sorted(FRAMINGS)}")
     check_output_path(out, overwrite=overwrite)
     if input_out is not None:
+        if input_out.resolve() == out.resolve():
+            fail(f"{input_out}: --input-out is the same file as --out; the TACs would be overwritten")
         check_output_path(input_out, overwrite=overwrite)
     fr = FRAMINGS[framing]
     inp = feng_fdg_for_patient().sampled(fr.end_s[-1])
@@ -126,7 +149,7 @@ def patlak_cmd(
     out: Path = typer.Option(..., "--out", help="Result CSV: region,ki_per_min,intercept,r2,n_frames."),
     input_csv: Path = typer.Option(None, "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
     input_column: str = typer.Option(None, "--input-column", help="TAC column holding frame-mean plasma."),
-    t_star_min: float = typer.Option(20.0, "--t-star-min", help="Fit frames starting at or after t* (min)."),
+    t_star_min: float = typer.Option(20.0, "--t-star-min", min=0.0, help="Fit frames starting at or after t* (min)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Patlak graphical analysis: net influx rate Ki (1/min) of each region."""
@@ -150,7 +173,7 @@ def logan_cmd(
     out: Path = typer.Option(..., "--out", help="Result CSV: region,vt,intercept,r2,n_frames."),
     input_csv: Path = typer.Option(None, "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
     input_column: str = typer.Option(None, "--input-column", help="TAC column holding frame-mean plasma."),
-    t_star_min: float = typer.Option(30.0, "--t-star-min", help="Fit frames starting at or after t* (min)."),
+    t_star_min: float = typer.Option(30.0, "--t-star-min", min=0.0, help="Fit frames starting at or after t* (min)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Logan graphical analysis: distribution volume V_T of each region (reversible tracers)."""
@@ -208,7 +231,7 @@ def parametric_cmd(
     out: Path = typer.Option(..., "--out", help="Output folder for the parametric maps (.nii.gz)."),
     input_csv: Path = typer.Option(..., "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
     method: str = typer.Option("patlak", "--method", help="patlak (ki, intercept), logan (vt) or 1tcm (k1, k2, vb)."),
-    t_star_min: float = typer.Option(None, "--t-star-min", help="Graphical methods: t* (default 20 min Patlak, "
+    t_star_min: float = typer.Option(None, "--t-star-min", min=0.0, help="Graphical methods: t* (default 20 min Patlak, "
                                                                 "30 min Logan)."),
     mask: Path = typer.Option(None, "--mask", help="Only voxels where this image is nonzero (others 0)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -226,23 +249,42 @@ def parametric_cmd(
 
     if method not in ("patlak", "logan", "1tcm"):
         fail(f"unknown method {method!r}; known: patlak, logan, 1tcm")
-    lines = [ln.split(",") for ln in frames_csv.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    from petspect._fileio import require_regular
+
+    require_regular(frames_csv)
+    try:
+        text = frames_csv.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{frames_csv}: not a UTF-8 text CSV: {exc}") from exc
+    lines = [ln.split(",") for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines or [h.strip() for h in lines[0]] != ["start_s", "duration_s", "file"] or len(lines) < 3:
         raise FormatError(f"{frames_csv}: needs a header start_s,duration_s,file and at least two frames")
+    for i, r in enumerate(lines[1:], start=1):
+        if len(r) != 3 or not r[2].strip():
+            raise FormatError(f"{frames_csv}: frame row {i} needs 3 values start_s,duration_s,file, got {','.join(r)!r}")
     try:
         frames = FrameSchedule(np.array([float(r[0]) for r in lines[1:]]), np.array([float(r[1]) for r in lines[1:]]))
-    except (ValueError, IndexError) as exc:
+    except ValueError as exc:
         raise FormatError(f"{frames_csv}: bad frame row: {exc}") from exc
+    except InputError as exc:
+        raise FormatError(f"{frames_csv}: {exc}") from exc
     files = [(frames_csv.parent / r[2].strip()) for r in lines[1:]]
     ih, idata = _read_csv(input_csv)
     if ih[:2] != ["time_s", "plasma_bq_per_ml"]:
         raise FormatError(f"{input_csv}: columns must be time_s,plasma_bq_per_ml (got {ih})")
-    inp = SampledInput(idata[:, 0], idata[:, 1])
+    try:
+        inp = SampledInput(idata[:, 0], idata[:, 1])
+    except InputError as exc:
+        raise FormatError(f"{input_csv}: {exc}") from exc
     if inp.times_s[-1] < frames.end_s[-1]:
         raise InputError(f"{input_csv}: the plasma samples end at {inp.times_s[-1]:.0f} s, before the last frame "
                          f"ends ({frames.end_s[-1]:.0f} s)")
-    out_p = claim_output_folder(out, kind="kinetics-parametric", overwrite=overwrite,
-                                inputs=[frames_csv, input_csv, *files] + ([mask] if mask else []))
+    # refuse an existing output now, but create the folder only once every input has been read and checked:
+    # a run that fails on a bad frame must not leave a folder that blocks the rerun
+    from petspect._fileio import check_output_path
+
+    all_inputs = [frames_csv, input_csv, *files] + ([mask] if mask else [])
+    check_output_path(out, overwrite=overwrite, inputs=all_inputs, kind="kinetics-parametric")
     vols = [load(f) for f in files]
     ref = vols[0]
     for f, v in zip(files, vols):
@@ -255,6 +297,13 @@ def parametric_cmd(
         if not ref.same_grid(mv):
             raise InputError(f"{mask}: mask grid differs from the frames'")
         sel = mv.data.detach().cpu().numpy() != 0
+    if not sel.any():
+        raise InputError(f"{mask}: the mask is empty")
+    finite = np.isfinite(data[sel]).all(axis=-1)
+    if not finite.all():
+        k = int(np.flatnonzero(~np.isfinite(data[sel]).all(axis=0))[0])
+        raise InputError(f"{files[k]}: {int((~finite).sum())} voxel(s) of the fitted region hold NaN or infinite "
+                         f"values; mask them out with --mask")
     maps: dict[str, np.ndarray] = {}
     if method == "patlak":
         fit = patlak(data[sel], inp, frames, t_star_s=60.0 * (20.0 if t_star_min is None else t_star_min))
@@ -267,9 +316,14 @@ def parametric_cmd(
     else:
         maps = fit_1tcm_voxels(data[sel], inp, frames)
         units = {"k1_per_min": "mL/min/mL", "k2_per_min": "1/min", "vb": "fraction"}
+    out_p = claim_output_folder(out, kind="kinetics-parametric", overwrite=overwrite, inputs=all_inputs)
+    n_undef = 0
     for name, vals in maps.items():
         full = np.zeros(ref.shape, np.float32)
+        n_undef = max(n_undef, int((~np.isfinite(vals)).sum()))
         full[sel] = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
         save(ref.with_data(torch.from_numpy(full), unit=units[name], modality="PT"), out_p / f"{name}.nii.gz",
              overwrite=True)
-    typer.echo(f"{method}: {int(sel.sum())} voxels, {len(frames)} frames; wrote {', '.join(maps)} to {out_p}")
+    typer.echo(f"{method}: {int(sel.sum())} voxels, {len(frames)} frames; wrote {', '.join(maps)} to {out_p}"
+               + (f"; {n_undef} voxel(s) where the fit is undefined (e.g. TAC <= 0 for Logan) are set to 0"
+                  if n_undef else ""))
