@@ -152,3 +152,20 @@ def test_parametric_refuses_nan_voxels_instead_of_writing_zero(tmp_path):
     res = runner.invoke(app, ["kinetics", "parametric", str(frames), "--input", str(plasma),
                               "--out", str(tmp_path / "maps")])
     assert res.exit_code == 2 and "f04" in res.output and "NaN" in res.output
+
+
+def test_voxel_1tcm_marks_a_nan_voxel_undefined_not_zero_and_fit_region_names_bad_models():
+    from petspect.kinetics.compartments import KineticParams, Model, fit_1tcm_voxels, fit_region, model_frames
+    from petspect.kinetics.input_function import feng_fdg_for_patient
+
+    fr = FRAMINGS["fdg-60min"]
+    inp = feng_fdg_for_patient().sampled(fr.end_s[-1])
+    tac = model_frames(KineticParams(0.1, 0.2, 0.0, 0.0, 0.05), Model.ONE_TCM, inp, fr)
+    y = np.stack([tac, tac])
+    y[1, 3] = np.nan
+    m = fit_1tcm_voxels(y, inp, fr)
+    assert m["k1_per_min"][0] == pytest.approx(0.1, rel=0.01) and np.isnan(m["k1_per_min"][1])
+    with pytest.raises(InputError, match="unknown compartment model"):
+        fit_region(tac, inp, fr, "3tcm")
+    with pytest.raises(InputError, match=r"frame\(s\) \[4\]"):
+        fit_region(y[1], inp, fr, Model.ONE_TCM)

@@ -168,10 +168,15 @@ def fit_region(tac: np.ndarray, inp: SampledInput, frames: FrameSchedule, model:
     """
     from scipy.optimize import least_squares
 
-    model = Model(model)
+    try:
+        model = Model(model)
+    except ValueError:
+        raise InputError(f"unknown compartment model {model!r}; known: {[m.value for m in Model]}") from None
     y = np.asarray(tac, dtype=np.float64)
-    if y.shape != (len(frames),) or not np.all(np.isfinite(y)):
-        raise InputError(f"TAC must be finite with one value per frame ({len(frames)}), got shape {y.shape}")
+    if y.shape != (len(frames),):
+        raise InputError(f"TAC must have one value per frame ({len(frames)}), got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise InputError(f"TAC holds NaN or infinite values at frame(s) {[int(i) + 1 for i in np.flatnonzero(~np.isfinite(y))]}")
     w = frames.duration_s / frames.duration_s.max() if weights is None else np.asarray(weights, dtype=np.float64)
     sw = np.sqrt(np.clip(w, 0, None))
     names = [n for n in _NAMES[model] if fit_vb or n != "vb"]
@@ -220,7 +225,8 @@ def fit_1tcm_voxels(tacs: np.ndarray, inp: SampledInput, frames: FrameSchedule, 
     tacs : ndarray (..., n_frames)
     Returns
     -------
-    dict with ``k1_per_min``, ``k2_per_min``, ``vb``, each of shape ``tacs.shape[:-1]``.
+    dict with ``k1_per_min``, ``k2_per_min``, ``vb``, each of shape ``tacs.shape[:-1]``; NaN for a voxel whose
+    TAC holds a NaN or infinite value, 0 for one no k2 of the grid fits with K1 > 0 (e.g. a zero TAC).
     """
     y = np.asarray(tacs, dtype=np.float64)
     if y.shape[-1] != len(frames):
@@ -243,4 +249,5 @@ def fit_1tcm_voxels(tacs: np.ndarray, inp: SampledInput, frames: FrameSchedule, 
         out["k2_per_min"] = np.where(better, k2, out["k2_per_min"])
         out["vb"] = np.where(better, vb, out["vb"])
         out["k1_per_min"] = np.where(better, coef[0] / (1 - vb), out["k1_per_min"])
-    return {k: v.reshape(shape) for k, v in out.items()}
+    bad = ~np.isfinite(y2).all(0)
+    return {k: np.where(bad, np.nan, v).reshape(shape) for k, v in out.items()}
