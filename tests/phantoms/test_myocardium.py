@@ -112,3 +112,21 @@ def test_cli_writes_the_phantom(tmp_path):
     assert res.exit_code == 0, res.output
     rec = json.loads((out / "record.json").read_text())
     assert rec["params"]["defect"] == "rca" and (out / "defect.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"defect": "lad", "defect_extent": "big"}, "defect_extent must be a number"),
+    ({"texture": "x"}, "texture must be a number"),
+    ({"fov_mm": 5}, "fov_mm must be 3"),
+    ({"fov_mm": (0, 100, 100)}, "positive"),
+    ({"fov_mm": (10.0, 10.0, 10.0)}, "cuts the heart"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 1.5}, "seed"),
+])
+def test_bad_parameters_give_input_errors_not_tracebacks_or_a_truncated_heart(kw, match):
+    """Found by a quality pass: a JSON --param string crashed with ValueError, a negative seed too, and a field of
+    view smaller than the heart silently gave an 8-voxel grid with the myocardium cut off."""
+    from petspect.errors import InputError
+
+    with pytest.raises(InputError, match=match):
+        make_myocardium(voxel_mm=8.0, **kw)

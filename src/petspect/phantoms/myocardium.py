@@ -150,7 +150,23 @@ def thorax_labels(grid: Grid, subject: dict[str, Any]) -> tuple[torch.Tensor, tu
     return lab, (s, r, phi)
 
 
-def _check(voxel_mm, defect, extent, severity, sex) -> None:
+def _number(name: str, v) -> float:
+    """``v`` as a float, or an InputError naming the parameter (a JSON ``--param`` may hold a string)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number, got {v!r}")
+    return float(v)
+
+
+def _check(voxel_mm, defect, extent, severity, sex, seed=0, texture=0.0, fov_mm=DEFAULT_FOV_MM) -> None:
+    voxel_mm, extent, severity, texture = (_number(n, v) for n, v in (
+        ("voxel_mm", voxel_mm), ("defect_extent", extent), ("defect_severity", severity), ("texture", texture)))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(fov_mm, (str, bytes)) or not hasattr(fov_mm, "__len__") or len(fov_mm) != 3:
+        raise InputError(f"fov_mm must be 3 lengths (z, y, x) in mm, got {fov_mm!r}")
+    fov = [_number("fov_mm", v) for v in fov_mm]
+    if not all(np.isfinite(v) and v > 0 for v in fov):
+        raise InputError(f"fov_mm must be 3 positive lengths in mm, got {fov_mm!r}")
     if not (np.isfinite(voxel_mm) and 1.0 <= float(voxel_mm) <= 12.0):
         raise InputError(f"voxel_mm must be within 1..12 mm, got {voxel_mm!r}")
     if defect is not None and defect not in DEFECT_TERRITORIES:
@@ -205,7 +221,7 @@ def make_myocardium(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "sest
     from petspect.phantoms.anatomy import anatomical_volumes, lookup, package_volumes, smooth_field
     from petspect.phantoms.tracers import get_tracer, sample_organ_suv, suv_to_bq_per_ml
 
-    _check(voxel_mm, defect, defect_extent, defect_severity, sex)
+    _check(voxel_mm, defect, defect_extent, defect_severity, sex, seed, texture, fov_mm)
     if not 0.0 <= float(texture) < 0.5:
         raise InputError(f"texture must be within [0, 0.5), got {texture!r}")
     model = get_tracer(tracer)
@@ -232,6 +248,13 @@ def make_myocardium(*, voxel_mm: float = 4.0, seed: int = 0, tracer: str = "sest
     lut = torch.tensor([0.0] + [to_bq(suv[n]) for n in MYOCARDIUM_LABELS[1:]], dtype=torch.float32)
     activity = lookup(lut, labels)
     myo = labels == _IDS["myocardium"]
+    edge = torch.zeros_like(myo)
+    for ax in range(3):
+        edge.index_fill_(ax, torch.tensor([0, myo.shape[ax] - 1]), True)
+    if not myo.any() or (myo & edge).any():
+        raise InputError(f"fov_mm {tuple(float(v) for v in fov_mm)} cuts the heart of this subject (the myocardium "
+                         f"reaches the edge of the {tuple(myo.shape)}-voxel grid); use a larger field of view "
+                         f"(default {DEFAULT_FOV_MM})")
     a_long = subject["lv_long_mm"]
     normal = 1.0 - subject["apical_thinning"] * _ramp(s - 0.85 * a_long, 6.0).float()
     if texture > 0:
