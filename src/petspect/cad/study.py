@@ -150,11 +150,15 @@ def _fit_final(task: CadTask, feats: Any, oofs: dict, s: CadStudySettings, devic
         lr = LogisticRegression(C=100.0).fit(((oof.score - mu) / sd)[:, None], y)
         save[f"{name}_threshold"] = youden_threshold(y, oof.score)
         save[f"{name}_platt"] = np.array([mu, sd, float(lr.coef_[0, 0]), float(lr.intercept_[0])])
-    np.savez_compressed(models_dir / f"{task.value}.npz", **save)
+    from petspect._fileio import atomic_path
+
+    with atomic_path(models_dir / f"{task.value}.npz") as tmp:
+        np.savez_compressed(tmp, **save)
     cnn = CnnMethod(dataclasses.replace(s.cnn, seed=s.seed), device=device)
     cnn.fit(feats, np.arange(y.size))
-    torch.save({"state_dict": cnn.model.state_dict(), "settings": dataclasses.asdict(cnn.settings),
-                "input_shape": list(feats.cnn_inputs.shape[1:]), "task": task.value}, models_dir / f"{task.value}_cnn.pt")
+    with atomic_path(models_dir / f"{task.value}_cnn.pt") as tmp:
+        torch.save({"state_dict": cnn.model.state_dict(), "settings": dataclasses.asdict(cnn.settings),
+                    "input_shape": list(feats.cnn_inputs.shape[1:]), "task": task.value}, tmp)
     return {"cnn_best_epoch_all_subjects": cnn.best_epoch}
 
 
@@ -173,6 +177,10 @@ def run_cad_study(out: str | Path, settings: CadStudySettings, *, overwrite: boo
         raise ConfigError("the study needs at least one task")
     checks = _checks()  # written before any method is scored
     (out_p / "models").mkdir(exist_ok=True)
+    for old in CadTask:  # a rerun (--overwrite) with fewer tasks must not leave an earlier run's fitted models
+        for f in (out_p / "models" / f"{old.value}.npz", out_p / "models" / f"{old.value}_cnn.pt"):
+            if f.is_file() and not f.is_symlink():
+                f.unlink()
     metrics: dict[str, dict[str, Any]] = {}
     per_task: dict[str, Any] = {}
     data, tuned, wall = {}, {}, {}
