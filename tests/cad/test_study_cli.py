@@ -87,3 +87,58 @@ def test_cad_apply_errors(study, tmp_path):
     assert res.exit_code == 2
     res = runner.invoke(app, ["cad", str(tmp_path / "none.nii.gz"), "--task", "ad", "--models", str(out / "models")])
     assert res.exit_code == 2
+
+
+def test_cad_apply_bad_task_nan_image_and_foreign_image_name_the_file(study, tmp_path):
+    """Found by a quality pass: --task xx gave a ValueError traceback, a NaN image was reported as 'no positive
+    values', and an image outside template space as 'the reference region is empty', neither naming the file."""
+    import torch
+
+    from petspect.cad.cohort import CohortConfig, sample_subjects, simulate_subject
+    from petspect.io import save
+    from petspect.volume import Volume
+
+    out, _ = study
+    models = str(out / "models")
+    cfg = CohortConfig(n_normal=2, n_disease=2, fine_voxel_mm=4.0, factor=2, seed=99)
+    vol, _ = simulate_subject(sample_subjects("pd", cfg)[0], cfg)
+    img = save(vol, tmp_path / "dat.nii.gz")
+    res = runner.invoke(app, ["cad", str(img), "--task", "xx", "--models", models])
+    assert res.exit_code == 2 and "unknown task" in res.output and "Traceback" not in res.output
+    d = vol.data.clone()
+    d[tuple(s // 2 for s in d.shape)] = float("nan")
+    nan_img = save(vol.with_data(d), tmp_path / "nan.nii.gz")
+    res = runner.invoke(app, ["cad", str(nan_img), "--task", "pd", "--models", models])
+    assert res.exit_code == 2 and "NaN" in res.output and str(nan_img) in res.output
+    small = save(Volume(torch.rand(10, 12, 14) * 5, (2.0, 2.0, 2.0)), tmp_path / "small.nii.gz")
+    res = runner.invoke(app, ["cad", str(small), "--task", "pd", "--models", models])
+    assert res.exit_code == 2 and "template space" in res.output and str(small) in res.output
+
+
+def test_constant_image_has_suvr_one(study, tmp_path):
+    """SUVR of a uniform image is 1 whatever the regions (an independent check of the normalisation)."""
+    import torch
+
+    from petspect.cad.apply import apply_to_image
+    from petspect.cad.cohort import CohortConfig, sample_subjects, simulate_subject
+
+    out, _ = study
+    cfg = CohortConfig(n_normal=2, n_disease=2, fine_voxel_mm=4.0, factor=2, seed=99)
+    vol, _ = simulate_subject(sample_subjects("pd", cfg)[0], cfg)
+    const = vol.with_data(torch.full_like(vol.data, 5.0))
+    (r,) = apply_to_image(const, "pd", out / "models", methods=("sbr",))
+    assert r.value == pytest.approx(0.0, abs=1e-9)  # SBR = C / C_ref - 1
+
+
+def test_rerun_with_fewer_tasks_removes_the_earlier_runs_models(study, tmp_path):
+    import shutil
+
+    out, _ = study
+    copy = tmp_path / "study"
+    shutil.copytree(out, copy)
+    stale = copy / "models" / "ad.npz"
+    stale.write_bytes((out / "models" / "pd.npz").read_bytes())  # as if an earlier run had fitted AD
+    res = runner.invoke(app, ["study", "cad", "--preset", "tiny", "--tasks", "pd", "--out", str(copy), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert not stale.exists() and (copy / "models" / "pd.npz").is_file()
+    assert not list((copy / "models").glob(".*tmp*"))  # written atomically, no temporary left

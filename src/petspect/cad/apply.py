@@ -71,7 +71,10 @@ def apply_to_image(image: Any, task: CadTask | str, models: str | os.PathLike, *
     from petspect.cad.baselines import image_features
     from petspect.volume import AXIAL_DIRECTION, Volume
 
-    task = CadTask(task)
+    try:
+        task = CadTask(task)
+    except ValueError:
+        raise InputError(f"unknown task {task!r}; petspect cad handles ad (FDG PET) and pd (DaT SPECT)") from None
     if task is CadTask.MPI:
         raise InputError("petspect cad handles brain images (ad, pd); MPI needs the LV frame of the study")
     bad = [m for m in methods if m not in APPLY_METHODS]
@@ -81,7 +84,10 @@ def apply_to_image(image: Any, task: CadTask | str, models: str | os.PathLike, *
     ref = Volume(torch.zeros(tuple(int(n) for n in st["grid_shape"])), tuple(float(v) for v in st["grid_spacing_mm"]),
                  tuple(float(v) for v in st["grid_origin_mm"]), AXIAL_DIRECTION)
     img = image.resample_to(ref, mode="linear").data.to(torch.float64).numpy()
-    if not np.isfinite(img).all() or img.max() <= 0:
+    if not np.isfinite(img).all():
+        raise InputError(f"the image holds {int((~np.isfinite(img)).sum())} NaN or infinite voxel(s) on the template "
+                         f"grid; every method averages regions of it, so none can be computed")
+    if img.max() <= 0:
         raise InputError("the image holds no positive values on the template grid (is it in template space?)")
     reference = str(st["reference"]) or "cerebellum"
     f = image_features(task, img[None], [ref], reference=reference if task is CadTask.AD else "cerebellum")

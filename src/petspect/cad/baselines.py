@@ -128,7 +128,8 @@ def image_features(task: CadTask | str, images: np.ndarray, volumes: list, frame
         target = reg.union(("caudate_left", "caudate_right", "putamen_left", "putamen_right"))
     ref = np.array([img[reg[ref_name]].mean() for img in images])
     if not (ref > 0).all():
-        raise InputError(f"the reference region ({ref_name}) is empty in some image")
+        raise InputError(f"the reference region ({ref_name}) has no positive mean uptake in some image (is the "
+                         f"image spatially normalised to the study's template space?)")
     norm = images / ref[:, None, None, None]
     brain = reg.brain
     means = np.array([[im[reg[n]].mean() for n in names] for im in norm])

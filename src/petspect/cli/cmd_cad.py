@@ -64,13 +64,17 @@ def cad(
     from petspect._fileio import check_output_path
     from petspect._json import write_json
     from petspect.cad.apply import APPLY_METHODS, apply_to_image
+    from petspect.errors import InputError
     from petspect.io import load
 
     if out is not None:
         check_output_path(out, overwrite=overwrite, inputs=[image, models])
     vol = load(image)
-    results = apply_to_image(vol, task.strip().lower(), models, methods=tuple(method or APPLY_METHODS),
-                             device=str(get_device(ctx)))
+    try:
+        results = apply_to_image(vol, task.strip().lower(), models, methods=tuple(method or APPLY_METHODS),
+                                 device=str(get_device(ctx)))
+    except InputError as exc:
+        raise InputError(f"{image}: {exc}") from exc
     for r in results:
         typer.echo(f"{r.task} {r.method:7s} {r.value:8.4f}  {'POSITIVE' if r.positive else 'negative'} "
                    f"({r.rule})  p(disease) {r.probability:.2f}")
