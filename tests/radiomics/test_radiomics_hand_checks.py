@@ -112,3 +112,15 @@ def test_cli_errors_name_the_image_and_suggest_pet_settings(tmp_path):
     res = runner.invoke(app, ["radiomics", str(ip), "--mask", str(mp), "--out", str(tmp_path / "f.csv")])
     assert res.exit_code == 2 and str(ip) in res.output and "pet-iso2mm-fbn64" in res.output
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_extract_features_takes_a_preset_name_and_refuses_other_settings():
+    rng = np.random.default_rng(0)
+    img = rng.random((8, 8, 8))
+    m = np.zeros(img.shape, bool)
+    m[2:5, 2:5, 2:5] = True
+    by_name = extract_features(img, m, (2.0, 2.0, 2.0), "pet-iso2mm-fbn64").values
+    by_obj = extract_features(img, m, (2.0, 2.0, 2.0), load_settings("pet-iso2mm-fbn64")).values
+    assert by_name["stat_mean"] == by_obj["stat_mean"]
+    with pytest.raises(ConfigError):
+        extract_features(img, m, (2.0, 2.0, 2.0), {"n_bins": 8})

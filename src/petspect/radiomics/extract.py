@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from petspect.radiomics.processing import ProcessedROI, process
-from petspect.radiomics.settings import Family, RadiomicsSettings
+from petspect.errors import ConfigError
+from petspect.radiomics.settings import Family, RadiomicsSettings, load_settings
 
 __all__ = ["FeatureSet", "extract_features"]
 
@@ -83,12 +85,18 @@ def extract_features(image, mask, spacing_mm, settings: RadiomicsSettings) -> Fe
     mask : array-like, (nz, ny, nx)
         ROI: nonzero (or > 0.5 for a float mask) inside.
     spacing_mm : (dz, dy, dx)
-    settings : RadiomicsSettings
+        Voxel spacing in mm.
+    settings : RadiomicsSettings or str
+        Settings, or a preset name / JSON file path for :func:`load_settings`.
 
     Returns
     -------
     FeatureSet
     """
+    if isinstance(settings, (str, os.PathLike)):
+        settings = load_settings(settings)
+    if not isinstance(settings, RadiomicsSettings):
+        raise ConfigError(f"settings must be RadiomicsSettings or a preset name, got {type(settings).__name__}")
     if hasattr(image, "detach"):
         image = image.detach().cpu().numpy()
     if hasattr(mask, "detach"):
