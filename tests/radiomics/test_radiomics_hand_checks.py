@@ -124,3 +124,16 @@ def test_extract_features_takes_a_preset_name_and_refuses_other_settings():
     assert by_name["stat_mean"] == by_obj["stat_mean"]
     with pytest.raises(ConfigError):
         extract_features(img, m, (2.0, 2.0, 2.0), {"n_bins": 8})
+
+
+def test_delta_of_an_unknown_kind_is_an_input_error():
+    from petspect.radiomics.delta import delta_features
+
+    rng = np.random.default_rng(0)
+    img = rng.random((8, 8, 8))
+    m = np.zeros(img.shape, bool)
+    m[2:5, 2:5, 2:5] = True
+    fs = extract_features(img, m, (2.0, 2.0, 2.0), "pet-iso2mm-fbn64")
+    assert delta_features(fs, fs, "absolute")["delta_stat_mean"] == 0.0
+    with pytest.raises(InputError, match="unknown delta kind"):
+        delta_features(fs, fs, "percent")

@@ -25,7 +25,10 @@ class DeltaKind(str, Enum):
 def delta_features(before: FeatureSet, after: FeatureSet, kind: DeltaKind | str = DeltaKind.RELATIVE
                    ) -> dict[str, float]:
     """Per-tag change from ``before`` to ``after``, keyed ``delta_<tag>``."""
-    kind = DeltaKind(kind)
+    try:
+        kind = DeltaKind(kind)
+    except ValueError:
+        raise InputError(f"unknown delta kind {kind!r}; known: {[k.value for k in DeltaKind]}") from None
     if before.settings != after.settings:
         raise InputError(f"delta radiomics needs both time points extracted with the same settings "
                          f"({before.settings.name!r} vs {after.settings.name!r})")
