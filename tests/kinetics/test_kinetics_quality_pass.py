@@ -169,3 +169,20 @@ def test_voxel_1tcm_marks_a_nan_voxel_undefined_not_zero_and_fit_region_names_ba
         fit_region(tac, inp, fr, "3tcm")
     with pytest.raises(InputError, match=r"frame\(s\) \[4\]"):
         fit_region(y[1], inp, fr, Model.ONE_TCM)
+
+
+def test_fit_csv_gives_the_ki_patlak_measures_beside_the_tissue_ki(files, tmp_path):
+    import csv
+
+    from petspect.kinetics.simulate import FDG_TISSUES
+
+    _, tacs, inp = files
+    res = runner.invoke(app, ["kinetics", "fit", str(tacs), "--input", str(inp), "--out", str(tmp_path / "f.csv")])
+    assert res.exit_code == 0, res.output
+    assert _patlak(tacs, inp, tmp_path / "p.csv").exit_code == 0
+    fit = {r["region"]: r for r in csv.DictReader((tmp_path / "f.csv").open())}
+    pat = {r["region"]: float(r["ki_per_min"]) for r in csv.DictReader((tmp_path / "p.csv").open())}
+    liver = FDG_TISSUES["liver"]  # vB = 0.1: the two Ki definitions differ by 10 %
+    assert float(fit["liver"]["ki_per_min"]) == pytest.approx(liver.ki_voxel_per_min / (1 - liver.vb), rel=0.01)
+    assert float(fit["liver"]["ki_voxel_per_min"]) == pytest.approx(liver.ki_voxel_per_min, rel=0.01)
+    assert float(fit["liver"]["ki_voxel_per_min"]) == pytest.approx(pat["liver"], rel=0.03)

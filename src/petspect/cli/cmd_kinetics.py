@@ -194,7 +194,8 @@ def logan_cmd(
 @handle_errors
 def fit_cmd(
     tacs: Path = typer.Argument(..., help="TAC CSV (start_s,duration_s,<regions>)."),
-    out: Path = typer.Option(..., "--out", help="Result CSV of micro- and macro-parameters per region."),
+    out: Path = typer.Option(..., "--out", help="Result CSV of micro- and macro-parameters per region: ki_per_min is the tissue's K1 k3/(k2+k3), "
+                                          "ki_voxel_per_min = (1 - vB) ki_per_min is what Patlak measures."),
     model: str = typer.Option("2tcm-irr", "--model", help="1tcm, 2tcm-irr (k4 = 0) or 2tcm."),
     input_csv: Path = typer.Option(None, "--input", help="Plasma samples CSV (time_s,plasma_bq_per_ml)."),
     input_column: str = typer.Option(None, "--input-column", help="TAC column holding frame-mean plasma."),
@@ -216,11 +217,14 @@ def fit_cmd(
         f = fit_region(tac, inp, frames, m, fit_vb=not no_vb)
         p = f.params
         rows.append([name, p.k1_per_min, p.k2_per_min, p.k3_per_min, p.k4_per_min, p.vb, p.ki_per_min,
-                     p.vt, f.aic])
+                     p.vt, f.aic, p.ki_voxel_per_min])
         typer.echo(f"{name}: K1 {p.k1_per_min:.4f} k2 {p.k2_per_min:.4f} k3 {p.k3_per_min:.4f} "
-                   f"k4 {p.k4_per_min:.4f} vB {p.vb:.3f}; Ki {p.ki_per_min:.5f} /min")
-    _write(out, ["region", "k1_per_min", "k2_per_min", "k3_per_min", "k4_per_min", "vb", "ki_per_min", "vt", "aic"],
-           rows)
+                   f"k4 {p.k4_per_min:.4f} vB {p.vb:.3f}; Ki {p.ki_per_min:.5f} /min (tissue), "
+                   f"{p.ki_voxel_per_min:.5f} /min as Patlak measures it ((1 - vB) Ki)")
+    # ki_per_min is the tissue's K1 k3 / (k2 + k3); Patlak on the PET signal measures (1 - vB) of it, so the
+    # comparable number is written too (the same column name meant two things in fit.csv and patlak.csv)
+    _write(out, ["region", "k1_per_min", "k2_per_min", "k3_per_min", "k4_per_min", "vb", "ki_per_min", "vt", "aic",
+                 "ki_voxel_per_min"], rows)
 
 
 @kinetics_app.command("parametric")
