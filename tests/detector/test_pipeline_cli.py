@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from petspect.cli.main import app
 from petspect.detector import pipeline
+from petspect.detector.joint import JointConfig
 from petspect.detector.models import TrainSettings
 from petspect.detector.photodetector import SiPMArray
 from petspect.detector.simulate import DetectorConfig
@@ -23,7 +24,9 @@ TINY = dataclasses.replace(
     test_step_mm=2.0, test_events_per_beam=30, fan_step_mm=1.0, fan_events=30,
     timing=TimingConfig(length_mm=10.0, n_samples=32, max_shift=2, onset_ns=2.0), timing_events=(300, 150, 150),
     position_training=TrainSettings(epochs=2, batch_size=128), timing_training=TrainSettings(epochs=1, batch_size=64),
-    gbt_iterations=20, knn_k=10, timing_train_source_range_mm=150.0)
+    gbt_iterations=20, knn_k=10, timing_train_source_range_mm=150.0,
+    joint=JointConfig(pairs=(300, 400, 400), training=TrainSettings(epochs=1, batch_size=64), energy_weights=(1.0,),
+                      time_weights=(1.0,), max_trials=1, window=(4, 8), channels=8))
 
 
 @pytest.fixture
@@ -59,6 +62,15 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     for method in ("led", "cfd", "cnn_timing"):
         assert metrics[method]["ctr_fwhm_ps"] > 0
     assert 0 < metrics["energy"]["energy_resolution_pct"] < 60
+    # the joint network beside the separate models trained on the same monolithic-block pairs
+    for name in ("joint", "joint_separate"):
+        for k in ("xy_fwhm_mm", "doi_mae_mm", "energy_resolution_pct", "ctr_fwhm_ps"):
+            assert np.isfinite(metrics[name][k]) and metrics[name][k] > 0
+    assert metrics["joint_comparison"]["loss_weights"] == {"energy_weight": 1.0, "time_weight": 1.0}
+    assert set(metrics["summary"]["joint_over_separate"]) == {"xy_fwhm_mm", "doi_mae_mm", "energy_resolution_pct",
+                                                              "ctr_fwhm_ps"}
+    assert (models / "joint" / "weights.pt").exists() and (models / "joint_tuning.json").exists()
+    assert "joint" in r.output and "Joint network" in (out / "report.html").read_text()
     assert metrics["provenance"]["test_scored"] == 1 and (data / "test_ledger.json").is_file()  # evaluation protocol
     # the photon-level ceiling lies below the constant fraction (a waveform cannot hold more than its photons)
     ceiling = metrics["summary"]["photon_ceiling_ps"]

@@ -11,7 +11,9 @@ from petspect.cli._common import get_device, handle_errors
 PRESET_HELP = ("Study preset: quick (about a minute, used by the tests), realistic (benchmark), hf-readout "
                "(realistic with state-of-the-art high-frequency SiPM timing readout) or bgo-cherenkov (hf-readout "
                "with a BGO timing pair and prompt Cherenkov emission) or labr3-hf (hf-readout with a LaBr3:Ce "
-               "timing pair, whose slow rise a single threshold crossing cannot use).")
+               "timing pair, whose slow rise a single threshold crossing cannot use) or berg-cherry-2018 (the PMT-read LYSO "
+               "pair of Berg and Cherry, PMB 2018; berg-cherry-2018-stepped: with their stepped-source protocol). "
+               "quick and realistic also run the joint network (position, energy and time from one network).")
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +51,7 @@ def register(app: typer.Typer) -> None:
                      data: Path = typer.Option(None, "--data", help="Data folder; simulated when absent."),
                      models: Path = typer.Option(None, "--models", help="Models folder; trained when absent."),
                      overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs.")) -> None:
-        """Compare Anger logic, kNN, GBT, MLP and CNN positioning and LED/CFD/CNN timing."""
+        """Compare Anger logic, kNN, GBT, MLP and CNN positioning, LED/CFD/CNN timing and the joint network."""
         from petspect.detector.pipeline import evaluate, get_preset
 
         m = evaluate(get_preset(preset), out, data_dir=data, models_dir=models, device=get_device(ctx),
@@ -59,6 +61,11 @@ def register(app: typer.Typer) -> None:
                        f"|edge bias| {m[name]['edge_bias_mm']:.2f} mm")
         for name in ("led", "cfd", "cnn_timing"):
             typer.echo(f"{name:10s} CTR FWHM {m[name]['ctr_fwhm_ps']:.0f} ps")
+        for name in ("joint", "joint_separate"):  # presets with a joint study (monolithic pairs)
+            if name in m:
+                r = m[name]
+                typer.echo(f"{name:14s} xy FWHM {r['xy_fwhm_mm']:.2f} mm  DOI MAE {r['doi_mae_mm']:.2f} mm  energy "
+                           f"{r['energy_resolution_pct']:.1f} %  CTR FWHM {r['ctr_fwhm_ps']:.0f} ps")
         typer.echo(f"report: {Path(out) / 'report.html'}")
 
     @det.command("limits")

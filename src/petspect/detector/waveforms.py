@@ -90,6 +90,10 @@ class TimingConfig:
         sample (only the phase to the sampling clock is random). The window then locates the
         annihilation itself to within this width, information a self-triggered digitiser does not
         have; a width of a few ns keeps an estimator from learning it.
+    source_step_mm : float or None
+        ``None`` (default): source positions continuous within the range. A step (mm): positions rounded to
+        a grid of that step, the stepped point source of a bench experiment (Berg and Cherry, PMB 63 (2018)
+        02LT01: 5 mm steps over 15 cm), so that training and test sources share a few discrete positions.
     """
 
     crystal: str = "LYSO"
@@ -115,6 +119,7 @@ class TimingConfig:
     crosstalk: float = 0.0
     dark_rate_hz_per_mm2: float = 0.0
     sipm_area_mm2: float = 9.0
+    source_step_mm: float | None = None
 
     @property
     def cherenkov_mean_pe(self) -> float:
@@ -135,6 +140,8 @@ class TimingConfig:
             raise ConfigError("cherenkov_yield must be >= 0 and cherenkov_pde within [0, 1]")
         if not 0 <= self.crosstalk < 1 or self.dark_rate_hz_per_mm2 < 0 or self.sipm_area_mm2 <= 0:
             raise ConfigError("crosstalk must lie in [0, 1), dark_rate_hz_per_mm2 >= 0 and sipm_area_mm2 > 0")
+        if self.source_step_mm is not None and not 0 < self.source_step_mm <= 2 * self.source_range_mm:
+            raise ConfigError("source_step_mm must be positive and at most the width of the source range")
         if self.spr_rise_ns >= self.spr_decay_ns:
             raise ConfigError("spr_rise_ns must be shorter than spr_decay_ns")
 
@@ -285,35 +292,79 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
     -------
     Coincidences
     """
-    from scipy.signal import fftconvolve
-
     if n < 1:
         raise InputError("n must be >= 1")
-    step = int(round(config.sample_ps / fine_ps))
-    if abs(step * fine_ps - config.sample_ps) > 1e-6:
-        raise InputError("sample_ps must be a multiple of fine_ps")
-    total_samples = config.n_samples + 2 * config.max_shift
-    n_fine = total_samples * step
     source = generator.uniform(-config.source_range_mm, config.source_range_mm, n)
+    if config.source_step_mm is not None:  # a stepped point source (same random stream as the continuous one)
+        source = np.round(source / config.source_step_mm) * config.source_step_mm
     dt = 2.0 * source / C_MM_PER_PS
     # a common (random) trigger phase; detector b is closer when the source moves towards it (s > 0)
     jitter = config.sample_ps if config.trigger_jitter_ps is None else config.trigger_jitter_ps
     t0 = config.onset_ns * 1e3 + config.max_shift * config.sample_ps + generator.uniform(0.0, jitter, n)
     arrival = np.stack([t0 + dt / 2.0, t0 - dt / 2.0], axis=1)
     doi, n_pe, n_ch = draw_interactions(config, n, generator)
+    n_tot = n_pe if n_ch is None else n_pe + n_ch
+    waves = render_waveforms(config, arrival.ravel(), doi.ravel(), n_tot.ravel(), generator,
+                             n_prompt=None if n_ch is None else n_ch.ravel(), fine_ps=fine_ps)
+    waves = waves.reshape(n, 2, -1)
+    return Coincidences(waves, dt, source, doi, n_pe, n_ch)
+
+
+def render_waveforms(config: TimingConfig, arrival_ps: np.ndarray, doi_mm: np.ndarray, n_pe: np.ndarray,
+                     generator: np.random.Generator, *, n_prompt: np.ndarray | None = None,
+                     fine_ps: float = 10.0) -> np.ndarray:
+    """Digitised waveforms of single detectors, given when the gamma enters, its depth and the photoelectrons.
+
+    Photon registration times (:func:`photon_times_ps`) are shifted by ``arrival_ps``, histogrammed on a
+    ``fine_ps`` grid with the single-photoelectron gain spread (and the SiPM's dark counts and crosstalk when
+    the set-up has them), convolved with the single-photoelectron response, sampled every ``sample_ps``,
+    given white electronic noise and digitised (:func:`digitise`).
+
+    Parameters
+    ----------
+    config : TimingConfig
+    arrival_ps : numpy.ndarray, shape (m,)
+        Time at which the gamma enters each detector (ps from the start of the simulated record, which is
+        ``n_samples + 2 max_shift`` samples long).
+    doi_mm : numpy.ndarray, shape (m,)
+        Interaction depths from the front face (mm), within ``[0, length_mm]``.
+    n_pe : numpy.ndarray of int, shape (m,)
+        Photoelectrons of each detector (prompt ones included).
+    generator : numpy.random.Generator
+    n_prompt : numpy.ndarray of int, shape (m,), optional
+        Prompt (Cherenkov) photoelectrons among ``n_pe``.
+    fine_ps : float
+        Step of the fine grid (ps); ``sample_ps`` must be a multiple of it.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, n_samples + 2 max_shift), float32
+        ADC values in single-photoelectron amplitudes (baseline 0).
+    """
+    from scipy.signal import fftconvolve
+
+    arrival_ps, doi_mm = np.asarray(arrival_ps, dtype=np.float64), np.asarray(doi_mm, dtype=np.float64)
+    n_pe = np.asarray(n_pe).astype(np.int64)
+    m_all = len(arrival_ps)
+    if doi_mm.shape != (m_all,) or n_pe.shape != (m_all,) or np.any(n_pe < 0):
+        raise InputError("arrival_ps, doi_mm and n_pe must be (m,) arrays, n_pe >= 0")
+    step = int(round(config.sample_ps / fine_ps))
+    if abs(step * fine_ps - config.sample_ps) > 1e-6:
+        raise InputError("sample_ps must be a multiple of fine_ps")
+    total_samples = config.n_samples + 2 * config.max_shift
+    n_fine = total_samples * step
     spr = single_photon_response(config, fine_ps)
-    waves = np.zeros((n, 2, total_samples), dtype=np.float32)
-    chunk = 512
-    for start in range(0, n, chunk):
-        sl = slice(start, min(n, start + chunk))
+    waves = np.zeros((m_all, total_samples), dtype=np.float32)
+    chunk = 1024  # rows (512 coincidences): the random stream of simulate_coincidences is kept
+    for start in range(0, m_all, chunk):
+        sl = slice(start, min(m_all, start + chunk))
         m = sl.stop - sl.start
-        fine = np.zeros((m * 2, n_fine))
-        if n_ch is None:
-            times = photon_times_ps(config, n_pe[sl].ravel(), doi[sl].ravel(), generator)
+        fine = np.zeros((m, n_fine))
+        if n_prompt is None:
+            times = photon_times_ps(config, n_pe[sl], doi_mm[sl], generator)
         else:
-            times = photon_times_ps(config, (n_pe[sl] + n_ch[sl]).ravel(), doi[sl].ravel(), generator,
-                                    n_prompt=n_ch[sl].ravel())
-        for row, (t, t_arr) in enumerate(zip(times, arrival[sl].ravel())):
+            times = photon_times_ps(config, n_pe[sl], doi_mm[sl], generator, n_prompt=np.asarray(n_prompt)[sl])
+        for row, (t, t_arr) in enumerate(zip(times, arrival_ps[sl])):
             idx = np.floor((t + t_arr) / fine_ps).astype(np.int64)
             idx = idx[(idx >= 0) & (idx < n_fine)]
             gains = 1.0 + config.gain_spread * generator.standard_normal(len(idx))
@@ -321,9 +372,9 @@ def simulate_coincidences(config: TimingConfig, n: int, generator: np.random.Gen
                 idx, gains = _sipm_extras(config, idx, gains, n_fine, fine_ps, generator)
             fine[row] = np.bincount(idx, weights=gains, minlength=n_fine)
         analog = fftconvolve(fine, spr[None, :], axes=1)[:, :n_fine]
-        sampled = analog[:, ::step] + generator.normal(0.0, config.noise_spe, (m * 2, total_samples))
-        waves[sl] = digitise(sampled, config).reshape(m, 2, total_samples)
-    return Coincidences(waves, dt, source, doi, n_pe, n_ch)
+        sampled = analog[:, ::step] + generator.normal(0.0, config.noise_spe, (m, total_samples))
+        waves[sl] = digitise(sampled, config)
+    return waves
 
 
 def _sipm_extras(config: TimingConfig, idx: np.ndarray, gains: np.ndarray, n_fine: int, fine_ps: float,

@@ -1,0 +1,67 @@
+"""The Berg and Cherry 2018 set-up as presets, the stepped-source protocol and the waveform renderer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from petspect.detector import pipeline
+from petspect.detector.waveforms import (TimingConfig, draw_interactions, render_waveforms, simulate_coincidences,
+                                         single_photon_response)
+from petspect.errors import ConfigError, InputError
+from petspect.units import C_MM_PER_PS
+
+
+def test_presets_registered_with_the_published_set_up():
+    """PMT-read LYSO pair at 10 GS/s (Berg and Cherry, PMB 63 (2018) 02LT01); stepped variant keeps the set-up."""
+    bc, stepped = pipeline.get_preset("berg-cherry-2018"), pipeline.get_preset("Berg-Cherry-2018-stepped")
+    t = bc.timing
+    assert t.crystal == "LYSO" and t.sample_ps == 100.0 and t.sptr_fwhm_ps == 270.0 and t.adc_bits == 8
+    assert bc.joint is None and stepped.joint is None and pipeline.get_preset("realistic").joint is not None
+    # the single-photoelectron response rises in ~1.0 ns (10-90 %), the R9800 data sheet's anode rise time
+    spr = single_photon_response(t, 1.0)
+    rise_ps = np.argmax(spr >= 0.9) - np.argmax(spr >= 0.1)
+    assert 900 <= rise_ps <= 1050
+    assert stepped.timing.source_step_mm == 5.0 and stepped.timing.source_range_mm == 75.0  # 5 mm over 15 cm
+    assert stepped.timing_train_source_range_mm is None and stepped.timing_arch == "pair"
+    assert dataclasses.replace(stepped.timing, source_step_mm=None, source_range_mm=t.source_range_mm,
+                               trigger_jitter_ps=t.trigger_jitter_ps) == t
+    pub = pipeline.BERG_CHERRY_2018_PUBLISHED_CTR_PS
+    assert 0.19 < 1 - pub["cnn"] / pub["led"] < 0.21  # the "~20 %" of the review
+    # every LED threshold lies at least ~2 ADC steps above the baseline (8 bits over 280 spe: 1.1 spe per step)
+    assert min(bc.led_thresholds_spe) >= 1.5 * t.adc_full_scale_spe / 2**t.adc_bits
+
+
+def test_stepped_source_positions():
+    cfg = dataclasses.replace(pipeline.BERG_CHERRY_2018_TIMING, source_range_mm=75.0, source_step_mm=5.0,
+                              n_samples=32, max_shift=2)
+    co = simulate_coincidences(cfg, 200, np.random.default_rng(0))
+    steps = co.source_mm / 5.0
+    np.testing.assert_allclose(steps, np.round(steps))
+    assert np.abs(co.source_mm).max() <= 75.0 and len(np.unique(co.source_mm)) > 10
+    np.testing.assert_allclose(co.dt_ps, 2.0 * co.source_mm / C_MM_PER_PS)
+    with pytest.raises(ConfigError):
+        TimingConfig(source_step_mm=0.0)
+    with pytest.raises(ConfigError):
+        TimingConfig(source_range_mm=10.0, source_step_mm=50.0)
+
+
+def test_render_is_the_coincidence_simulation():
+    """simulate_coincidences = draws + render_waveforms, on the same random stream (regression of the refactor)."""
+    cfg = TimingConfig(length_mm=10.0, n_samples=32, max_shift=2, onset_ns=2.0, trigger_jitter_ps=1000.0)
+    co = simulate_coincidences(cfg, 40, np.random.default_rng(7))
+    g = np.random.default_rng(7)
+    source = g.uniform(-cfg.source_range_mm, cfg.source_range_mm, 40)
+    dt = 2.0 * source / C_MM_PER_PS
+    t0 = cfg.onset_ns * 1e3 + cfg.max_shift * cfg.sample_ps + g.uniform(0.0, cfg.trigger_jitter_ps, 40)
+    doi, n_pe, _ = draw_interactions(cfg, 40, g)
+    waves = render_waveforms(cfg, np.stack([t0 + dt / 2, t0 - dt / 2], 1).ravel(), doi.ravel(), n_pe.ravel(), g)
+    np.testing.assert_array_equal(waves.reshape(40, 2, -1), co.waveforms)
+    # a later gamma makes a later pulse; no photoelectron, no pulse
+    late = render_waveforms(cfg, np.array([2000.0, 4000.0, 2000.0]), np.array([5.0, 5.0, 5.0]),
+                            np.array([2000, 2000, 0]), np.random.default_rng(1))
+    assert np.argmax(late[1] > 50) > np.argmax(late[0] > 50) and late[2].max() < 10
+    with pytest.raises(InputError):
+        render_waveforms(cfg, np.zeros(2), np.zeros(3), np.ones(2, dtype=int), g)
