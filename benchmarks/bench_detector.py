@@ -1,7 +1,7 @@
-"""Detector benchmark: the `realistic` (default), `hf-readout`, `bgo-cherenkov` or `labr3-hf` preset end to end.
+"""Detector benchmark: the `realistic` (default) or any other detector preset end to end.
 
 Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector
-      [--preset hf-readout | bgo-cherenkov | labr3-hf]  (simulate, train, evaluate)
+      [--preset hf-readout | bgo-cherenkov | labr3-hf | berg-cherry-2018 | ...]  (simulate, train, evaluate)
       (add --reuse to re-evaluate the data and models already in --out; --reuse --retrain-timing
       retrains only the timing CNN on the data already there, then evaluates)
 
@@ -9,7 +9,8 @@ Prints positioning figures (FWHM/FWTM/MAE/edge bias for Anger logic, kNN, gradie
 MLP, CNN and the fan-beam variants), the energy resolution, the coincidence time resolution of
 leading-edge, constant-fraction and CNN timing on the validation and test coincidences with the
 slope of each estimate against the true time difference (1 = unbiased), the ratios the issue asks
-for, and the wall time of each stage. Published values to set beside them (docs/REFERENCE.md):
+for, the joint network against the separate models on the same monolithic-block pairs (presets with a
+joint study: quick, realistic), and the wall time of each stage. Published values to set beside them (docs/REFERENCE.md):
 Muller et al, IEEE TRPMS 2018 (12 mm LYSO, GTB better than 1.4 mm FWHM); residual CNN on a simulated
 ring (MAE 0.54/0.42/0.45 mm x/y/DOI vs 1.22/1.04/2.79 mm for centre of gravity); Berg and Cherry, PMB
 2018 (CNN ~20 % better CTR than leading-edge / constant-fraction).
@@ -69,6 +70,17 @@ def main() -> None:
         print(f"{k:10s} CTR FWHM val {m['timing_val'][v]['ctr_fwhm_ps']:6.1f} / test {r['ctr_fwhm_ps']:6.1f} ps  "
               f"FWTM {r['ctr_fwtm_ps']:6.1f} ps  (Gaussian fit FWHM {r['ctr_fwhm_gauss_ps']:6.1f})  "
               f"slope {r['slope']:.3f}  setting {r.get('best_setting', '-')}")
+    if "joint" in m:  # presets with a joint study: the joint network against the separate models, same test pairs
+        for k in ("joint", "joint_separate"):
+            r = m[k]
+            print(f"{k:14s} xy FWHM {r['xy_fwhm_mm']:5.2f} mm  DOI MAE {r['doi_mae_mm']:5.2f} mm  energy "
+                  f"{r['energy_resolution_pct']:5.1f} % (slope {r['energy_slope']:.2f}, scatter in window "
+                  f"{r['scatter_in_window']:.3f}, photopeak in window {r['window_efficiency']:.3f})  CTR "
+                  f"{r['ctr_fwhm_ps']:6.1f} ps (slope {r['ctr_slope']:.3f})")
+        c = m["joint_comparison"]
+        print(f"joint pairs: LED {c['led']['ctr_fwhm_ps']:.1f} ps, CFD {c['cfd']['ctr_fwhm_ps']:.1f} ps; loss weights "
+              f"{c['loss_weights']}; change joint vs separate (%): " +
+              json.dumps({k: round(v, 1) for k, v in c['criteria']['change_pct'].items()}))
     print("summary: " + json.dumps(m["summary"], indent=1))
     (args.out / "bench_summary.json").write_text(json.dumps({"times": times, "summary": m["summary"]}, indent=1))
     print(f"metrics: {args.out / 'eval' / 'metrics.json'}; report: {args.out / 'eval' / 'report.html'}")
