@@ -65,3 +65,16 @@ def test_render_is_the_coincidence_simulation():
     assert np.argmax(late[1] > 50) > np.argmax(late[0] > 50) and late[2].max() < 10
     with pytest.raises(InputError):
         render_waveforms(cfg, np.zeros(2), np.zeros(3), np.ones(2, dtype=int), g)
+
+
+def test_report_sets_the_published_ctrs_beside_the_preset():
+    from petspect.detector.report import _published_rows
+
+    pos = {"xy_fwhm_mm": 1.0, "x_mae_mm": 0.5, "y_mae_mm": 0.5, "doi_mae_mm": 0.7}
+    m = {"gbt": pos, "cnn": pos, "anger": pos, "summary": {"cnn_ctr_improvement_over_cfd_pct": 5.0},
+         "led": {"ctr_fwhm_ps": 233.0}, "cfd": {"ctr_fwhm_ps": 230.0}, "cnn_timing": {"ctr_fwhm_ps": 218.0}}
+    assert not any("02LT01" in r[0] for r in _published_rows(m))
+    preset = pipeline.get_preset("berg-cherry-2018")
+    m["published_ctr_ps"] = dict(preset.published_ctr_ps)
+    row = next(r for r in _published_rows(m) if "02LT01" in r[0])
+    assert row[1] == "231 / 242 / 185 ps" and row[2] == "233 / 230 / 218 ps"

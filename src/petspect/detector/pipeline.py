@@ -71,6 +71,7 @@ class Preset:
     timing_thresholds_spe: tuple[float, ...] | None = None
     timing_fractions: tuple[float, ...] | None = None
     joint: JointConfig | None = None  # the joint network's study (petspect.detector.joint_study); None: not run
+    published_ctr_ps: tuple[tuple[str, float], ...] | None = None  # published CTRs of the set-up (method, ps)
 
     @property
     def cfd_fractions(self) -> tuple[float, ...]:
@@ -224,7 +225,8 @@ PRESETS["berg-cherry-2018"] = dataclasses.replace(
                 "on fast PMTs (R9800-like, TTS 270 ps), 10 GS/s 8-bit oscilloscope (see BERG_CHERRY_2018_TIMING); "
                 "this study's unbiased protocol (training sources over +-150 mm, test within +-30 mm, 2 ns jitter)",
     timing=BERG_CHERRY_2018_TIMING, timing_thresholds_spe=BERG_CHERRY_LED_THRESHOLDS_SPE,
-    timing_fractions=BERG_CHERRY_CFD_FRACTIONS, timing_window=(6, 24), joint=None)
+    timing_fractions=BERG_CHERRY_CFD_FRACTIONS, timing_window=(6, 24), joint=None,
+    published_ctr_ps=tuple(BERG_CHERRY_2018_PUBLISHED_CTR_PS.items()))
 # The published protocol: the point source stepped in 5 mm increments over 15 cm (+-75 mm) for training, validation
 # and test alike, the pair's arrival within one sample of the same place in the record (a coincidence trigger), and
 # a CNN on the whole pair of records, as in the paper; the unbiased preset above removes these three.
@@ -462,6 +464,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
                                                           _rng(preset, 40)), "seed": [preset.seed, 40]}
     if preset.joint is not None and "joint_test" in data:
         metrics.update(_evaluate_joint(preset, data, Path(models_dir), device))
+    if preset.published_ctr_ps:
+        metrics["published_ctr_ps"] = dict(preset.published_ctr_ps)
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,
