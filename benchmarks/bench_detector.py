@@ -3,7 +3,8 @@
 Run:  PETSPECT_NO_PROGRESS=1 .venv/bin/python benchmarks/bench_detector.py --out /tmp/bench_detector
       [--preset hf-readout | bgo-cherenkov | labr3-hf | berg-cherry-2018 | ...]  (simulate, train, evaluate)
       (add --reuse to re-evaluate the data and models already in --out; --reuse --retrain-timing
-      retrains only the timing CNN on the data already there, then evaluates)
+      retrains only the timing CNN on the data already there, then evaluates; --reuse --retrain-joint the
+      joint study's models)
 
 Prints positioning figures (FWHM/FWTM/MAE/edge bias for Anger logic, kNN, gradient tree boosting,
 MLP, CNN and the fan-beam variants), the energy resolution, the coincidence time resolution of
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from petspect.detector.pipeline import evaluate, get_preset, simulate, train, train_timing
+from petspect.detector.pipeline import evaluate, get_preset, simulate, train, train_joint, train_timing
 
 
 def main() -> None:
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core VM)")
     ap.add_argument("--reuse", action="store_true", help="evaluate the data and models already in --out")
     ap.add_argument("--retrain-timing", action="store_true", help="with --reuse: retrain the timing CNN alone first")
+    ap.add_argument("--retrain-joint", action="store_true",
+                    help="with --reuse: retrain the joint study's models (separate and joint) first")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -51,6 +54,10 @@ def main() -> None:
         t = time.perf_counter()
         train_timing(preset, args.out / "data", args.out / "models", device=device)
         times["train_timing_s"] = time.perf_counter() - t
+    if args.reuse and args.retrain_joint:
+        t = time.perf_counter()
+        train_joint(preset, args.out / "data", args.out / "models", device=device)
+        times["train_joint_s"] = time.perf_counter() - t
     t = time.perf_counter()
     m = evaluate(preset, args.out / "eval", data_dir=args.out / "data", models_dir=args.out / "models", device=device,
                  overwrite=True)

@@ -17,6 +17,7 @@ from petspect.detector.models import TrainSettings
 from petspect.detector.photodetector import SiPMArray
 from petspect.detector.simulate import DetectorConfig
 from petspect.detector.waveforms import TimingConfig
+from petspect.errors import ConfigError
 
 TINY = dataclasses.replace(
     pipeline.PRESETS["quick"], name="tiny", description="test-only",
@@ -53,6 +54,12 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     pipeline.train_timing(TINY, data, models)  # the benchmark's --retrain-timing path: same settings, same model
     assert json.loads((models / "timing_cnn" / "config.json").read_text())["arch"] == "aligned"
     assert json.loads(before)["history"] == json.loads((models / "timing_cnn" / "config.json").read_text())["history"]
+    weights_before = torch.load(models / "joint" / "weights.pt", weights_only=True)
+    pipeline.train_joint(TINY, data, models)  # the benchmark's --retrain-joint path: separate models reused, same joint
+    after = torch.load(models / "joint" / "weights.pt", weights_only=True)
+    assert all(torch.equal(weights_before[k], after[k]) for k in after)
+    with pytest.raises(ConfigError):
+        pipeline.train_joint(pipeline.get_preset("hf-readout"), data, models)
     r = runner.invoke(app, ["detector", "evaluate", "--preset", "tiny", "--data", str(data), "--models", str(models),
                             "--out", str(out)])
     assert r.exit_code == 0, r.output

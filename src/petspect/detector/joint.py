@@ -61,7 +61,11 @@ class JointConfig:
         Optimisation of the joint network (and of the separate positioner and timing CNN trained on the same
         events, which use their own preset settings' loss).
     energy_weights, time_weights : tuple of float
-        Candidate loss weights ``w_E`` and ``w_t``, searched on validation.
+        Candidate loss weights ``w_E`` and ``w_t``, searched on validation. The terms differ in scale: the
+        position and energy smooth-L1 losses are ~0.05 (errors of ~1 mm over a half face, ~10 % of 511 keV) and
+        the squared timing residual ~1.5 (~300 ps CTR in 100 ps units), so ``w_t`` ~0.03-0.15 balances them; on
+        ``realistic`` the first grid, ``w_t`` 0.5 / 2, let the timing term dominate (position FWHM 2.0-3.0 mm
+        against the separate CNN's 0.95 mm on validation; BENCHMARKS.md).
     max_trials : int
         Tuning budget (configurations trained and scored on validation).
     window : (int, int)
@@ -74,8 +78,8 @@ class JointConfig:
 
     pairs: tuple[int, int, int] = (5000, 2500, 2500)
     training: TrainSettings = TrainSettings(epochs=30, batch_size=256, lr=2e-3, average_last=10)
-    energy_weights: tuple[float, ...] = (0.5, 2.0)
-    time_weights: tuple[float, ...] = (0.5, 2.0)
+    energy_weights: tuple[float, ...] = (1.0, 2.0)
+    time_weights: tuple[float, ...] = (0.03, 0.15)
     max_trials: int = 4
     window: tuple[int, int] = (6, 16)
     train_source_range_mm: float = 150.0

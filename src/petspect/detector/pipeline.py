@@ -183,7 +183,7 @@ PRESETS: Registry[Preset] = Registry("detector preset", {
         gbt_iterations=100, knn_k=20, timing_train_source_range_mm=150.0,
         joint=JointConfig(pairs=(1500, 800, 800), training=TrainSettings(epochs=12, batch_size=128, lr=3e-3,
                                                                           average_last=4), max_trials=2,
-                          time_weights=(1.0,))),
+                          time_weights=(0.1,))),
     "realistic": Preset(
         "realistic", "8x8 SiPM (3.2 mm) on 25.6 x 25.6 x 12 mm LYSO (cf. Muller et al 2018, 12 mm LYSO); "
         "1 mm calibration grid; 3x3x20 mm LYSO pair for timing",
@@ -350,19 +350,25 @@ def train(preset: Preset, data_dir: str | os.PathLike, out_dir: str | os.PathLik
     return out
 
 
-def _train_joint(preset: Preset, data: dict, record: dict, out: Path, device) -> None:
-    """Separate models and the joint network (loss weights chosen on the validation pairs) on the joint events."""
+def _train_joint(preset: Preset, data: dict, record: dict, out: Path, device, *, reuse_separate: bool = False) -> None:
+    """Separate models and the joint network (loss weights chosen on the validation pairs) on the joint events.
+
+    ``reuse_separate``: load the separate models already in ``out`` (seeded training would rebuild the same ones).
+    """
     from petspect.detector.joint_study import SeparateModels, tune_joint
 
     if "joint_train" not in data:
         raise DataNotFoundError("the data folder has no joint events (simulated by a preset with a joint study)",
                                 path=record["data_dir"])
     jt, det = preset.joint, preset.detector
-    sep = SeparateModels.train(det, preset.timing, data["joint_train"], position_settings=preset.position_training,
-                               timing_settings=preset.timing_training, timing_window=preset.timing_window,
-                               fractions=preset.cfd_fractions, device=device)
     rec = {**record, "events": "joint_train", "pairs": len(data["joint_train"])}
-    sep.save(out, rec)
+    if reuse_separate and (out / "joint_separate_energy.json").exists():
+        sep = SeparateModels.load(out, det, device=device)
+    else:
+        sep = SeparateModels.train(det, preset.timing, data["joint_train"], position_settings=preset.position_training,
+                                   timing_settings=preset.timing_training, timing_window=preset.timing_window,
+                                   fractions=preset.cfd_fractions, device=device)
+        sep.save(out, rec)
     best, tuning, val_fig = tune_joint(jt, det, preset.timing, data["joint_train"], data["joint_val"], sep,
                                        fractions=preset.cfd_fractions, device=device)
     best.save(out / "joint", {**rec, "tuning": tuning.to_dict()})
@@ -388,6 +394,18 @@ def train_timing(preset: Preset, data_dir: str | os.PathLike, models_dir: str | 
     out.mkdir(parents=True, exist_ok=True)
     record = {"data_dir": str(Path(data_dir).resolve()), "dataset": data["record"].get("name"), "preset": preset.name}
     _train_timing(preset, data, record, out, device)
+    return out
+
+
+def train_joint(preset: Preset, data_dir: str | os.PathLike, models_dir: str | os.PathLike, *, device="cpu") -> Path:
+    """Retrain only the joint study's models (separate and joint) of an existing models folder (replaced)."""
+    if preset.joint is None:
+        raise ConfigError(f"preset {preset.name!r} has no joint study")
+    data = load_data(data_dir)
+    out = Path(models_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"data_dir": str(Path(data_dir).resolve()), "dataset": data["record"].get("name"), "preset": preset.name}
+    _train_joint(preset, data, record, out, device, reuse_separate=True)
     return out
 
 
