@@ -78,3 +78,21 @@ def test_report_sets_the_published_ctrs_beside_the_preset():
     m["published_ctr_ps"] = dict(preset.published_ctr_ps)
     row = next(r for r in _published_rows(m) if "02LT01" in r[0])
     assert row[1] == "231 / 242 / 185 ps" and row[2] == "233 / 230 / 218 ps"
+
+
+def test_cli_limits_on_the_published_set_up(tmp_path):
+    """`petspect detector limits --preset berg-cherry-2018`: the set-up's photon-level ceiling through the CLI."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from petspect.cli.main import app
+
+    out = tmp_path / "limits.json"
+    r = CliRunner().invoke(app, ["detector", "limits", "--preset", "berg-cherry-2018", "--out", str(out),
+                                 "--pairs", "200", "--first", "8"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    assert rec["preset"] == "berg-cherry-2018" and rec["timing"]["sptr_fwhm_ps"] == 270.0
+    lim = rec["ctr_fwhm"]
+    assert 0 < lim["max_likelihood_ps"] < lim["first_photon_ps"]
