@@ -12,6 +12,8 @@ Modules (import what you need; nothing heavy is imported here):
 - :mod:`~petspect.detector.waveforms`, :mod:`~petspect.detector.timing`: digitised coincidence waveforms,
   leading-edge and constant-fraction pick-off, CNN time-difference estimation.
 - :mod:`~petspect.detector.metrics`, :mod:`~petspect.detector.report`: figures of merit, HTML report.
+- :mod:`~petspect.detector.joint`, :mod:`~petspect.detector.joint_study`: one network for position, energy and
+  time on monolithic-block pairs, compared with the separate models trained on the same events.
 
 The rest is shared with the image side of petspect: networks train through the generic in-memory loop
 of :mod:`petspect.train.loop`, distribution widths (FWHM/FWTM, Gaussian fit, paired bootstrap) come from
