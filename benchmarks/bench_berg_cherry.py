@@ -72,7 +72,7 @@ def run(name: str, pairs: int, seed: int) -> dict:
     lo, hi = src <= src.min() + 2.5, src >= src.max() - 2.5
     out["cnn_median_error_extreme_sources_ps"] = [float(np.median(err[lo])), float(np.median(err[hi]))]
     t = time.perf_counter()
-    out["photon_limits"] = photon_level_ctr(cfg, 5000, np.random.default_rng([seed, 40]))
+    out["photon_limits"] = photon_level_ctr(cfg, min(5000, max(200, pairs)), np.random.default_rng([seed, 40]))
     out["limits_s"] = time.perf_counter() - t
     return out
 

@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 #: Quick arguments per benchmark; ``{out}`` is replaced by the benchmark's own scratch folder.
 QUICK: dict[str, list[str]] = {
+    "bench_berg_cherry": ["--out", "{out}", "--pairs", "1000"],
     "bench_cad": ["--out", "{out}/study", "--preset", "tiny", "--tasks", "pd"],
     "bench_denoise": ["--shape", "8", "32", "32", "--epochs", "1", "--device", "cpu"],
     "bench_detector": ["--out", "{out}", "--preset", "quick"],
