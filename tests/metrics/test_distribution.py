@@ -86,3 +86,23 @@ def test_exported_from_the_metrics_package():
 
     assert m.width_at_fraction is width_at_fraction and m.paired_bootstrap is paired_bootstrap
     assert "fwhm_improvement_ci" in dir(m)
+
+
+def test_identical_values_have_zero_width_not_a_crash():
+    """Every value the same (an energy estimator stuck at 511 keV): the widths are 0, not a numpy error."""
+    from petspect.metrics.distribution import gaussian_fit, width_at_fraction, width_summary
+
+    v = np.full(200, 511.0)
+    assert width_at_fraction(v, 0.5) == 0.0 and gaussian_fit(v) == (511.0, 0.0)
+    summary = width_summary(v)
+    assert summary["fwhm"] == 0.0 and summary["fwhm_gauss"] == 0.0
+
+
+def test_mostly_identical_values_keep_a_finite_width():
+    """Over half the values identical (IQR 0) and a spread tail: a finite, positive FWTM."""
+    from petspect.metrics.distribution import width_at_fraction
+
+    rng = np.random.default_rng(0)
+    v = np.concatenate([np.full(300, 511.0), 511.0 + rng.normal(0, 10, 200)])
+    w = width_at_fraction(v, 0.1)
+    assert np.isfinite(w) and w > 0

@@ -48,7 +48,9 @@ def _histogram(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed Freedman-Diaconis histogram (counts, bin centres), padded by two bins on each side."""
     lo, hi = np.percentile(v, [0.5, 99.5])
     iqr = np.subtract(*np.percentile(v, [75, 25]))
-    width = 2.0 * max(iqr, 1e-12) * v.size ** (-1.0 / 3.0)
+    # an IQR of 0 (over half the values identical) falls back to the 1-99 % range, then to the value's scale
+    spread = iqr or float(np.subtract(*np.percentile(v, [99, 1]))) or float(np.ptp(v))
+    width = 2.0 * max(spread, 1e-9 * max(1.0, float(np.abs(v).max()))) * v.size ** (-1.0 / 3.0)
     nbins = int(np.clip(np.ceil((hi - lo) / width), 10, 2000))
     counts, edges = np.histogram(v, bins=nbins, range=(lo - 2 * width, hi + 2 * width))
     smooth = np.convolve(counts, np.ones(3) / 3.0, mode="same")
@@ -74,7 +76,10 @@ def width_at_fraction(values, fraction: float = 0.5) -> float:
     """
     if not 0 < fraction < 1:
         raise InputError("fraction must lie in (0, 1)")
-    h, c = _histogram(_finite(values))
+    v = _finite(values)
+    if float(np.ptp(v)) == 0.0:  # every value identical: a spike of zero width (no histogram exists)
+        return 0.0
+    h, c = _histogram(v)
     k = int(np.argmax(h))
     level = fraction * h[k]
     above = np.nonzero(h >= level)[0]
@@ -102,6 +107,8 @@ def gaussian_fit(values, *, iterations: int = 5) -> tuple[float, float]:
     from scipy.optimize import OptimizeWarning, curve_fit
 
     v = _finite(values)
+    if float(np.ptp(v)) == 0.0:
+        return float(v[0]), 0.0
     m, s = float(np.median(v)), float(1.4826 * np.median(np.abs(v - np.median(v)))) or float(v.std()) or 1.0
     for _ in range(iterations):
         sel = v[np.abs(v - m) < 1.5 * s]
