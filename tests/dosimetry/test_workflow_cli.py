@@ -110,3 +110,54 @@ def test_dicom_nm_and_ct_in_rtdose_keeps_patient_and_frame(tmp_path):
     assert rt.PatientID == src.PatientID and rt.StudyInstanceUID == src.StudyInstanceUID
     assert rt.FrameOfReferenceUID == src.FrameOfReferenceUID
     assert load(out / "dose.nii.gz").numpy().max() > 0
+
+
+def _dose_args(paths, hours, out, *extra):
+    args = ["dose", "run", "--out", str(out), "--method", "local_deposition", *extra]
+    for p, h in zip(paths, hours):
+        args += ["--spect", str(p), "--hours", str(h)]
+    return args
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"hours": (4, 4, 96)}, "same time twice"),
+    ({"hours": (4, float("nan"), 96)}, "positive and finite"),
+    ({"extra": ("--calibration-bq-per-count", "0")}, "positive number"),
+    ({"extra": ("--calibration-bq-per-count", "-3")}, "positive number"),
+    ({"extra": ("--calibration-bq-per-count", "2")}, "already in 'Bq/mL'"),
+])
+def test_dose_run_refuses_bad_times_and_calibration(tmp_path, bad, message):
+    """Duplicated times, a zero/negative calibration or one given for Bq/mL images were silently used or ignored."""
+    paths, _, _, _ = _phantom(tmp_path)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, _dose_args(paths, bad.get("hours", (4, 24, 96)), out, *bad.get("extra", ())))
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fill, message", [(float("nan"), "non-finite"), (0.0, "no positive activity"),
+                                           (-5.0, "no positive activity")])
+def test_dose_run_refuses_nan_or_empty_activity_naming_the_file(tmp_path, fill, message):
+    """A NaN image failed late without the file name and left a marked folder; an all-zero or all-negative image
+    gave a silent zero dose."""
+    p = tmp_path / "bad.nii.gz"
+    save(Volume.centered(np.full((6, 8, 8), fill, np.float32), (4.8,) * 3, unit="Bq/mL"), p)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, _dose_args([p], [24], out))
+    assert res.exit_code == 2 and message in res.output and "bad.nii.gz" in res.output, res.output
+    assert not out.exists()
+
+
+def test_dose_run_single_time_point_region_tia_matches_the_dose(tmp_path):
+    """With one image the voxel TIA used Hanscheid's formula but the region table a trapezoid (3.5x larger)."""
+    import json
+
+    paths, _, labp, t_eff = _phantom(tmp_path)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, _dose_args(paths[2:], [96], out, "--labels", str(labp)))
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "dose.json").read_text())
+    kid = rec["regions"][0]
+    assert kid["tac_model"] == "hanscheid"
+    assert kid["tia_mbq_h"] == pytest.approx(kid["activity_mbq"][0] * 2 * 96 / math.log(2), rel=1e-9)
+    assert any("Hanscheid" in n for n in rec["notes"])

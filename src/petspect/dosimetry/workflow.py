@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,10 +106,16 @@ def resample_onto(volume, grid, *, transform=None, nearest: bool = False, fill: 
 def _to_concentration(vol, calibration, path) -> np.ndarray:
     unit = (vol.unit or "").strip()
     data = np.asarray(vol.numpy(), dtype=np.float64)
-    if unit in ("Bq/mL", "BQML"):
-        return data
-    if unit in ("kBq/mL", "MBq/mL"):
-        return data * (1e3 if unit == "kBq/mL" else 1e6)
+    if not np.all(np.isfinite(data)):
+        raise InputError(f"image has {int(np.count_nonzero(~np.isfinite(data)))} non-finite (NaN/inf) voxels",
+                         path=path)
+    if not np.any(data > 0):
+        raise InputError("image has no positive activity (all voxels zero or negative)", path=path)
+    if unit in ("Bq/mL", "BQML", "kBq/mL", "MBq/mL"):
+        if calibration is not None:
+            raise InputError(f"image is already in {unit!r}; --calibration-bq-per-count applies only to images in "
+                             "counts (leave it out)", path=path)
+        return data * {"kBq/mL": 1e3, "MBq/mL": 1e6}.get(unit, 1.0)
     if unit in ("counts", "cps", "a.u."):
         if calibration is None:
             raise UnitError(f"image is in {unit!r}, not Bq/mL: give the sensitivity (--calibration-bq-per-count, "
@@ -116,6 +123,18 @@ def _to_concentration(vol, calibration, path) -> np.ndarray:
         return data * float(calibration) / vol.voxel_volume_ml
     raise UnitError(f"image unit {unit!r} is not an activity; dosimetry needs Bq/mL or counts with a calibration",
                     path=path)
+
+
+def _check_request_numbers(hours, calibration) -> None:
+    """Refuse times and a calibration that would give a silent wrong dose (before anything is loaded)."""
+    h = np.asarray(hours, dtype=float)
+    if not np.all(np.isfinite(h)) or np.any(h <= 0):
+        raise InputError(f"--hours must be positive and finite (hours after administration); got {list(hours)}")
+    vals, counts = np.unique(h, return_counts=True)
+    if np.any(counts > 1):
+        raise InputError(f"--hours has the same time twice ({vals[counts > 1].tolist()} h); give one image per time")
+    if calibration is not None and not (math.isfinite(float(calibration)) and float(calibration) > 0):
+        raise InputError(f"--calibration-bq-per-count must be a positive number (Bq per count); got {calibration}")
 
 
 def write_rt_dose(dose_gy: np.ndarray, grid, path: Path, *, source=None, description: str = "petspect dose") -> None:
@@ -210,6 +229,7 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
         raise InputError(f"unknown dose method {req.method!r}; choose from {METHODS}")
     if not req.spect or len(req.spect) != len(req.hours):
         raise InputError("give one time (h) per image")
+    _check_request_numbers(req.hours, req.calibration_bq_per_count)
     order = np.argsort(req.hours)
     hours = [float(req.hours[i]) for i in order]
     spect_paths = [Path(req.spect[i]) for i in order]
@@ -224,7 +244,9 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     notes: list[str] = []
     spects = [load(p) for p in spect_paths]
     conc = [_to_concentration(v, req.calibration_bq_per_count, p) for v, p in zip(spects, spect_paths)]
-    out_dir = claim_output_folder(out, kind="dose", overwrite=overwrite, inputs=inputs)
+    neg = [p.name for c, p in zip(conc, spect_paths) if np.any(c < 0)]
+    if neg:
+        notes.append(f"negative voxels set to zero before integration in {', '.join(neg)}")
     spects = [v.with_data(c.astype(np.float32), unit="Bq/mL") for v, c in zip(spects, conc)]
     grid = axial_grid_covering(spects[0], req.voxel_mm)
     a = grid.spacing_mm[0]
@@ -237,6 +259,7 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     elif len(spects) > 1:
         notes.append("time points not registered (one CT or --no-register): images assumed aligned")
     stack = np.stack([resample_onto(v, grid, transform=tf) for v, tf in zip(spects, transforms)])
+    stack = np.clip(stack, 0.0, None)  # as the voxel TIA does, so that region activities match the dose
     if cts:
         hu = resample_onto(cts[0], grid, fill=-1000.0)
         rho = voxel_dose.hu_to_density(hu)
@@ -269,7 +292,9 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
         for rd in voxel_dose.region_doses(dose, labels, grid.spacing_mm, names):
             m = labels == rd.label
             act_mbq = [float(s[m].sum() * a ** 3 * 1e-3 / 1e6) for s in stack]
-            if max(act_mbq) > 0:
+            if max(act_mbq) > 0 and len(hours) == 1:
+                tia_h, se, model = tac.hanscheid_tia(act_mbq[0], hours[0]), None, "hanscheid"
+            elif max(act_mbq) > 0:
                 fit = tac.fit_tac(hours, act_mbq, physical_half_life_h=t_half_h)
                 tia_h, se, model = fit.tia, fit.tia_se, fit.model
             else:
@@ -278,6 +303,10 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
                             "max_gy": rd.max_gy, "d98_gy": rd.d98_gy, "d50_gy": rd.d50_gy, "d2_gy": rd.d2_gy,
                             "tia_mbq_h": tia_h, "tia_se_mbq_h": se, "tac_model": model,
                             "activity_mbq": act_mbq})
+    if len(hours) == 1:
+        notes.append(f"one time point ({hours[0]:g} h): TIA = A(t) 2t/ln 2 (Hanscheid et al, J Nucl Med 2018), "
+                     "exact only when t equals the effective half-life")
+    out_dir = claim_output_folder(out, kind="dose", overwrite=overwrite, inputs=inputs)
     files = []
     dose_vol = grid.with_data(dose.astype(np.float32), unit="Gy", modality="RTDOSE",
                               meta={"dose": {"method": req.method, "nuclide": em.nuclide, "hours": hours}})
