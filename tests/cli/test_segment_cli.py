@@ -106,3 +106,29 @@ def test_register_recovers_a_known_shift(tmp_path):
     r = runner.invoke(app, ["register", str(tmp_path / "moving.nii.gz"), str(tmp_path / "fixed.nii.gz"),
                             "--out", str(tmp_path / "reg2"), "--transform", "bspline"])
     assert r.exit_code == 2
+
+
+def test_segment_refuses_an_all_zero_pet_and_says_what_it_did_not_write(tmp_path):
+    """An all-zero PET gave a silent '0 lesions'; SEG/RTSTRUCT asked of a NIfTI were skipped without a word."""
+    zero = tmp_path / "zero.nii.gz"
+    save(Volume.centered(np.zeros((6, 8, 8), np.float32), (2.0,) * 3, unit="SUV"), zero)
+    r = runner.invoke(app, ["segment", "--method", "suv41", "--input", str(zero), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "no positive SUV" in r.output and "zero.nii.gz" in r.output, r.output
+    assert not (tmp_path / "a").exists()
+    data = np.ones((6, 8, 8), np.float32)
+    data[2:4, 3:5, 3:5] = 10.0
+    pet = tmp_path / "pet.nii.gz"
+    save(Volume.centered(data, (2.0,) * 3, unit="SUV"), pet)
+    r = runner.invoke(app, ["segment", "--method", "suv41", "--input", str(pet), "--out", str(tmp_path / "b"),
+                            "--formats", "nifti,seg"])
+    assert r.exit_code == 0, r.output
+    assert "not written: seg" in r.output
+    assert float(next(csv.DictReader((tmp_path / "b" / "lesions.csv").open()))["mtv_ml"]) == pytest.approx(8 * 8e-3)
+
+
+def test_segment_refuses_an_output_inside_the_dicom_input(tmp_path):
+    pet_dir, _ = _pet(tmp_path)
+    before = sorted(p.name for p in pet_dir.iterdir())
+    r = runner.invoke(app, ["segment", "--method", "suv41", "--input", str(pet_dir), "--out", str(pet_dir / "o")])
+    assert r.exit_code == 2 and "input" in r.output
+    assert sorted(p.name for p in pet_dir.iterdir()) == before

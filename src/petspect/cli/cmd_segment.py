@@ -74,6 +74,10 @@ def segment(
                       inputs=[p for p in (input, ct, model, liver_mask, seeds, exclude) if p is not None])
     is_dicom = input.is_dir() or is_dicom_file(input)
     pet = load(input, suv=suv) if is_dicom else to_suv(load(input), kind=suv, factor=suv_factor, path=input)
+    import numpy as np
+
+    if not np.any(pet.numpy() > 0):
+        fail(f"{input}: the PET has no positive SUV (all voxels zero or negative); nothing to segment")
     info = {"input": str(input), "suv_kind": suv}
     if method is not None:
         from petspect.segmentation.thresholds import DEFAULT_PARAMS, ThresholdMethod, segment_threshold
@@ -104,6 +108,8 @@ def segment(
                              overwrite=overwrite, inputs=tuple(p for p in (ct, model) if p is not None))
     typer.echo(f"{name}: {res.n_lesions} lesions, MTV {res.mtv_ml:.2f} mL, TLG {res.tlg:.2f} (SUV x mL); wrote "
                + ", ".join(p.name for p in res.paths.values()) + f" in {out}")
+    for what in res.not_written:
+        typer.secho(f"not written: {what}", fg=typer.colors.YELLOW, err=True)
 
 
 @handle_errors

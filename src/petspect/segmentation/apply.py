@@ -13,7 +13,7 @@ threshold method or a trained network, and written into a folder as
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class SegmentationOutput:
     n_lesions: int
     mtv_ml: float
     tlg: float
+    not_written: list[str] = field(default_factory=list)
 
 
 def write_segmentation(out_dir: str | os.PathLike, suv: Volume, mask: Any, *, method: str,
@@ -131,4 +132,4 @@ def write_segmentation(out_dir: str | os.PathLike, suv: Volume, mask: Any, *, me
            **(info or {})}
     write_json(out / "segmentation.json", doc)
     paths["summary"] = out / "segmentation.json"
-    return SegmentationOutput(paths, n, mtv, tlg_total)
+    return SegmentationOutput(paths, n, mtv, tlg_total, list(doc["not_written"]))
