@@ -61,3 +61,29 @@ def test_cli_refuses_an_image_off_the_grid(case, name, msg):
 def test_cli_refuses_a_missing_acquisition(case):
     r = CliRunner().invoke(app, ["consistency", str(case / "truth.nii.gz"), str(case)])
     assert r.exit_code == 2 and "error" in r.output
+
+
+def test_cli_names_the_file_of_a_nan_image_and_explains_an_infinite_deviance(case):
+    """A NaN image gave 'the image holds NaN or inf values' without the file; an infinite deviance was unexplained."""
+    truth = Volume.centered(torch.ones(1, 20, 20), (4.0, 4.0, 4.0), unit="Bq/mL")
+    bad = truth.with_data(torch.full((1, 20, 20), float("nan")))
+    save(bad, case / "nan.nii.gz")
+    r = CliRunner().invoke(app, ["consistency", str(case / "nan.nii.gz"), str(case / "acq")])
+    assert r.exit_code == 2 and "nan.nii.gz" in r.output and "NaN" in r.output, r.output
+    save(truth.with_data(-torch.ones(1, 20, 20)), case / "negative.nii.gz")
+    r = CliRunner().invoke(app, ["consistency", str(case / "negative.nii.gz"), str(case / "acq")])
+    assert r.exit_code == 0 and "deviance is infinite" in r.output, r.output
+
+
+def test_poisson_deviance_of_the_expected_data_is_zero_and_positive_otherwise():
+    """D(ybar, ybar) = 0 exactly (each term 2[y log 1 - 0]); any other y gives D > 0 (Gibbs' inequality)."""
+    from petspect.learned_recon.consistency import poisson_deviance_terms
+
+    g = torch.Generator().manual_seed(0)
+    ybar = torch.rand(50, 40, generator=g, dtype=torch.float64) * 20 + 0.1
+    assert float(poisson_deviance_terms(ybar, ybar).abs().max()) < 1e-12
+    y = torch.poisson(ybar, generator=g)
+    terms = poisson_deviance_terms(y, ybar)
+    assert bool((terms >= -1e-12).all()) and float(terms.sum()) > 0
+    # a Poisson draw from ybar gives about one per bin (the noise floor stated in the command's help)
+    assert 0.7 < float(terms.mean()) < 1.3

@@ -50,9 +50,18 @@ def consistency(
         raise InputError(f"{image}: image unit {vol.unit!r} differs from the acquisition's {unit!r}; the deviance "
                          "compares counts, so the image must be in the unit the system model maps from")
     check_image_on_grid(vol.data, acq, spacing_mm=vol.spacing_mm, where=image, volume=vol)
+    import torch
+
+    n_bad = int((~torch.isfinite(vol.data)).sum())
+    if n_bad:
+        raise InputError(f"{image}: the image holds {n_bad} NaN or infinite voxels")
     res = data_consistency(vol.data.to("cpu"), acq, attenuation=not no_ac, device=get_device(ctx))
     typer.echo(f"Poisson deviance {res.deviance:.6g} over {res.n_bins} bins ({res.deviance_per_bin:.4f} per bin); "
                f"expected / measured counts {res.expected_counts / max(res.measured_counts, 1e-300):.4f}")
+    if res.deviance == float("inf"):
+        typer.secho("the deviance is infinite: some bins hold counts where the image's forward projection (plus the "
+                    "additive term) is zero or negative, which a Poisson model cannot explain (a negative or empty "
+                    "image, or an image from another acquisition)", fg=typer.colors.YELLOW, err=True)
     worst = int(res.per_view.argmax())
     typer.echo(f"worst view {worst} ({float(res.per_view[worst]):.4g}); worst plane {int(res.per_plane.argmax())} "
                f"({float(res.per_plane.max()):.4g})")
