@@ -87,3 +87,29 @@ def test_poisson_deviance_of_the_expected_data_is_zero_and_positive_otherwise():
     assert bool((terms >= -1e-12).all()) and float(terms.sum()) > 0
     # a Poisson draw from ybar gives about one per bin (the noise floor stated in the command's help)
     assert 0.7 < float(terms.mean()) < 1.3
+
+
+@pytest.mark.parametrize("damage, msg", [("weights_garbage", "not a PyTorch weights file"),
+                                         ("weights_empty", "not a PyTorch weights file"),
+                                         ("no_trained_for", "trained_for"), ("json_list", "not an object")])
+def test_recon_model_refuses_a_damaged_model_folder_without_a_traceback(case, tmp_path, damage, msg):
+    """Garbage or empty weights, a record without 'trained_for' or a JSON list were internal errors (exit 1)."""
+    from petspect.learned_recon.models import MODEL_JSON, WEIGHTS, save_learned_model
+    from petspect.learned_recon.unrolled import UnrolledEM
+    from petspect.systems.acquisition import load_acquisition
+
+    torch.manual_seed(0)
+    folder = save_learned_model(tmp_path / "m", "unrolled", UnrolledEM(1, 2, (4, 8)), load_acquisition(case / "acq"),
+                                settings={"n_blocks": 1, "n_subsets": 2, "widths": [4, 8]})
+    if damage == "weights_garbage":
+        (folder / WEIGHTS).write_bytes(b"garbage\n")
+    elif damage == "weights_empty":
+        (folder / WEIGHTS).write_bytes(b"")
+    else:
+        doc = json.loads((folder / MODEL_JSON).read_text())
+        doc.pop("trained_for")
+        (folder / MODEL_JSON).write_text(json.dumps(doc if damage == "no_trained_for" else [1, 2]))
+    r = CliRunner().invoke(app, ["recon", str(case / "acq"), "--model", str(folder), "--out",
+                                 str(tmp_path / "r.nii.gz")])
+    assert r.exit_code == 2 and msg in r.output, r.output
+    assert not (tmp_path / "r.nii.gz").exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,12 @@ def load_learned_model(folder: str | os.PathLike) -> tuple[dict[str, Any], torch
         doc = json.loads(js.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise FormatError(f"not valid JSON: {exc}", path=js) from None
+    if not isinstance(doc, dict):
+        raise FormatError(f"not a learned model record (a JSON {type(doc).__name__}, not an object)", path=js)
     if doc.get("format") != FORMAT or doc.get("kind") not in KINDS:
         raise FormatError(f"unknown model format or kind {doc.get('format')!r} / {doc.get('kind')!r}", path=js)
+    if not isinstance(doc.get("trained_for"), dict):
+        raise FormatError("the record lacks 'trained_for' (the acquisition the model was trained for)", path=js)
     st = doc.get("settings") or {}
     try:
         if doc["kind"] == "projection_unet":
@@ -89,8 +94,12 @@ def load_learned_model(folder: str | os.PathLike) -> tuple[dict[str, Any], torch
         else:
             model = DeepPetNet(tuple(doc["trained_for"]["grid_shape"][1:]), tuple(st["widths"]))
         model.load_state_dict(torch.load(p / WEIGHTS, map_location="cpu", weights_only=True))
-    except (KeyError, TypeError, RuntimeError, OSError) as exc:
-        raise FormatError(f"damaged model ({type(exc).__name__}: {exc})", path=p) from None
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        if isinstance(exc, (pickle.UnpicklingError, EOFError)):
+            raise FormatError(f"damaged model: {WEIGHTS} is empty, truncated or not a PyTorch weights file",
+                              path=p) from None
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise FormatError(f"damaged model ({type(exc).__name__}: {first})", path=p) from None
     model.eval()
     return doc, model
 
