@@ -161,3 +161,23 @@ def test_dose_run_single_time_point_region_tia_matches_the_dose(tmp_path):
     assert kid["tac_model"] == "hanscheid"
     assert kid["tia_mbq_h"] == pytest.approx(kid["activity_mbq"][0] * 2 * 96 / math.log(2), rel=1e-9)
     assert any("Hanscheid" in n for n in rec["notes"])
+
+
+@pytest.mark.parametrize("kind, message", [("far", "does not overlap"), ("empty", "no labelled voxel"),
+                                           ("activity", "not a label image")])
+def test_dose_run_refuses_labels_that_give_no_or_wrong_regions(tmp_path, kind, message):
+    """Labels off the SPECT or all zero gave a silent empty table; an activity image given as labels was rounded
+    into thousands of 'regions'."""
+    paths, _, labp, _ = _phantom(tmp_path)
+    lab = load(labp).numpy()
+    bad = tmp_path / "bad_labels.nii.gz"
+    if kind == "far":
+        save(Volume(lab, (4.8,) * 3, (900.0, 900.0, 900.0), unit="label"), bad)
+    elif kind == "empty":
+        save(Volume.centered(np.zeros_like(lab), (4.8,) * 3, unit="label"), bad)
+    else:
+        bad = paths[0]
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, _dose_args(paths[:1], [4], out, "--labels", str(bad)))
+    assert res.exit_code == 2 and message in res.output and bad.name in res.output, res.output
+    assert not out.exists()

@@ -284,7 +284,14 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     names: dict[int, str] = {}
     if req.labels is not None:
         lab_vol = load(req.labels)
+        raw = np.asarray(lab_vol.numpy(), dtype=np.float64)
+        if not np.all(np.isfinite(raw)) or np.any(raw != np.rint(raw)) or np.any(raw < 0):
+            raise InputError("not a label image: labels must be non-negative integers (is this an activity image?)",
+                             path=req.labels)
         labels = np.rint(resample_onto(lab_vol, grid, nearest=True)).astype(np.int64)
+        if not np.any(labels > 0):
+            where = "has no labelled voxel" if not np.any(raw > 0) else "does not overlap the dose grid (the SPECT)"
+            raise InputError(f"the label image {where}; no region dose can be given", path=req.labels)
         names = {int(k): str(v) for k, v in (lab_vol.meta.get("labels") or {}).items()} if isinstance(
             lab_vol.meta.get("labels"), dict) else {}
     regions = []
