@@ -77,3 +77,13 @@ def test_model_folder_round_trip(tmp_path):
     (tmp_path / "bad").mkdir()
     with pytest.raises(FormatError):
         load_segmenter(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("weights", [b"", b"garbage\n"])
+def test_load_segmenter_refuses_damaged_weights_with_a_format_error(tmp_path, weights):
+    """Empty or garbage model.pt raised EOFError/UnpicklingError (a traceback in `petspect segment --model`)."""
+    spec = SegNetSpec(filters=(4, 8, 16), z_strides=(1, 2), patch_zyx=(8, 16, 16))
+    folder = save_segmenter(tmp_path / "m", Segmenter(build_network(spec).eval(), spec, "dynunet"))
+    (folder / "model.pt").write_bytes(weights)
+    with pytest.raises(FormatError, match="not a PyTorch weights file"):
+        load_segmenter(folder)

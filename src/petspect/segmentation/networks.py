@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -194,6 +195,8 @@ def load_segmenter(folder: str | os.PathLike, *, device: Any = None) -> Segmente
     net = build_network(spec)
     try:
         net.load_state_dict(torch.load(wt, map_location="cpu", weights_only=True))
+    except (EOFError, pickle.UnpicklingError):
+        raise FormatError("empty, truncated or not a PyTorch weights file", path=wt) from None
     except (RuntimeError, OSError, ValueError) as e:
         raise FormatError(f"weights do not fit the network of {MODEL_JSON}: {str(e)[:200]}", path=wt) from None
     if device is not None:
