@@ -67,7 +67,8 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int) -> None:
               f"{np.mean(times):.1f} s per registration")
 
 
-def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epochs: int, seed: int) -> None:
+def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epochs: int, seed: int,
+                    image_weight: float = 200.0) -> None:
     from petspect.registration.learned import end_point_error, make_pairs, predict_field, train_learned_registration
     from petspect.registration.rigid import register
     from petspect.registration.simulate import organ_dice, organ_landmarks, warp
@@ -82,7 +83,7 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
     train = [p for s in subjects[:-2] for p in sets[s]]
     val, test = sets[subjects[-2]], sets[subjects[-1]]
     t = time.perf_counter()
-    model = train_learned_registration(train, val, epochs=epochs, batch_size=4, seed=seed)
+    model = train_learned_registration(train, val, epochs=epochs, batch_size=4, seed=seed, image_weight=image_weight)
     print(f"learned registration: trained {epochs} epochs on {len(train)} pairs in {time.perf_counter() - t:.0f} s; "
           f"best epoch {model.record['best_epoch']} (validation end-point error "
           f"{min(model.record['val_epe_mm']):.2f} mm)")
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pairs", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--image-weight", type=float, default=200.0,
+                    help="weight of the warp-consistency term of the learned registration's loss")
     ap.add_argument("--skip-deformable", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1") or 1))
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     subjects = list(range(100, 100 + a.subjects))
     rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed)
     if not a.skip_deformable:
-        deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed)
+        deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed, a.image_weight)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def test_short_training_reduces_the_field_error_on_held_out_pairs():
     """A few hundred steps on tiny volumes bring the predicted field closer to the true one than no motion.
 
     Before the warp-consistency term the network regressed the field alone and settled on a near-zero
-    field (the mean of the randomly signed training fields), which this test catches.
+    field (the mean of the randomly signed training fields): 0.74 of the no-motion error here, against 0.45
+    with it (seed 3).
     """
     act, ct = _chest()
     rng = np.random.default_rng(3)
@@ -92,4 +93,21 @@ def test_short_training_reduces_the_field_error_on_held_out_pairs():
     model = train_learned_registration(train, val, channels=(8, 16, 32), epochs=12, batch_size=4, lr=5e-3, seed=0)
     pred = [end_point_error(predict_field(model, p.moving, p.fixed), p.field_mm, p.body) for p in test]
     none = [end_point_error(np.zeros_like(p.field_mm), p.field_mm, p.body) for p in test]
-    assert np.mean(pred) < 0.7 * np.mean(none), (pred, none)
+    assert np.mean(pred) < 0.6 * np.mean(none), (pred, none)
+
+
+def test_differentiable_warp_matches_the_reference_warp_on_an_oblique_grid():
+    """The training loss's torch warp equals :func:`warp` (mm fields, any direction and spacing)."""
+    from petspect.registration.learned import _mm_to_grid, _warp_torch
+
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.random((10, 12, 14)))
+    vol = Volume(a, (3.0, 4.0, 5.0), (1.0, 2.0, 3.0), ((0.0, 1.0, 0.0), (-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)))
+    u = respiratory_field(vol, amplitude_mm=9.0, width_mm=15.0) + np.array([2.0, -3.0, 4.0])
+    g = torch.from_numpy(_mm_to_grid(vol, vol.shape))[None]
+    out = _warp_torch(a[None, None], torch.from_numpy(u.transpose(3, 0, 1, 2))[None], g)[0, 0]
+    assert np.abs(out.numpy() - warp(vol, u).numpy()).max() < 1e-10
+    act, ct, _ = _toy()
+    pairs = make_pairs(act, ct, 2, np.random.default_rng(0))
+    with pytest.raises(InputError, match="control_vox"):
+        train_learned_registration(pairs, pairs, control_vox=0)
