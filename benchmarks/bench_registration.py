@@ -3,7 +3,14 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_registration.py [--voxel-mm 6] [--shape 20 56 56] [--subjects 5]
-                                                      [--pairs 24] [--epochs 30] [--seed 0]
+                                                      [--pairs 24] [--epochs 30] [--seed 0] [--image-weight 200]
+
+Quick size (about 15 min on a shared 2-core CPU; BENCHMARKS.md's figures)::
+
+    .venv/bin/python benchmarks/bench_registration.py --voxel-mm 8 --shape 24 40 40 --subjects 14 --pairs 8
+
+The learned network generalises across subjects only when it sees many (with 4 training subjects it learns
+their anatomy by heart): prefer more subjects with fewer pairs each.
 
 All data are simulated from torso phantoms (:func:`petspect.phantoms.base.make_phantom`), so the truth is
 known; no vendor SPECT/CT ships with the repository.
