@@ -42,10 +42,13 @@ class _Feats:
 
 def test_cnn_learns_a_strong_deficit_and_scores_honestly():
     f = _Feats()
-    m = CnnMethod(CnnSettings(epochs=12, init_features=4, growth_rate=4, block_config=(1, 1), lr=1e-2, batch_size=4))
-    train = np.arange(16)
+    # 32 subjects at lr 3e-3: the deficit is learned for every weight seed 0-5 tried (16 subjects at lr 1e-2 were
+    # at the edge: one seed in six, or another thread count, gave no separation)
+    f = _Feats(n=32)
+    m = CnnMethod(CnnSettings(epochs=15, init_features=4, growth_rate=4, block_config=(1, 1), lr=3e-3, batch_size=4))
+    train = np.arange(32)
     honest = m.fit(f, train)
-    assert np.isnan(honest).sum() == 12 and np.isfinite(honest).sum() == 4  # only validation subjects
+    assert np.isnan(honest).sum() == 24 and np.isfinite(honest).sum() == 8  # only validation subjects
     test = _Feats(seed=5)
     s = m.score(test, np.arange(16))
     assert s[test.labels == 1].mean() > s[test.labels == 0].mean()
