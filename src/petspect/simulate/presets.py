@@ -1,4 +1,4 @@
-"""Named cohort presets: ``quick``, ``demo``, ``bench``, ``brain-fdg``, ``wholebody-fdg``, ``spect-tc99m``, ``lu177-spect``.
+"""Named cohort presets: ``quick``, ``quick-4mm``, ``bench``, ``brain-fdg``, ``wholebody-fdg``, ``spect-tc99m``, ``lu177-spect``.
 
 ``quick`` is small enough for tests and the demo (seconds per case on a 2-core CPU); the others use
 clinical voxel sizes and scanner models. Every preset is a :class:`DatasetConfig`; print one with
@@ -34,16 +34,16 @@ def quick() -> DatasetConfig:
     )
 
 
-def demo() -> DatasetConfig:
-    """The demo's cohort: the ``quick`` torsos at 4 mm (18 x 100 x 100 voxels, 72 x 400 x 400 mm), 18 rings of 4 mm.
+def quick_4mm() -> DatasetConfig:
+    """The ``quick`` torsos at 4 mm (18 x 100 x 100 voxels, 72 x 400 x 400 mm), 18 rings of 4 mm.
 
     The same anatomy, tracer, counts and reconstruction as ``quick`` at a clinical voxel size (the quick
     preset stays at 6 mm for the tests): about 1.7x the simulation time per subject of ``quick``. The 288 radial
     bins (460 mm) cover arms that reach beyond the grid's inscribed circle.
     """
     cfg = quick()
-    cfg.name = "demo"
-    cfg.description = "petspect demo cohort: FDG torsos at 4 mm, 2D-ring PET, 100 and 10 % dose"
+    cfg.name = "quick-4mm"
+    cfg.description = "petspect quick cohort at 4 mm: FDG torsos, 2D-ring PET, 100 and 10 % dose"
     cfg.phantom = PhantomConfig(kind="torso", voxel_mm=4.0, tracer="fdg",
                                 params={"fov": "chest-abdomen", "shape": [18, 100, 100]})
     cfg.scanner = ScannerConfig(modality="pet", preset="wholebody", tof=False, max_ring_difference=0, view_mashing=4,
@@ -52,13 +52,13 @@ def demo() -> DatasetConfig:
 
 
 def bench() -> DatasetConfig:
-    """``petspect bench``'s cohort: the demo's torsos at 4 mm over the whole chest-abdomen (128 x 100 x 100 voxels,
+    """``petspect bench``'s cohort: the quick torsos at 4 mm over the whole chest-abdomen (128 x 100 x 100 voxels,
     512 x 400 x 400 mm), 40 subjects on a 128-ring cut of the whole-body scanner (direct planes, as the demo).
 
     About 7x the demo's simulation time per subject; cohort simulation runs on the CPU with one worker per
     core, so this is sized for a many-core machine.
     """
-    cfg = demo()
+    cfg = quick_4mm()
     cfg.name, cfg.subjects, cfg.seed = "bench", 40, 2031
     cfg.description = "petspect bench cohort: whole chest-abdomen FDG torsos at 4 mm, 2D-ring PET, 100 and 10 % dose"
     cfg.phantom.params = {"fov": "chest-abdomen", "shape": [128, 100, 100]}
@@ -123,7 +123,7 @@ def lu177_spect() -> DatasetConfig:
 #: Cohort presets (factories of fresh :class:`DatasetConfig` objects).
 PRESETS: Registry[Callable[[], DatasetConfig]] = Registry("cohort preset", {
     "quick": quick,
-    "demo": demo,
+    "quick-4mm": quick_4mm,
     "bench": bench,
     "wholebody-fdg": wholebody_fdg,
     "brain-fdg": brain_fdg,

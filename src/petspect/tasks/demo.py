@@ -92,13 +92,12 @@ class DemoSettings:
 
 
 def _demo() -> DemoSettings:
-    """Minutes on a 2-core CPU: 20 subjects of the ``demo`` cohort (4 mm voxels), a 2.5D U-Net with the CT
-    channel, 60 epochs.
+    """Minutes on a 2-core CPU: 20 quick-cohort subjects (6 mm voxels), a 2.5D U-Net with the CT channel, 60 epochs.
 
     Every test subject gets its lesion-absent twin for the CHO: the first three of the six hold 3 lesion ROIs,
     fewer than the 2 x 5 channels the observer needs, and all six hold 14 (counted on the lesion maps alone).
     """
-    return DemoSettings(preset="demo", subjects=20, tune_subjects=2, detectability_subjects=None, denoise=DenoiseOptions(
+    return DemoSettings(subjects=20, tune_subjects=2, detectability_subjects=None, denoise=DenoiseOptions(
         epochs=60, mode="2.5d", n_slices=5, patch_size=(64, 64), extra_keys=("ct",), lesion_weight=4.0,
         channels=(32, 64, 128, 256),
         train=TrainOverlay(network_kwargs={"num_res_units": 1}, residual=False, loss={"mse": 1.0},
@@ -115,6 +114,14 @@ def _bench() -> DemoSettings:
                            patches_per_volume=64, batch_size=16, lr=1e-3, patience=30, num_workers=4)))
 
 
+def _quick_4mm() -> DemoSettings:
+    """The demo's study on the ``quick-4mm`` cohort (4 mm voxels, 18 x 100 x 100): 46 CPU-minutes on the 2-core dev
+    VM (BENCHMARKS.md), beyond the demo's 15-minute budget."""
+    settings = _demo()
+    settings.preset = "quick-4mm"
+    return settings
+
+
 def _tiny() -> DemoSettings:
     """Seconds, for tests: 4 subjects, one epoch of a small 2D U-Net."""
     return DemoSettings(subjects=4, add_map=False, workers=1, budget_trials=3, detectability=False,
@@ -125,7 +132,8 @@ def _tiny() -> DemoSettings:
 
 #: Named demo settings (factories of fresh :class:`DemoSettings`).
 DEMO_PRESETS: Registry[Callable[[], DemoSettings]] = Registry("demo preset",
-                                                              {"demo": _demo, "bench": _bench, "tiny": _tiny})
+                                                              {"demo": _demo, "quick-4mm": _quick_4mm, "bench": _bench,
+                                                               "tiny": _tiny})
 
 
 def demo_settings(kind: str = "demo") -> DemoSettings:
