@@ -87,8 +87,8 @@ def test_demo_cohort_configuration(monkeypatch, tmp_path):
     settings.subjects = 8
     assert simulate_dataset(settings, tmp_path / "ds", device="cpu") == tmp_path / "ds"
     c = seen["c"]
-    assert c.name == "quick" and c.subjects == 8
-    assert demo_settings("quick-4mm").preset == "quick-4mm" and seen["w"] == settings.workers and seen["d"] == "cpu"
+    assert c.name == "quick-4mm" and c.subjects == 8 and c.phantom.voxel_mm == 4.0
+    assert demo_settings("quick-6mm").preset == "quick" and seen["w"] == settings.workers and seen["d"] == "cpu"
     assert c.dose_percents == [100.0, 10.0] and c.time_percents == []
     assert "map" not in c.recon.algorithms  # MAP is re-reconstructed by the study with tuned beta and gamma
     bench = demo_settings("bench")

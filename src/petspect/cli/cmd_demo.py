@@ -12,7 +12,8 @@ from petspect.cli._study import study_app
 
 
 #: ``petspect study <task> --preset`` names -> the denoising study's settings (tasks.demo.DEMO_PRESETS).
-STUDY_PRESETS = {"quick": "demo", "quick-4mm": "quick-4mm", "full": "bench", "tiny": "tiny"}
+STUDY_PRESETS = {"quick": "demo", "quick-4mm": "quick-4mm", "quick-6mm": "quick-6mm", "full": "bench",
+                 "tiny": "tiny"}
 
 
 def register(app: typer.Typer) -> None:
@@ -24,8 +25,8 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def study_denoise(
     ctx: typer.Context,
-    preset: str = typer.Option("quick", "--preset", help="quick (the demo: minutes on a CPU), quick-4mm (the same "
-                               "at 4 mm, about 45 CPU-minutes), full (the bench "
+    preset: str = typer.Option("quick", "--preset", help="quick (the demo: 4 mm voxels, minutes on a CPU; also "
+                               "called quick-4mm), quick-6mm (the same at 6 mm), full (the bench "
                                "size, for a GPU) or tiny (seconds; for checks)."),
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace this study's outputs in a non-empty OUT."),
@@ -91,7 +92,7 @@ def _command(kind: str, default_out: str, epochs_help: str, subjects_help: str, 
 
 demo = _command("demo", "petspect_demo", "Training epochs (default 60).",
                 "Simulated subjects (default: the quick preset's).",
-                "Simulate the quick cohort, train a 2.5D U-Net denoiser, compare it with the baselines, write a report.")
+                "Simulate the quick 4 mm cohort, train a 2.5D U-Net denoiser, compare it with the baselines, write a report.")
 bench = _command("bench", "petspect_bench", "Training epochs (default 150).",
                  "Simulated subjects (default: the preset's 40).",
                  "The demo at clinical size: 40 whole chest-abdomen torsos at 4 mm, more epochs (meant for a many-core "
