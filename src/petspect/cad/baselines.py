@@ -28,6 +28,7 @@ Per task (:func:`task_features`):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,14 +212,19 @@ class FixedScore:
         return feats.clinical[self.name][test]
 
 
-class _DatabaseMethod:
-    """Shared fitting of the database methods: normals of the training folds, honest (LOO) training scores."""
+class _DatabaseMethod(ABC):
+    """Shared fitting of the database methods: normals of the training folds, honest (LOO) training scores.
 
+    Subclasses say which values form the database (``_source``) and how z-scores become a score (``_stat``).
+    """
+
+    @abstractmethod
     def _source(self, feats: TaskFeatures) -> np.ndarray:
-        raise NotImplementedError
+        """The per-subject values (subjects first) the normal database is built from."""
 
+    @abstractmethod
     def _stat(self, z: np.ndarray, feats: TaskFeatures) -> np.ndarray:
-        raise NotImplementedError
+        """One abnormality score per subject from its z-scores."""
 
     def fit(self, feats: TaskFeatures, train: np.ndarray) -> np.ndarray:
         x = self._source(feats)
