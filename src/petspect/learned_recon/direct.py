@@ -23,7 +23,7 @@ import torch
 
 from petspect.errors import ConfigError, InputError
 from petspect.learned_recon.cases import ReconCase
-from petspect.learned_recon.nets import DeepPetNet
+from petspect.learned_recon.nets import DeepPetNet, fit_mse
 from petspect.systems.records import Modality
 
 __all__ = ["DirectSettings", "corrected_sinogram", "direct_gain", "train_direct", "reconstruct_direct"]
@@ -87,30 +87,19 @@ def train_direct(train: Sequence[ReconCase], val: Sequence[ReconCase], settings:
                  log: Any = None) -> tuple[DeepPetNet, list[dict[str, float]]]:
     """Train :class:`~petspect.learned_recon.nets.DeepPetNet` on the training planes (MSE in units of g m);
     keep the epoch with the lowest validation MSE."""
-    from petspect.train.loop import LoopSettings, fit_tensors
-
     gain = direct_gain(train)
     x, t = _stack(train, gain)
     xv, tv = _stack(val, gain)
-    gen = torch.Generator().manual_seed(int(settings.seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(settings.seed))
         model = DeepPetNet(tuple(t.shape[-2:]), settings.widths, gain=gain)
-
-    def loss(m, batch):
-        return ((m(batch[0]) - batch[1]) ** 2).mean()
-
-    def validate(m):
-        with torch.no_grad():
-            return float(((m(xv) - tv) ** 2).mean())
-
-    res = fit_tensors(model, [x, t], loss=loss, validate=validate,
-                      settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr),
-                      generator=gen, description="direct network")
+    res, history = fit_mse(model, lambda m, inp: m(inp), x, t, xv, tv, epochs=settings.epochs,
+                           batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+                           description="direct network")
     if log:
         log(f"  direct: best epoch {res.best_epoch + 1 if res.best_epoch is not None else '-'} of {len(res.val)}, "
             f"validation MSE {min(res.val):.4g} (units of g m)")
-    return model, [{"epoch": i + 1, "train_loss": a, "val_mse": b} for i, (a, b) in enumerate(zip(res.train_loss, res.val))]
+    return model, history
 
 
 def reconstruct_direct(model: DeepPetNet, case: ReconCase) -> torch.Tensor:

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -119,3 +120,31 @@ class DeepPetNet(nn.Module):
         if sino.ndim != 4 or sino.shape[1] != 1:
             raise InputError(f"DeepPetNet expects (B, 1, views, radial), got {tuple(sino.shape)}")
         return F.softplus(self.decoder(self.bottleneck(self.pool(self.encoder(sino)))))
+
+
+def fit_mse(model: nn.Module, forward: Callable[[nn.Module, torch.Tensor], torch.Tensor], x: torch.Tensor,
+            t: torch.Tensor, xv: torch.Tensor, tv: torch.Tensor, *, epochs: int, batch_size: int, lr: float, seed: int,
+            description: str, val_key: str = "val_mse") -> tuple[Any, list[dict[str, float]]]:
+    """Train ``model`` on ``(x, t)`` pairs with the mean squared error of ``forward(model, x)``, keeping the epoch
+    with the lowest validation MSE on ``(xv, tv)`` (:func:`petspect.train.loop.fit_tensors`, batches drawn from a
+    generator seeded with ``seed``).
+
+    Returns
+    -------
+    (FitResult, list of dict)
+        The loop's result and the history rows ``{"epoch", "train_loss", val_key}`` (MSE in the targets' units).
+    """
+    from petspect.train.loop import LoopSettings, fit_tensors
+
+    def loss(m, batch):
+        return ((forward(m, batch[0]) - batch[1]) ** 2).mean()
+
+    def validate(m):
+        with torch.no_grad():
+            return float(((forward(m, xv) - tv) ** 2).mean())
+
+    res = fit_tensors(model, [x, t], loss=loss, validate=validate,
+                      settings=LoopSettings(epochs=epochs, batch_size=batch_size, lr=lr),
+                      generator=torch.Generator().manual_seed(int(seed)), description=description)
+    history = [{"epoch": i + 1, "train_loss": a, val_key: b} for i, (a, b) in enumerate(zip(res.train_loss, res.val))]
+    return res, history

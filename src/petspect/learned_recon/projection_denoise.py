@@ -26,7 +26,7 @@ import torch
 
 from petspect.errors import ConfigError, InputError
 from petspect.learned_recon.cases import ReconCase
-from petspect.learned_recon.nets import UNet2d
+from petspect.learned_recon.nets import UNet2d, fit_mse
 from petspect.systems.records import Modality
 
 __all__ = ["anscombe", "inverse_anscombe", "to_planes", "from_planes", "ProjectionSettings", "ProjectionDenoiser",
@@ -108,29 +108,17 @@ def _pairs(cases: Sequence[ReconCase]) -> tuple[torch.Tensor, torch.Tensor, floa
 def train_projection_denoiser(train: Sequence[ReconCase], val: Sequence[ReconCase], settings: ProjectionSettings,
                               log: Any = None) -> tuple[ProjectionDenoiser, list[dict[str, float]]]:
     """Train on the training subjects' paired levels; the epoch with the lowest validation MSE (Anscombe units)
-    is kept (:func:`petspect.train.loop.fit_tensors`)."""
-    from petspect.train.loop import LoopSettings, fit_tensors
-
+    is kept (:func:`petspect.learned_recon.nets.fit_mse`)."""
     x, t, fraction = _pairs(train)
     xv, tv, fv = _pairs(val)
     if abs(fv - fraction) > 1e-6:
         raise ConfigError(f"validation count fraction {fv} differs from training's {fraction}")
-    gen = torch.Generator().manual_seed(int(settings.seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(settings.seed))
         model = ProjectionDenoiser(settings.widths, fraction)
-
-    def loss(m, batch):
-        return ((m.net(batch[0]) - batch[1]) ** 2).mean()
-
-    def validate(m):
-        with torch.no_grad():
-            return float(((m.net(xv) - tv) ** 2).mean())
-
-    res = fit_tensors(model, [x, t], loss=loss, validate=validate,
-                      settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr),
-                      generator=gen, description="projection denoiser")
-    hist = [{"epoch": i + 1, "train_loss": a, "val_mse_anscombe": b} for i, (a, b) in enumerate(zip(res.train_loss, res.val))]
+    res, hist = fit_mse(model, lambda m, inp: m.net(inp), x, t, xv, tv, epochs=settings.epochs,
+                        batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+                        description="projection denoiser", val_key="val_mse_anscombe")
     if log:
         log(f"  projection denoiser: best epoch {res.best_epoch + 1 if res.best_epoch is not None else '-'} "
             f"of {len(hist)}, validation MSE {min(res.val):.4g} (Anscombe units; identity {validate_identity(xv, tv):.4g})")

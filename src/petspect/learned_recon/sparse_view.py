@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from petspect.errors import ConfigError, InputError
-from petspect.learned_recon.nets import UNet2d
+from petspect.learned_recon.nets import UNet2d, fit_mse
 from petspect.learned_recon.projection_denoise import anscombe, inverse_anscombe
 from petspect.systems.acquisition import AcquisitionData
 from petspect.systems.records import Modality
@@ -114,32 +114,21 @@ def _rows(datas: Sequence[AcquisitionData], every: int) -> tuple[torch.Tensor, t
 def train_view_synthesiser(train: Sequence[AcquisitionData], val: Sequence[AcquisitionData], settings: SparseSettings,
                            log: Any = None) -> tuple[ViewSynthesiser, list[dict[str, float]]]:
     """Train on full-view acquisitions (the sparse input made from them); keep the best validation epoch."""
-    from petspect.train.loop import LoopSettings, fit_tensors
-
     if not train or not val:
         raise ConfigError("view synthesis needs training and validation acquisitions")
     n_views = int(train[0].prompts.shape[0])
     x, t = _rows(train, settings.every)
     xv, tv = _rows(val, settings.every)
-    gen = torch.Generator().manual_seed(int(settings.seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(settings.seed))
         model = ViewSynthesiser(settings.widths, settings.every, n_views)
-
-    def loss(m, batch):
-        return ((m.net(batch[0]) - batch[1]) ** 2).mean()
-
-    def validate(m):
-        with torch.no_grad():
-            return float(((m.net(xv) - tv) ** 2).mean())
-
-    res = fit_tensors(model, [x, t], loss=loss, validate=validate,
-                      settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr),
-                      generator=gen, description="view synthesis")
+    res, hist = fit_mse(model, lambda m, inp: m.net(inp), x, t, xv, tv, epochs=settings.epochs,
+                        batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+                        description="view synthesis", val_key="val_mse_anscombe")
     if log:
         log(f"  view synthesis: validation MSE {min(res.val):.4g} (Anscombe units; linear interpolation "
             f"{float(((xv - tv) ** 2).mean()):.4g})")
-    return model, [{"epoch": i + 1, "train_loss": a, "val_mse_anscombe": b} for i, (a, b) in enumerate(zip(res.train_loss, res.val))]
+    return model, hist
 
 
 def synthesised_acquisition(model: ViewSynthesiser, full_geometry: AcquisitionData, sparse: AcquisitionData) -> AcquisitionData:
