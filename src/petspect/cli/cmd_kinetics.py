@@ -142,6 +142,22 @@ def simulate(
     typer.echo(f"wrote {out}" + (f" and {input_out}" if input_out else ""))
 
 
+def _graphical(method, tacs: Path, out: Path, input_csv: Path | None, input_column: str | None, t_star_min: float,
+               overwrite: bool, slope_column: str, slope_text: str) -> None:
+    """Run a graphical analysis (Patlak or Logan) on every region of a TAC CSV and write
+    ``region,<slope_column>,intercept,r2,n_frames``; frames from ``t_star_min`` (min) on are fitted."""
+    from petspect._fileio import check_output_path
+
+    check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
+    frames, inp, regions = _load(tacs, input_csv, input_column)
+    rows = []
+    for name, tac in regions.items():
+        f = method(tac, inp, frames, t_star_s=t_star_min * 60.0)
+        rows.append([name, float(f.slope), float(f.intercept), float(f.r2), len(f.frames_used)])
+        typer.echo(f"{name}: {slope_text.format(float(f.slope))} (R^2 {float(f.r2):.4f})")
+    _write(out, ["region", slope_column, "intercept", "r2", "n_frames"], rows)
+
+
 @kinetics_app.command("patlak")
 @handle_errors
 def patlak_cmd(
@@ -153,17 +169,9 @@ def patlak_cmd(
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Patlak graphical analysis: net influx rate Ki (1/min) of each region."""
-    from petspect._fileio import check_output_path
     from petspect.kinetics.graphical import patlak
 
-    check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
-    frames, inp, regions = _load(tacs, input_csv, input_column)
-    rows = []
-    for name, tac in regions.items():
-        f = patlak(tac, inp, frames, t_star_s=t_star_min * 60.0)
-        rows.append([name, float(f.slope), float(f.intercept), float(f.r2), len(f.frames_used)])
-        typer.echo(f"{name}: Ki = {float(f.slope):.5f} /min (R^2 {float(f.r2):.4f})")
-    _write(out, ["region", "ki_per_min", "intercept", "r2", "n_frames"], rows)
+    _graphical(patlak, tacs, out, input_csv, input_column, t_star_min, overwrite, "ki_per_min", "Ki = {:.5f} /min")
 
 
 @kinetics_app.command("logan")
@@ -177,17 +185,9 @@ def logan_cmd(
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Logan graphical analysis: distribution volume V_T of each region (reversible tracers)."""
-    from petspect._fileio import check_output_path
     from petspect.kinetics.graphical import logan
 
-    check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
-    frames, inp, regions = _load(tacs, input_csv, input_column)
-    rows = []
-    for name, tac in regions.items():
-        f = logan(tac, inp, frames, t_star_s=t_star_min * 60.0)
-        rows.append([name, float(f.slope), float(f.intercept), float(f.r2), len(f.frames_used)])
-        typer.echo(f"{name}: V_T = {float(f.slope):.4f} (R^2 {float(f.r2):.4f})")
-    _write(out, ["region", "vt", "intercept", "r2", "n_frames"], rows)
+    _graphical(logan, tacs, out, input_csv, input_column, t_star_min, overwrite, "vt", "V_T = {:.4f}")
 
 
 @kinetics_app.command("fit")
