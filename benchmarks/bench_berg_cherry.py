@@ -13,6 +13,12 @@ beside the published ones (``BERG_CHERRY_2018_PUBLISHED_CTR_PS``), the slope of 
 true time difference (1 = unbiased), the CNN's median error at the extreme source positions, the CNN rescaled
 to slope 1 (factor fitted on validation) and the photon-level ceilings of the set-up
 (:mod:`petspect.detector.timing_limits`).
+
+``--sensitivity`` instead varies the ASSUMED parameters of the set-up (``berg_cherry.BERG_CHERRY_2018_SETUP``:
+crystal length, quantum efficiency, transit-time spread, single-photoelectron pulse) one at a time and together,
+and for each variant gives the LED and CFD (scanned on validation pairs, read on test pairs, sources within
++-30 mm) and the photon-level maximum-likelihood ceiling: ``1 - ceiling / best discriminator`` bounds the gain any
+estimator (a CNN included) can have over the discriminators on that variant.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import torch
 from petspect.detector.metrics import timing_metrics
 from petspect.detector.pipeline import BERG_CHERRY_2018_PUBLISHED_CTR_PS, get_preset
 from petspect.detector.timing import CNNTimer, evaluate_timing
+from petspect.detector.waveforms import TimingConfig
 from petspect.detector.timing_limits import photon_level_ctr
 from petspect.detector.waveforms import crop_windows, simulate_coincidences
 from petspect.metrics.distribution import fwhm_improvement_ci
@@ -77,16 +84,70 @@ def run(name: str, pairs: int, seed: int) -> dict:
     return out
 
 
+# Variants of the assumed parameters (name, changes to BERG_CHERRY_2018_TIMING). The ADC full scale follows the
+# pulse maxima (taller pulses with more photoelectrons or a narrower single-photoelectron pulse).
+SENSITIVITY = (
+    ("as assumed (3x3x10 mm, QE 0.25, TTS 270 ps, rise/decay 1.2/2.5 ns)", {}),
+    ("crystal 5 mm", {"length_mm": 5.0}),
+    ("crystal 20 mm", {"length_mm": 20.0}),
+    ("QE 0.32 (super bialkali)", {"pde": 0.32, "adc_full_scale_spe": 360.0}),
+    ("TTS 150 ps", {"sptr_fwhm_ps": 150.0}),
+    ("narrow pulse: rise/decay 0.5/1.0 ns", {"spr_rise_ns": 0.5, "spr_decay_ns": 1.0, "adc_full_scale_spe": 700.0}),
+    ("optimistic: 5 mm, QE 0.32, TTS 150 ps, 0.5/1.0 ns", {"length_mm": 5.0, "pde": 0.32, "sptr_fwhm_ps": 150.0,
+                                                           "spr_rise_ns": 0.5, "spr_decay_ns": 1.0,
+                                                           "adc_full_scale_spe": 900.0}),
+)
+
+
+def sensitivity(pairs: int, limit_pairs: int, seed: int) -> list[dict]:
+    """LED, CFD and the photon-level ceiling for each variant of the assumed parameters (see SENSITIVITY)."""
+    base = get_preset("berg-cherry-2018")
+    rows = []
+    for i, (name, change) in enumerate(SENSITIVITY):
+        cfg: TimingConfig = dataclasses.replace(base.timing, **change)
+        step = cfg.adc_full_scale_spe / 2 ** cfg.adc_bits
+        thresholds = tuple(t for t in base.led_thresholds_spe + (40.0, 50.0, 60.0) if t >= 2 * step)
+        fractions = tuple(f for f in base.cfd_fractions if f * 150.0 >= 2 * step)
+        t = time.perf_counter()
+        va = simulate_coincidences(cfg, pairs, np.random.default_rng([seed, 60, i]))
+        te = simulate_coincidences(cfg, pairs, np.random.default_rng([seed, 61, i]))
+        res = evaluate_timing(va, te, cfg, None, thresholds_spe=thresholds, fractions=fractions)
+        lim = photon_level_ctr(cfg, limit_pairs, np.random.default_rng([seed, 62, i]))
+        best = min(("led", "cfd"), key=lambda k: res["val"][k]["ctr_fwhm_ps"])
+        row = {"variant": name, "change": change, "pairs": pairs,
+               "led_ps": res["led"]["ctr_fwhm_ps"], "led_threshold_spe": res["led"]["best_setting"],
+               "cfd_ps": res["cfd"]["ctr_fwhm_ps"], "cfd_fraction": res["cfd"]["best_setting"],
+               "best_discriminator": best, "photon_limits": lim,
+               "max_gain_over_led_pct": 100 * (1 - lim["max_likelihood_ps"] / res["led"]["ctr_fwhm_ps"]),
+               "max_gain_over_best_pct": 100 * (1 - lim["max_likelihood_ps"] / res[best]["ctr_fwhm_ps"]),
+               "seconds": time.perf_counter() - t}
+        print(f"{name}: LED {row['led_ps']:.1f} ps ({row['led_threshold_spe']} spe), CFD {row['cfd_ps']:.1f} ps "
+              f"({row['cfd_fraction']}), ML ceiling {lim['max_likelihood_ps']:.1f} ps (first photon "
+              f"{lim['first_photon_ps']:.1f}); most any estimator can gain: {row['max_gain_over_led_pct']:.1f} % over "
+              f"the LED, {row['max_gain_over_best_pct']:.1f} % over the best discriminator  [{row['seconds']:.0f} s]",
+              flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--pairs", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--presets", nargs="+", default=["berg-cherry-2018", "berg-cherry-2018-stepped"])
+    ap.add_argument("--sensitivity", action="store_true", help="vary the assumed parameters instead (no CNN)")
+    ap.add_argument("--limit-pairs", type=int, default=3000, help="pairs of the photon-level ceiling (--sensitivity)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     pub = BERG_CHERRY_2018_PUBLISHED_CTR_PS
+    if args.sensitivity:
+        rows = sensitivity(args.pairs, args.limit_pairs, args.seed)
+        (args.out / "bench_berg_cherry_sensitivity.json").write_text(
+            json.dumps({"published_ps": pub, "variants": rows}, indent=1, default=float))
+        print(f"\nwritten: {args.out / 'bench_berg_cherry_sensitivity.json'}")
+        return
     print(f"published (Berg and Cherry 2018): LED {pub['led']:.0f} ps, CFD {pub['cfd']:.0f} ps, CNN {pub['cnn']:.0f} ps "
           f"({100 * (1 - pub['cnn'] / pub['led']):.0f} % / {100 * (1 - pub['cnn'] / pub['cfd']):.0f} %)")
     results = []

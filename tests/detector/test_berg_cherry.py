@@ -15,7 +15,7 @@ from petspect.units import C_MM_PER_PS
 
 
 def test_presets_registered_with_the_published_set_up():
-    """PMT-read LYSO pair at 10 GS/s (Berg and Cherry, PMB 63 (2018) 02LT01); stepped variant keeps the set-up."""
+    """PMT-read pair at 10 GS/s (Berg and Cherry, PMB 63 (2018) 02LT01; LYSO assumed); stepped variant keeps it."""
     bc, stepped = pipeline.get_preset("berg-cherry-2018"), pipeline.get_preset("Berg-Cherry-2018-stepped")
     t = bc.timing
     assert t.crystal == "LYSO" and t.sample_ps == 100.0 and t.sptr_fwhm_ps == 270.0 and t.adc_bits == 8
@@ -96,3 +96,59 @@ def test_cli_limits_on_the_published_set_up(tmp_path):
     assert rec["preset"] == "berg-cherry-2018" and rec["timing"]["sptr_fwhm_ps"] == 270.0
     lim = rec["ctr_fwhm"]
     assert 0 < lim["max_likelihood_ps"] < lim["first_photon_ps"]
+
+
+# The cited parameters of the presets, as BENCHMARKS.md states them: (preset, TimingConfig field) -> (value, source).
+# Changing a preset, the provenance table or BENCHMARKS.md alone fails here; change all three together.
+CITED = {
+    ("berg-cherry-2018-stepped", "source_step_mm"): (5.0, "read"),
+    ("berg-cherry-2018-stepped", "source_range_mm"): (75.0, "read"),
+    ("berg-cherry-2018", "sample_ps"): (100.0, "read"),
+    ("berg-cherry-2018", "crystal"): ("LYSO", "assumed"),
+    ("berg-cherry-2018", "length_mm"): (10.0, "assumed"),
+    ("berg-cherry-2018", "light_collection"): (0.45, "assumed"),
+    ("berg-cherry-2018", "pde"): (0.25, "assumed"),
+    ("berg-cherry-2018", "sptr_fwhm_ps"): (270.0, "assumed"),
+    ("berg-cherry-2018", "spr_rise_ns"): (1.2, "assumed"),
+    ("berg-cherry-2018", "spr_decay_ns"): (2.5, "assumed"),
+    ("berg-cherry-2018", "gain_spread"): (0.35, "assumed"),
+    ("berg-cherry-2018", "adc_bits"): (8, "assumed"),
+    ("berg-cherry-2018", "adc_full_scale_spe"): (280.0, "assumed"),
+    ("berg-cherry-2018", "noise_spe"): (0.1, "assumed"),
+    ("berg-cherry-2018-stepped", "trigger_jitter_ps"): (None, "assumed"),
+    ("berg-cherry-2018", "n_samples"): (128, "chosen"),
+    ("berg-cherry-2018", "trigger_jitter_ps"): (2000.0, "chosen"),
+}
+
+
+def test_cited_parameters_pinned_to_presets_and_benchmarks():
+    """Each cited parameter: the preset simulates it, its source is as stated, BENCHMARKS.md carries the table."""
+    import json
+    from pathlib import Path
+
+    from petspect._json import json_default
+    from petspect.detector import berg_cherry as bc
+
+    setup = bc.BERG_CHERRY_2018_SETUP
+    assert {(p.preset, p.field): (p.field_value, p.source.value) for p in setup if p.field} == CITED
+    for (preset, field), (value, _) in CITED.items():
+        assert getattr(pipeline.get_preset(preset).timing, field) == value, (preset, field)
+    assert pipeline.get_preset("berg-cherry-2018").published_setup == setup
+    # the published figures, read in the abstract
+    assert bc.BERG_CHERRY_2018_PUBLISHED_CTR_PS == {"led": 231.0, "cfd": 242.0, "cnn": 185.0}
+    row = next(p for p in setup if p.name == "published CTR FWHM")
+    assert row.source is bc.Source.READ and all(f"{v:.0f} ps" in row.value
+                                                for v in bc.BERG_CHERRY_2018_PUBLISHED_CTR_PS.values())
+    # a "read" row names a text that was read; an assumed or chosen one says where from or why
+    assert all(p.reference for p in setup)
+    assert all(any(t in p.reference for t in (bc.ABSTRACT, bc.NEWS, bc.REVIEW)) for p in setup
+               if p.source is bc.Source.READ)
+    assert {p.source for p in setup} == set(bc.Source)
+    # BENCHMARKS.md states the same table, verbatim
+    bench = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
+    if bench.is_file():
+        assert bc.setup_table_markdown() in bench.read_text(encoding="utf-8")
+    # the records that go to metrics.json and dataset.json are JSON
+    rec = json.loads(json.dumps([p.to_dict() for p in setup]))
+    assert rec[0]["source"] == "read" and {r["source"] for r in rec} == {"read", "assumed", "chosen"}
+    json.dumps(pipeline.get_preset("berg-cherry-2018").to_dict(), default=json_default)

@@ -27,7 +27,10 @@ TINY = dataclasses.replace(
     position_training=TrainSettings(epochs=2, batch_size=128), timing_training=TrainSettings(epochs=1, batch_size=64),
     gbt_iterations=20, knn_k=10, timing_train_source_range_mm=150.0,
     joint=JointConfig(pairs=(300, 400, 400), training=TrainSettings(epochs=1, batch_size=64), energy_weights=(1.0,),
-                      time_weights=(1.0,), max_trials=1, window=(4, 8), channels=8))
+                      time_weights=(1.0,), max_trials=1, window=(4, 8), channels=8),
+    # as a preset reproducing a published set-up does: its CTRs and cited parameters go to metrics.json and the report
+    published_ctr_ps=pipeline.get_preset("berg-cherry-2018").published_ctr_ps,
+    published_setup=pipeline.get_preset("berg-cherry-2018").published_setup)
 
 
 @pytest.fixture
@@ -85,6 +88,10 @@ def test_cli_simulate_train_evaluate(tiny, tmp_path):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Muller" in html and "Berg" in html
     assert "Photon-level ceiling" in html and "bootstrap" in html
+    assert metrics["published_ctr_ps"] == {"led": 231.0, "cfd": 242.0, "cnn": 185.0} and "02LT01" in html
+    setup = {r["parameter"]: r for r in metrics["published_setup"]}
+    assert setup["sampling"]["source"] == "read" and setup["scintillator"]["source"] == "assumed"
+    assert "where they come from" in html and "PubMed 29182151" in html
     lo, hi = metrics["summary"]["cnn_ctr_improvement_over_cfd_ci95_pct"]
     assert lo <= metrics["cnn_timing_improvement_ci"]["improvement_pct"] <= hi
     # outputs are never overwritten silently, and unknown presets are refused

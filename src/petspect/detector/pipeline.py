@@ -20,6 +20,9 @@ import petspect
 from petspect._fileio import atomic_write_text, claim_output_folder
 from petspect._json import json_default
 from petspect._registry import Registry
+from petspect.detector.berg_cherry import (BERG_CHERRY_2018_PUBLISHED_CTR_PS, BERG_CHERRY_2018_SETUP,
+                                          BERG_CHERRY_2018_TIMING, BERG_CHERRY_CFD_FRACTIONS,
+                                          BERG_CHERRY_LED_THRESHOLDS_SPE, CitedParameter)
 from petspect.detector.joint import JointConfig, JointEvents, simulate_joint
 from petspect.detector.metrics import energy_resolution, positioning_metrics
 from petspect.detector.models import TrainSettings
@@ -46,6 +49,9 @@ class Preset:
     (samples); ``timing_thresholds_spe`` and ``timing_fractions`` (``None``: the defaults of
     :mod:`petspect.detector.timing`) are the leading-edge thresholds (spe) and constant fractions scanned
     on the validation set (the fractions also on the training set, for the CNN's trigger).
+    ``published_ctr_ps`` and ``published_setup`` (presets that reproduce a published set-up) are the published
+    CTRs and the set-up's parameters with their sources (:mod:`petspect.detector.berg_cherry`); ``evaluate``
+    writes both to metrics.json and the report.
     """
 
     name: str
@@ -72,6 +78,7 @@ class Preset:
     timing_fractions: tuple[float, ...] | None = None
     joint: JointConfig | None = None  # the joint network's study (petspect.detector.joint_study); None: not run
     published_ctr_ps: tuple[tuple[str, float], ...] | None = None  # published CTRs of the set-up (method, ps)
+    published_setup: tuple[CitedParameter, ...] | None = None  # the reproduced set-up's parameters and their sources
 
     @property
     def cfd_fractions(self) -> tuple[float, ...]:
@@ -144,34 +151,8 @@ BGO_CFD_FRACTIONS = tuple(float(f) for f in np.round(np.geomspace(0.01, 0.6, 50)
 LABR3_HF_TIMING = dataclasses.replace(HF_READOUT_TIMING, crystal="LaBr3", pde=0.50, adc_full_scale_spe=1500.0)
 LABR3_LED_THRESHOLDS_SPE = HF_LED_THRESHOLDS_SPE + (20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0)  # steeper, taller edge
 
-# Berg and Cherry, "Using convolutional neural networks to estimate time-of-flight from PET detector waveforms",
-# PMB 63 (2018) 02LT01, doi:10.1088/1361-6560/aa9dc5: a pair of LYSO crystals on photomultiplier tubes, waveforms
-# of both detectors digitised at a high rate, a point source stepped between them, labels from the path difference.
-# Provenance of each number (BENCHMARKS.md, "Detector: joint network and Berg & Cherry 2018", has the same table):
-# - from the paper's abstract (PubMed 29182151, read here): two PMT-based scintillation detectors; a point source
-#   stepped in 5 mm increments over a 15 cm range; the CNN reads the pair of digitised waveforms.
-# - from the abstract as recalled, NOT re-read here (the full text was out of reach offline; check before quoting):
-#   digitised at 10 GS/s with a bench-top oscilloscope; CTR 231 ps (leading edge), 242 ps (constant fraction),
-#   185 ps (CNN), i.e. 20 % / 23 % better (BERG_CHERRY_2018_PUBLISHED_CTR_PS).
-# - assumed, with their own source (the paper's values could not be read here): Hamamatsu R9800 (25 mm, fast
-#   bialkali tube; data sheet: anode rise time 1.0 ns, transit-time spread 0.27 ns FWHM, bialkali quantum
-#   efficiency ~25 % at LYSO's 420 nm); LYSO 3 x 3 x 10 mm (a short timing crystal; the paper's size was not
-#   read); single-photoelectron response with 1.2 ns rise and 2.5 ns decay constants (10-90 % rise 0.96 ns, the
-#   data sheet's 1.0 ns; FWHM 4.3 ns, wider than a real tube's pulse); 35 % rms single-photoelectron gain spread
-#   (typical of dynode PMTs); an oscilloscope's 8-bit ADC, full scale 280 spe (pulse maxima 150-220 spe; LSB 1.1 spe); 0.1 spe
-#   rms electronic noise (PMT gain ~1e6 puts the scope's noise well below one photoelectron); the oscilloscope's
-#   analog bandwidth (GHz) is folded into the single-photoelectron rise; light collection 0.45 as the other
-#   presets. Chosen, not fitted to the published CTRs.
-BERG_CHERRY_2018_TIMING = TimingConfig(crystal="LYSO", length_mm=10.0, light_collection=0.45, pde=0.25,
-                                       sptr_fwhm_ps=270.0, spr_rise_ns=1.2, spr_decay_ns=2.5, gain_spread=0.35,
-                                       noise_spe=0.1, sample_ps=100.0, n_samples=128, max_shift=4, adc_bits=8,
-                                       adc_full_scale_spe=280.0, trigger_jitter_ps=2000.0)
-BERG_CHERRY_2018_PUBLISHED_CTR_PS = {"led": 231.0, "cfd": 242.0, "cnn": 185.0}
-# Thresholds from ~2 ADC steps (1.1 spe) up: below that a leading edge only says which sample first left the
-# baseline code, and its times fall on the 100 ps sample grid, whose comb with the 33 ps steps of the source makes
-# the FWHM of a histogram meaningless (seen: "143 ps" for a threshold of 0.75 spe, with a FWTM like the others').
-BERG_CHERRY_LED_THRESHOLDS_SPE = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0)
-BERG_CHERRY_CFD_FRACTIONS = tuple(float(f) for f in np.round(np.geomspace(0.01, 0.5, 40), 5))  # >= 2 spe
+# Berg and Cherry, PMB 63 (2018) 02LT01: the timing pair, its discriminator scans, the published CTRs and where each
+# number comes from (read / assumed / chosen) live in petspect.detector.berg_cherry (BERG_CHERRY_2018_SETUP).
 
 PRESETS: Registry[Preset] = Registry("detector preset", {
     "quick": Preset(
@@ -221,12 +202,13 @@ PRESETS["labr3-hf"] = dataclasses.replace(
 
 PRESETS["berg-cherry-2018"] = dataclasses.replace(
     PRESETS["realistic"], name="berg-cherry-2018",
-    description="as realistic, but the timing pair is the set-up of Berg and Cherry, PMB 63 (2018) 02LT01: LYSO "
-                "on fast PMTs (R9800-like, TTS 270 ps), 10 GS/s 8-bit oscilloscope (see BERG_CHERRY_2018_TIMING); "
+    description="as realistic, but the timing pair is the set-up of Berg and Cherry, PMB 63 (2018) 02LT01: two "
+                "PMT-read detectors sampled at 10 GS/s by an oscilloscope (read, abstract); LYSO 3x3x10 mm, "
+                "R9800-like tubes (TTS 270 ps), 8-bit ADC (assumed; see berg_cherry.BERG_CHERRY_2018_SETUP); "
                 "this study's unbiased protocol (training sources over +-150 mm, test within +-30 mm, 2 ns jitter)",
     timing=BERG_CHERRY_2018_TIMING, timing_thresholds_spe=BERG_CHERRY_LED_THRESHOLDS_SPE,
     timing_fractions=BERG_CHERRY_CFD_FRACTIONS, timing_window=(6, 24), joint=None,
-    published_ctr_ps=tuple(BERG_CHERRY_2018_PUBLISHED_CTR_PS.items()))
+    published_ctr_ps=tuple(BERG_CHERRY_2018_PUBLISHED_CTR_PS.items()), published_setup=BERG_CHERRY_2018_SETUP)
 # The published protocol: the point source stepped in 5 mm increments over 15 cm (+-75 mm) for training, validation
 # and test alike, the pair's arrival within one sample of the same place in the record (a coincidence trigger), and
 # a CNN on the whole pair of records, as in the paper; the unbiased preset above removes these three.
@@ -484,6 +466,8 @@ def evaluate(preset: Preset, out_dir: str | os.PathLike, *, data_dir=None, model
         metrics.update(_evaluate_joint(preset, data, Path(models_dir), device))
     if preset.published_ctr_ps:
         metrics["published_ctr_ps"] = dict(preset.published_ctr_ps)
+    if preset.published_setup:
+        metrics["published_setup"] = [p.to_dict() for p in preset.published_setup]
     metrics["summary"] = _summary(metrics)
     metrics["provenance"] = {"preset": preset.name, "data_dir": str(Path(data_dir).resolve()),
                              "models_dir": str(Path(models_dir).resolve()), "petspect": petspect.__version__,

@@ -184,6 +184,9 @@ def write_report(path: str | os.PathLike, preset, metrics: dict, test, preds: di
     rep.heading("Published results beside this study (same direction, not the same data)")
     pub_cols = ["published study and quantity", "published", "this study"]
     rep.table([dict(zip(pub_cols, r)) for r in _published_rows(metrics)], columns=pub_cols)
+    if metrics.get("published_setup"):  # a preset reproducing a published set-up: each parameter and its source
+        rep.heading("Reproduced set-up: parameters and where they come from (read / assumed / chosen)", level=3)
+        rep.table(metrics["published_setup"], columns=["parameter", "value", "source", "reference"])
     for title, fig in _figures(preset, test, preds, energy_kev, timing):
         rep.heading(title, level=3)
         rep.figure(fig, dpi=90)
