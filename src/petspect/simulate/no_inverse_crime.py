@@ -204,19 +204,29 @@ def estimate_additive(system: Any, phantom: Phantom, prompts: torch.Tensor, dela
     from petspect.physics.scatter_pet import scatter_estimate
     from petspect.simulate.systems import recon_spec
 
+    from petspect.physics.randoms import randoms_to_tof
+
     y = prompts.to(torch.float32)
-    eff = (system.normalisation if system.normalisation is not None else torch.ones_like(y)).to(torch.float32)
-    randoms = torch.zeros_like(y)
+    # TOF prompts (planes, views, radial, tof): the estimate is made on the TOF-summed sinogram and spread evenly
+    # over the TOF bins, as the simulation spreads its scatter and randoms (physics.additive_pet) -- h1, issue 17
+    n_tof = int(y.shape[3]) if y.ndim == 4 else 0
+
+    def spread(t: torch.Tensor) -> torch.Tensor:
+        return randoms_to_tof(t, n_tof) if n_tof else t
+
+    eff = (system.normalisation if system.normalisation is not None else torch.ones(y.shape[:3])).to(torch.float32)
+    randoms = torch.zeros(y.shape[:3], dtype=torch.float32)
     if delayed is not None:
-        randoms = smoothed_delayed_randoms(delayed, sigma_bins=RANDOMS_SMOOTHING_BINS, efficiencies=eff)
+        d = delayed.sum(-1) if delayed.ndim == 4 else delayed
+        randoms = smoothed_delayed_randoms(d, sigma_bins=RANDOMS_SMOOTHING_BINS, efficiencies=eff)
     info: dict[str, Any] = {"randoms_total": float(randoms.sum())}
     mu = phantom.volumes.get("mu_511")
     if not (config.acquisition.scatter and config.acquisition.attenuation and mu is not None
             and system.attenuation is not None):
-        return randoms, info
+        return spread(randoms), info
     first = replace(recon_spec(config, "osem"), iterations=1, post_filter_fwhm_mm=None)
-    x0 = system.reconstruct(y, fraction, "osem", additive=randoms + 1e-3, spec=first)
+    x0 = system.reconstruct(y, fraction, "osem", additive=spread(randoms) + 1e-3, spec=first)
     shape = scatter_estimate(x0.data.clamp_min(0), mu.data.to(torch.float32), _projector(system)) * eff
     scatter, fit = tail_fitted_scatter(y, shape, system.attenuation.to(torch.float32), randoms=randoms)
     info.update({"scatter_total": float(scatter.sum()), **fit})
-    return (randoms + scatter).to(torch.float32), info
+    return spread(randoms + scatter).to(torch.float32), info
