@@ -79,8 +79,9 @@ def recon(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     model: Path = typer.Option(None, "--model", help="A learned reconstruction model folder (`petspect study recon` "
                                                      "writes them in OUT/models): projection-domain, unrolled or "
-                                                     "direct; refused, with the reason, for data of another system, "
-                                                     "window or grid. Writes OUT's data-consistency beside it."),
+                                                     "direct, on an acquisition folder or measured NM TOMO; refused, "
+                                                     "with the reason, for data of another system, window, matrix, "
+                                                     "grid or count level. Writes OUT's data-consistency beside it."),
 ) -> None:
     """Reconstruct DATA with FBP, MLEM, OSEM or MAP; the image is in Bq/mL on the activity image's grid.
 

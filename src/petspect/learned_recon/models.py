@@ -24,13 +24,15 @@ from petspect.errors import FormatError, InputError
 from petspect.systems.acquisition import AcquisitionData
 from petspect.systems.records import Modality
 
-__all__ = ["MODEL_JSON", "KINDS", "system_fingerprint", "save_learned_model", "load_learned_model",
+__all__ = ["MODEL_JSON", "KINDS", "COUNT_LEVEL_TOLERANCE", "counts_per_bin", "system_fingerprint", "save_learned_model", "load_learned_model",
            "check_compatible", "reconstruct_with_model"]
 
 MODEL_JSON = "learned_model.json"
 WEIGHTS = "weights.pt"
 KINDS = ("projection_unet", "unrolled", "direct")
 FORMAT = "petspect-learned-recon-model"
+#: A projection-domain model accepts data whose mean counts per bin lie within this factor of its training range
+COUNT_LEVEL_TOLERANCE = 2.0
 
 
 def system_fingerprint(data: AcquisitionData) -> dict[str, Any]:
@@ -49,9 +51,19 @@ def system_fingerprint(data: AcquisitionData) -> dict[str, Any]:
     return fp
 
 
+def counts_per_bin(data: AcquisitionData) -> float:
+    """Mean prompts per projection bin (the count level a projection-domain network sees)."""
+    return float(data.prompts.to(torch.float64).mean())
+
+
 def save_learned_model(folder: str | os.PathLike, kind: str, model: torch.nn.Module, example: AcquisitionData, *,
-                       settings: dict[str, Any], recon_spec: dict[str, Any] | None = None) -> Path:
-    """Write a model folder (see the module docstring); ``example`` is one of its training acquisitions."""
+                       settings: dict[str, Any], recon_spec: dict[str, Any] | None = None,
+                       training_inputs: list[AcquisitionData] | None = None) -> Path:
+    """Write a model folder (see the module docstring); ``example`` is one of its training acquisitions.
+
+    ``training_inputs`` (a projection-domain model's training inputs) records the range of their mean counts per
+    bin: data are then accepted by count level (within a factor :data:`COUNT_LEVEL_TOLERANCE` of that range)
+    rather than by the simulated count fraction, so the model applies to measured data of its system."""
     from petspect._fileio import atomic_dir
     from petspect._json import write_json
 
@@ -59,6 +71,9 @@ def save_learned_model(folder: str | os.PathLike, kind: str, model: torch.nn.Mod
         raise InputError(f"unknown learned model kind {kind!r}; choose one of {KINDS}")
     doc = {"format": FORMAT, "version": 1, "kind": kind, "settings": settings, "trained_for": system_fingerprint(example),
            "count_fraction": float(example.calibration.count_fraction), "recon_spec": recon_spec}
+    if training_inputs:
+        levels = [counts_per_bin(d) for d in training_inputs]
+        doc["input_counts_per_bin"] = [min(levels), max(levels)]
     with atomic_dir(Path(folder)) as tmp:
         torch.save(model.state_dict(), tmp / WEIGHTS)
         write_json(tmp / MODEL_JSON, doc)
@@ -110,9 +125,17 @@ def check_compatible(doc: dict[str, Any], data: AcquisitionData, *, where: Any =
     diffs = [f"{k}: model {want.get(k)!r}, data {got.get(k)!r}" for k in sorted(set(want) | set(got))
              if want.get(k) != got.get(k)]
     if doc["kind"] == "projection_unet":
-        f = float(data.calibration.count_fraction)
-        if abs(f - float(doc["count_fraction"])) > 1e-6:
-            diffs.append(f"count_fraction: model {doc['count_fraction']:g}, data {f:g}")
+        level = doc.get("input_counts_per_bin")
+        if isinstance(level, list) and len(level) == 2:
+            lo, hi = float(level[0]) / COUNT_LEVEL_TOLERANCE, float(level[1]) * COUNT_LEVEL_TOLERANCE
+            got_level = counts_per_bin(data)
+            if not lo <= got_level <= hi:
+                diffs.append(f"count level: model trained on {level[0]:.4g}-{level[1]:.4g} counts per bin (accepts "
+                             f"{lo:.4g}-{hi:.4g}), data {got_level:.4g}")
+        else:  # a record without the count level: the simulated count fraction
+            f = float(data.calibration.count_fraction)
+            if abs(f - float(doc["count_fraction"])) > 1e-6:
+                diffs.append(f"count_fraction: model {doc['count_fraction']:g}, data {f:g}")
     if diffs:
         raise InputError(f"the {doc['kind']} model was trained for another acquisition: " + "; ".join(diffs),
                          path=where)
@@ -136,8 +159,8 @@ def reconstruct_with_model(folder: str | os.PathLike, data: AcquisitionData, *, 
     sens = sensitivity_image(system)
     case = ReconCase("data", data, system, sens, image_scale(data, sens))
     if doc["kind"] == "projection_unet":
-        img = reconstruct(system, denoise_projections(model, case), ReconSpec.from_dict(doc["recon_spec"]),
-                          progress=False)
+        img = reconstruct(system, denoise_projections(model, case, check_fraction="input_counts_per_bin" not in doc),
+                          ReconSpec.from_dict(doc["recon_spec"]), progress=False)
     elif doc["kind"] == "unrolled":
         img = reconstruct_unrolled(model, case)
     else:

@@ -130,10 +130,14 @@ def validate_identity(xv: torch.Tensor, tv: torch.Tensor) -> float:
     return float(((xv - tv) ** 2).mean())
 
 
-def denoise_projections(model: ProjectionDenoiser, case: ReconCase):
-    """The case's acquisition with denoised prompts (same level, system and additive term)."""
+def denoise_projections(model: ProjectionDenoiser, case: ReconCase, *, check_fraction: bool = True):
+    """The case's acquisition with denoised prompts (same level, system and additive term).
+
+    ``check_fraction``: refuse data of another simulated count fraction than the model's (False when the caller
+    has checked the count level instead, :func:`petspect.learned_recon.models.check_compatible`).
+    """
     f = float(case.data.calibration.count_fraction)
-    if abs(f - model.count_fraction) > 1e-6 * max(1.0, f):
+    if check_fraction and abs(f - model.count_fraction) > 1e-6 * max(1.0, f):
         raise InputError(f"the denoiser was trained for count fraction {model.count_fraction:g}; the data have {f:g}")
     with torch.no_grad():
         den = model(case.data.prompts, case.data.modality)
