@@ -23,16 +23,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from petspect.learned_recon.study import PET_METHODS, SPECT_METHODS, run_recon_study
+    from petspect.learned_recon.study import PET_METHODS, SPECT_METHODS, TOF_METHODS, run_recon_study
 
     t0 = time.perf_counter()
     res = run_recon_study(args.out, preset=args.preset, overwrite=True,
                           log=lambda s: print(f"[{time.perf_counter() - t0:7.1f} s] {s}", flush=True))
     m = res["metrics"]
-    keys = ("nrmse_pct", "psnr_db", "suvmean_bias_pct", "suvmax_bias_pct", "poisson_deviance", "wall_s")
+    keys = ("nrmse_pct", "psnr_db", "suvmean_bias_pct", "suvmax_bias_pct", "cho_dprime", "poisson_deviance", "wall_s")
     print("| method | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
-    for name in PET_METHODS + SPECT_METHODS:
+    for name in PET_METHODS + TOF_METHODS + SPECT_METHODS:
         cells = []
         for k in keys:
             v, ci = m[name].get(k), m[name].get(f"{k}_ci95")
@@ -40,6 +40,10 @@ def main(argv=None) -> int:
         print(f"| {name} | " + " | ".join(cells) + " |")
     for c in res["checks"]:
         print({True: "PASSED", False: "FAILED", None: "REPORTED"}[c["passed"]], "-", c["check"], "-", c["detail"])
+    for k, v in res["summary"]["wall_s"].items():
+        print(f"{k}: {v:.0f} s")
+    print("test_scored:", {k: (v["test_scored"], v["all_configurations"])
+                            for k, v in res["summary"]["test_scoring"].items()}, "(times, configurations in the ledger)")
     print(f"total {time.perf_counter() - t0:.0f} s; report {res['paths']['report']}")
     return 0
 

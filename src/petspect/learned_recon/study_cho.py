@@ -1,10 +1,10 @@
 """Lesion detectability of ``petspect study recon``: channelised Hotelling observer on lesion-present /
 lesion-absent ROI pairs.
 
-Each PET test subject with lesions gets a lesion-absent twin: the same subject (configuration, seed, anatomy,
+Each test subject with lesions (PET, TOF PET, SPECT) gets a lesion-absent twin: the same subject (configuration, seed, anatomy,
 noise generator) simulated again without lesions (:func:`petspect.simulate.subject.simulate_subject`, as the
-denoising study's twins, :mod:`petspect.tasks.compare`), written as an acquisition folder under
-``OUT/pet_twins`` and reconstructed by every method with the same trained networks and settings. ROIs of
+denoising study's twins, :mod:`petspect.tasks.compare`), written as an acquisition folder under ``OUT/pet_twins``
+(``tof_twins``, ``spect_twins``) and reconstructed by every method with the same trained networks and settings. ROIs of
 ``size x size`` pixels sit on each lesion's central slice (:func:`petspect.tasks.evaluate.lesion_roi_positions`),
 at the same places in the twin; ``cho_dprime`` uses 5 Laguerre-Gauss channels of 15 mm width, with a bootstrap
 interval over subjects (:func:`petspect.evaluation.cho_dprime_ci`).
@@ -34,8 +34,10 @@ def roi_size(voxel_mm: float) -> tuple[int, float]:
     return 2 * int(math.ceil(1.5 * width_px)) + 1, width_px
 
 
-def lesion_absent_twin(out_p: Path, meta: dict[str, Any], entry: dict[str, str], level: str) -> ReconCase | None:
-    """The test subject's lesion-absent twin as a :class:`ReconCase` (no truth); None without simulation records."""
+def lesion_absent_twin(out_p: Path, meta: dict[str, Any], entry: dict[str, str], level: str, *,
+                       folder: str = "pet_twins") -> ReconCase | None:
+    """The test subject's lesion-absent twin as a :class:`ReconCase` at ``level`` (no truth), simulated once into
+    ``out_p / folder``; None without simulation records."""
     from petspect._fileio import atomic_dir
     from petspect.simulate.config import config_from_dict
     from petspect.simulate.subject import simulate_subject, write_subject
@@ -46,11 +48,11 @@ def lesion_absent_twin(out_p: Path, meta: dict[str, Any], entry: dict[str, str],
         return None
     cfg = config_from_dict(copy.deepcopy(rec["config"]))
     cfg.phantom.params = {**cfg.phantom.params, "lesions": False}
-    root = out_p / "pet_twins"
-    folder = root / sub
-    if not (folder / "acquisition.json").is_file():
+    root = out_p / folder
+    where = root / sub
+    if not (where / "acquisition.json").is_file():
         result = simulate_subject(cfg, int(rec["subjects"][sub]["index"]), int(rec["subjects"][sub]["seed"]))
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(where) as tmp:
             write_subject(result, tmp)
     return load_case(root, {"subject": sub}, level, full_level=None, with_truth=False)
 

@@ -12,15 +12,14 @@ __all__ = ["finish", "judge"]
 
 BETTER = {"nrmse_pct": "lower", "psnr_db": "higher", "suvmean_bias_pct": "abs-lower", "suvmax_bias_pct": "abs-lower",
           "poisson_deviance": "lower", "wall_s": "lower", "nrmse_vs_full_osem_pct": "lower"}
-SPECT_CHO_NOTE = ("cho_dprime of the SPECT methods is not evaluated (no lesion-absent SPECT twins yet); written as "
-                  "null")
 
 
 def _col(per_subject, method: str, metric: str) -> np.ndarray:
     return np.array([float(r.get(method, {}).get(metric, math.nan)) for r in per_subject])
 
 
-def judge(pet: dict[str, Any], spect: dict[str, Any], n_boot: int, seed: int) -> list[dict[str, Any]]:
+def judge(pet: dict[str, Any], spect: dict[str, Any], n_boot: int, seed: int,
+          tof: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Evaluate the acceptance checks (:data:`petspect.learned_recon.study.ACCEPTANCE_CHECKS`, in that order)."""
     from petspect.evaluation import paired_delta_ci
     from petspect.learned_recon.study_common import ACCEPTANCE_CHECKS
@@ -46,6 +45,16 @@ def judge(pet: dict[str, Any], spect: dict[str, Any], n_boot: int, seed: int) ->
                         _col(ss, "synth_views_osem", "nrmse_vs_full_osem_pct"), n_boot=n_boot, seed=seed)
     out.append({"check": ACCEPTANCE_CHECKS[4], "passed": bool(d.excludes_zero() and d.low > 0),
                 "detail": f"NRMSE to full-view OSEM: sparse - synthesised = {d.value:.3f} [{d.low:.3f}, {d.high:.3f}] %"})
+    for i, rows, base, learned in ((5, ss, "spect_low_osem", "spect_projection_unet"),
+                                   (6, (tof or {}).get("per_subject"), "tof_osem", "tof_projection_unet")):
+        if not rows:
+            out.append({"check": ACCEPTANCE_CHECKS[i], "passed": None, "detail": "not run"})
+            continue
+        d = paired_delta_ci(_col(rows, base, "nrmse_pct"), _col(rows, learned, "nrmse_pct"), n_boot=n_boot, seed=seed)
+        winner = (learned if d.low > 0 else base if d.high < 0 else "neither (interval includes 0)")
+        out.append({"check": ACCEPTANCE_CHECKS[i], "passed": None,
+                    "detail": f"nrmse_pct({base}) - nrmse_pct({learned}) = {d.value:.3f} [{d.low:.3f}, {d.high:.3f}]: "
+                              f"{winner} wins (reported, not a pass/fail check)"})
     return out
 
 
@@ -81,67 +90,98 @@ def _maps_figure(maps: dict[str, np.ndarray], title: str):
     return fig
 
 
-def finish(out_p: Path, s: Any, pet: dict[str, Any], spect: dict[str, Any], times: dict[str, float],
-           configs: tuple[Any, Any], say) -> dict[str, Any]:
-    """Intervals, checks, report and the three study files."""
+def _summarise(part: dict[str, Any], groups: list[tuple[tuple[str, ...], str]], s: Any) -> dict[str, Any]:
+    """Intervals of every method of a part, each group of methods with paired deltas against its own comparator."""
     from petspect.evaluation import summarise_methods
+
+    out: dict[str, Any] = {}
+    for methods, comparator in groups:
+        rows = [{m: r[m] for m in methods if m in r} for r in part["per_subject"]]
+        out.update(summarise_methods(rows, comparator=comparator, n_boot=s.n_boot, seed=s.seed))
+        for m in methods:
+            out.setdefault(m, {}).update(part["cho"]["by_method"].get(m, {"cho_dprime": None, "cho_dprime_ci95": None}))
+    return out
+
+
+def finish(out_p: Path, s: Any, parts: dict[str, dict[str, Any]], times: dict[str, float], configs: dict[str, Any],
+           say) -> dict[str, Any]:
+    """Intervals, checks, report and the three study files (``parts`` and ``configs``: pet, tof, spect)."""
     from petspect.evaluation.study import Check, StudySummary, write_study
-    from petspect.learned_recon.study_common import PET_METHODS, REQUIRED, SPECT_METHODS
+    from petspect.learned_recon.study_common import PET_METHODS, REQUIRED, SPECT_METHODS, TOF_METHODS
+    from petspect.learned_recon.study_spect import LOW_METHODS, SPARSE_METHODS
     from petspect.report import HtmlReport
     from petspect.simulate.no_inverse_crime import describe
 
-    metrics = summarise_methods(pet["per_subject"], comparator=pet["comparator"], n_boot=s.n_boot, seed=s.seed)
-    metrics.update(summarise_methods(spect["per_subject"], comparator=spect["comparator"], n_boot=s.n_boot,
-                                     seed=s.seed))
-    for m in list(PET_METHODS) + list(SPECT_METHODS):
-        metrics.setdefault(m, {}).update(pet["cho"]["by_method"].get(m, {"cho_dprime": None, "cho_dprime_ci95": None}))
+    pet, tof, spect = parts["pet"], parts["tof"], parts["spect"]
+    metrics = _summarise(pet, [(PET_METHODS, pet["comparator"])], s)
+    metrics.update(_summarise(tof, [(TOF_METHODS, tof["comparator"])], s))
+    metrics.update(_summarise(spect, [(SPARSE_METHODS, spect["comparator"]), (LOW_METHODS, spect["low_comparator"])],
+                              s))
+    for m in list(PET_METHODS) + list(TOF_METHODS) + list(SPECT_METHODS):
         for k in REQUIRED:  # a metric with no finite value on any subject (no lesion in the slab): null, said here
             metrics[m].setdefault(k, None)
-    checks = judge(pet, spect, s.n_boot, s.seed)
-    pet_desc, spect_desc = describe(configs[0]), describe(configs[1])
-    notes = [pet["cho"]["note"], SPECT_CHO_NOTE,
+    checks = judge(pet, spect, s.n_boot, s.seed, tof=tof)
+    desc = {k: describe(v) for k, v in configs.items()}
+    notes = [f"PET: {pet['cho']['note']}", f"TOF PET: {tof['cho']['note']}", f"SPECT: {spect['cho']['note']}",
              "metrics against the true activity on the reconstruction grid (fine truth averaged); deltas: "
-             f"PET against {pet['comparator']} (best classical on validation), SPECT against sparse_osem",
+             f"PET against {pet['comparator']} (best classical on validation), TOF PET against tof_osem, SPECT "
+             "sparse-view methods against sparse_osem, SPECT low-count methods against spect_low_osem",
              "wall_s: one subject's reconstruction from its data on this machine's CPU, shared with other jobs "
              "(timings are indicative), system model built beforehand for every method alike",
-             "poisson_deviance: per projection bin, against the data the method was given (PET: the 10 % dose "
-             "prompts with their estimated randoms and scatter; SPECT: all measured views, so sparse- and "
-             "synthesised-view images are also judged on the views they did not use)"]
+             f"poisson_deviance: per projection bin, against the data the method was given (PET and TOF PET: the "
+             f"{s.dose_percent:g} % dose prompts with their estimated randoms and scatter; SPECT low-count methods: the "
+             f"{s.spect_dose_percent:g} % projections; SPECT sparse-view methods: all measured full-count views, so "
+             "sparse- and synthesised-view images are also judged on the views they did not use)",
+             f"TOF PET cohort: {s.tof_shape} voxels of {s.tof_voxel_mm:g} mm, TOF "
+             + (f"{s.tof_bins} bins of {s.tof_bin_width_ps:g} ps" if s.tof_bins else "binning of the scanner")
+             + " (the scanner's 214 ps FWHM resolution); thinner and coarser than the non-TOF slab for CPU time"]
     summary = StudySummary(
         task="recon", preset=s.preset, seed=int(s.seed),
-        data={"pet": {"cohort": configs[0].to_dict(), "simulation": pet_desc},
-              "spect": {"cohort": configs[1].to_dict(), "simulation": spect_desc}},
-        inverse_crime=bool(pet_desc["inverse_crime"] or spect_desc["inverse_crime"]),
-        test_scored=max(int(pet["scoring"]["test_scored"]), int(spect["scoring"]["test_scored"])),
-        splits={"pet": pet["splits"], "spect": spect["splits"]},
+        data={k: {"cohort": configs[k].to_dict(), "simulation": desc[k]} for k in ("pet", "tof", "spect")},
+        inverse_crime=any(bool(d["inverse_crime"]) for d in desc.values()),
+        test_scored=max(int(p["scoring"]["test_scored"]) for p in parts.values()),
+        splits={k: parts[k]["splits"] for k in ("pet", "tof", "spect")},
         tuned={**pet["tuned"], "specs": pet["specs"], "image_unet_input": pet["image_unet_input"],
-               "spect": {"osem": spect["spec"], "sparse_osem": spect["sparse_spec"]}},
+               "tof": {**tof["tuned"], "specs": tof["specs"]},
+               "spect": {"osem": spect["spec"], "sparse_osem": spect["sparse_spec"], **spect["tuned"],
+                         "low_specs": spect["low_specs"]}},
         checks=[Check(c["check"], c["passed"], c["detail"]) for c in checks], wall_s=dict(times), device="cpu",
         notes=notes,
-        extra={"inverse_crime_by_part": {"pet": pet_desc["inverse_crime"], "spect": spect_desc["inverse_crime"]},
-               "test_scoring": {"pet": pet["scoring"], "spect": spect["scoring"]},
-               "subjects": {"pet": pet["subjects"], "spect": spect["subjects"]},
-               "per_subject": {"pet": pet["per_subject"], "spect": spect["per_subject"]},
-               "histories": {**pet["histories"], "view_synthesis": spect["history"]},
-               "comparator": {"pet": pet["comparator"], "spect": spect["comparator"]}})
+        extra={"inverse_crime_by_part": {k: desc[k]["inverse_crime"] for k in ("pet", "tof", "spect")},
+               "test_scoring": {k: parts[k]["scoring"] for k in ("pet", "tof", "spect")},
+               "subjects": {k: parts[k]["subjects"] for k in ("pet", "tof", "spect")},
+               "per_subject": {k: parts[k]["per_subject"] for k in ("pet", "tof", "spect")},
+               "histories": {**pet["histories"], "tof_projection_unet": tof["history"],
+                             "view_synthesis": spect["history"], "spect_projection_unet": spect["denoiser_history"]},
+               "comparator": {"pet": pet["comparator"], "tof": tof["comparator"],
+                              "spect_sparse_view": spect["comparator"], "spect_low_count": spect["low_comparator"]}})
     rep = HtmlReport("petspect study recon: deep learning inside reconstruction",
-                     f"preset {s.preset}; PET {pet['splits']}, SPECT {spect['splits']} subjects")
+                     f"preset {s.preset}; PET {pet['splits']}, TOF PET {tof['splits']}, SPECT {spect['splits']} subjects")
     rep.heading("Acceptance checks (written before the test splits were read)")
     rep.table([{"check": c["check"], "result": {True: "PASSED", False: "FAILED", None: "reported"}[c["passed"]],
                 "detail": c["detail"]} for c in checks])
-    rep.heading("PET (10 % dose), test subjects")
-    rep.metrics_table({m: {k: v for k, v in metrics[m].items() if isinstance(v, (int, float))} for m in PET_METHODS},
-                      better=BETTER, floatfmt=".4g")
+
+    def table(methods):
+        rep.metrics_table({m: {k: v for k, v in metrics[m].items() if isinstance(v, (int, float))} for m in methods},
+                          better=BETTER, floatfmt=".4g")
+
+    rep.heading(f"PET ({s.dose_percent:g} % dose), test subjects")
+    table(PET_METHODS)
     rep.figure(_figure(pet["example"], PET_METHODS, f"PET {pet['example']['subject']}, central slice"))
     rep.figure(_maps_figure(pet["maps"], "data-consistency maps: Poisson deviance per plane and view"))
-    rep.heading("SPECT sparse view (1 of every %d views), test subjects" % s.sparse.every)
-    rep.metrics_table({m: {k: v for k, v in metrics[m].items() if isinstance(v, (int, float))} for m in SPECT_METHODS},
-                      better=BETTER, floatfmt=".4g")
+    rep.heading(f"TOF PET ({s.dose_percent:g} % dose), test subjects")
+    table(TOF_METHODS)
+    rep.figure(_figure(tof["example"], TOF_METHODS, f"TOF PET {tof['example']['subject']}, central slice"))
+    rep.figure(_maps_figure(tof["maps"], "TOF data-consistency maps (TOF bins summed)"))
+    rep.heading("SPECT sparse view (1 of every %d views) and low count (%g %% projections), test subjects"
+                % (s.sparse.every, s.spect_dose_percent))
+    table(SPECT_METHODS)
     rep.figure(_figure(spect["example"], SPECT_METHODS, f"SPECT {spect['example']['subject']}, central slice"))
-    rep.figure(_maps_figure(spect["maps"], "data-consistency maps against all measured views"))
+    rep.figure(_maps_figure(spect["maps"], "SPECT data-consistency maps (each against the data it was given)"))
     rep.heading("Tuning on validation")
+    tuned_all = {**pet["tuned"], **tof["tuned"], **spect["tuned"]}
     rep.preformatted("\n".join(f"{k}: best {v['best']} (score {v['best_score']:.4g}, {len(v['trials'])} of "
-                               f"{v['grid_size']} configurations)" for k, v in pet["tuned"].items()))
+                               f"{v['grid_size']} configurations)" for k, v in tuned_all.items()))
     rep.heading("Notes")
     for n in notes:
         rep.paragraph(n)

@@ -1,4 +1,4 @@
-"""The PET and SPECT halves of ``petspect study recon`` (tuning and training on training/validation subjects,
+"""The PET part of ``petspect study recon`` (tuning and training on training/validation subjects,
 then one reading of each test split); :mod:`petspect.learned_recon.study` describes the protocol."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from petspect.learned_recon.cases import load_case
 from petspect.learned_recon.study_common import PET_METHODS
 
-__all__ = ["pet_part", "spect_part"]
+__all__ = ["pet_part"]
 
 
 def _timed(fn, *args, **kw):
@@ -46,7 +46,7 @@ def _image_unet(root: Path, out_p: Path, s: Any, shape: tuple[int, ...], say) ->
     return load_model(result.model_dir), list(result.history)
 
 
-def _save_models(folder: Path, example: Any, proj, direct, unrolled, s: Any, osem_spec) -> None:
+def _save_models(folder: Path, train: list, proj, direct, unrolled, s: Any, osem_spec) -> None:
     """The trained networks as model folders for ``petspect recon DATA --model OUT/models/<kind>``."""
     import shutil
 
@@ -55,8 +55,10 @@ def _save_models(folder: Path, example: Any, proj, direct, unrolled, s: Any, ose
     for kind in ("projection_unet", "direct", "unrolled"):
         if (folder / kind).is_dir():  # a rerun into the study's own folder (claimed with --overwrite)
             shutil.rmtree(folder / kind)
+    example = train[0].data
     save_learned_model(folder / "projection_unet", "projection_unet", proj, example,
-                       settings={"widths": list(proj.widths)}, recon_spec=osem_spec.to_dict())
+                       settings={"widths": list(proj.widths)}, recon_spec=osem_spec.to_dict(),
+                       training_inputs=[c.data for c in train])
     save_learned_model(folder / "direct", "direct", direct, example, settings={"widths": list(s.direct.widths)})
     save_learned_model(folder / "unrolled", "unrolled", unrolled, example, settings=unrolled.config())
 
@@ -123,7 +125,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
                                objective_name="mean validation NRMSE vs the true activity, %")
     dip_iters = int(tuned["dip"].best["iterations"])
     times["pet_train_s"] = time.perf_counter() - t0
-    _save_models(out_p / "models", train[0].data, proj, direct, unrolled, s, specs["osem"])
+    _save_models(out_p / "models", train, proj, direct, unrolled, s, specs["osem"])
     stored = ReconSpec.from_dict(stored_recon_specs(root / splits.training[0]["subject"])["osem"])
     config = {"task": "recon-pet", "preset": s.preset, "level": level, "specs": {k: v.to_dict() for k, v in specs.items()},
               "image_unet_input": stored.to_dict(), "dip_iterations": dip_iters,
@@ -184,64 +186,3 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
             "image_unet_input": stored.to_dict(), "histories": histories, "scoring": scoring.to_dict(),
             "example": example, "maps": maps, "splits": {"training": len(train), "validation": len(val),
                                                          "test": len(entries)}}
-
-
-
-def spect_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
-    """Train the view synthesiser, then score full-, sparse- and synthesised-view OSEM once on the test subjects."""
-    from petspect.evaluation import read_splits, read_test_split
-    from petspect.learned_recon.consistency import data_consistency
-    from petspect.learned_recon.sparse_view import sparse_acquisition, synthesised_acquisition, train_view_synthesiser
-    from petspect.learned_recon.study_common import score_image
-    from petspect.learned_recon.unrolled import nrmse_pct
-    from petspect.recon.reconstruct import ReconSpec, reconstruct
-    from petspect.systems.acquisition import load_acquisition, system_model
-
-    root = out_p / "spect_dataset"
-    splits = read_splits(root)
-    names = {int(k): str(v) for k, v in (splits.meta.get("labels") or {}).items()}
-    t0 = time.perf_counter()
-    train = [load_acquisition(root / e["subject"], level="d100") for e in splits.training]
-    val = [load_acquisition(root / e["subject"], level="d100") for e in splits.validation]
-    say(f"training the SPECT view synthesiser (1 of every {s.sparse.every} views acquired)")
-    model, history = train_view_synthesiser(train, val, s.sparse, say)
-    times["spect_train_s"] = time.perf_counter() - t0
-    spec = ReconSpec(iterations=int(s.spect_osem_iterations), subsets=int(s.spect_osem_subsets))
-    sparse_subsets = max(1, min(int(s.spect_osem_subsets), int(s.spect_views) // int(s.sparse.every)))
-    sparse_spec = ReconSpec(iterations=int(s.spect_osem_iterations), subsets=sparse_subsets)
-    config = {"task": "recon-spect-sparse-view", "preset": s.preset, "spec": spec.to_dict(),
-              "sparse_spec": sparse_spec.to_dict(), "every": s.sparse.every, "widths": list(s.sparse.widths),
-              "seed": s.seed}
-    t0 = time.perf_counter()
-    entries, scoring = read_test_split(root, config, "recon study (SPECT sparse view): 3 methods")
-    say(f"scoring SPECT full-, sparse- and synthesised-view OSEM on {len(entries)} test subjects")
-    per_subject, example, maps = [], {}, {}
-    for e in entries:
-        c = load_case(root, e, "d100", full_level=None)
-        imgs, walls = {}, {}
-        imgs["spect_full_osem"], walls["spect_full_osem"] = _timed(reconstruct, c.system, c.data, spec, progress=False)
-        sparse = sparse_acquisition(c.data, s.sparse.every)
-        sparse_system = system_model(sparse)
-        imgs["sparse_osem"], walls["sparse_osem"] = _timed(reconstruct, sparse_system, sparse, sparse_spec,
-                                                           progress=False)
-        imgs["synth_views_osem"], walls["synth_views_osem"] = _timed(
-            lambda case=c: reconstruct(case.system, synthesised_acquisition(model, case.data, sparse), spec,
-                                       progress=False))
-        row = {}
-        for m, img in imgs.items():
-            cons = data_consistency(img, c.data, system=c.system)  # against all measured views
-            row[m] = {**score_image(img, c, names), "poisson_deviance": cons.deviance_per_bin, "wall_s": walls[m]}
-            if m != "spect_full_osem":
-                row[m]["nrmse_vs_full_osem_pct"] = nrmse_pct(img, imgs["spect_full_osem"])
-            if not example:
-                maps[m] = cons.plane_view_map.numpy()
-        if not example:
-            example = {"subject": c.subject, "truth": _central(c.truth.data), **{m: _central(v) for m, v in imgs.items()}}
-        per_subject.append(row)
-    times["spect_test_s"] = time.perf_counter() - t0
-    return {"per_subject": per_subject, "subjects": [str(e.get("subject")) for e in entries],
-            "comparator": "sparse_osem", "spec": spec.to_dict(), "sparse_spec": sparse_spec.to_dict(),
-            "history": history, "scoring": scoring.to_dict(), "example": example, "maps": maps,
-            "splits": {"training": len(train), "validation": len(val), "test": len(entries)}}
-
-

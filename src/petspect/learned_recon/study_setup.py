@@ -3,8 +3,11 @@
 The PET cohort is the ``quick`` cohort preset cut to a thin slab (one direct plane per slice, 4x view mashing)
 simulated without inverse crime (:mod:`petspect.simulate.no_inverse_crime`: truth on a 2x finer grid with a 4 mm
 detector blur, reconstruction on the coarse grid with estimated randoms and scatter); the methods get the 10 %
-dose level. The SPECT cohort is Tc-99m MDP torsos on the LEHR camera with a 4-multiple number of views, also
-without inverse crime (truth on a 2x finer grid through the collimator model, TEW scatter estimate per level).
+dose level. The TOF PET cohort is the same kind of slab, thinner and coarser for CPU time (``tof_*`` settings), on
+the whole-body scanner with its 214 ps TOF resolution binned into ``tof_bins`` bins of ``tof_bin_width_ps`` (the
+scanner's own 33 bins of 143 ps in ``full``). The SPECT cohort is Tc-99m MDP torsos on the LEHR camera with a
+4-multiple number of views, at 100 % and ``spect_dose_percent`` (counts thinned), also without inverse crime (truth
+on a 2x finer grid through the collimator model, TEW scatter estimate per level).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from petspect.learned_recon.projection_denoise import ProjectionSettings
 from petspect.learned_recon.sparse_view import SparseSettings
 from petspect.learned_recon.unrolled import UnrolledSettings
 
-__all__ = ["ReconStudySettings", "RECON_STUDY_PRESETS", "study_settings", "pet_config", "spect_config"]
+__all__ = ["ReconStudySettings", "RECON_STUDY_PRESETS", "study_settings", "pet_config", "tof_config", "spect_config"]
 
 
 @dataclass
@@ -56,6 +59,23 @@ class ReconStudySettings:
     sparse: SparseSettings = field(default_factory=lambda: SparseSettings(widths=(8, 16, 32), epochs=30))
     spect_osem_iterations: int = 4
     spect_osem_subsets: int = 8
+    # SPECT low-count projections -> full count (projection-domain denoising), then OSEM tuned on validation
+    spect_dose_percent: float = 10.0
+    spect_low_grid: dict[str, tuple[float, ...]] = field(default_factory=lambda: {
+        "iterations": (2.0, 4.0, 8.0), "post_filter_fwhm_mm": (0.0, 9.0, 15.0)})
+    spect_projection: ProjectionSettings = field(default_factory=lambda: ProjectionSettings(widths=(8, 16, 32),
+                                                                                            epochs=15))
+    # TOF PET: a thinner, coarser slab (TOF projection costs ~n_tof_bins times more on the CPU)
+    tof_subjects: int = 8
+    tof_shape: tuple[int, int, int] = (2, 48, 48)
+    tof_voxel_mm: float = 8.0
+    tof_bins: int | None = 9  # None: the scanner's own TOF binning
+    tof_bin_width_ps: float | None = 400.0
+    tof_split: tuple[float, float, float] = (0.5, 0.125, 0.375)
+    tof_osem_grid: dict[str, tuple[float, ...]] = field(default_factory=lambda: {
+        "iterations": (1.0, 2.0, 4.0), "post_filter_fwhm_mm": (0.0, 8.0, 12.0)})
+    tof_projection: ProjectionSettings = field(default_factory=lambda: ProjectionSettings(widths=(8, 16, 32),
+                                                                                          epochs=15))
     n_boot: int = 2000
 
 
@@ -76,7 +96,11 @@ def _tiny() -> ReconStudySettings:
         unrolled=UnrolledSettings(n_blocks=2, n_subsets=2, widths=(4, 8), epochs=1),
         dip=DipSettings(widths=(4, 8), checkpoints=(2, 4), warm_iterations=2, n_subsets=2),
         sparse=SparseSettings(widths=(4, 8), epochs=1, batch_size=2), spect_osem_iterations=2, spect_osem_subsets=2,
-        n_boot=200)
+        spect_low_grid={"iterations": (2.0,), "post_filter_fwhm_mm": (0.0, 12.0)},
+        spect_projection=ProjectionSettings(widths=(4, 8), epochs=1, batch_size=2), tof_subjects=5,
+        tof_shape=(1, 24, 24), tof_voxel_mm=16.0, tof_bins=5, tof_bin_width_ps=600.0, tof_split=(0.4, 0.2, 0.4),
+        tof_osem_grid={"iterations": (1.0,), "post_filter_fwhm_mm": (0.0, 16.0)},
+        tof_projection=ProjectionSettings(widths=(4, 8), epochs=1, batch_size=2), n_boot=200)
 
 
 def _full() -> ReconStudySettings:
@@ -87,7 +111,13 @@ def _full() -> ReconStudySettings:
         projection=ProjectionSettings(widths=(32, 64, 128), epochs=60),
         direct=DirectSettings(widths=(32, 64, 128), epochs=150),
         unrolled=UnrolledSettings(n_blocks=6, n_subsets=6, widths=(32, 64), epochs=40),
-        dip=DipSettings(checkpoints=(50, 100, 200, 400, 800)), sparse=SparseSettings(widths=(32, 64, 128), epochs=60))
+        dip=DipSettings(checkpoints=(50, 100, 200, 400, 800)), sparse=SparseSettings(widths=(32, 64, 128), epochs=60),
+        spect_low_grid={"iterations": (2.0, 4.0, 8.0, 12.0), "post_filter_fwhm_mm": (0.0, 4.8, 7.2, 9.6)},
+        spect_projection=ProjectionSettings(widths=(32, 64, 128), epochs=60), tof_subjects=30,
+        tof_shape=(12, 128, 128), tof_voxel_mm=4.0, tof_bins=None, tof_bin_width_ps=None,
+        tof_split=(0.6, 0.13, 0.27), tof_osem_grid={"iterations": (1.0, 2.0, 3.0, 4.0),
+                                                    "post_filter_fwhm_mm": (0.0, 4.0, 6.0, 8.0)},
+        tof_projection=ProjectionSettings(widths=(32, 64, 128), epochs=60))
 
 
 #: Named study settings (factories of fresh :class:`ReconStudySettings`).
@@ -120,14 +150,35 @@ def pet_config(s: ReconStudySettings):
     return cfg.validate()
 
 
+def tof_config(s: ReconStudySettings):
+    """The TOF PET cohort configuration: :func:`pet_config`'s slab with the ``tof_*`` settings, TOF on.
+
+    The cohort's stored images are not used by the study: one OSEM iteration, no non-attenuation-corrected image.
+    """
+    cfg = pet_config(s)
+    cfg.name, cfg.subjects, cfg.seed = f"recon-study-tof-{s.preset}", int(s.tof_subjects), int(s.seed) + 2
+    cfg.description = "petspect recon study: thin-slab FDG torsos, direct-plane TOF PET, 100 and 10 % dose"
+    cfg.phantom.voxel_mm = float(s.tof_voxel_mm)
+    cfg.phantom.params = {"fov": "chest-abdomen", "shape": list(s.tof_shape)}
+    cfg.scanner.tof = True
+    params = {"n_rings": int(s.tof_shape[0]), "ring_spacing_mm": float(s.tof_voxel_mm)}
+    if s.tof_bins is not None:
+        params.update(n_tof_bins=int(s.tof_bins), tof_bin_width_ps=float(s.tof_bin_width_ps))
+    cfg.scanner.params = params
+    cfg.recon.nac, cfg.recon.iterations = False, 1  # stored images unused; 1 iteration also seeds the scatter estimate
+    cfg.split.train, cfg.split.validation, cfg.split.test = s.tof_split
+    return cfg.validate()
+
+
 def spect_config(s: ReconStudySettings):
-    """The SPECT cohort configuration (full dose only: the sparse-view task thins views, not counts)."""
+    """The SPECT cohort configuration: full dose (the sparse-view task thins views) and ``spect_dose_percent``
+    (the projection-domain denoiser's input)."""
     from petspect.simulate.config import AcquisitionConfig, ReconConfig, ScannerConfig
     from petspect.simulate.presets import get_preset
 
     cfg = get_preset("spect-tc99m")
     cfg.name, cfg.subjects, cfg.seed = f"recon-study-spect-{s.preset}", int(s.spect_subjects), int(s.seed) + 1
-    cfg.dose_percents = [100.0, 50.0]
+    cfg.dose_percents = [100.0, float(s.spect_dose_percent)]
     cfg.phantom.voxel_mm = float(s.spect_voxel_mm)
     cfg.phantom.params = {"fov": "chest-abdomen", "shape": list(s.spect_shape)}
     cfg.scanner = ScannerConfig(modality="spect", preset="spect-lehr", n_views=int(s.spect_views), radius_mm=250.0)
