@@ -88,3 +88,12 @@ def test_nac_outline_not_set_by_a_hot_organ():
     nac[:, 20:23, 20:23] = 15.0
     mu = nac_outline_mu(nac).numpy()
     assert ((mu > 0) == body).mean() > 0.93
+
+
+def test_body_outline_keeps_a_body_cut_by_the_image_edge():
+    # a torso wider than the field of view: the body touches the left and right image edges
+    img = np.zeros((2, 20, 20), np.float32)
+    img[:, 5:15, :] = 1.0
+    mask = body_outline(img, 0.1)
+    assert mask[:, 5:15, :].all()  # the edge columns stay body (closing used to erode them)
+    assert not mask[:, :5].any() and not mask[:, 15:].any()

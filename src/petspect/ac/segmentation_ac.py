@@ -67,14 +67,18 @@ def _check_image(img, what: str) -> np.ndarray:
 
 def body_outline(image, fraction: float, *, smooth_vox: float = 0.0) -> np.ndarray:
     """Body mask: image (smoothed transaxially by ``smooth_vox`` voxels SD) above ``fraction`` of its 99.5th
-    percentile, slice-wise closed and holes filled; 3D components of at least 5 % of the largest kept (the
-    trunk and the arms, not noise). Returns bool (z, y, x)."""
+    percentile, slice-wise closed (edge-padded, so a body cut by the image edge keeps it) and holes filled;
+    3D components of at least 5 % of the largest kept (the trunk and the arms, not noise). Returns bool
+    (z, y, x)."""
     a = _check_image(image, "image")
     if not 0 < fraction < 1:
         raise InputError(f"fraction must be in (0, 1), got {fraction}")
     sm = ndimage.gaussian_filter(a, (0, smooth_vox, smooth_vox)) if smooth_vox > 0 else a
     mask = sm > fraction * float(np.percentile(sm, 99.5))
-    mask = np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(m, iterations=2)) for m in mask])
+    # closing pads with the edge values: a body cut by the field of view keeps its border voxels (plain
+    # binary_closing erodes 2 voxels wherever the mask touches the image edge)
+    closed = [ndimage.binary_closing(np.pad(m, 2, mode="edge"), iterations=2)[2:-2, 2:-2] for m in mask]
+    mask = np.stack([ndimage.binary_fill_holes(m) for m in closed])
     lab, n = ndimage.label(mask)
     if n == 0:
         return mask
