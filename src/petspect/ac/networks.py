@@ -141,8 +141,9 @@ def train_translation(task: str, x_train: torch.Tensor, y_train: torch.Tensor, x
     """Train a U-Net on slices ``x (N, C, H, W) -> y (N, 1, H, W)`` (targets already divided by ``target_scale``).
 
     ``channels`` sets the U-Net's width and depth (stride 2 between levels); ``mirror`` flips random
-    training slices left-right (images whose left and right are alike: bodies, heads, sinograms' radial
-    axis). ``input_norm`` is recorded in the model (how :func:`network_inputs` scaled the inputs).
+    training slices left-right (images whose left and right are alike: bodies, heads; the radial axis of a
+    non-TOF sinogram, i.e. the object turned by 180 degrees; not TOF sinograms, whose bins would have to be
+    reversed as well). ``input_norm`` is recorded in the model (how :func:`network_inputs` scaled the inputs).
     Returns the model (best validation L1 epoch) and ``{"best_epoch", "val_l1", "epochs", "steps"}``.
     """
     from petspect.train.loop import LoopSettings, fit_tensors

@@ -230,6 +230,7 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
             yv = torch.cat([target(c) for c, _, _ in val])
             model, info = train_translation(task, xs, ys, xv, yv, target_scale=1.0, epochs=cfg.epochs,
                                             seed=cfg.seed + r_i, batch_size=cfg.batch_size, lr=cfg.lr,
+                                            mirror=task != "tof_acf",  # a radial flip would need reversed TOF bins
                                             trained_on={"region": region, "tracer": "fdg",
                                                         "seeds": seeds["train"][:len(sino_train)]})
             models[task] = model
