@@ -67,7 +67,7 @@ def _check_image(img, what: str) -> np.ndarray:
 
 def body_outline(image, fraction: float, *, smooth_vox: float = 0.0, keep_edge: bool = True) -> np.ndarray:
     """Body mask: image (smoothed transaxially by ``smooth_vox`` voxels SD) above ``fraction`` of its 99.5th
-    percentile, slice-wise closed (edge-padded, so a body cut by the image edge keeps it) and holes filled;
+    percentile, slice-wise closed (``keep_edge``: edge-padded, so a body cut by the image edge keeps it) and holes filled;
     3D components of at least 5 % of the largest kept (the trunk and the arms, not noise). Returns bool
     (z, y, x)."""
     a = _check_image(image, "image")
