@@ -82,3 +82,25 @@ def test_a_subject_without_rois_is_an_empty_group():
     absn = [rng.normal(0, 1, (20, 9, 9)), np.zeros((0, 9, 9))]
     iv = cho_dprime_ci(pres, absn, width_px=3.0, n_channels=3, n_boot=100)
     assert iv.value > 0 and iv.n == 2
+
+
+def test_bootstrap_skips_resamples_without_enough_distinct_rois():
+    """Three subjects of which two hold fewer ROIs than channels: a resample drawing one of them three times
+    repeats the same few ROIs, its covariance is singular and its pseudo-inverse d' was 0 or ~1e15 (seen in
+    the clinical-size bench with 3 lesion-absent twins). Such resamples have no d' and must not enter the
+    interval: the interval stays within 3x the value (the old one reached 3.2x here), or is NaN when too few resamples are usable."""
+    from petspect.evaluation.observer import resample_usable
+
+    rng = np.random.default_rng(7)
+    ch = laguerre_gauss_channels(11, 3.0, 5)
+    blob = 0.7 * ch[0] / ch[0].max()
+    counts = [2, 3, 40]
+    pres = [rng.normal(0, 1, (n, 11, 11)) + blob for n in counts]
+    absn = [rng.normal(0, 1, (n, 11, 11)) for n in counts]
+    v1 = [channel_outputs(p, ch) for p in pres]
+    v0 = [channel_outputs(a, ch) for a in absn]
+    assert not resample_usable(v1, v0, [0, 0, 0]) and not resample_usable(v1, v0, [0, 1, 1])
+    assert resample_usable(v1, v0, [2, 2, 0])
+    iv = cho_dprime_ci(pres, absn, width_px=3.0, n_channels=5, n_boot=300)
+    assert np.isfinite(iv.value) and iv.value > 0
+    assert (np.isnan(iv.low) and np.isnan(iv.high)) or (0 < iv.low <= iv.high < 3 * iv.value)

@@ -24,7 +24,8 @@ import numpy as np
 from petspect.errors import InputError
 from petspect.evaluation.stats import Interval
 
-__all__ = ["laguerre_gauss_channels", "channel_outputs", "hotelling_dprime", "cho_dprime", "cho_dprime_ci"]
+__all__ = ["laguerre_gauss_channels", "channel_outputs", "hotelling_dprime", "cho_dprime", "cho_dprime_ci",
+           "resample_usable"]
 
 
 def laguerre_gauss_channels(size: int, width_px: float, n_channels: int = 6) -> np.ndarray:
@@ -90,6 +91,24 @@ def cho_dprime(present: np.ndarray, absent: np.ndarray, *, width_px: float, n_ch
     return hotelling_dprime(channel_outputs(present, ch), channel_outputs(absent, ch))
 
 
+def resample_usable(v_present: Sequence[np.ndarray], v_absent: Sequence[np.ndarray], pick: Sequence[int]) -> bool:
+    """Whether a bootstrap resample of groups has a Hotelling ``d'``.
+
+    A resample repeats groups, and a repeated ROI adds no information: each class needs more distinct
+    ROIs than channels (``p``) for its covariance to be of full rank, and the pooled covariance must be
+    well conditioned. Otherwise the pseudo-inverse returns 0 or an unbounded value (1e15 was seen with
+    three subjects), which must not enter an interval.
+    """
+    uniq = sorted(set(int(i) for i in pick))
+    p = v_present[uniq[0]].shape[1] if uniq else 0
+    if sum(v_present[i].shape[0] for i in uniq) <= p or sum(v_absent[i].shape[0] for i in uniq) <= p:
+        return False
+    a = np.concatenate([v_present[i] for i in uniq])
+    b = np.concatenate([v_absent[i] for i in uniq])
+    pooled = 0.5 * (np.atleast_2d(np.cov(a, rowvar=False)) + np.atleast_2d(np.cov(b, rowvar=False)))
+    return bool(np.linalg.cond(pooled) < 1e10)
+
+
 def cho_dprime_ci(present: Sequence[np.ndarray], absent: Sequence[np.ndarray], *, width_px: float,
                   n_channels: int = 6, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
     """CHO ``d'`` with a bootstrap interval over groups (subjects).
@@ -101,8 +120,12 @@ def cho_dprime_ci(present: Sequence[np.ndarray], absent: Sequence[np.ndarray], *
     width_px, n_channels
         Channels (:func:`laguerre_gauss_channels`).
     n_boot, level, seed
-        Resampling of the groups with replacement; resamples with fewer than two ROIs per class are
-        redrawn by skipping them.
+        Resampling of the groups with replacement. A resample whose pooled channel covariance is
+        rank-deficient (no more distinct ROIs than channels, e.g. one subject drawn every time) has no
+        Hotelling ``d'`` (the pseudo-inverse would give 0 or an unbounded value) and is skipped
+        (:func:`resample_usable`); when
+        fewer than half of the resamples are usable the groups are too few for a bootstrap and the
+        interval is NaN.
 
     Returns
     -------
@@ -122,10 +145,10 @@ def cho_dprime_ci(present: Sequence[np.ndarray], absent: Sequence[np.ndarray], *
     boots = []
     for _ in range(int(n_boot)):
         pick = rng.integers(0, g, size=g)
-        a, b = np.concatenate([v1[i] for i in pick]), np.concatenate([v0[i] for i in pick])
-        if a.shape[0] >= 2 and b.shape[0] >= 2:
+        if resample_usable(v1, v0, pick):
+            a, b = np.concatenate([v1[i] for i in pick]), np.concatenate([v0[i] for i in pick])
             boots.append(hotelling_dprime(a, b))
-    if len(boots) < 10:
+    if len(boots) < max(10, int(n_boot) // 2):
         return Interval(value, math.nan, math.nan, g, level)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])

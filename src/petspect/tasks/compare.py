@@ -434,7 +434,8 @@ def compare_methods(dataset: str | os.PathLike, task: DenoiseTask, *, baselines:
 def _cho_deltas(metrics: dict, rois: Mapping[str, Any], comparator: str, width_px: float, n_boot: int,
                 seed: int) -> None:
     """Paired bootstrap of ``d'(method) - d'(comparator)`` over subjects (same resamples)."""
-    from petspect.evaluation.observer import channel_outputs, hotelling_dprime, laguerre_gauss_channels
+    from petspect.evaluation.observer import (channel_outputs, hotelling_dprime, laguerre_gauss_channels,
+                                              resample_usable)
 
     p0, a0 = rois[comparator]
     g = len(p0)
@@ -449,7 +450,7 @@ def _cho_deltas(metrics: dict, rois: Mapping[str, Any], comparator: str, width_p
     def d(n: str, pick: Sequence[int]) -> float:
         v1 = np.concatenate([feats[n][0][i] for i in pick])
         v0 = np.concatenate([feats[n][1][i] for i in pick])
-        return hotelling_dprime(v1, v0) if len(v1) > CHO_CHANNELS and len(v0) > CHO_CHANNELS else math.nan
+        return hotelling_dprime(v1, v0) if resample_usable(feats[n][0], feats[n][1], pick) else math.nan
 
     for n in feats:
         if n == comparator or n not in metrics or "cho_dprime" not in metrics[n]:
