@@ -14,7 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from petspect.errors import InputError
-from petspect.radiomics.settings import Discretisation, RadiomicsSettings
+from petspect.radiomics.settings import MAX_GREY_LEVELS, Discretisation, RadiomicsSettings
+
+#: Most voxels of the resampled grid around one ROI (a few GB in float64 with its masks).
+MAX_RESAMPLED_VOXELS = 100_000_000
 
 __all__ = ["ProcessedROI", "resample", "intensity_mask", "discretise", "process"]
 
@@ -86,13 +89,19 @@ def resample(image: np.ndarray, mask: np.ndarray, spacing_mm, new_spacing_mm, *,
     idx = np.argwhere(mask)
     lo, hi = idx.min(0), idx.max(0)
     reach = (3.0 / (4.0 * math.pi) * 1000.0) ** (1.0 / 3.0)
+    margins = [(reach + 2 * new[ax]) / sp[ax] + 2 for ax in range(3)]
+    # new voxels around the ROI, counted before any array is made (a spacing of 1e-6 mm must not allocate)
+    n_new = math.prod(min(float(shape_new[ax]), (hi[ax] - lo[ax] + 2 * margins[ax]) * sp[ax] / new[ax] + 1)
+                      for ax in range(3))
+    if n_new > MAX_RESAMPLED_VOXELS:
+        raise InputError(f"resampling to {new} mm voxels gives about {n_new:.3g} voxels around the ROI (at most "
+                         f"{MAX_RESAMPLED_VOXELS}); choose a spacing nearer the image's {sp} mm")
     coords = []
     for ax in range(3):
         # voxel centres of the new grid, in old-grid voxel units, both grids centred on the same point
         c = (np.arange(shape_new[ax]) - (shape_new[ax] - 1) / 2.0) * new[ax] / sp[ax] + (shape_old[ax] - 1) / 2.0
         # only the part of the (whole-image) new grid around the ROI is evaluated: same values, less work
-        margin = (reach + 2 * new[ax]) / sp[ax] + 2
-        coords.append(c[(c >= lo[ax] - margin) & (c <= hi[ax] + margin)])
+        coords.append(c[(c >= lo[ax] - margins[ax]) & (c <= hi[ax] + margins[ax])])
     grid = np.meshgrid(*coords, indexing="ij")
     order = {"nearest": 0, "linear": 1, "cubic": 3}[interpolation]
     img = map_coordinates(image, grid, order=order, mode="nearest", prefilter=order > 1)
@@ -137,6 +146,9 @@ def discretise(image: np.ndarray, mask: np.ndarray, settings: RadiomicsSettings)
                              "(use 'fbn' or 'fbs' for measured images)")
         lv = np.round(vals).astype(np.int64)
         n = int(lv.max())
+        if n > MAX_GREY_LEVELS:
+            raise InputError(f"discretisation 'none' takes the intensities as grey levels, and the ROI's reach "
+                             f"{n} grey levels (at most {MAX_GREY_LEVELS}); use 'fbn' or 'fbs' for this image")
     elif disc is Discretisation.FBN:
         nb = int(settings.n_bins)
         lo, hi = float(vals.min()), float(vals.max())
@@ -154,7 +166,7 @@ def discretise(image: np.ndarray, mask: np.ndarray, settings: RadiomicsSettings)
         lv = np.floor((vals - lo) / w).astype(np.int64) + 1
         lv = np.maximum(lv, 1)
         n = int(lv.max())
-        if n > 10000:
+        if n > MAX_GREY_LEVELS:
             raise InputError(f"fixed bin size {w} gives {n} grey levels; choose a larger bin_width for this image's unit")
     levels[mask] = lv
     return levels, n

@@ -19,7 +19,7 @@ from pathlib import Path
 from petspect._registry import Registry
 from petspect.errors import ConfigError
 
-__all__ = ["Discretisation", "Family", "RadiomicsSettings", "SETTINGS", "load_settings", "ALL_FAMILIES"]
+__all__ = ["Discretisation", "Family", "MAX_GREY_LEVELS", "RadiomicsSettings", "SETTINGS", "load_settings", "ALL_FAMILIES"]
 
 
 class Discretisation(str, Enum):
@@ -47,6 +47,10 @@ class Family(str, Enum):
 
 
 ALL_FAMILIES: tuple[Family, ...] = tuple(Family)
+
+#: Most grey levels a discretisation may give: texture matrices are Ng x Ng (GLCM) per slice and direction,
+#: so more would exhaust memory; no published PET/CT radiomics protocol comes near (typically 8-256).
+MAX_GREY_LEVELS = 10000
 
 
 @dataclass(frozen=True)
@@ -115,17 +119,22 @@ class RadiomicsSettings:
                               f"got {self.interpolation!r}")
         if not 0.0 < self.mask_threshold <= 1.0:
             raise ConfigError(f"radiomics settings {self.name!r}: mask_threshold must be in (0, 1]")
-        if disc is Discretisation.FBN and (self.n_bins is None or int(self.n_bins) < 1):
-            raise ConfigError(f"radiomics settings {self.name!r}: discretisation 'fbn' needs n_bins >= 1")
-        if disc is Discretisation.FBS and (self.bin_width is None or not float(self.bin_width) > 0):
-            raise ConfigError(f"radiomics settings {self.name!r}: discretisation 'fbs' needs bin_width > 0")
+        if disc is Discretisation.FBN and (self.n_bins is None or not 1 <= int(self.n_bins) <= MAX_GREY_LEVELS):
+            raise ConfigError(f"radiomics settings {self.name!r}: discretisation 'fbn' needs 1 <= n_bins <= "
+                              f"{MAX_GREY_LEVELS}, got {self.n_bins}")
+        if disc is Discretisation.FBS and (self.bin_width is None or not 0 < float(self.bin_width) < math.inf):
+            raise ConfigError(f"radiomics settings {self.name!r}: discretisation 'fbs' needs a finite bin_width > 0, "
+                              f"got {self.bin_width}")
         if self.resegment_range is not None:
             lo, hi = (float(v) for v in self.resegment_range)
             if not lo < hi:
                 raise ConfigError(f"radiomics settings {self.name!r}: resegment_range needs lo < hi, got {self.resegment_range}")
             object.__setattr__(self, "resegment_range", (lo, hi))
-        if self.outlier_sigma is not None and not float(self.outlier_sigma) > 0:
-            raise ConfigError(f"radiomics settings {self.name!r}: outlier_sigma must be > 0")
+        if self.outlier_sigma is not None and not 0 < float(self.outlier_sigma) < math.inf:
+            raise ConfigError(f"radiomics settings {self.name!r}: outlier_sigma must be a finite number > 0")
+        if not 0 <= float(self.ngldm_alpha) < math.inf:
+            raise ConfigError(f"radiomics settings {self.name!r}: ngldm_alpha (grey-level coarseness) must be a "
+                              f"finite number >= 0, got {self.ngldm_alpha}")
         if int(self.glcm_distance) < 1 or int(self.ngldm_distance) < 1:
             raise ConfigError(f"radiomics settings {self.name!r}: distances must be >= 1")
 
