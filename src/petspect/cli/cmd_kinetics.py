@@ -146,6 +146,8 @@ def _graphical(method, tacs: Path, out: Path, input_csv: Path | None, input_colu
                overwrite: bool, slope_column: str, slope_text: str) -> None:
     """Run a graphical analysis (Patlak or Logan) on every region of a TAC CSV and write
     ``region,<slope_column>,intercept,r2,n_frames``; frames from ``t_star_min`` (min) on are fitted."""
+    import math
+
     from petspect._fileio import check_output_path
 
     check_output_path(out, overwrite=overwrite, inputs=[tacs] + ([input_csv] if input_csv else []))
@@ -154,7 +156,14 @@ def _graphical(method, tacs: Path, out: Path, input_csv: Path | None, input_colu
     for name, tac in regions.items():
         f = method(tac, inp, frames, t_star_s=t_star_min * 60.0)
         rows.append([name, float(f.slope), float(f.intercept), float(f.r2), len(f.frames_used)])
-        typer.echo(f"{name}: {slope_text.format(float(f.slope))} (R^2 {float(f.r2):.4f})")
+        if not math.isfinite(float(f.slope)):
+            # say why, instead of a bare "nan": Logan divides by C_T in every fitted frame
+            why = ("the TAC is <= 0 in a fitted frame" if (tac[f.frames_used] <= 0).any()
+                   else "the plot's points do not define a line")
+            typer.echo(f"{name}: {slope_text.split(' =')[0]} undefined ({why}); written as nan")
+            continue
+        r2 = f"R^2 {float(f.r2):.4f}" if math.isfinite(float(f.r2)) else "R^2 undefined: the plot is flat"
+        typer.echo(f"{name}: {slope_text.format(float(f.slope))} ({r2})")
     _write(out, ["region", slope_column, "intercept", "r2", "n_frames"], rows)
 
 

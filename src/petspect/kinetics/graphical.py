@@ -6,8 +6,8 @@ Frame-averaged data are used consistently: with ``<.>`` a frame mean, the Patlak
 frame means too, so the Patlak axes are ``x = <int Cp> / <Cp>``, ``y = <C_T> / <Cp>`` and the slope is Ki
 without a mid-frame approximation (Patlak CS, Blasberg RG, Fenstermacher JD, J Cereb Blood Flow Metab
 1983;3:1-7). Logan: ``int_0^t C_T / C_T = V_T int_0^t Cp / C_T + b`` for t > t* (Logan J et al., J Cereb
-Blood Flow Metab 1990;10:740-747), with the tissue integral from the frame means (exact at frame ends)
-evaluated at frame mid-times.
+Blood Flow Metab 1990;10:740-747), with the tissue integral from the frame means (exact at frame ends,
+linear across gaps between frames) evaluated at frame mid-times.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from petspect.errors import InputError
 from petspect.kinetics.input_function import FrameSchedule, SampledInput
 from petspect.units import S_PER_MIN
 
-__all__ = ["LinearFit", "patlak", "logan"]
+__all__ = ["LinearFit", "patlak", "logan", "tissue_integral_to_mid"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,25 @@ def _check(tacs, frames: FrameSchedule, t_star_s: float) -> tuple[np.ndarray, np
     return y, use
 
 
+def tissue_integral_to_mid(tacs: np.ndarray, frames: FrameSchedule) -> np.ndarray:
+    """``int_0^{t_mid} C_T`` (Bq s/mL) at each frame's mid-time from frame means ``tacs`` (..., n_frames).
+
+    Each frame contributes its mean times its duration (exact); the half frame up to mid-time is taken as
+    half of it. Time not covered by a frame is integrated linearly between the neighbouring frame means: a gap
+    between frames (multi-pass whole-body dynamic PET) by the trapezoid of the two frames' means, the time
+    before the first frame as a ramp from 0 at injection (the usual assumption, e.g. Turku PET Centre's
+    TPCCLIB). Dropping that time instead biases Logan's V_T low.
+    """
+    y = np.asarray(tacs, dtype=np.float64)
+    d = frames.duration_s
+    gap = np.diff(frames.start_s) - d[:-1]  # >= 0 (FrameSchedule refuses overlaps), 0 for contiguous frames
+    covered = y * d
+    between = np.concatenate([y[..., :1] * frames.start_s[0] / 2.0,
+                              (y[..., :-1] + y[..., 1:]) / 2.0 * np.clip(gap, 0.0, None)], axis=-1)
+    before_start = np.cumsum(between, axis=-1) + np.cumsum(covered, axis=-1) - covered
+    return before_start + covered / 2.0
+
+
 def patlak(tacs, inp: SampledInput, frames: FrameSchedule, *, t_star_s: float = 20 * S_PER_MIN) -> LinearFit:
     """Patlak plot; slope Ki in 1/min (mL/min/mL), intercept the apparent distribution volume V.
 
@@ -88,9 +107,7 @@ def logan(tacs, inp: SampledInput, frames: FrameSchedule, *, t_star_s: float = 3
     Voxels whose TAC is not positive over the fitted frames give NaN.
     """
     y, use = _check(tacs, frames, t_star_s)
-    d = frames.duration_s
-    cum_end = np.cumsum(y * d, axis=-1)
-    int_ct = cum_end - y * d / 2  # integral to frame mid-time, tissue linear-in-frame approximation
+    int_ct = tissue_integral_to_mid(y, frames)
     int_cp = inp.integral(frames.mid_s)
     ct = y[..., use]
     with np.errstate(divide="ignore", invalid="ignore"):
