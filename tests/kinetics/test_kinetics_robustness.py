@@ -48,3 +48,36 @@ def test_logan_cli_says_why_a_region_is_undefined(tmp_path):
     line = next(ln for ln in res.output.splitlines() if ln.startswith("grey_matter"))
     assert "undefined" in line and "<= 0" in line
     assert "white_matter: V_T = " in res.output
+
+
+def test_parametric_overwrite_replaces_the_maps_of_an_earlier_method(tmp_path):
+    """A Logan rerun with --overwrite into a Patlak folder must not leave the old Ki map beside the new V_T map
+    (a reader would take ki_per_min.nii.gz for this run's)."""
+    import torch
+
+    from petspect.io import save
+    from petspect.volume import Volume
+
+    fr = FRAMINGS["fdg-60min"]
+    inp = feng_fdg_for_patient().sampled(fr.end_s[-1])
+    a = model_frames(KineticParams(0.3, 0.2), Model.ONE_TCM, inp, fr)
+    rows = ["start_s,duration_s,file"]
+    for i in range(len(fr)):
+        save(Volume(torch.full((2, 2, 2), float(a[i])), (2.0, 2.0, 2.0), unit="Bq/mL", modality="PT"),
+             tmp_path / f"f{i:02d}.nii.gz")
+        rows.append(f"{fr.start_s[i]},{fr.duration_s[i]},f{i:02d}.nii.gz")
+    (tmp_path / "frames.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "plasma.csv").write_text("time_s,plasma_bq_per_ml\n" + "".join(
+        f"{t},{v}\n" for t, v in zip(inp.times_s, inp.values_bq_per_ml)))
+    base = ["kinetics", "parametric", str(tmp_path / "frames.csv"), "--input", str(tmp_path / "plasma.csv"),
+            "--out", str(tmp_path / "maps")]
+    assert runner.invoke(app, base).exit_code == 0
+    (tmp_path / "notes.txt").write_text("mine")
+    res = runner.invoke(app, base + ["--method", "logan", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in (tmp_path / "maps").glob("*.nii.gz")} == {"vt.nii.gz"}
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "f00.nii.gz").exists()
+    (tmp_path / "maps" / "mine.txt").write_text("a file the user put there")
+    res = runner.invoke(app, base + ["--overwrite"])
+    assert res.exit_code == 2 and "mine.txt" in res.output
+    assert (tmp_path / "maps" / "mine.txt").exists() and (tmp_path / "maps" / "vt.nii.gz").exists()

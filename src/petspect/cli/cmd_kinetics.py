@@ -253,7 +253,7 @@ def parametric_cmd(
     import numpy as np
     import torch
 
-    from petspect._fileio import claim_output_folder
+    from petspect._fileio import atomic_dir
     from petspect.errors import FormatError, InputError
     from petspect.io import load, save
     from petspect.kinetics.compartments import fit_1tcm_voxels
@@ -329,14 +329,16 @@ def parametric_cmd(
     else:
         maps = fit_1tcm_voxels(data[sel], inp, frames)
         units = {"k1_per_min": "mL/min/mL", "k2_per_min": "1/min", "vb": "fraction"}
-    out_p = claim_output_folder(out, kind="kinetics-parametric", overwrite=overwrite, inputs=all_inputs)
+    # every map is written into a fresh folder that then replaces OUT whole: a rerun with another --method must
+    # not leave the earlier method's maps beside the new ones
+    out_p = check_output_path(out, overwrite=overwrite, inputs=all_inputs, kind="kinetics-parametric")
     n_undef = 0
-    for name, vals in maps.items():
-        full = np.zeros(ref.shape, np.float32)
-        n_undef = max(n_undef, int((~np.isfinite(vals)).sum()))
-        full[sel] = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
-        save(ref.with_data(torch.from_numpy(full), unit=units[name], modality="PT"), out_p / f"{name}.nii.gz",
-             overwrite=True)
+    with atomic_dir(out_p, kind="kinetics-parametric") as tmp:
+        for name, vals in maps.items():
+            full = np.zeros(ref.shape, np.float32)
+            n_undef = max(n_undef, int((~np.isfinite(vals)).sum()))
+            full[sel] = np.nan_to_num(vals, nan=0.0, posinf=0.0, neginf=0.0)
+            save(ref.with_data(torch.from_numpy(full), unit=units[name], modality="PT"), tmp / f"{name}.nii.gz")
     typer.echo(f"{method}: {int(sel.sum())} voxels, {len(frames)} frames; wrote {', '.join(maps)} to {out_p}"
                + (f"; {n_undef} voxel(s) where the fit is undefined (e.g. TAC <= 0 for Logan) are set to 0"
                   if n_undef else ""))
