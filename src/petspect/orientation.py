@@ -128,6 +128,10 @@ def from_axial(volume: Volume, view: AxialView) -> Volume:
                   meta=dict(volume.meta))
 
 
+#: Most voxels :func:`axial_grid_covering` makes (4 GB in float32, before the resampling's own buffers).
+MAX_GRID_VOXELS = 1_000_000_000
+
+
 def axial_grid_covering(volume: Volume, voxel_mm: float | None = None) -> Volume:
     """An empty axial grid (zeros) that covers every voxel centre of ``volume`` (e.g. an oblique image).
 
@@ -143,5 +147,10 @@ def axial_grid_covering(volume: Volume, voxel_mm: float | None = None) -> Volume
     lo, hi = world.min(axis=0), world.max(axis=0)
     counts = np.floor((hi - lo) / size + 1e-6).astype(int) + 1  # x, y, z
     shape = (int(counts[2]), int(counts[1]), int(counts[0]))
+    n_voxels = int(np.prod(counts, dtype=np.float64))
+    if n_voxels > MAX_GRID_VOXELS:
+        raise GeometryError(f"an axial grid of {size:g} mm voxels covering this image has {shape} = {n_voxels:.3g} "
+                            f"voxels (at most {MAX_GRID_VOXELS:.0e}, {4 * MAX_GRID_VOXELS / 1e9:.0f} GB in float32); "
+                            f"choose a larger voxel size (the image's spacing is {tuple(volume.spacing_mm)} mm)")
     return Volume(torch.zeros(shape, dtype=torch.float32), (size, size, size), tuple(float(v) for v in lo),
                   AXIAL_DIRECTION, unit=volume.unit, modality=volume.modality)
