@@ -56,6 +56,15 @@ GE_SCAN_DATETIME = (0x0009, 0x100D)
 
 
 # ---------------------------------------------------------------- body size formulas (pure)
+# Plausibility bounds of the DICOM attributes in their stated units, so that a value stored in the wrong unit is
+# refused instead of giving SUVs off by 10^3 or 10^6: PatientWeight is kg (heaviest person recorded ~635 kg; a
+# weight in grams of any adult exceeds this), RadionuclideTotalDose is Bq (0.1 MBq is below any PET injection,
+# mouse studies included, while an activity written in MBq or mCi is far below it; 100 GBq is above therapy).
+MAX_WEIGHT_KG = 1000.0
+MIN_DOSE_BQ = 1e5
+MAX_DOSE_BQ = 1e11
+
+
 def _check_sex(sex: str) -> str:
     s = (sex or "").strip().upper()[:1]
     if s not in ("M", "F"):
@@ -219,6 +228,9 @@ def decayed_dose_bq(ds: Any, *, earliest_acquisition: datetime | None = None) ->
     """Injected activity (Bq) decayed to the reference time of this instance's pixel values."""
     rp = _radiopharmaceutical(ds)
     dose = number(rp, "RadionuclideTotalDose", path=where(ds), positive=True)
+    if not MIN_DOSE_BQ <= dose <= MAX_DOSE_BQ:
+        raise FormatError(f"RadionuclideTotalDose (0018,1074) {dose:g} is not an injected activity in Bq (expected "
+                          f"{MIN_DOSE_BQ:g} to {MAX_DOSE_BQ:g}; stored in MBq or mCi?)", path=where(ds))
     correction = str(require(ds, "DecayCorrection")).strip().upper()
     if correction == "ADMIN":
         return dose
@@ -240,6 +252,9 @@ def decayed_dose_bq(ds: Any, *, earliest_acquisition: datetime | None = None) ->
 def _body(ds: Any, kind: str) -> float:
     """SUV normaliser: grams for bw, lbm and ibw kinds, cm^2 for bsa."""
     weight_kg = number(ds, "PatientWeight", positive=True)
+    if weight_kg > MAX_WEIGHT_KG:
+        raise FormatError(f"PatientWeight (0010,1030) {weight_kg:g} is not a weight in kg (stored in grams?)",
+                          path=where(ds))
     if kind == "bw":
         return weight_kg * G_PER_KG
     height_m = number(ds, "PatientSize")
