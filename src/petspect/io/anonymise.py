@@ -202,15 +202,29 @@ def anonymise_folder(src: str | os.PathLike, out: str | os.PathLike, *, secret_f
     Files are renamed ``<new SeriesInstanceUID>/<n>.dcm`` (original names often carry the patient's name);
     files that are not DICOM are skipped and listed. ``out`` is written atomically and never holds ``src``.
     """
-    import pydicom
-
-    from petspect._fileio import atomic_dir, check_output_path
-    from petspect.io._guard import reading
-    from petspect.io._paths import is_dicom_file, require_exists
+    from petspect._fileio import check_output_path
+    from petspect.io._paths import require_exists
 
     root = require_exists(src)
     out_p = check_output_path(out, overwrite=overwrite, inputs=[root], kind="anonymised-dicom")
     key, new_file = secret_for_output(out_p, secret_file)
+    try:
+        count, skipped = _anonymise_files(root, out_p, key)
+    except BaseException:
+        if new_file is not None:  # a key made for a run that wrote nothing: a rerun must not adopt it unseen
+            new_file.unlink(missing_ok=True)
+        raise
+    return AnonymisationResult(out_p, count, skipped, new_file)
+
+
+def _anonymise_files(root: Path, out_p: Path, key: AnonymisationKey) -> tuple[int, list[str]]:
+    """Write the de-identified copies of the DICOM files under ``root`` to ``out_p``; (count, skipped)."""
+    import pydicom
+
+    from petspect._fileio import atomic_dir
+    from petspect.io._guard import reading
+    from petspect.io._paths import is_dicom_file
+
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     skipped, count = [], 0
     counters: dict[str, int] = {}
@@ -230,4 +244,4 @@ def anonymise_folder(src: str | os.PathLike, out: str | os.PathLike, *, secret_f
             count += 1
         if count == 0:
             raise FormatError("no DICOM files found", path=root)
-    return AnonymisationResult(out_p, count, skipped, new_file)
+    return count, skipped
