@@ -40,6 +40,14 @@ def _root(
 ) -> None:
     """petspect: PET/SPECT physics, reconstruction and AI from one command line."""
     ctx.obj = {"device": device}
+    import warnings
+
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of a command as one ``warning: ...`` line on stderr (not Python's file/line/source form)."""
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
 
 
 def _register_commands() -> None:
