@@ -8,6 +8,7 @@ the activity, the first mu map and the labels). The folder is written atomically
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,29 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.replace("-", "_")] = value
     return out
+
+
+def _check_param_types(name: str, kwargs: dict[str, Any], sig: Any) -> None:
+    """Refuse a --param whose JSON type cannot be what the generator's default is (``radius_mm=abc`` for a
+    number), instead of a TypeError deep inside the generator."""
+    for key, value in kwargs.items():
+        p = sig.get(key)
+        if p is None or p.default is p.empty or p.default is None or key == "device":
+            continue
+        d = p.default
+        if isinstance(d, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(d, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            want = "a finite number"
+        elif isinstance(d, (tuple, list)):
+            ok, want = isinstance(value, list), "a JSON list such as [1, 2]"
+        elif isinstance(d, str):
+            ok, want = isinstance(value, str), "a text value"
+        else:
+            continue
+        if not ok:
+            raise InputError(f"phantom {name!r}: --param {key} takes {want}, got {value!r}")
 
 
 def _write_table(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
@@ -124,6 +148,8 @@ def phantom(
     check_output_path(out, overwrite=overwrite, kind="phantom")
     kwargs: dict[str, Any] = {"seed": seed, **_parse_params(param)}
     if voxel_mm is not None:
+        if not 0 < voxel_mm < math.inf:
+            raise InputError(f"--voxel-mm must be a positive number of mm, got {voxel_mm}")
         kwargs["voxel_mm"] = voxel_mm
     if tracer is not None:
         kwargs["tracer"] = tracer
@@ -133,6 +159,7 @@ def phantom(
     unknown = sorted(set(kwargs) - set(sig))
     if unknown and not any(p.kind == p.VAR_KEYWORD for p in sig.values()):
         raise InputError(f"phantom {name!r} takes no argument(s) {unknown}; it takes {sorted(sig)}")
+    _check_param_types(name, kwargs, sig)
     ph = gen(**kwargs)
     with atomic_dir(out, kind="phantom") as tmp:
         write_phantom(ph, tmp)

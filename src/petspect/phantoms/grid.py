@@ -19,7 +19,10 @@ from petspect.volume import AXIAL_DIRECTION, Volume, _as_triple
 
 Bounds = tuple[np.ndarray, np.ndarray]  # (lo_xyz, hi_xyz) in mm, LPS
 
-__all__ = ["Bounds", "Grid", "as_grid"]
+__all__ = ["Bounds", "Grid", "MAX_GRID_VOXELS", "as_grid"]
+
+#: Most voxels of a phantom grid (4 GB per float32 volume; a phantom holds several volumes).
+MAX_GRID_VOXELS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Grid:
         shp = tuple(int(n) for n in self.shape)
         if len(shp) != 3 or min(shp) < 1:
             raise InputError(f"grid shape must be 3 positive integers, got {self.shape!r}")
+        if math.prod(shp) > MAX_GRID_VOXELS:
+            raise InputError(f"grid shape {shp} has {math.prod(shp):.3g} voxels (at most {MAX_GRID_VOXELS:.0e}, "
+                             f"{4 * MAX_GRID_VOXELS / 1e9:.0f} GB per float32 volume); choose larger voxels")
         sp = _as_triple(self.spacing_mm, "spacing_mm")
         if min(sp) <= 0:
             raise InputError(f"spacing_mm must be positive, got {sp}")
