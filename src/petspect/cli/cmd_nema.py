@@ -81,6 +81,13 @@ def nema(
     from petspect.io import load
     from petspect.phantoms.nema_analysis import analyse_iec
 
+    from petspect.errors import InputError
+
+    if png_out is not None:
+        if png_out.suffix.lower() != ".png":
+            raise InputError(f"--png writes a PNG image; give a path ending in .png, got {png_out}")
+        if json_out is not None and png_out.expanduser().resolve() == json_out.expanduser().resolve():
+            raise InputError(f"--png and --json are the same file {png_out}; give two paths")
     for out in (json_out, png_out):
         if out is not None:
             check_output_path(out, overwrite=overwrite, inputs=[image])

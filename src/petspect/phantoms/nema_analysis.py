@@ -474,6 +474,8 @@ def analyse_iec(volume: Volume, *, activity_ratio: float | None = None,
         ``background_variability_pct`` = N), ``background`` (37 mm ROI mean, voxel SD and CV,
         ROI centres), ``lung`` (per-slice and mean residual), ``slices_z_mm``, ``unit``.
     """
+    if not 0.0 <= float(refine_spheres_mm) < math.inf:
+        raise InputError(f"refine_spheres_mm must be a finite distance >= 0 mm, got {refine_spheres_mm}")
     s = _Slices(to_axial(volume))
     body, sm, bkg = _body(s)
     geo = geometry if geometry is not None else _locate(s, body, sm, bkg)
