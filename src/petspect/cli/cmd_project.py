@@ -128,7 +128,7 @@ def project(
                     **({} if view.identity else {"input_orientation": _view_record(view)})})
     path = save_acquisition(data, out, overwrite=overwrite)
     cal = data.calibration
-    typer.echo(f"{data.modality} {system}{' TOF' if tof else ''}: prompts {tuple(data.prompts.shape)}, "
+    typer.echo(f"{getattr(data.modality, 'value', data.modality)} {system}{' TOF' if tof else ''}: prompts {tuple(data.prompts.shape)}, "
                f"{float(data.prompts.sum()):.4g} counts (expected trues {cal.expected_true_counts:.4g}, "
                f"additive {cal.expected_additive_counts:.4g}); wrote {path}")
 

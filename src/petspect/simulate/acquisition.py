@@ -77,10 +77,12 @@ def _spect_spec(preset: str, grid: ImageGridSpec, *, n_views: int | None, radius
 def _pet_additive(model, x, mu, trues, efficiencies, scatter_fraction, randoms_fraction) -> torch.Tensor | None:
     """Expected scatter and randoms in counts, as fractions of the expected prompts
     (:func:`petspect.physics.additive_pet.pet_additive_counts`)."""
-    if scatter_fraction <= 0 and randoms_fraction <= 0:
+    # checked before the early return: a negative or NaN fraction must be refused, not silently taken as 0
+    if not (scatter_fraction >= 0 and randoms_fraction >= 0 and scatter_fraction + randoms_fraction < 1):
+        raise InputError(f"scatter_fraction and randoms_fraction must be >= 0 with a sum < 1 (fractions of the "
+                         f"prompts), got {scatter_fraction} and {randoms_fraction}")
+    if scatter_fraction == 0 and randoms_fraction == 0:
         return None
-    if scatter_fraction < 0 or randoms_fraction < 0 or scatter_fraction + randoms_fraction >= 1:
-        raise InputError("scatter_fraction and randoms_fraction must be >= 0 with a sum < 1 (fractions of the prompts)")
     if scatter_fraction > 0 and mu is None:
         raise InputError("simulating scatter needs the attenuation map (--mu)")
 
@@ -163,6 +165,9 @@ def simulate_acquisition(activity: Volume, system: str, *, mu: Volume | None = N
         raise InputError("the activity image must be in the standard axial orientation: reorder an axis-aligned "
                          "image with petspect.orientation.to_axial (lossless; petspect project does it), resample "
                          "an oblique one (petspect resample IMAGE --axial)")
+    if not (scatter_fraction >= 0 and randoms_fraction >= 0 and scatter_fraction + randoms_fraction < 1):
+        raise InputError(f"scatter_fraction and randoms_fraction must be >= 0 with a sum < 1 (fractions of the "
+                         f"prompts), got {scatter_fraction} and {randoms_fraction}")  # before any projection
     x = activity.data.to(torch.float32)
     if bool((x < 0).any()) or not bool(torch.isfinite(x).all()):
         raise InputError("activity image must be finite and non-negative")
@@ -170,6 +175,8 @@ def simulate_acquisition(activity: Volume, system: str, *, mu: Volume | None = N
     if activity_mbq is not None:
         if scan_s is None:
             raise InputError("activity_mbq rescales the image for an acquisition of scan_s seconds; give scan_s")
+        if not 0 < activity_mbq < float("inf"):
+            raise InputError(f"activity_mbq must be a positive total activity in MBq, got {activity_mbq}")
         total_bq = float(x.sum()) * activity.voxel_volume_ml
         if total_bq <= 0:
             raise InputError("activity image is empty; cannot rescale it to activity_mbq")
