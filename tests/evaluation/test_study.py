@@ -46,3 +46,17 @@ def test_claim_refuses_foreign_folder(tmp_path):
     with pytest.raises(OutputExistsError):
         claim_study_folder(tmp_path / "s", overwrite=True)
     assert (tmp_path / "s" / "mine.txt").read_text() == "keep"
+
+
+def test_overwrite_removes_the_previous_results_but_keeps_reused_data(tmp_path):
+    """A rerun with --overwrite that stops before write_study must not leave the earlier run's metrics in the
+    folder as if they were its own; the cohort a rerun reuses stays."""
+    out = claim_study_folder(tmp_path / "s")
+    write_study(out, {"a": {"psnr_db": 30.0, "psnr_db_ci95": [29.0, 31.0]}}, _summary(), HtmlReport("t"))
+    (out / "data").mkdir()
+    (out / "data" / "dataset.json").write_text("{}")
+    again = claim_study_folder(tmp_path / "s", overwrite=True)
+    assert not (again / "metrics.json").exists() and not (again / "summary.json").exists()
+    assert not (again / "report").exists() and (again / "data" / "dataset.json").read_text() == "{}"
+    with pytest.raises(OutputExistsError):
+        claim_study_folder(tmp_path / "s")  # not empty, no --overwrite: refused

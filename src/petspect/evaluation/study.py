@@ -128,10 +128,24 @@ def check_metrics(metrics: Mapping[str, Mapping[str, Any]], *, required: Sequenc
 
 def claim_study_folder(out: str | os.PathLike, *, overwrite: bool = False,
                        inputs: Sequence[str | os.PathLike] = ()) -> Path:
-    """Check and claim ``out`` for a study before any work (refuses inputs, foreign folders, cwd)."""
+    """Check and claim ``out`` for a study before any work (refuses inputs, foreign folders, cwd).
+
+    With ``overwrite`` the study's previous results (``metrics.json``, ``summary.json``, ``report/``) are
+    removed at once, so that a rerun which stops part-way cannot leave the earlier run's figures looking
+    like its own; anything else in the folder (a simulated cohort a rerun reuses, trained models) stays.
+    """
+    import shutil
+
     from petspect._fileio import claim_output_folder
 
-    return claim_output_folder(out, kind=STUDY_KIND, overwrite=overwrite, inputs=inputs)
+    out_p = claim_output_folder(out, kind=STUDY_KIND, overwrite=overwrite, inputs=inputs)
+    if overwrite:
+        for name in ("metrics.json", "summary.json"):
+            if (out_p / name).is_file():
+                (out_p / name).unlink()
+        if (out_p / "report").is_dir() and not (out_p / "report").is_symlink():
+            shutil.rmtree(out_p / "report")
+    return out_p
 
 
 def write_study(out: str | os.PathLike, metrics: Mapping[str, Mapping[str, Any]], summary: StudySummary,
