@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_registration.py [--voxel-mm 6] [--shape 20 56 56] [--subjects 5]
                                                       [--pairs 24] [--epochs 30] [--seed 0] [--image-weight 200]
+                                                      [--fixed ct|mr] [--save-model DIR]
 
 Quick size (about 15 min on a shared 2-core CPU; BENCHMARKS.md's figures)::
 
@@ -18,12 +19,15 @@ known; no vendor SPECT/CT ships with the repository.
 * Rigid: on each held-out subject, (a) a SPECT-like image (Tc-99m MDP activity, 12 mm FWHM blur, Poisson
   noise) against its CT shifted by (6.5, -4.0, 8.5) mm; (b) a PET-like image (FDG, 6 mm blur) rotated by
   (2, -1.5, 3) degrees and shifted (5, -3, 6) mm against its CT. Target registration error (TRE) of the organ
-  centroids after Mattes-MI rigid registration (:func:`petspect.registration.rigid.register`).
+  centroids after Mattes-MI rigid registration (:func:`petspect.registration.rigid.register`); (c) the same
+  moved PET against the phantom's T1-weighted MR (``mr_t1``: the phantom's MR contrast, on the CT's grid).
 * Deformable: PET-like images deformed by random respiratory-like fields (amplitude 5-15 mm, with a
   <= 3 mm shift) against the undeformed CT. The learned network (:mod:`petspect.registration.learned`) is
   trained on the first subjects' pairs, its epoch chosen on the next subject's, and tested on the last
   subject's pairs against no registration and the rigid registration: TRE at the organ centroids,
-  end-point error inside the body, and the Dice of liver, spleen and kidneys.
+  end-point error inside the body, and the Dice of liver, spleen and kidneys. ``--fixed mr`` makes the
+  fixed image the phantom's T1 MR instead of the CT (PET -> MR); ``--save-model DIR`` keeps the trained
+  network for ``petspect register MOVING FIXED --method learned --model DIR``.
 
 Prints one line per figure; copy them into BENCHMARKS.md under "## Segmentation and registration".
 """
@@ -51,10 +55,11 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     for name, tracer, fwhm, counts in (("SPECT/CT (CT shifted)", "mdp", 12.0, 60.0),
-                                       ("PET/CT (PET rotated+shifted)", "fdg", 6.0, 400.0)):
+                                       ("PET/CT (PET rotated+shifted)", "fdg", 6.0, 400.0),
+                                       ("PET/MR T1 (PET rotated+shifted)", "fdg-mr", 6.0, 400.0)):
         tres, times, before = [], [], []
         for s in subjects:
-            v = _phantom(s, voxel_mm, shape, tracer)
+            v = _phantom(s, voxel_mm, shape, tracer.split("-")[0])
             emis = emission_like(v["activity"], fwhm_mm=fwhm, counts_at_max=counts, rng=rng)
             lm = np.array(list(organ_landmarks(v["labels"]).values()))
             t = time.perf_counter()
@@ -64,7 +69,8 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int) -> None:
             else:
                 c = v["ct"].voxel_to_world((np.array(v["ct"].shape) - 1) / 2.0)
                 motion = rigid_matrix((2.0, -1.5, 3.0), (5.0, -3.0, 6.0), c)
-                res = register(move_rigidly(emis, motion), v["ct"], transform="rigid", seed=seed)
+                res = register(move_rigidly(emis, motion), v["mr_t1" if tracer.endswith("mr") else "ct"],
+                               transform="rigid", seed=seed)
             times.append(time.perf_counter() - t)
             tres.append(target_registration_error(map_points(motion, lm), res.map_points(lm)))
             before.append(target_registration_error(map_points(motion, lm), lm))
@@ -75,7 +81,7 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int) -> None:
 
 
 def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epochs: int, seed: int,
-                    image_weight: float = 200.0) -> None:
+                    image_weight: float = 200.0, fixed: str = "ct", save_model: str | None = None) -> None:
     from petspect.registration.learned import end_point_error, make_pairs, predict_field, train_learned_registration
     from petspect.registration.rigid import register
     from petspect.registration.simulate import organ_dice, organ_landmarks, warp
@@ -83,14 +89,20 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
     rng = np.random.default_rng(seed)
     t = time.perf_counter()
     data = {s: _phantom(s, voxel_mm, shape, "fdg") for s in subjects}
+    fixed_key = {"ct": "ct", "mr": "mr_t1"}[fixed]
     sets = {s: make_pairs(v["activity"], v["ct"], pairs if i < len(subjects) - 2 else max(pairs // 3, 4), rng,
-                          labels=v["labels"]) for i, (s, v) in enumerate(data.items())}
-    print(f"deformable data: {len(subjects)} phantoms {shape} at {voxel_mm} mm, pairs "
+                          labels=v["labels"], fixed=v[fixed_key]) for i, (s, v) in enumerate(data.items())}
+    print(f"deformable data (PET -> {fixed_key}): {len(subjects)} phantoms {shape} at {voxel_mm} mm, pairs "
           f"{[len(p) for p in sets.values()]}, {time.perf_counter() - t:.0f} s")
     train = [p for s in subjects[:-2] for p in sets[s]]
     val, test = sets[subjects[-2]], sets[subjects[-1]]
     t = time.perf_counter()
-    model = train_learned_registration(train, val, epochs=epochs, batch_size=4, seed=seed, image_weight=image_weight)
+    model = train_learned_registration(train, val, epochs=epochs, batch_size=4, seed=seed, image_weight=image_weight,
+                                       fixed_kind=fixed)
+    if save_model:
+        from petspect.registration.learned import save_learned_registration
+
+        print(f"saved the model to {save_learned_registration(save_model, model, overwrite=True)}")
     print(f"learned registration: trained {epochs} epochs on {len(train)} pairs in {time.perf_counter() - t:.0f} s; "
           f"best epoch {model.record['best_epoch']} (validation end-point error "
           f"{min(model.record['val_epe_mm']):.2f} mm)")
@@ -119,7 +131,7 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
     for name, r in rows.items():
         a = np.asarray(r)
         extra = f"; {np.mean(times[name]):.2f} s per pair" if name in times else ""
-        print(f"deformable test ({len(test)} pairs, held-out subject): {name}: organ-centroid TRE "
+        print(f"deformable PET -> {fixed_key} test ({len(test)} pairs, held-out subject): {name}: organ-centroid TRE "
               f"{a[:, 0].mean():.2f} mm, "
               f"end-point error {a[:, 1].mean():.2f} mm, mean Dice liver/spleen/kidney {a[:, 2].mean():.3f}{extra}")
 
@@ -135,13 +147,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-weight", type=float, default=200.0,
                     help="weight of the warp-consistency term of the learned registration's loss")
     ap.add_argument("--skip-deformable", action="store_true")
+    ap.add_argument("--skip-rigid", action="store_true")
+    ap.add_argument("--fixed", choices=("ct", "mr"), default="ct", help="the deformable case's fixed image")
+    ap.add_argument("--save-model", default=None, help="folder to keep the learned registration model in")
     a = ap.parse_args(argv)
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1") or 1))
     shape = tuple(a.shape)
     subjects = list(range(100, 100 + a.subjects))
-    rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed)
+    if not a.skip_rigid:
+        rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed)
     if not a.skip_deformable:
-        deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed, a.image_weight)
+        deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed, a.image_weight, a.fixed,
+                        a.save_model)
 
 
 if __name__ == "__main__":

@@ -132,3 +132,40 @@ def test_segment_refuses_an_output_inside_the_dicom_input(tmp_path):
     r = runner.invoke(app, ["segment", "--method", "suv41", "--input", str(pet_dir), "--out", str(pet_dir / "o")])
     assert r.exit_code == 2 and "input" in r.output
     assert sorted(p.name for p in pet_dir.iterdir()) == before
+
+
+def test_register_learned_writes_the_moved_image_and_an_itk_displacement_field(tmp_path):
+    """`register --method learned --model M`: a moving image on another grid is resampled onto the fixed one,
+    warped by the network's field, and the field is written in ITK's convention (read back by SimpleITK)."""
+    import json
+
+    import SimpleITK as sitk
+
+    from petspect.registration.learned import make_pairs, save_learned_registration, train_learned_registration
+
+    z, y, x = np.indices((12, 24, 24)).astype(float)
+    body = ((y - 12) / 10) ** 2 + ((x - 12) / 11) ** 2 <= 1
+    organ = body & (((y - 12) / 4) ** 2 + ((x - 9) / 4) ** 2 + ((z - 6) / 3) ** 2 <= 1)
+    act = Volume.centered(torch.from_numpy((np.where(body, 1000.0, 0) + np.where(organ, 4000.0, 0)).astype(np.float32)),
+                          (6.0,) * 3, unit="Bq/mL", modality="PT")
+    ct = Volume.centered(torch.from_numpy((np.where(body, 40.0, -1000.0)).astype(np.float32)), (6.0,) * 3,
+                         unit="HU", modality="CT")
+    rng = np.random.default_rng(0)
+    model = train_learned_registration(make_pairs(act, ct, 2, rng), make_pairs(act, ct, 1, rng), channels=(4, 8),
+                                       epochs=1, batch_size=2)
+    save_learned_registration(tmp_path / "model", model)
+    save(act.resample_to(Volume.centered(torch.zeros(10, 20, 20), (7.0,) * 3)), tmp_path / "pet.nii.gz")
+    save(ct, tmp_path / "ct.nii.gz")
+    args = ["register", str(tmp_path / "pet.nii.gz"), str(tmp_path / "ct.nii.gz"), "--out", str(tmp_path / "r")]
+    r = runner.invoke(app, args + ["--method", "learned", "--model", str(tmp_path / "model")])
+    assert r.exit_code == 0, r.output
+    moved = load(tmp_path / "r" / "moved.nii.gz")
+    assert moved.same_grid(ct)
+    d = sitk.ReadImage(str(tmp_path / "r" / "displacement.nii.gz"))
+    assert d.GetNumberOfComponentsPerPixel() == 3 and d.GetSize() == (24, 24, 12)
+    doc = json.loads((tmp_path / "r" / "registration.json").read_text())
+    assert doc["fixed_kind"] == "ct" and doc["displacement_mm"]["max"] >= 0
+    r = runner.invoke(app, args[:4] + [str(tmp_path / "r2"), "--method", "learned"])
+    assert r.exit_code == 2 and "--model" in r.output
+    r = runner.invoke(app, args[:4] + [str(tmp_path / "r3"), "--method", "elastix"])
+    assert r.exit_code == 2

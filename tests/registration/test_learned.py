@@ -111,3 +111,47 @@ def test_differentiable_warp_matches_the_reference_warp_on_an_oblique_grid():
     pairs = make_pairs(act, ct, 2, np.random.default_rng(0))
     with pytest.raises(InputError, match="control_vox"):
         train_learned_registration(pairs, pairs, control_vox=0)
+
+
+def test_model_folder_round_trip_and_displacement_file_is_itk_convention(tmp_path):
+    """The saved model predicts the same field; the written field, read by SimpleITK as a displacement
+    transform, maps a fixed-space point x to x + v(x) (ITK's convention, the one :func:`warp` uses)."""
+    import SimpleITK as sitk
+
+    from petspect.errors import FormatError
+    from petspect.registration.learned import (load_learned_registration, save_learned_registration,
+                                               write_displacement)
+
+    act, ct, _ = _toy()
+    rng = np.random.default_rng(2)
+    train, val = make_pairs(act, ct, 2, rng), make_pairs(act, ct, 1, rng)
+    model = train_learned_registration(train, val, channels=(4, 8), epochs=1, batch_size=2)
+    folder = save_learned_registration(tmp_path / "m", model)
+    back = load_learned_registration(folder)
+    assert np.allclose(predict_field(model, val[0].moving, val[0].fixed), predict_field(back, val[0].moving, val[0].fixed))
+    assert back.record["fixed_kind"] == "ct"
+    path = write_displacement(val[0].field_mm, ct, tmp_path / "d.nii.gz")
+    tx = sitk.DisplacementFieldTransform(sitk.ReadImage(str(path), sitk.sitkVectorFloat64))
+    k = (5, 9, 14)
+    x = ct.voxel_to_world(np.array(k, float))
+    assert np.allclose(tx.TransformPoint(tuple(float(v) for v in x)), x + val[0].field_mm[k], atol=1e-6)
+    with pytest.raises(InputError, match="grid"):
+        write_displacement(val[0].field_mm[1:], ct, tmp_path / "e.nii.gz")
+    (folder / "model.pt").write_bytes(b"")
+    with pytest.raises(FormatError, match="PyTorch"):
+        load_learned_registration(folder)
+    with pytest.raises(FormatError, match="registration model"):
+        load_learned_registration(tmp_path)
+
+
+def test_mr_fixed_images_are_scaled_by_their_percentile_not_as_hu():
+    """An MR in arbitrary units must not be read as HU (it would clip to the constant 2)."""
+    from petspect.registration.learned import _inputs
+
+    act, ct, _ = _toy()
+    mr = ct.with_data(torch.from_numpy(np.where(ct.numpy() > -500, 300.0, 0.0).astype(np.float32)), unit="a.u.")
+    x_ct, x_mr = _inputs(act, mr, "ct"), _inputs(act, mr, "mr")
+    assert float(x_ct[1].min()) == 0.0 and float(x_ct[1].max()) == pytest.approx(0.3)  # 300 "HU"
+    assert float(x_mr[1].max()) == 1.0 and float(x_mr[1].min()) == 0.0
+    with pytest.raises(InputError, match="fixed_kind"):
+        _inputs(act, mr, "pet")

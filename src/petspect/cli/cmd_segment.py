@@ -3,8 +3,9 @@
 * ``segment --method suv41|suv50|suv25|percist|adaptive|gradient`` or ``--model M`` on a PET (DICOM series
   or NIfTI) writes NIfTI masks, a per-lesion MTV/TLG table and, for a DICOM input, a DICOM SEG and an
   RTSTRUCT referencing the series (:mod:`petspect.segmentation.apply`);
-* ``register MOVING FIXED --out OUT`` writes the moved image and the transform
-  (:mod:`petspect.registration.rigid`);
+* ``register MOVING FIXED --out OUT`` writes the moved image and the transform: an ITK ``.tfm`` for the
+  intensity-based rigid/affine registration (:mod:`petspect.registration.rigid`), a displacement field for
+  ``--method learned --model M`` (:mod:`petspect.registration.learned`);
 * ``study segment`` runs the segmentation study (:mod:`petspect.segmentation.study`).
 """
 
@@ -116,7 +117,13 @@ def segment(
 def register_images(
     moving: Path = typer.Argument(..., help="Image to move (PET, SPECT, CT, MR; DICOM or NIfTI)."),
     fixed: Path = typer.Argument(..., help="Reference image (its grid is the output's)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: moved.nii.gz, transform.tfm, transform.json."),
+    out: Path = typer.Option(..., "--out", help="Output folder: moved.nii.gz and transform.tfm + transform.json "
+                                                "(intensity) or displacement.nii.gz + registration.json (learned)."),
+    method: str = typer.Option("intensity", "--method", help="intensity (SimpleITK, --transform) or learned "
+                                                             "(a deformable network, --model)."),
+    model: Path = typer.Option(None, "--model", help="A learned registration model folder (registration.json, "
+                                                     "model.pt), e.g. from benchmarks/bench_registration.py "
+                                                     "--save-model."),
     transform: str = typer.Option("rigid", "--transform", help="translation, rigid or affine."),
     metric: str = typer.Option("mi", "--metric", help="mi (Mattes mutual information) or mse (same modality)."),
     init: str = typer.Option("identity", "--init", help="identity (shared frame of reference) or geometry "
@@ -125,11 +132,23 @@ def register_images(
     nearest: bool = typer.Option(False, "--nearest", help="Resample the moved image by nearest neighbour (labels)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous register output folder."),
 ) -> None:
-    """Register MOVING onto FIXED (intensity-based, SimpleITK); write the moved image and the ITK transform."""
+    """Register MOVING onto FIXED; write the moved image and the transform (ITK .tfm or a displacement field).
+
+    ``--method intensity`` (default): rigid/affine, Mattes mutual information (SimpleITK). ``--method learned
+    --model M``: a learned deformable network (moving: PET or SPECT; fixed: the CT or MR it was trained
+    for); MOVING is resampled onto FIXED's grid in world coordinates first.
+    """
     import numpy as np
 
     from petspect._fileio import claim_output_folder
     from petspect.io import load, save
+
+    if method not in ("intensity", "learned"):
+        fail(f"unknown --method {method!r}; choose intensity or learned")
+    if (method == "learned") != (model is not None):
+        fail("--method learned needs --model M (and --model goes with --method learned only)")
+    if method == "learned":
+        return _register_learned(moving, fixed, out, model, nearest, overwrite)
     from petspect.registration.rigid import register as run, resample_with_matrix, write_transform
 
     out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, inputs=[moving, fixed])
@@ -143,6 +162,32 @@ def register_images(
     shift = np.linalg.norm(res.matrix[:3, 3])
     typer.echo(f"{transform} registration ({res.settings['metric']}, final metric {res.metric:.4f}); translation "
                f"{shift:.2f} mm; wrote moved.nii.gz, transform.tfm, transform.json in {out_p}")
+
+
+def _register_learned(moving: Path, fixed: Path, out: Path, model: Path, nearest: bool, overwrite: bool) -> None:
+    import json
+
+    import numpy as np
+
+    from petspect._fileio import atomic_write_text, claim_output_folder
+    from petspect.io import load, save
+    from petspect.registration.learned import load_learned_registration, register_learned_on, write_displacement
+
+    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, inputs=[moving, fixed, model])
+    net = load_learned_registration(model)
+    mov, fix = load(moving), load(fixed)
+    moved, field = register_learned_on(net, mov, fix, nearest=nearest)
+    save(moved, out_p / "moved.nii.gz", overwrite=True)
+    write_displacement(field, fix, out_p / "displacement.nii.gz", overwrite=True)
+    mag = np.linalg.norm(field, axis=-1)
+    doc = {"method": "learned", "model": str(model), "moving": str(moving), "fixed": str(fixed),
+           "fixed_kind": net.record.get("fixed_kind", "ct"),
+           "convention": "displacement.nii.gz: ITK displacement field, LPS mm on the fixed grid; a fixed-space point "
+                         "x maps to x + v(x) in moving space; moved(x) = moving(x + v(x))",
+           "displacement_mm": {"mean": float(mag.mean()), "max": float(mag.max())}}
+    atomic_write_text(out_p / "registration.json", json.dumps(doc, indent=1) + "\n")
+    typer.echo(f"learned deformable registration: displacement mean {mag.mean():.2f} mm, max {mag.max():.2f} mm; "
+               f"wrote moved.nii.gz, displacement.nii.gz, registration.json in {out_p}")
 
 
 @handle_errors

@@ -18,14 +18,22 @@ training subjects it learns their anatomy by heart (training loss falls, validat
 many subjects with a few pairs each rather than many pairs of a few subjects.
 
 Conventions: fields are LPS mm ``(ux, uy, uz)`` on the fixed grid, shape ``(nz, ny, nx, 3)``; the
-registered image is ``moving(x + v(x))`` (:func:`petspect.registration.simulate.warp`). Moving and fixed
-must be on one grid (resample the moving image onto the fixed grid first).
+registered image is ``moving(x + v(x))`` (:func:`petspect.registration.simulate.warp`), which is ITK's
+displacement-field convention (a fixed-space point plus the displacement is the moving-space point), so
+:func:`write_displacement` writes a field ITK, SimpleITK and 3D Slicer read as a displacement transform.
+Moving and fixed must be on one grid (:func:`register_learned_on` resamples the moving image first). The
+fixed image is a CT (HU / 1000, clipped to [-1, 2]) or an MR (divided by its 99.5th percentile), named by
+the model's ``fixed_kind``. A model folder holds ``registration.json`` and ``model.pt``.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,11 +43,17 @@ from petspect.errors import InputError
 from petspect.registration.simulate import _world_grid, respiratory_field, warp
 from petspect.volume import Volume
 
-__all__ = ["FIELD_SCALE_MM", "invert_field", "emission_like", "RegPair", "make_pairs", "LearnedRegistration",
-           "train_learned_registration", "predict_field", "register_learned", "end_point_error"]
+__all__ = ["FIELD_SCALE_MM", "FIXED_KINDS", "invert_field", "emission_like", "RegPair", "make_pairs",
+           "LearnedRegistration", "train_learned_registration", "predict_field", "register_learned",
+           "register_learned_on", "end_point_error", "save_learned_registration", "load_learned_registration",
+           "write_displacement"]
 
 #: Network outputs are displacements divided by this (mm).
 FIELD_SCALE_MM = 10.0
+#: What the fixed image of a model is: a CT in HU or an MR (arbitrary units).
+FIXED_KINDS = ("ct", "mr")
+MODEL_JSON = "registration.json"
+MODEL_WEIGHTS = "model.pt"
 
 
 def invert_field(u: np.ndarray, reference: Volume, *, iterations: int = 10) -> np.ndarray:
@@ -81,8 +95,12 @@ class RegPair:
 
 def make_pairs(activity: Volume, ct: Volume, n: int, rng: np.random.Generator, *, labels: Volume | None = None,
                amplitude_mm: tuple[float, float] = (5.0, 15.0), shift_mm: float = 3.0,
-               fwhm_mm: float = 8.0, counts_at_max: float = 80.0) -> list[RegPair]:
-    """``n`` pairs from one subject (see the module docstring); the amplitude is drawn uniformly."""
+               fwhm_mm: float = 8.0, counts_at_max: float = 80.0, fixed: Volume | None = None) -> list[RegPair]:
+    """``n`` pairs from one subject (see the module docstring); the amplitude is drawn uniformly.
+
+    ``fixed`` (e.g. the subject's MR on the CT's grid) replaces the CT as the fixed image; the body mask
+    always comes from the CT.
+    """
     from scipy import ndimage
 
     body = ndimage.binary_fill_holes(ct.numpy() > -500.0)  # the body, lungs included
@@ -97,7 +115,7 @@ def make_pairs(activity: Volume, ct: Volume, n: int, rng: np.random.Generator, *
         v = respiratory_field(ct, amplitude_mm=amp, diaphragm_z_mm=zd, width_mm=width) + shift  # the answer
         inv = invert_field(v, ct)
         emis = emission_like(activity, fwhm_mm=fwhm_mm, counts_at_max=counts_at_max, rng=rng)
-        pair = RegPair(warp(emis, inv), ct, v, body,
+        pair = RegPair(warp(emis, inv), ct if fixed is None else fixed, v, body,
                        params={"amplitude_mm": amp, "diaphragm_z_mm": zd, "width_mm": width,
                                "shift_mm": shift.tolist()})
         if labels is not None:
@@ -106,13 +124,19 @@ def make_pairs(activity: Volume, ct: Volume, n: int, rng: np.random.Generator, *
     return out
 
 
-def _inputs(moving: Volume, fixed: Volume) -> torch.Tensor:
+def _inputs(moving: Volume, fixed: Volume, fixed_kind: str = "ct") -> torch.Tensor:
     if not moving.same_grid(fixed, atol_mm=1e-2):
         raise InputError("learned registration takes moving and fixed on one grid; resample the moving image "
                          "onto the fixed grid first")
+    if fixed_kind not in FIXED_KINDS:
+        raise InputError(f"fixed_kind must be one of {FIXED_KINDS}, got {fixed_kind!r}")
     m = moving.numpy().astype(np.float32)
     m = m / max(float(np.percentile(m, 99.5)), 1e-12)
-    c = np.clip(fixed.numpy().astype(np.float32) / 1000.0, -1.0, 2.0)
+    f = fixed.numpy().astype(np.float32)
+    if fixed_kind == "ct":
+        c = np.clip(f / 1000.0, -1.0, 2.0)
+    else:
+        c = np.clip(f / max(float(np.percentile(f, 99.5)), 1e-12), 0.0, 2.0)
     return torch.from_numpy(np.stack([m, c]))
 
 
@@ -185,7 +209,7 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ..
 def predict_field(model: LearnedRegistration, moving: Volume, fixed: Volume) -> np.ndarray:
     """Displacement field (nz, ny, nx, 3), LPS mm, on the fixed grid."""
     model.net.eval()
-    x = _inputs(moving, fixed)[None]
+    x = _inputs(moving, fixed, model.record.get("fixed_kind", "ct"))[None]
     mult = 2 ** (len(model.record.get("channels", (8, 16, 32))) - 1)
     xp, shape = _pad_to(x, mult)
     dev = next(model.net.parameters()).device
@@ -199,6 +223,88 @@ def register_learned(model: LearnedRegistration, moving: Volume, fixed: Volume) 
     return warp(moving, v), v
 
 
+def register_learned_on(model: LearnedRegistration, moving: Volume, fixed: Volume, *,
+                        nearest: bool = False) -> tuple[Volume, np.ndarray]:
+    """:func:`register_learned` for images on any grids sharing a frame of reference.
+
+    The moving image is first resampled onto the fixed grid in world coordinates (background: its minimum),
+    then the field is predicted there and the moving image warped (``nearest`` for label maps).
+    """
+    m = moving
+    if not moving.same_grid(fixed, atol_mm=1e-2):
+        m = moving.resample_to(fixed, fill_value=float(moving.numpy().min()))
+    v = predict_field(model, m, fixed)
+    return warp(m, v, mode="nearest" if nearest else "linear"), v
+
+
+def write_displacement(field_mm: np.ndarray, reference: Volume, path: str | os.PathLike, *,
+                       overwrite: bool = False) -> Path:
+    """Write a displacement field (nz, ny, nx, 3) LPS mm as an ITK vector image (NIfTI or .nrrd/.mha).
+
+    Read back with ``SimpleITK.DisplacementFieldTransform(sitk.ReadImage(path, sitk.sitkVectorFloat64))``:
+    it maps a fixed-space point ``x`` to ``x + v(x)`` in moving space.
+    """
+    import SimpleITK as sitk
+
+    from petspect._fileio import atomic_path, check_output_path
+    from petspect.registration.rigid import to_sitk
+
+    f = np.asarray(field_mm, dtype=np.float64)
+    if f.shape != (*reference.shape, 3):
+        raise InputError(f"field shape {f.shape} does not match the grid {reference.shape} x 3")
+    p = check_output_path(path, overwrite=overwrite)
+    img = sitk.GetImageFromArray(f, isVector=True)
+    img.CopyInformation(to_sitk(reference))
+    suffix = "".join(p.suffixes[-2:]) if p.name.endswith(".nii.gz") else p.suffix
+    with atomic_path(p, suffix=suffix) as tmp:
+        sitk.WriteImage(img, str(tmp))
+    return p
+
+
+def save_learned_registration(folder: str | os.PathLike, model: LearnedRegistration, *,
+                              overwrite: bool = False) -> Path:
+    """Write a model folder (``registration.json`` + ``model.pt``) atomically."""
+    from petspect._fileio import atomic_dir, check_output_path
+    from petspect._json import to_jsonable
+
+    out = check_output_path(folder, overwrite=overwrite, kind="registration-model")
+    doc = {"kind": "learned-deformable-registration", "field_scale_mm": FIELD_SCALE_MM,
+           "record": to_jsonable(model.record)}
+    with atomic_dir(out, kind="registration-model") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.net.state_dict().items()}, tmp / MODEL_WEIGHTS)
+        (tmp / MODEL_JSON).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def load_learned_registration(folder: str | os.PathLike, *, device: Any = None) -> LearnedRegistration:
+    """Read a model folder written by :func:`save_learned_registration`."""
+    from petspect.errors import FormatError
+    from petspect.io._paths import require_exists
+
+    p = require_exists(folder)
+    js, wt = p / MODEL_JSON, p / MODEL_WEIGHTS
+    if not js.is_file() or not wt.is_file():
+        raise FormatError(f"not a registration model folder (needs {MODEL_JSON} and {MODEL_WEIGHTS})", path=p)
+    try:
+        doc = json.loads(js.read_text(encoding="utf-8"))
+        rec = dict(doc["record"])
+        net = _build(tuple(int(c) for c in rec["channels"]), int(rec.get("control_vox", 1)))
+        if rec.get("fixed_kind", "ct") not in FIXED_KINDS:
+            raise ValueError(f"fixed_kind {rec.get('fixed_kind')!r}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"unreadable {MODEL_JSON}: {e}", path=js) from None
+    try:
+        net.load_state_dict(torch.load(wt, map_location="cpu", weights_only=True))
+    except (EOFError, pickle.UnpicklingError):
+        raise FormatError("empty, truncated or not a PyTorch weights file", path=wt) from None
+    except (RuntimeError, OSError, ValueError) as e:
+        raise FormatError(f"weights do not fit the network of {MODEL_JSON}: {str(e)[:200]}", path=wt) from None
+    if device is not None:
+        net = net.to(device)
+    net.eval()
+    return LearnedRegistration(net, rec)
+
+
 def end_point_error(pred_mm: np.ndarray, true_mm: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean Euclidean distance (mm) between two displacement fields (inside ``mask``)."""
     e = np.linalg.norm(np.asarray(pred_mm) - np.asarray(true_mm), axis=-1)
@@ -209,7 +315,7 @@ def train_learned_registration(train: list[RegPair], validation: list[RegPair], 
                                channels: tuple[int, ...] = (8, 16, 32), control_vox: int = 4,
                                image_weight: float = 10.0,
                                epochs: int = 20, batch_size: int = 2, lr: float = 3e-3, seed: int = 0,
-                               device: Any = "cpu") -> LearnedRegistration:
+                               device: Any = "cpu", fixed_kind: str = "ct") -> LearnedRegistration:
     """Train the field network on simulated pairs; the epoch with the lowest validation end-point error is kept.
 
     Parameters
@@ -229,6 +335,8 @@ def train_learned_registration(train: list[RegPair], validation: list[RegPair], 
         torsos (200 and 1000 gave the same validation error there; 10 was not run at that size).
     epochs, batch_size, lr, seed, device
         Optimisation (AdamW, one-cycle schedule), seeded shuffling and initialisation.
+    fixed_kind : {"ct", "mr"}
+        What the pairs' fixed images are (their input scaling; recorded in the model).
     """
     from petspect.train.loop import LoopSettings, fit_tensors
 
@@ -239,7 +347,7 @@ def train_learned_registration(train: list[RegPair], validation: list[RegPair], 
     mult = 2 ** (len(channels) - 1)
     xs, ys, ms, ts, gs = [], [], [], [], []
     for p in train:
-        x, _ = _pad_to(_inputs(p.moving, p.fixed)[None], mult)
+        x, _ = _pad_to(_inputs(p.moving, p.fixed, fixed_kind)[None], mult)
         y, _ = _pad_to(torch.from_numpy(p.field_mm.transpose(3, 0, 1, 2).astype(np.float32))[None], mult)
         m, _ = _pad_to(torch.from_numpy(p.body.astype(np.float32))[None, None], mult)
         g = torch.from_numpy(_mm_to_grid(p.fixed, tuple(x.shape[-3:])).astype(np.float32))[None]
@@ -251,7 +359,8 @@ def train_learned_registration(train: list[RegPair], validation: list[RegPair], 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _build(tuple(channels), int(control_vox)).to(device)
-    model = LearnedRegistration(net, {"channels": list(channels), "control_vox": int(control_vox)})
+    model = LearnedRegistration(net, {"channels": list(channels), "control_vox": int(control_vox),
+                                      "fixed_kind": fixed_kind})
 
     def loss(mdl: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y, m, t, g = (b.to(device) for b in batch)
