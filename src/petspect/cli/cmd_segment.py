@@ -2,7 +2,8 @@
 
 * ``segment --method suv41|suv50|suv25|percist|adaptive|gradient`` or ``--model M`` on a PET (DICOM series
   or NIfTI) writes NIfTI masks, a per-lesion MTV/TLG table and, for a DICOM input, a DICOM SEG and an
-  RTSTRUCT referencing the series (:mod:`petspect.segmentation.apply`);
+  RTSTRUCT referencing the series (:mod:`petspect.segmentation.apply`); ``--model`` with an organ model
+  segments organs on a CT (``--input CT``) and writes a label map, an organ table and SEG/RTSTRUCT;
 * ``register MOVING FIXED --out OUT`` writes the moved image and the transform: an ITK ``.tfm`` for the
   intensity-based rigid/affine registration (:mod:`petspect.registration.rigid`), a displacement field for
   ``--method learned --model M`` (:mod:`petspect.registration.learned`);
@@ -47,7 +48,8 @@ def segment(
     out: Path = typer.Option(..., "--out", help="Output folder (masks, lesions.csv, seg.dcm, rtstruct.dcm)."),
     method: str = typer.Option(None, "--method", help="suv41, suv50, suv25, percist, adaptive or gradient."),
     model: Path = typer.Option(None, "--model", help="A segmentation model folder (petspect study segment writes "
-                                                     "one under OUT/model)."),
+                                                     "OUT/model_<name>); an organ model (model_organs_*) takes "
+                                                     "the CT as --input."),
     ct: Path = typer.Option(None, "--ct", help="CT (DICOM or NIfTI); resampled onto the PET for a model with a "
                                                "CT channel."),
     suv: str = typer.Option("bw", "--suv", help="SUV kind (bw, lbm_james, ...) from the DICOM or recorded factors."),
@@ -74,6 +76,12 @@ def segment(
     check_output_path(out, overwrite=overwrite, kind=SEGMENT_KIND,
                       inputs=[p for p in (input, ct, model, liver_mask, seeds, exclude) if p is not None])
     is_dicom = input.is_dir() or is_dicom_file(input)
+    if model is not None:
+        from petspect.segmentation.networks import load_segmenter
+
+        seg = load_segmenter(model, device=get_device(ctx))
+        if seg.spec.inputs == "ct":
+            return _segment_organs(seg, input, is_dicom, out, model, formats, overwrite)
     pet = load(input, suv=suv) if is_dicom else to_suv(load(input), kind=suv, factor=suv_factor, path=input)
     import numpy as np
 
@@ -94,21 +102,37 @@ def segment(
         name = m.value
         info["params"] = params
     else:
-        from petspect.segmentation.networks import load_segmenter, predict_lesions
+        from petspect.segmentation.networks import predict_lesions
 
-        seg = load_segmenter(model, device=get_device(ctx))
         ct_vol = load(ct).resample_to(pet, fill_value=-1000.0) if ct is not None else None
-        mask = predict_lesions(seg, pet, ct_vol)
-        ex = _mask_on(exclude, pet, "exclude mask")
-        if ex is not None:
-            mask &= ~ex
+        mask = predict_lesions(seg, pet, ct_vol, exclude=_mask_on(exclude, pet, "exclude mask"))
         name = seg.name
         info["model"] = str(model)
+        info["post_processing"] = {"threshold": seg.threshold, "min_component_ml": seg.min_component_ml}
     res = write_segmentation(out, pet, mask, method=name, source_dicom=input if is_dicom else None,
                              formats=tuple(f.strip() for f in formats.split(",") if f.strip()), info=info,
                              overwrite=overwrite, inputs=tuple(p for p in (ct, model) if p is not None))
     typer.echo(f"{name}: {res.n_lesions} lesions, MTV {res.mtv_ml:.2f} mL, TLG {res.tlg:.2f} (SUV x mL); wrote "
                + ", ".join(p.name for p in res.paths.values()) + f" in {out}")
+    for what in res.not_written:
+        typer.secho(f"not written: {what}", fg=typer.colors.YELLOW, err=True)
+
+
+def _segment_organs(seg, input: Path, is_dicom: bool, out: Path, model: Path, formats: str, overwrite: bool) -> None:
+    from petspect.io import load
+    from petspect.segmentation.apply import write_organ_segmentation
+
+    ct = load(input)
+    if ct.unit != "HU":
+        fail(f"{input}: an organ model takes a CT in HU (--input CT); this image is in {ct.unit!r}")
+    labels = seg.labels(ct.numpy())
+    organs = seg.spec.classes[1:]
+    res = write_organ_segmentation(out, ct, labels, organs, method=seg.name, source_dicom=input if is_dicom else None,
+                                   formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                                   info={"input": str(input), "model": str(model)}, overwrite=overwrite,
+                                   inputs=(model,))
+    typer.echo(f"{seg.name}: {res.n_lesions} of {len(organs)} organs found ({', '.join(organs)}), "
+               f"{res.mtv_ml:.1f} mL in all; wrote " + ", ".join(p.name for p in res.paths.values()) + f" in {out}")
     for what in res.not_written:
         typer.secho(f"not written: {what}", fg=typer.colors.YELLOW, err=True)
 

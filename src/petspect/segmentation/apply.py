@@ -8,6 +8,9 @@ threshold method or a trained network, and written into a folder as
 * ``seg.dcm`` (DICOM SEG) and ``rtstruct.dcm`` (RT Structure Set) referencing the source series, when the
   input is a DICOM series,
 * ``segmentation.json`` -- method, parameters, SUV kind and factor, totals.
+
+An organ model on a CT writes :func:`write_organ_segmentation`'s ``organs.nii.gz`` (label map, 1..K in the
+model's class order), ``organs.csv`` (volume and mean HU per organ) and one SEG/RTSTRUCT segment per organ.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from petspect.errors import InputError, UnitError
 from petspect.volume import Volume
 
-__all__ = ["SEGMENT_KIND", "to_suv", "SegmentationOutput", "write_segmentation"]
+__all__ = ["SEGMENT_KIND", "to_suv", "SegmentationOutput", "write_segmentation", "write_organ_segmentation"]
 
 SEGMENT_KIND = "segmentation"
 FORMATS = ("nifti", "seg", "rtstruct")
@@ -133,3 +136,73 @@ def write_segmentation(out_dir: str | os.PathLike, suv: Volume, mask: Any, *, me
     write_json(out / "segmentation.json", doc)
     paths["summary"] = out / "segmentation.json"
     return SegmentationOutput(paths, n, mtv, tlg_total, list(doc["not_written"]))
+
+
+def write_organ_segmentation(out_dir: str | os.PathLike, ct: Volume, labels: Any, organs: tuple[str, ...], *,
+                             method: str, source_dicom: str | os.PathLike | None = None,
+                             formats: tuple[str, ...] = FORMATS, info: dict[str, Any] | None = None,
+                             overwrite: bool = False, inputs: tuple[Any, ...] = ()) -> SegmentationOutput:
+    """Write an organ label map (class ``k`` = ``organs[k - 1]``) made on ``ct``'s grid.
+
+    Files: ``organs.nii.gz``, ``organs.csv`` (organ, label, voxels, volume_ml, mean_hu), ``seg.dcm`` and
+    ``rtstruct.dcm`` (one segment per organ found; DICOM input only), ``segmentation.json``.
+    ``n_lesions`` of the result counts the organs found; ``mtv_ml`` is their total volume and ``tlg`` 0.
+    """
+    from petspect._fileio import atomic_path, claim_output_folder
+    from petspect._json import write_json
+    from petspect.io import save
+    from petspect.units import ML_PER_MM3
+
+    bad = set(formats) - set(FORMATS)
+    if bad:
+        raise InputError(f"unknown output formats {sorted(bad)}; choose from {list(FORMATS)}")
+    lab = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels).astype(np.int16)
+    if lab.shape != ct.shape:
+        raise InputError(f"the label map {lab.shape} is not on the CT's grid {ct.shape}")
+    if lab.min() < 0 or lab.max() > len(organs):
+        raise InputError(f"labels must lie in [0, {len(organs)}] for organs {list(organs)}")
+    out = claim_output_folder(out_dir, kind=SEGMENT_KIND, overwrite=overwrite,
+                              inputs=[p for p in (*inputs, source_dicom) if p is not None])
+    voxel_ml = float(np.prod(ct.spacing_mm)) * ML_PER_MM3
+    hu = ct.numpy()
+    rows = ["organ,label,voxels,volume_ml,mean_hu"]
+    found: dict[str, np.ndarray] = {}
+    for k, organ in enumerate(organs, start=1):
+        m = lab == k
+        n = int(m.sum())
+        rows.append(f"{organ},{k},{n},{n * voxel_ml:.3f},{float(hu[m].mean()) if n else float('nan'):.1f}")
+        if n:
+            found[organ] = m
+    paths: dict[str, Path] = {}
+    with atomic_path(out / "organs.csv") as tmp:
+        tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    paths["table"] = out / "organs.csv"
+    if "nifti" in formats:
+        paths["labels"] = save(ct.with_data(torch.from_numpy(lab), unit="label", modality="SEG",
+                                            meta={"method": method, "classes": ["background", *organs]}),
+                               out / "organs.nii.gz", overwrite=True)
+    skipped = []
+    if {"seg", "rtstruct"} & set(formats):
+        if source_dicom is None:
+            skipped = [f"{f} (the input is not a DICOM series)" for f in ("seg", "rtstruct") if f in formats]
+        elif not found:
+            skipped = [f"{f} (no organ found: an empty object is not written)" for f in ("seg", "rtstruct")
+                       if f in formats]
+        else:
+            if "seg" in formats:
+                from petspect.io.dicom_seg import write_dicom_seg
+
+                paths["seg"] = write_dicom_seg(found, source_dicom, out / "seg.dcm", algorithm=method,
+                                               algorithm_family="network", overwrite=True)
+            if "rtstruct" in formats:
+                from petspect.io.rtstruct_write import write_rtstruct
+
+                paths["rtstruct"] = write_rtstruct(found, source_dicom, out / "rtstruct.dcm", algorithm=method,
+                                                   overwrite=True)
+    total = float(sum(m.sum() for m in found.values()) * voxel_ml)
+    doc = {"method": method, "task": "organs", "organs": list(organs), "found": list(found),
+           "volume_ml": {o: float(m.sum() * voxel_ml) for o, m in found.items()},
+           "files": {k: p.name for k, p in paths.items()}, "not_written": skipped, **(info or {})}
+    write_json(out / "segmentation.json", doc)
+    paths["summary"] = out / "segmentation.json"
+    return SegmentationOutput(paths, len(found), total, 0.0, skipped)

@@ -11,11 +11,18 @@ Protocol (:mod:`petspect.evaluation`):
    definitions and are not tuned. All threshold methods get the same anatomical help the network's CT
    channel gives it: voxels of the organs with physiological FDG uptake (brain, kidneys, bladder,
    myocardium) are excluded, read from the organ labels (a CT segmentation); PERCIST reads the liver there;
-3. each network is trained on the training subjects; its epoch is its best validation Dice;
-4. the best classical method is the one with the best validation Dice (chosen before the test split is read);
-5. acceptance checks are written, then the test split is read once (:func:`~petspect.evaluation.read_test_split`)
-   and every method is scored per subject (autoPET metrics, MTV and TLG bias); means with bootstrap 95 %
-   intervals over subjects, and paired differences against the best classical method.
+3. each network is trained on the training subjects; its epoch is its best validation Dice; its
+   post-processing (probability threshold, smallest kept component: :mod:`~petspect.segmentation.postprocess`)
+   is chosen on the validation subjects by the same ``grid_search`` and ``Budget`` the threshold methods get,
+   and the same physiological-uptake organs are removed from its masks;
+4. the best classical method and the main network (judged by the checks) are the ones with the best
+   validation Dice, chosen before the test split is read;
+5. an organ network (CT in; liver, kidneys, spleen, lungs, bladder, salivary glands as the training subjects
+   show them: :mod:`~petspect.segmentation.organs`) is trained on the same subjects' organ labels, its epoch
+   chosen on validation (method ``organs_<kind>``, metrics ``organ_dice_<organ>`` and their mean ``organ_dice``);
+6. acceptance checks are written, then the test split is read once (:func:`~petspect.evaluation.read_test_split`)
+   and every method is scored per subject (autoPET metrics, MTV and TLG bias; organ Dice); means with
+   bootstrap 95 % intervals over subjects, and paired differences against the best classical method.
 """
 
 from __future__ import annotations
@@ -54,17 +61,18 @@ class SegmentStudyPreset:
     image_key: str = "recon_d100_osem_ac"
     notes: tuple[str, ...] = ()
     cohort: dict[str, Any] = field(default_factory=dict)
+    organ_network: tuple[str, SegNetSpec, TrainSettings] | None = None
 
 
 def _quick_cohort(subjects: int, seed: int) -> Any:
     from petspect.simulate.presets import get_preset
 
     cfg = get_preset("quick")
-    cfg.name, cfg.subjects, cfg.seed = "segment-quick", subjects, 4100 + seed
+    cfg.name, cfg.subjects, cfg.seed = "segment-quick", subjects, 4300 + seed
     cfg.description = "petspect segmentation study: FDG torsos with lesions, 2D-ring PET, full dose, OSEM"
     cfg.dose_percents = [100.0]
     cfg.recon.algorithms = ["osem"]
-    cfg.split.train, cfg.split.validation, cfg.split.test = 0.5, 0.2, 0.3
+    cfg.split.train, cfg.split.validation, cfg.split.test = 0.6, 0.15, 0.25
     return cfg.validate()
 
 
@@ -78,11 +86,19 @@ def _full_cohort(subjects: int, seed: int) -> Any:
     return cfg.validate()
 
 
+def _organ_spec(filters: tuple[int, ...], z_strides: tuple[int, ...], patch: tuple[int, int, int]) -> SegNetSpec:
+    """Organ network template (classes are set from the training subjects by the study)."""
+    return SegNetSpec(in_channels=1, inputs="ct", filters=filters, z_strides=z_strides, patch_zyx=patch,
+                      classes=("background", "organ"))
+
+
 STUDY_PRESETS: dict[str, SegmentStudyPreset] = {
     "tiny": SegmentStudyPreset(
         "tiny", 8, (("dynunet", SegNetSpec(filters=(4, 8, 16), z_strides=(1, 1), patch_zyx=(8, 16, 16)),
                      TrainSettings(epochs=2, patches_per_case=4, batch_size=2)),),
         budget_trials=2, image_key="image",
+        organ_network=("organs_dynunet", _organ_spec((4, 8, 16), (1, 1), (8, 16, 16)),
+                       TrainSettings(epochs=1, patches_per_case=2, batch_size=2)),
         notes=("tiny: an image-domain toy (ellipsoid body, liver, bladder, ball lesions; PET = blur + noise, no "
                "reconstruction) for tests; its figures mean nothing",)),
     "quick": SegmentStudyPreset(
@@ -203,6 +219,14 @@ def _score(pred: np.ndarray, case: Case) -> dict[str, float]:
     return {k: float(getattr(s, k)) for k in METRIC_NAMES}
 
 
+def _organ_scores(seg: Any, case: Case, ids: dict[str, int], organs: tuple[str, ...]) -> dict[str, float]:
+    from petspect.segmentation.organs import organ_dice, organ_target
+
+    d = organ_dice(seg.labels(case.ct_hu), organ_target(case.labels, ids, organs), organs)
+    vals = [v for v in d.values() if not math.isnan(v)]
+    return {f"organ_dice_{o}": v for o, v in d.items()} | {"organ_dice": float(np.mean(vals)) if vals else math.nan}
+
+
 def _mean_dice(masks: list[np.ndarray], cases: list[Case]) -> float:
     from petspect.segmentation.metrics import dice
 
@@ -239,7 +263,9 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     from petspect.evaluation.study import Check, StudySummary, claim_study_folder, write_study
     from petspect.evaluation.tuning import grid_search
     from petspect.report import HtmlReport
-    from petspect.segmentation.networks import predict_probability, input_channels, save_segmenter
+    from petspect.evaluation.study import check_metrics
+    from petspect.segmentation.networks import save_segmenter
+    from petspect.segmentation.postprocess import POST_SEARCH_SPACE, PostProcess, lesion_mask
     from petspect.segmentation.train import train_segmenter
 
     if preset not in STUDY_PRESETS:
@@ -294,35 +320,70 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     comparator = max(val_dice, key=lambda k: val_dice[k])
     wall["tune_classical"] = time.perf_counter() - t
 
-    # 2. networks, epoch chosen on validation Dice
+    # 2. networks: epoch chosen on validation Dice, then the post-processing on validation (same budget)
     nets = {}
+    val_ex = [_masks(c, ids)[1] for c in val]
     for name, spec, settings in p.networks:
         t = time.perf_counter()
         seg = train_segmenter(train, val, spec, replace(settings, seed=seed), name=name, device=device)
         hist = [{"epoch": i + 1, "val_dice": v} for i, v in enumerate(seg.record["val_dice"])]
-        tuned[name] = {**epoch_choice(name, hist, "val_dice").to_dict(), "spec": spec.to_dict(),
-                       "settings": settings.__dict__}
-        val_dice[name] = max(seg.record["val_dice"])
+        probs = [seg.probability(c.suv, c.ct_hu).numpy() for c in val]
+
+        def post_objective(prm: dict[str, float], probs=probs) -> float:
+            return _mean_dice([lesion_mask(q, c.spacing_mm, PostProcess(**prm), exclude=e)
+                               for q, c, e in zip(probs, val, val_ex)], val)
+
+        post = grid_search(f"{name} post-processing", post_objective, POST_SEARCH_SPACE, budget,
+                           objective_name="mean validation Dice")
+        seg.threshold, seg.min_component_ml = float(post.best["threshold"]), float(post.best["min_component_ml"])
+        tuned[name] = {**epoch_choice(name, hist, "val_dice").to_dict(), "post_processing": post.to_dict(),
+                       "spec": spec.to_dict(), "settings": settings.__dict__,
+                       "train_loss": seg.record["train_loss"]}
+        val_dice[name] = post.best_score
         save_segmenter(out_p / f"model_{name}", seg, overwrite=True)
         nets[name] = seg
         wall[f"train_{name}"] = time.perf_counter() - t
     net_names = list(nets)
-    main_net = net_names[0]
+    main_net = max(net_names, key=lambda k: val_dice[k])
 
-    # 3. checks, written before the test split is read
-    checks = [Check(f"{main_net} Dice above the best threshold method's ({comparator}, chosen on validation), "
-                    "paired 95 % interval above 0"),
+    # 3. the organ network (CT in), epoch chosen on validation
+    organ_net, organs = None, ()
+    if p.organ_network is not None and all(c.labels is not None for c in (*train, *val)):
+        from petspect.segmentation.organs import organs_present, train_organ_segmenter
+
+        organs = organs_present([c.labels for c in train], ids)
+        if organs:
+            t = time.perf_counter()
+            oname, ospec, osettings = p.organ_network
+            ospec = replace(ospec, classes=("background", *organs))
+            organ_net = train_organ_segmenter(train, val, ids, ospec, replace(osettings, seed=seed), name=oname,
+                                              device=device)
+            hist = [{"epoch": i + 1, "val_dice": v} for i, v in enumerate(organ_net.record["val_dice"])]
+            tuned[oname] = {**epoch_choice(oname, hist, "val_dice").to_dict(), "spec": ospec.to_dict(),
+                            "settings": osettings.__dict__, "organs": list(organs)}
+            save_segmenter(out_p / f"model_{oname}", organ_net, overwrite=True)
+            wall[f"train_{oname}"] = time.perf_counter() - t
+
+    # 4. checks, written before the test split is read
+    checks = [Check(f"{main_net} (the network with the best validation Dice) Dice above the best threshold "
+                    f"method's ({comparator}, chosen on validation), paired 95 % interval above 0"),
               Check(f"{main_net} false-positive volume below suv25's, paired 95 % interval below 0"),
               Check("every method scored on every test subject")]
+    if organ_net is not None:
+        checks.append(Check(f"{organ_net.name}: mean test Dice over organs ({', '.join(organs)}) >= 0.80"))
 
     # 4. the test split, read once
     t = time.perf_counter()
     config = {"task": "segment", "preset": preset, "seed": seed, "image_key": p.image_key,
               "classical": {k: v.__dict__ for k, v in params.items()},
-              "networks": {n: tuned[n]["spec"] for n in net_names}, "exclude": list(PHYSIOLOGICAL)}
+              "networks": {n: {"spec": tuned[n]["spec"], "settings": tuned[n]["settings"],
+                               "post": tuned[n]["post_processing"]["best"]} for n in net_names},
+              "organ_network": tuned[organ_net.name]["spec"] if organ_net is not None else None,
+              "exclude": list(PHYSIOLOGICAL)}
     entries, scoring = read_test_split(root, config, f"segment: {len(params) + len(nets)} methods")
     test = [load_case(root, e, p.image_key) for e in entries]
     per_subject: list[dict[str, dict[str, float]]] = []
+    organ_rows: list[dict[str, dict[str, float]]] = []
     fig_preds: dict[str, np.ndarray] = {}
     for i, c in enumerate(test):
         row: dict[str, dict[str, float]] = {}
@@ -331,16 +392,26 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
             row[m.value] = _score(pred, c)
             if i == 0 and m.value in (comparator, "suv25"):
                 fig_preds[m.value] = pred
+        ex = _masks(c, ids)[1]
         for n, seg in nets.items():
-            prob = predict_probability(seg.net, input_channels(c.suv, c.ct_hu, in_channels=seg.spec.in_channels),
-                                       seg.spec.patch_zyx)
-            pred = prob.numpy() >= seg.threshold
+            pred = lesion_mask(seg.probability(c.suv, c.ct_hu), c.spacing_mm,
+                               PostProcess(seg.threshold, seg.min_component_ml), exclude=ex)
             row[n] = _score(pred, c)
             if i == 0:
                 fig_preds[n] = pred
         per_subject.append(row)
+        if organ_net is not None:
+            organ_rows.append({organ_net.name: _organ_scores(organ_net, c, ids, organs)})
     wall["test"] = time.perf_counter() - t
     metrics = summarise_methods(per_subject, comparator=comparator, metrics=list(METRIC_NAMES), seed=seed)
+    check_metrics(metrics, required=METRIC_NAMES)
+    organ_metric_names = [f"organ_dice_{o}" for o in organs] + ["organ_dice"]
+    if organ_net is not None:
+        metrics.update(summarise_methods(organ_rows, metrics=organ_metric_names, seed=seed))
+        od = metrics[organ_net.name]["organ_dice"]
+        checks[3].passed = bool(od is not None and od >= 0.80)
+        checks[3].detail = ", ".join(f"{o} {metrics[organ_net.name][f'organ_dice_{o}']:.3f}" for o in organs) + \
+            f"; mean {od:.3f}"
 
     d_dice = metrics[main_net].get("delta_dice_ci95")
     checks[0].passed = bool(d_dice is not None and d_dice[0] > 0)
@@ -349,10 +420,15 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
                            [r["suv25"]["fp_volume_ml"] for r in per_subject], seed=seed)
     checks[1].passed = bool(fp_d.high < 0)
     checks[1].detail = f"delta FP volume {fp_d.value:+.2f} mL, 95 % CI {fp_d.as_list()}"
-    checks[2].passed = all(len(r) == len(params) + len(nets) for r in per_subject)
-    checks[2].detail = f"{len(per_subject)} test subjects x {len(params) + len(nets)} methods"
+    checks[2].passed = all(len(r) == len(params) + len(nets) for r in per_subject) and (
+        organ_net is None or len(organ_rows) == len(per_subject))
+    checks[2].detail = f"{len(per_subject)} test subjects x {len(params) + len(nets)} lesion methods" + (
+        f" and {organ_net.name}" if organ_net is not None else "")
 
     notes = list(p.notes) + [
+        f"networks' post-processing (probability threshold, smallest component) chosen on validation: " + "; ".join(
+            f"{n} {tuned[n]['post_processing']['best']}" for n in net_names),
+        f"main network (best validation Dice): {main_net}",
         f"classical methods exclude the physiological-uptake organs {list(PHYSIOLOGICAL)} read from the organ "
         "labels (anatomy for them as the CT channel is for the networks); PERCIST reads the liver there",
         f"best classical method on validation: {comparator} (validation Dice {val_dice[comparator]:.3f})",
@@ -364,18 +440,32 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
                            tuned=tuned, checks=checks, wall_s=wall, device=str(device), notes=notes,
                            extra={"comparator": comparator, "validation_dice": val_dice,
                                   "test_scoring": scoring.to_dict(), "per_subject": per_subject,
+                                  "per_subject_organs": organ_rows,
                                   "subjects_test": [c.subject for c in test]})
     report = HtmlReport("petspect study segment", f"preset {preset}, seed {seed}")
     report.heading("Lesion segmentation on held-out subjects")
     report.paragraph(f"{len(test)} test subjects; means with bootstrap 95 % intervals; deltas are paired "
                      f"differences against {comparator} (the best classical method on validation).")
-    report.metrics_table({m: {k: r[k] for k in METRIC_NAMES if k in r} for m, r in metrics.items()},
+    report.metrics_table({m: {k: r[k] for k in METRIC_NAMES if k in r} for m, r in metrics.items()
+                          if m != getattr(organ_net, "name", None)},
                          better=BETTER, caption="autoPET metrics, MTV and TLG bias (test split)")
+    if organ_net is not None:
+        report.heading("Organ segmentation on CT (test split)")
+        report.metrics_table({organ_net.name: {k: metrics[organ_net.name][k] for k in organ_metric_names}},
+                             better={k: "higher" for k in organ_metric_names},
+                             caption="Dice per organ; organ_dice is the mean over organs per subject")
+    report.heading("Training curves (validation Dice per epoch)")
+    report.table([{"network": n, "best epoch": str(tuned[n].get("best", {}).get("epoch")),
+                   "validation Dice": " ".join(f"{v:.2f}" for v in seg.record["val_dice"]),
+                   "training loss": " ".join(f"{v:.2f}" for v in seg.record["train_loss"])}
+                  for n, seg in [*nets.items(), *([(organ_net.name, organ_net)] if organ_net is not None else [])]])
     report.heading("Acceptance checks (written before the test split was read)")
     report.table([{"check": c.check, "passed": {True: "PASSED", False: "FAILED", None: "not run"}[c.passed],
                    "detail": c.detail} for c in checks])
     report.heading("Tuned on validation")
-    report.table([{"method": k, "chosen": json.dumps(v.get("best")), "validation Dice": f"{v.get('best_score'):.3f}",
+    report.table([{"method": k, "chosen": json.dumps(v.get("best") if "post_processing" not in v else
+                                                      {**v["best"], **v["post_processing"]["best"]}),
+                   "validation Dice": f"{val_dice.get(k, v.get('best_score')):.3f}",
                    "trials": len(v.get("trials", []))} for k, v in tuned.items()])
     if test:
         _figure(report, test[0], fig_preds)
@@ -383,7 +473,7 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     for n in notes:
         report.paragraph(n)
     wall["total"] = time.perf_counter() - t0
-    write_study(out_p, metrics, summary, report, required=METRIC_NAMES)
+    write_study(out_p, metrics, summary, report)
     verdict = "PASSED" if checks[0].passed else "FAILED"
     return (f"segment study ({preset}): {main_net} Dice {metrics[main_net]['dice']:.3f} vs {comparator} "
             f"{metrics[comparator]['dice']:.3f} (delta CI {d_dice}); check {verdict}; wrote {out_p}")

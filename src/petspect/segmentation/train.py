@@ -1,10 +1,17 @@
-"""Training a lesion segmentation network: lesion-weighted patches, Dice + cross-entropy, best validation epoch.
+"""Training a segmentation network: foreground-weighted patches drawn afresh every epoch, Dice + cross-entropy,
+best validation epoch.
 
-* Patches of ``spec.patch_zyx`` voxels are drawn with a seeded generator: a fraction ``lesion_fraction``
-  centred on a random lesion voxel (each lesion voxel equally likely), the rest on a random voxel of the
-  body (nnU-Net oversamples foreground the same way: a third of its patches); where a patch leaves the
-  volume each input channel is padded with its minimum (SUV 0, air) and the target with background.
-* Loss: MONAI ``DiceCELoss`` (soft Dice + cross-entropy, equal weights), the nnU-Net loss.
+* Every epoch each training subject gives ``patches_per_case`` patches of ``spec.patch_zyx`` voxels, drawn with
+  the run's seeded generator: with probability ``lesion_fraction`` the patch is centred (up to a random
+  ``jitter`` of a quarter patch) on a voxel of a foreground instance picked uniformly among the subject's
+  instances (lesions; organs for an organ network), so a 3-voxel lesion is drawn as often as a 70-voxel one,
+  otherwise on a random body voxel (nnU-Net oversamples foreground the same way: a third of its patches).
+  Where a patch leaves the volume each input channel is padded with its minimum (SUV 0, air) and the target
+  with background. A fixed pool of patches (the first version) let the networks see only 16 views of each
+  subject and learn them by heart.
+* Loss: MONAI ``DiceCELoss`` (soft Dice over the foreground classes computed over the whole batch, as
+  nnU-Net's batch Dice, + cross-entropy, equal weights). Per-sample Dice with the background class included
+  (the first version) gives a patch without lesion a Dice term the background dominates.
 * Loop: :func:`petspect.train.loop.fit_tensors` (AdamW, one-cycle schedule, the shared best-epoch tracker);
   after each epoch the validation subjects are segmented by sliding-window inference and their mean Dice
   picks the epoch (the test split is never seen here).
@@ -15,15 +22,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from petspect.errors import InputError
-from petspect.segmentation.networks import SegNetSpec, Segmenter, build_network, input_channels, predict_probability
+from petspect.segmentation.networks import SegNetSpec, Segmenter, build_network, input_channels
 
-__all__ = ["Case", "TrainSettings", "sample_patch_centres", "extract_patches", "train_segmenter"]
+__all__ = ["Case", "TrainSettings", "sample_patch_centres", "extract_patches", "fit_segmentation_network",
+           "validation_dice", "train_segmenter"]
 
 
 @dataclass
@@ -47,9 +55,9 @@ class TrainSettings:
     ----------
     epochs, batch_size, lr, weight_decay
     patches_per_case : int
-        Patches drawn per training subject (one pool for the run).
+        Patches drawn afresh per training subject and epoch.
     lesion_fraction : float
-        Share of patches centred on a lesion voxel.
+        Probability that a patch is centred on a foreground instance (a lesion, an organ).
     seed : int
     """
 
@@ -68,15 +76,27 @@ class TrainSettings:
             raise InputError(f"lesion_fraction must lie in [0, 1], got {self.lesion_fraction}")
 
 
-def sample_patch_centres(lesions: np.ndarray, body: np.ndarray, n: int, lesion_fraction: float,
-                         rng: np.random.Generator) -> np.ndarray:
-    """``n`` patch centres (n, 3) in (z, y, x): ``lesion_fraction`` of them on lesion voxels, the rest in ``body``."""
-    les = np.argwhere(lesions > 0)
-    bod = np.argwhere(body) if body.any() else np.argwhere(np.ones(lesions.shape, bool))
-    n_les = int(round(n * lesion_fraction)) if len(les) else 0
-    pick_l = les[rng.integers(0, len(les), n_les)] if n_les else np.zeros((0, 3), int)
-    pick_b = bod[rng.integers(0, len(bod), n - n_les)]
-    return np.concatenate([pick_l, pick_b]).astype(np.int64)
+def sample_patch_centres(instances: np.ndarray, body: np.ndarray, n: int, lesion_fraction: float,
+                         rng: np.random.Generator, *, jitter_zyx: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """``n`` patch centres (n, 3) in (z, y, x).
+
+    Each centre is, with probability ``lesion_fraction``, a voxel of a foreground instance (an id > 0 of
+    ``instances``, picked uniformly among the ids present, then a voxel of it uniformly) moved by a uniform
+    integer offset of at most ``jitter_zyx`` (kept inside the volume); otherwise a voxel of ``body``.
+    """
+    ids = np.unique(instances[instances > 0])
+    bod = np.argwhere(body) if body.any() else np.argwhere(np.ones(instances.shape, bool))
+    fg = rng.random(n) < lesion_fraction if len(ids) else np.zeros(n, bool)
+    out = bod[rng.integers(0, len(bod), n)]
+    if fg.any():
+        voxels = {int(i): np.argwhere(instances == i) for i in ids}
+        jit = np.asarray(jitter_zyx, dtype=np.int64)
+        hi = np.asarray(instances.shape) - 1
+        for k in np.flatnonzero(fg):
+            v = voxels[int(ids[rng.integers(0, len(ids))])]
+            c = v[rng.integers(0, len(v))] + rng.integers(-jit, jit + 1)
+            out[k] = np.clip(c, 0, hi)
+    return out.astype(np.int64)
 
 
 def extract_patches(x: torch.Tensor, y: torch.Tensor, centres: np.ndarray,
@@ -115,23 +135,83 @@ def _body(case: Case) -> np.ndarray:
     return case.suv > 0.1 * float(np.mean(case.suv))
 
 
+def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarray], instances: list[np.ndarray],
+                             bodies: list[np.ndarray], spec: SegNetSpec, settings: TrainSettings, *,
+                             validate: Callable[[Segmenter], float], name: str, device: Any = "cpu") -> Segmenter:
+    """Train a network of ``spec`` on whole volumes with patches drawn afresh every epoch (module docstring).
+
+    Parameters
+    ----------
+    inputs : list of torch.Tensor, each (C, z, y, x)
+        Network inputs (:func:`~petspect.segmentation.networks.input_channels`).
+    targets : list of numpy.ndarray, each (z, y, x) int
+        Class index per voxel (0 background .. ``spec.out_channels - 1``).
+    instances : list of numpy.ndarray, each (z, y, x) int
+        Foreground instances for the patch sampling (lesion ids, or the classes).
+    bodies : list of numpy.ndarray of bool
+        Where background patches are centred.
+    validate : callable ``Segmenter -> float``
+        Mean validation score after an epoch (higher is better; NaN counts as -1).
+    """
+    from monai.losses import DiceCELoss
+
+    from petspect.train.loop import LoopSettings, fit_tensors
+
+    if not inputs:
+        raise InputError("training needs at least one training subject")
+    for t in targets:
+        if t.min() < 0 or t.max() >= spec.out_channels:
+            raise InputError(f"target classes must lie in [0, {spec.out_channels - 1}] for {spec.out_channels} "
+                             f"classes, got [{t.min()}, {t.max()}]")
+    rng = np.random.default_rng(settings.seed)
+    ys = [torch.from_numpy(np.ascontiguousarray(t, dtype=np.int64)) for t in targets]
+    jitter = tuple(p // 4 for p in spec.patch_zyx)
+    gen = torch.Generator().manual_seed(settings.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        net = build_network(spec).to(device)
+    seg = Segmenter(net, spec, name)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+
+    def draw(batch: tuple[torch.Tensor, ...], g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        px, py = [], []
+        for i in batch[0].tolist():
+            c = sample_patch_centres(instances[i], bodies[i], 1, settings.lesion_fraction, rng, jitter_zyx=jitter)
+            a, b = extract_patches(inputs[i], ys[i], c, spec.patch_zyx)
+            px.append(a)
+            py.append(b)
+        return _flip((torch.cat(px), torch.cat(py)), g)
+
+    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = (t.to(device) for t in batch)
+        return loss_fn(model(x), y)
+
+    def val(model: torch.nn.Module) -> float:
+        v = validate(seg)
+        return -1.0 if math.isnan(v) else v
+
+    order = torch.arange(len(inputs)).repeat_interleave(settings.patches_per_case)
+    result = fit_tensors(net, [order], loss=loss, validate=val,
+                         settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                                               weight_decay=settings.weight_decay, mode="max"),
+                         generator=gen, augment=draw, description=f"training {name}")
+    seg.record = {"train_loss": result.train_loss, "val_dice": result.val, "best_epoch": result.best_epoch,
+                  "settings": settings.__dict__, "n_train": len(inputs), "patches_per_epoch": int(len(order))}
+    return seg
+
+
 def validation_dice(seg: Segmenter, cases: list[Case]) -> float:
-    """Mean volume Dice of ``seg`` over cases with lesions (sliding-window inference)."""
+    """Mean volume Dice of ``seg`` (probability >= 0.5, no post-processing) over cases with lesions."""
     from petspect.segmentation.metrics import dice
 
-    scores = []
-    for c in cases:
-        if not (c.lesions > 0).any():
-            continue
-        prob = predict_probability(seg.net, input_channels(c.suv, c.ct_hu, in_channels=seg.spec.in_channels),
-                                   seg.spec.patch_zyx)
-        scores.append(dice(prob.numpy() >= seg.threshold, c.lesions > 0))
+    scores = [dice(seg.probability(c.suv, c.ct_hu).numpy() >= 0.5, c.lesions > 0)
+              for c in cases if (c.lesions > 0).any()]
     return float(np.mean(scores)) if scores else math.nan
 
 
 def train_segmenter(train: list[Case], validation: list[Case], spec: SegNetSpec, settings: TrainSettings, *,
                     name: str | None = None, device: Any = "cpu") -> Segmenter:
-    """Train a network of ``spec`` on ``train``; the best epoch by mean validation Dice is kept.
+    """Train a lesion network of ``spec`` on ``train``; the best epoch by mean validation Dice is kept.
 
     Returns
     -------
@@ -139,41 +219,14 @@ def train_segmenter(train: list[Case], validation: list[Case], spec: SegNetSpec,
         In eval mode on ``device``; ``record`` holds the per-epoch losses and validation Dice, the best
         epoch and the settings.
     """
-    from monai.losses import DiceCELoss
-
-    from petspect.train.loop import LoopSettings, fit_tensors
-
     if not train or not validation:
         raise InputError("training needs at least one training and one validation subject")
-    rng = np.random.default_rng(settings.seed)
-    xs, ys = [], []
-    for c in train:
-        x = input_channels(c.suv, c.ct_hu, in_channels=spec.in_channels)
-        y = torch.from_numpy((c.lesions > 0).astype(np.int64))
-        centres = sample_patch_centres(c.lesions, _body(c), settings.patches_per_case, settings.lesion_fraction, rng)
-        px, py = extract_patches(x, y, centres, spec.patch_zyx)
-        xs.append(px)
-        ys.append(py)
-    gen = torch.Generator().manual_seed(settings.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        net = build_network(spec).to(device)
-    seg = Segmenter(net, spec, name or spec.kind.value)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-
-    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x, y = (t.to(device) for t in batch)
-        return loss_fn(model(x), y)
-
-    def validate(model: torch.nn.Module) -> float:
-        v = validation_dice(seg, validation)
-        return -1.0 if math.isnan(v) else v
-
-    result = fit_tensors(net, [torch.cat(xs), torch.cat(ys)], loss=loss, validate=validate,
-                         settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                                               weight_decay=settings.weight_decay, mode="max"),
-                         generator=gen, augment=_flip, description=f"training {seg.name}")
-    seg.record = {"train_loss": result.train_loss, "val_dice": result.val, "best_epoch": result.best_epoch,
-                  "settings": settings.__dict__, "n_train": len(train), "n_validation": len(validation),
-                  "patches": int(sum(len(x) for x in xs))}
+    if spec.classes != ("background", "lesion"):
+        raise InputError(f"a lesion network has classes ('background', 'lesion'), got {spec.classes}")
+    xs = [input_channels(c.suv, c.ct_hu, in_channels=spec.in_channels, inputs=spec.inputs) for c in train]
+    seg = fit_segmentation_network(xs, [(c.lesions > 0).astype(np.int64) for c in train], [c.lesions for c in train],
+                                   [_body(c) for c in train], spec, settings,
+                                   validate=lambda s: validation_dice(s, validation), name=name or spec.kind.value,
+                                   device=device)
+    seg.record["n_validation"] = len(validation)
     return seg
