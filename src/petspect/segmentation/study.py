@@ -102,19 +102,24 @@ STUDY_PRESETS: dict[str, SegmentStudyPreset] = {
         notes=("tiny: an image-domain toy (ellipsoid body, liver, bladder, ball lesions; PET = blur + noise, no "
                "reconstruction) for tests; its figures mean nothing",)),
     "quick": SegmentStudyPreset(
-        "quick", 16, (("dynunet", SegNetSpec(filters=(8, 16, 32), z_strides=(1, 2), patch_zyx=(12, 32, 32)),
-                       TrainSettings(epochs=20, patches_per_case=16, batch_size=4, lr=3e-3)),
+        "quick", 40, (("dynunet", SegNetSpec(filters=(8, 16, 32), z_strides=(1, 2), patch_zyx=(12, 32, 32)),
+                       TrainSettings(epochs=15, patches_per_case=4, batch_size=4, lr=3e-3)),
                       ("segresnet", SegNetSpec(kind="segresnet", filters=(8,), patch_zyx=(12, 32, 32)),
-                       TrainSettings(epochs=10, patches_per_case=16, batch_size=4, lr=3e-3))),
-        notes=("quick: 16 torsos of 12 x 64 x 64 voxels of 6 mm (72 mm axial), 8/3/5 subjects: the intervals are "
-               "wide; the full preset is the realistic size",)),
+                       TrainSettings(epochs=10, patches_per_case=4, batch_size=4, lr=3e-3))),
+        organ_network=("organs_dynunet", _organ_spec((8, 16, 32), (1, 2), (12, 32, 32)),
+                       TrainSettings(epochs=8, patches_per_case=2, batch_size=4, lr=3e-3, lesion_fraction=0.8)),
+        notes=("quick: 40 torsos of 12 x 64 x 64 voxels of 6 mm (72 mm axial), 24/6/10 subjects (the first version "
+               "had 16 subjects, 8/3/5); the full preset is the realistic size",)),
     "full": SegmentStudyPreset(
         "full", 60, (("dynunet", SegNetSpec(filters=(32, 64, 128, 256, 320), z_strides=(1, 2, 2, 2),
                                             patch_zyx=(64, 128, 128)),
                       TrainSettings(epochs=200, patches_per_case=64, batch_size=2, lr=1e-3)),
                      ("segresnet", SegNetSpec(kind="segresnet", filters=(32,), patch_zyx=(64, 128, 128)),
                       TrainSettings(epochs=200, patches_per_case=64, batch_size=2, lr=1e-3))),
-        budget_trials=16, notes=("full: whole-body TOF PET at 4 mm; for a GPU",)),
+        budget_trials=16,
+        organ_network=("organs_dynunet", _organ_spec((32, 64, 128, 256, 320), (1, 2, 2, 2), (64, 128, 128)),
+                       TrainSettings(epochs=100, patches_per_case=32, batch_size=2, lr=1e-3, lesion_fraction=0.8)),
+        notes=("full: whole-body TOF PET at 4 mm; for a GPU",)),
 }
 
 
