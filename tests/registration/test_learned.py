@@ -128,7 +128,8 @@ def test_model_folder_round_trip_and_displacement_file_is_itk_convention(tmp_pat
     model = train_learned_registration(train, val, channels=(4, 8), epochs=1, batch_size=2)
     folder = save_learned_registration(tmp_path / "m", model)
     back = load_learned_registration(folder)
-    assert np.allclose(predict_field(model, val[0].moving, val[0].fixed), predict_field(back, val[0].moving, val[0].fixed))
+    v = val[0]
+    assert np.allclose(predict_field(model, v.moving, v.fixed), predict_field(back, v.moving, v.fixed))
     assert back.record["fixed_kind"] == "ct"
     path = write_displacement(val[0].field_mm, ct, tmp_path / "d.nii.gz")
     tx = sitk.DisplacementFieldTransform(sitk.ReadImage(str(path), sitk.sitkVectorFloat64))

@@ -31,7 +31,8 @@ import torch
 from petspect.errors import FormatError, InputError
 
 __all__ = ["NetworkKind", "SegNetSpec", "Segmenter", "SUV_SCALE", "SUV_CLIP", "INPUT_KINDS", "build_network",
-           "input_channels", "predict_softmax", "predict_probability", "predict_lesions", "save_segmenter", "load_segmenter"]
+           "input_channels", "predict_softmax", "predict_probability", "predict_lesions", "save_segmenter",
+           "load_segmenter"]
 
 SUV_SCALE = 5.0
 SUV_CLIP = 50.0

@@ -377,7 +377,7 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     if organ_net is not None:
         checks.append(Check(f"{organ_net.name}: mean test Dice over organs ({', '.join(organs)}) >= 0.80"))
 
-    # 4. the test split, read once
+    # 5. the test split, read once
     t = time.perf_counter()
     config = {"task": "segment", "preset": preset, "seed": seed, "image_key": p.image_key,
               "classical": {k: v.__dict__ for k, v in params.items()},
@@ -413,10 +413,12 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     organ_metric_names = [f"organ_dice_{o}" for o in organs] + ["organ_dice"]
     if organ_net is not None:
         metrics.update(summarise_methods(organ_rows, metrics=organ_metric_names, seed=seed))
-        od = metrics[organ_net.name]["organ_dice"]
+        orow = metrics[organ_net.name]
+        od = orow.get("organ_dice")
         checks[3].passed = bool(od is not None and od >= 0.80)
-        checks[3].detail = ", ".join(f"{o} {metrics[organ_net.name][f'organ_dice_{o}']:.3f}" for o in organs) + \
-            f"; mean {od:.3f}"
+        parts = [f"{o} {orow[f'organ_dice_{o}']:.3f}" if f"organ_dice_{o}" in orow
+                 else f"{o} n/a (in no test subject)" for o in organs]
+        checks[3].detail = "; ".join(parts) + (f"; mean {od:.3f}" if od is not None else "; no organ in any test subject")
 
     d_dice = metrics[main_net].get("delta_dice_ci95")
     checks[0].passed = bool(d_dice is not None and d_dice[0] > 0)
@@ -456,7 +458,8 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
                          better=BETTER, caption="autoPET metrics, MTV and TLG bias (test split)")
     if organ_net is not None:
         report.heading("Organ segmentation on CT (test split)")
-        report.metrics_table({organ_net.name: {k: metrics[organ_net.name][k] for k in organ_metric_names}},
+        report.metrics_table({organ_net.name: {k: metrics[organ_net.name][k] for k in organ_metric_names
+                                               if k in metrics[organ_net.name]}},
                              better={k: "higher" for k in organ_metric_names},
                              caption="Dice per organ; organ_dice is the mean over organs per subject")
     report.heading("Training curves (validation Dice per epoch)")
