@@ -36,13 +36,54 @@ def test_mc_patch_kernels_conserve_energy_in_soft_tissue():
     assert frac[:, 2, 2, 2].mean() == pytest.approx(k.centre / full, rel=0.03)
 
 
-def test_untrained_dose_net_is_the_density_kernel():
-    """The DL dose starts at the density-scaled kernel dose (zero-initialised last layer)."""
+def test_untrained_dose_net_is_the_physics_base():
+    """The DL dose starts at its physics base, electron + photon dose (zero-initialised last layer)."""
     model = dl.DoseModel(dl.DoseNet(), 0.0, 0.0, 0.0, 0)
     tia = np.random.default_rng(0).random((6, 10, 10))
-    base = tia * 2.0
-    out = dl.dl_dose(model, tia, np.ones_like(tia), base, base)
-    assert np.allclose(out, base)
+    e, ph = tia * 2.0, tia * 0.5
+    out = dl.dl_dose(model, tia, np.ones_like(tia), e, ph)
+    assert np.allclose(out, e + ph, rtol=1e-6)
+    assert dl.DoseNet()(torch.zeros(1, 4, 5, 6, 7)).shape == (1, 1, 5, 6, 7)
+
+
+def test_physics_base_scales_electrons_not_photons_with_density():
+    """Electron dose goes as 1/rho (energy absorbed locally, divided by the voxel's mass); photon dose does not."""
+    tia = np.zeros((9, 9, 9))
+    tia[4, 4, 4] = 1.0
+    ke = kernels.voxel_kernel("Lu-177", 4.8, half_width=2, components=("electrons",)).values
+    kp = kernels.voxel_kernel("Lu-177", 4.8, half_width=2, components=("photons",)).values
+    e1, p1 = dl.physics_base_dose(tia, np.full(tia.shape, 1.03), ke, kp)
+    e2, p2 = dl.physics_base_dose(tia, np.full(tia.shape, 0.3), ke, kp)
+    assert e2[4, 4, 4] == pytest.approx(e1[4, 4, 4] * 1.03 / 0.3, rel=1e-9)
+    assert np.allclose(p1, p2)
+    assert e1[4, 4, 4] == pytest.approx(ke[2, 2, 2] * 1e-3, rel=1e-6)  # mGy/(MBq s) x 1 MBq s -> Gy
+
+
+def _synthetic_case(seed, factor):
+    rng = np.random.default_rng(seed)
+    tia = rng.random((6, 12, 12)) + 0.1
+    dens = np.where(rng.random(tia.shape) < 0.3, 0.3, 1.03)
+    e, ph = tia * 2.0 / dens, np.full(tia.shape, 0.2)
+    regions = (np.arange(tia.size).reshape(tia.shape) % 4) + 1
+    # "Monte Carlo": the base dose off by a density-dependent factor, plus zero-mean noise
+    mc = (e + ph) * np.where(dens < 0.5, factor, 1.0) * (1 + 0.05 * rng.standard_normal(tia.shape))
+    return {"tia": tia, "density": dens, "electron_dose": e, "photon_dose": ph, "mc": mc, "regions": regions}
+
+
+def test_dose_model_learns_a_density_dependent_correction():
+    """Where the reference differs from the base by a factor in low-density voxels, training finds it and
+    validation picks a trained epoch over the untrained base; where it does not, the base stays."""
+    train = [_synthetic_case(s, 1.3) for s in range(3)]
+    val = [_synthetic_case(10, 1.3)]
+    model = dl.train_dose_model(train, val, epochs=30, seed=0, lr=5e-3)
+    assert model.epoch > 0 and model.val_loss < 0.5 * model.base_val_loss
+    c = val[0]
+    pred = dl.dl_dose(model, c["tia"], c["density"], c["electron_dose"], c["photon_dose"])
+    ratio = pred / (c["electron_dose"] + c["photon_dose"])
+    assert np.median(ratio[c["density"] < 0.5]) == pytest.approx(1.3, abs=0.1)
+    assert np.median(ratio[c["density"] > 0.5]) == pytest.approx(1.0, abs=0.06)
+    with pytest.raises(InputError):
+        dl.train_dose_model([], val)
 
 
 @pytest.mark.slow
@@ -52,11 +93,11 @@ def test_study_dose_tiny(tmp_path):
     res = CliRunner().invoke(app, ["study", "dose", "--preset", "tiny", "--out", str(out)])
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text())
-    for m in ("local_deposition", "kernel_water", "kernel_density", "dl_kernel", "dl_dose"):
-        for k in ("voxel_dose_error_pct", "organ_dose_bias_pct", "lesion_dose_bias_pct", "wall_s"):
+    for m in ("local_deposition", "kernel_water", "kernel_density", "kernel_split", "dl_kernel", "dl_dose"):
+        for k in ("voxel_dose_error_pct", "organ_dose_bias_pct", "lesion_dose_bias_pct", "wall_s", "cpu_s"):
             assert k in metrics[m] or k == "lesion_dose_bias_pct"
         assert "voxel_dose_error_pct_ci95" in metrics[m]
-    assert "wall_s" in metrics["monte_carlo"]
+    assert "wall_s" in metrics["monte_carlo"] and "cpu_s" in metrics["monte_carlo"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["task"] == "dose" and summary["test_scored"] == 1 and summary["inverse_crime"] is None
     assert len(summary["checks"]) == 5

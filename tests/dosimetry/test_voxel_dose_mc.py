@@ -73,6 +73,12 @@ def test_monte_carlo_matches_kernel_in_water():
     k = kernels.voxel_kernel("Lu-177", 4.8, half_width=1, density_g_per_ml=1.0)
     assert mc.dose_gy[3, 3, 3] * 1e3 == pytest.approx(k.centre, rel=0.05)
     assert mc.sigma_gy[3, 3, 3] < 0.05 * mc.dose_gy[3, 3, 3]
+    # region standard error from the batches: one voxel's equals its sigma; batches average to the dose
+    one = np.zeros(tia.shape, bool)
+    one[3, 3, 3] = True
+    assert mc.region_relative_se(one) == pytest.approx(mc.sigma_gy[3, 3, 3] / mc.dose_gy[3, 3, 3], rel=1e-6)
+    assert np.allclose(mc.batches_gy.mean(axis=0), mc.dose_gy)
+    assert mc.cpu_s > 0 and mc.batches_gy.shape == (3,) + tia.shape
 
 
 def test_monte_carlo_lung_gets_more_dose_than_water_kernel():

@@ -35,18 +35,32 @@ _MATERIALS = ("lung", "soft_tissue", "cortical_bone")
 
 @dataclass
 class MonteCarloDose:
-    """Monte Carlo dose: ``dose_gy`` (z, y, x), ``sigma_gy`` its standard error, histories and wall time."""
+    """Monte Carlo dose: ``dose_gy`` (z, y, x), ``sigma_gy`` its standard error, histories, wall and CPU time.
+
+    ``batches_gy`` (n_batches, z, y, x) holds the independent batch doses, for standard errors of region means.
+    """
 
     dose_gy: np.ndarray
     sigma_gy: np.ndarray
     electrons: int
     photons: int
     wall_s: float
+    cpu_s: float = float("nan")
+    batches_gy: np.ndarray | None = None
 
     def relative_uncertainty(self, threshold: float = 0.1) -> float:
         """Median relative standard error over voxels above ``threshold`` x the maximum dose."""
         m = self.dose_gy > threshold * self.dose_gy.max()
         return float(np.median(self.sigma_gy[m] / self.dose_gy[m])) if m.any() else float("nan")
+
+    def region_relative_se(self, mask) -> float:
+        """Relative standard error of the mean dose over ``mask`` (boolean, (z, y, x)), from the batches."""
+        m = np.asarray(mask, dtype=bool)
+        if self.batches_gy is None or not m.any():
+            return float("nan")
+        means = self.batches_gy[:, m].mean(axis=1)
+        mean = means.mean()
+        return float(means.std(ddof=1) / np.sqrt(len(means)) / mean) if mean > 0 else float("nan")
 
 
 class _Grid:
@@ -137,7 +151,7 @@ def monte_carlo_dose(tia_mbq_s, hu, spacing_mm, nuclide: str, *, n_electrons: in
     """
     from petspect.dosimetry.voxel_dose import hu_to_density, hu_to_material
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tia = _check_tia(tia_mbq_s)
     hu = np.asarray(hu, dtype=float)
     if hu.shape != tia.shape:
@@ -184,4 +198,5 @@ def monte_carlo_dose(tia_mbq_s, hu, spacing_mm, nuclide: str, *, n_electrons: in
     dose = dose_b.mean(axis=0).reshape(tia.shape)
     sigma = (dose_b.std(axis=0, ddof=1) / np.sqrt(n_batches)).reshape(tia.shape)
     return MonteCarloDose(dose, sigma, (n_electrons // n_batches) * n_batches,
-                          (n_photons // n_batches) * n_batches, time.perf_counter() - t0)
+                          (n_photons // n_batches) * n_batches, time.perf_counter() - t0, time.process_time() - c0,
+                          dose_b.reshape((n_batches,) + tia.shape))
