@@ -132,3 +132,38 @@ def test_shipped_point_kernels_match_mird17(nuclide, voxel):
         assert k.at(5, 5, 5) == pytest.approx(ref[1], rel=0.10)
     else:
         assert k.at(5, 5, 5) == 0.0 and ref[1] > 0
+
+
+def test_straggling_constant_and_sampler_moments():
+    """2 pi N_A r_e^2 m_e c^2 = 0.1535 MeV cm2/g (Leo, Techniques for Nuclear and Particle Physics Experiments,
+    eq. 2.27) times Z/A of water; the gamma sampler keeps the mean (the CSDA loss) and the Bohr variance."""
+    assert tr.STRAGGLING_K_MEV_CM2_G == pytest.approx(0.1535 * tr.WATER_Z_OVER_A, rel=2e-3)
+    var = tr.energy_loss_variance(np.array([1.0]), np.array([0.01]))[0]
+    b2 = 1 - 1 / (1 + 1 / tr.ME_MEV) ** 2
+    assert var == pytest.approx(tr.STRAGGLING_K_MEV_CM2_G * 0.5 * 0.01 * (1 - b2 / 2) / b2, rel=1e-12)
+    rng = np.random.default_rng(0)
+    loss = tr.sample_energy_loss(np.full(200_000, 0.02), np.full(200_000, var), rng)
+    assert loss.min() >= 0 and loss.mean() == pytest.approx(0.02, rel=0.01)
+    assert loss.var() == pytest.approx(var, rel=0.03)
+    assert tr.sample_energy_loss(np.zeros(3), np.ones(3), rng).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_straggling_conserves_energy_and_reaches_beyond_csda_range():
+    """1 MeV electrons in water: all energy deposited either way; with straggling some go beyond the CSDA range,
+    which pure CSDA steps never do."""
+    r_csda_mm = float(tr.csda_range_g_cm2(np.array([1.0]))[0]) * 10.0
+    out = {}
+    for strag in (False, True):
+        dep, rmax = [0.0], [0.0]
+
+        def deposit(pos, energy, dep=dep, rmax=rmax):
+            dep[0] += float(energy.sum())
+            if len(pos):
+                rmax[0] = max(rmax[0], float(np.linalg.norm(pos, axis=1).max()))
+        tr.transport_electrons(np.zeros((3000, 3)), np.full(3000, 1.0), np.random.default_rng(1), deposit,
+                               straggling=strag)
+        out[strag] = (dep[0], rmax[0])
+    for strag in (False, True):
+        assert out[strag][0] == pytest.approx(3000.0, rel=1e-9)
+    assert out[False][1] <= r_csda_mm * 1.0001
+    assert out[True][1] > r_csda_mm

@@ -303,7 +303,7 @@ def train_dose_model(train: list[dict], val: list[dict], *, epochs: int = 60, se
     (the two physics-base components, Gy), ``mc`` (Monte Carlo dose, Gy) and ``regions`` (integer labels,
     0 = none; used by the loss only, never at inference).
 
-    Loss: :func:`_dose_loss`. Training cases are augmented by left-right and anterior-posterior flips. The
+    Loss: :func:`_dose_loss`. Training cases are augmented by left-right flips (x axis). The
     epoch with the lowest validation loss is kept, the untrained network (the base dose itself) included,
     so the network is only used where it beats its own physics base on validation.
     """
@@ -314,7 +314,7 @@ def train_dose_model(train: list[dict], val: list[dict], *, epochs: int = 60, se
         torch.manual_seed(seed)
         net = DoseNet(width)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    tr_t = [_dose_case_tensors(c, f) for c in train for f in ((), (3,), (4,), (3, 4))]
+    tr_t = [_dose_case_tensors(c, f) for c in train for f in ((), (4,))]
     va_t = [_dose_case_tensors(c) for c in val]
 
     def mean_loss(ts):
@@ -337,7 +337,7 @@ def train_dose_model(train: list[dict], val: list[dict], *, epochs: int = 60, se
         if vl < best[0]:
             best = (vl, {kk: v.clone() for kk, v in net.state_dict().items()}, ep)
     net.load_state_dict(best[1])
-    tl = mean_loss(tr_t[::4])
+    tl = mean_loss(tr_t[::2])
     return DoseModel(net.eval(), tl, best[0], time.perf_counter() - t0, epochs, best[2], base_val)
 
 

@@ -108,11 +108,12 @@ def _radial_tally(edges: np.ndarray):
 
 @functools.lru_cache(maxsize=16)
 def electron_point_kernel(nuclide: str, n_electrons: int = 200_000, seed: int = 0,
-                          discrete_electrons: bool = True) -> PointKernel:
+                          discrete_electrons: bool = True, straggling: bool = True) -> PointKernel:
     """Electron point kernel of ``nuclide`` in water by the condensed-history Monte Carlo.
 
     ``discrete_electrons=False`` leaves out conversion and Auger electrons (beta spectra only), the
-    emission set of the Lanconelli et al 2012 database (see :func:`voxel_kernel`).
+    emission set of the Lanconelli et al 2012 database (see :func:`voxel_kernel`). ``straggling``: energy-loss
+    straggling (:func:`petspect.dosimetry.transport.energy_loss_variance`); False gives pure CSDA steps.
     """
     em = emissions(nuclide)
     e_kev, per_decay = em.electron_lines(400) if discrete_electrons else em.beta_spectrum(400)
@@ -124,13 +125,13 @@ def electron_point_kernel(nuclide: str, n_electrons: int = 200_000, seed: int = 
     width = e_kev[1] - e_kev[0]
     jitter = np.where(idx < n_beta, (rng.random(n_electrons) - 0.5) * width, 0.0)
     e_mev = np.maximum(e_kev[idx] + jitter, 0.0) / 1000.0
-    r_max = float(tr.csda_range_g_cm2(np.array([e_mev.max()]))[0]) * 1.05
+    r_max = float(tr.csda_range_g_cm2(np.array([e_mev.max()]))[0]) * 1.25  # straggling reaches beyond CSDA
     edges = np.linspace(0.0, r_max, 801)
     acc, deposit = _radial_tally(edges)
     batch = 50_000
     for start in range(0, n_electrons, batch):
         sl = slice(start, start + batch)
-        tr.transport_electrons(np.zeros((len(e_mev[sl]), 3)), e_mev[sl], rng, deposit)
+        tr.transport_electrons(np.zeros((len(e_mev[sl]), 3)), e_mev[sl], rng, deposit, straggling=straggling)
     scale = total / n_electrons  # electrons per decay / simulated electrons
     emitted = float(e_mev.sum() * scale)
     dep = acc * scale
@@ -294,6 +295,8 @@ def build_point_kernel_cache(out_dir, nuclides=("Lu-177", "Y-90", "I-131")) -> l
             pk = photon_point_kernel(nuc, CACHE_PHOTONS, 1)
             prov = {"nuclide": nuc, "discrete_electrons": discrete, "electrons": CACHE_ELECTRONS,
                     "photons": CACHE_PHOTONS, "seed": 0, "petspect_version": petspect.__version__,
+                    "straggling": True, "transport": "condensed history, gamma-distributed energy-loss straggling "
+                                                    "(transport.energy_loss_variance)",
                     "method": KernelInfo(nuc, 0.0, 1.0).method, "physics": tr.__doc__.strip().splitlines()[0],
                     "emission_sources": emission_sources(), "wall_s": round(time.perf_counter() - t0, 1)}
             path = out / f"{nuc}_{'full' if discrete else 'beta'}.npz"

@@ -6,8 +6,10 @@ Physics (stated, not hidden):
 * electrons (Fermi-theory beta spectra plus conversion and Auger lines) are transported by the
   condensed-history CSDA model of :mod:`petspect.dosimetry.transport` (its Numba kernel,
   :mod:`petspect.dosimetry._electron_numba`) through the voxel densities
-  (each medium is water of its own density; steps at most half a voxel), energy deposited at the step
-  hinge points, electrons leaving the grid are lost;
+  (each medium is water of its own density; steps at most half a voxel; energy-loss straggling), energy
+  deposited at the step hinge points, electrons leaving the grid are lost; an electron whose doubled CSDA
+  range cannot reach the faces of its voxel deposits its energy there at once (range rejection: exact for
+  a per-voxel tally but for the rare straggled path beyond twice the CSDA range);
 * photons are tracked by Woodcock (delta) tracking through three materials from the CT (lung, ICRU soft
   tissue, ICRU cortical bone; :func:`petspect.dosimetry.voxel_dose.hu_to_material`) with densities from
   :func:`~petspect.dosimetry.voxel_dose.hu_to_density`; Compton (Klein-Nishina) and photoelectric

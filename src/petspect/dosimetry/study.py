@@ -19,7 +19,7 @@ absolute relative error of the mean dose), ``lung_dose_bias_pct`` and ``bone_dos
 lung and bone regions), ``wall_s`` and ``cpu_s`` (this process's CPU time; every method and the Monte Carlo
 run on one thread, so the CPU-time ratio does not move with the machine's load); intervals by bootstrap
 over test subjects. The Monte Carlo's history counts are set by its precision target: standard error of
-every organ's mean dose under 3 % (organs of at least 100 voxels; most organs are under 1 %), measured from
+every organ's mean dose under 2 % (organs of at least 100 voxels; most organs are under 1 %), measured from
 the Monte Carlo's independent batches and reported per subject; photons are cheap, so the photon histories
 remove most of the low-uptake organs' noise, and the electrons set the rest.
 """
@@ -60,7 +60,7 @@ class DosePreset:
 
 PRESETS = {
     "tiny": DosePreset((2, 1, 2), (8, 20, 20), 10_000, 2_000, 30, 300, 10, 3, 3),
-    "quick": DosePreset((5, 1, 3), (20, 48, 48), 1_000_000, 1_500_000, 240, 1500, 120, 60, 8),
+    "quick": DosePreset((5, 1, 3), (20, 48, 48), 2_000_000, 2_000_000, 240, 1500, 120, 20, 8),
     "full": DosePreset((12, 3, 10), (48, 80, 80), 3_000_000, 6_000_000, 2000, 5000, 200, 150, 10),
 }
 
@@ -323,7 +323,7 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
                "dl_dose wall and CPU time include its two fixed kernel convolutions (timed end to end after one "
                "untimed warm-up call); dl_kernel includes its photon kernel convolution; training times are in "
                "wall_s (dl_kernel_training, dl_dose_training).",
-               f"Monte Carlo precision target: organ-mean standard error under 3 % for organs of >= 100 voxels "
+               f"Monte Carlo precision target: organ-mean standard error under 2 % for organs of >= 100 voxels "
                f"({p.mc_electrons} electrons + {p.mc_photons} photons per subject); the speed ratio is against this "
                f"MC, measured per subject (organ_mean_se_pct in data.monte_carlo).",
                "Machine: 2-core CPU dev VM shared by 7 developers; wall times are loaded-machine figures."],

@@ -6,8 +6,15 @@ Electrons (condensed history, continuous slowing down):
   I = 75 eV, Z/A = 0.5551) with Sternheimer's density-effect correction for water (Sternheimer, Berger
   & Seltzer, At Data Nucl Data Tables 30:261, 1984); radiative losses are neglected (radiative stopping
   power under 1 % of the collision one below 2.3 MeV in water; bremsstrahlung yield of Y-90 betas ~0.5 %);
-* CSDA ranges by integrating 1/S; each step loses exactly the energy the range table gives (no energy
-  straggling), the energy is deposited at the step's hinge point;
+* CSDA ranges by integrating 1/S; the mean energy lost in a step is what the range table gives, the
+  energy is deposited at the step's hinge point;
+* energy-loss straggling (``straggling=True``, the default): the loss in a step is drawn from a gamma
+  distribution with that mean and the variance of Bohr's formula extended to a maximum energy transfer
+  T_max = T/2 (Moller, identical particles) with the spin factor (1 - beta^2/2):
+  sigma^2 = 2 pi r_e^2 m_e c^2 n_el T_max s (1 - beta^2/2) / beta^2 (the Gaussian-regime variance of the
+  Geant4 Physics Reference Manual, "Fluctuations in energy loss"; Bohr 1915 in the non-relativistic limit).
+  The gamma shape is positive and right-skewed like the Landau/Vavilov distribution and keeps the mean
+  loss exact, so the CSDA mean is unchanged while some electrons go beyond the CSDA range;
 * multiple elastic scattering from the screened-Rutherford transport cross-section with Moliere's
   screening parameter (H and O of water); after a step s the angular deflection is drawn from a
   Wentzel-shaped distribution whose mean (1 - cos theta) equals 1 - exp(-s / lambda_1) (the
@@ -77,6 +84,32 @@ def transport_inverse_mfp(e_mev: np.ndarray) -> np.ndarray:
     return total
 
 
+#: 2 pi r_e^2 m_e c^2 N_A (Z/A)_water, MeV cm2/g: the straggling constant of water
+STRAGGLING_K_MEV_CM2_G = 2.0 * np.pi * R_E_CM ** 2 * ME_MEV * N_A * WATER_Z_OVER_A
+
+
+def energy_loss_variance(e_mev, step_g_cm2):
+    """Variance (MeV^2) of an electron's collision energy loss over ``step_g_cm2`` of water at energy ``e_mev``.
+
+    sigma^2 = K T_max s (1 - beta^2/2) / beta^2 with K = 2 pi r_e^2 m_e c^2 N_A Z/A (0.085 MeV cm2/g) and
+    T_max = T/2 (see the module docstring for the sources).
+    """
+    e = np.maximum(np.asarray(e_mev, dtype=float), 1e-4)
+    gamma = e / ME_MEV + 1.0
+    beta2 = 1.0 - 1.0 / (gamma * gamma)
+    return STRAGGLING_K_MEV_CM2_G * 0.5 * e * np.asarray(step_g_cm2, dtype=float) * (1.0 - 0.5 * beta2) / beta2
+
+
+def sample_energy_loss(mean_mev: np.ndarray, var_mev2: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Energy losses (MeV) from a gamma distribution of the given means and variances (0 where the mean is 0)."""
+    m = np.asarray(mean_mev, dtype=float)
+    v = np.maximum(np.asarray(var_mev2, dtype=float), 1e-30)
+    ok = m > 0
+    out = np.zeros_like(m)
+    out[ok] = rng.gamma(m[ok] ** 2 / v[ok], v[ok] / m[ok])
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _tables() -> dict[str, np.ndarray]:
     e = np.geomspace(1e-3, 5.0, 600)
@@ -141,7 +174,7 @@ def isotropic(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def transport_electrons(pos_mm: np.ndarray, e_mev: np.ndarray, rng: np.random.Generator, deposit,
                         density=None, *, step_fraction: float = 0.04, max_step_mm: float = np.inf,
-                        weight: np.ndarray | None = None, inside=None) -> None:
+                        weight: np.ndarray | None = None, inside=None, straggling: bool = True) -> None:
     """Condensed-history CSDA transport of electrons until they fall below the cut-off.
 
     Parameters
@@ -163,6 +196,8 @@ def transport_electrons(pos_mm: np.ndarray, e_mev: np.ndarray, rng: np.random.Ge
         Statistical weights multiplying the deposits.
     inside : callable, optional
         ``inside(pos_mm) -> bool array``; electrons that leave are dropped (their energy escapes).
+    straggling : bool
+        Sample each step's energy loss around its CSDA mean (:func:`energy_loss_variance`); False: CSDA.
     """
     pos = np.array(pos_mm, dtype=float)
     e = np.array(e_mev, dtype=float)
@@ -184,6 +219,9 @@ def transport_electrons(pos_mm: np.ndarray, e_mev: np.ndarray, rng: np.random.Ge
         s_g = np.minimum(s_g, r_res)
         s_mm = s_g * 10.0 / rho
         e_new = np.where(last, 0.0, energy_from_range(r_res - s_g))
+        if straggling:
+            loss = sample_energy_loss(e - e_new, energy_loss_variance(0.5 * (e + e_new), s_g), rng)
+            e_new = np.where(last, 0.0, np.maximum(e - loss, 0.0))
         e_mid = 0.5 * (e + e_new)
         inv_l1 = np.exp(np.interp(np.log(np.maximum(e_mid, 1e-3)), t["log_e"], np.log(t["inv_l1"])))
         mean_x = -np.expm1(-s_g * inv_l1)
