@@ -7,7 +7,8 @@ For Lu-177, Y-90 and I-131 at 3, 4.42, 4.8 and 6 mm voxels (soft tissue, 1.03 g/
 difference of S(0,0,0), S(1,0,0), S(1,1,0), S(1,1,1) and S(2,0,0) from the published database, for the
 beta+photon emission set of the database and for the full ICRP-107 emission (conversion and Auger
 electrons included), and the wall time of each kernel; then S(0,0,0) and S(5,5,5) against MIRD Pamphlet 17
-(Y-90 and I-131 at 3 and 6 mm, full emission set). The published values are never used to fit anything.
+(Y-90 and I-131 at 3 and 6 mm, full emission set); with ``--straggling-check N`` also Y-90 beta kernels
+recomputed from N electrons with the current transport. The published values are never used to fit anything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def main(argv=None) -> int:
     ap.add_argument("--half-width", type=int, default=5, help="kernel half-width (voxels)")
     ap.add_argument("--recompute-electrons", type=int, default=400_000,
                     help="electrons of the one point kernel recomputed from scratch (Lu-177) for timing")
+    ap.add_argument("--straggling-check", type=int, default=0, metavar="N",
+                    help="also recompute the Y-90 beta kernels from N electrons with the current transport "
+                         "(energy-loss straggling) and compare them with the database")
     args = ap.parse_args(argv)
     from petspect.dosimetry.kernels import electron_point_kernel, voxel_kernel
 
@@ -59,6 +63,14 @@ def main(argv=None) -> int:
             o0, o5 = k.at(0, 0, 0), k.at(5, 5, 5)
             d5 = f"{100 * (o5 / s5 - 1):+.1f}" if o5 > 0 else "not modelled (bremsstrahlung)"
             print(f"| {nuc} | {vox} | {o0:.4g} | {s0:.3g} | {100 * (o0 / s0 - 1):+.1f} | {o5:.3g} | {s5:.3g} | {d5} |")
+    if args.straggling_check:
+        print(f"\nY-90 beta kernels recomputed from {args.straggling_check} electrons (straggling) vs the database")
+        print("| voxel mm | dS000 % | dS100 % | dS110 % | dS111 % | dS200 % |")
+        print("|---|---|---|---|---|---|")
+        for vox, vals in ref["values"]["Y-90"].items():
+            k = voxel_kernel("Y-90", float(vox), half_width=2, discrete_electrons=False,
+                             n_electrons=args.straggling_check, n_photons=100_000)
+            print(f"| {vox} | " + " | ".join(f"{100 * (k.at(*o) / r - 1):+.1f}" for o, r in zip(offsets, vals)) + " |")
     t0 = time.perf_counter()
     electron_point_kernel("Lu-177", args.recompute_electrons, 7, True)
     print(f"Lu-177 electron point kernel from scratch, {args.recompute_electrons} electrons: "

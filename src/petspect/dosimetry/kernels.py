@@ -253,7 +253,10 @@ def point_kernels(nuclide: str, *, n_electrons: int | None = None, n_photons: in
     With ``n_electrons`` and ``n_photons`` None, the point kernels shipped in ``petspect/data/dosimetry/
     point_kernels`` (made by :func:`build_point_kernel_cache` with 400 000 electrons and photons, seed 0)
     are used when present, else they are computed with that size. Given sizes always recompute
-    (memoised in memory).
+    (memoised in memory). The shipped files were built before energy-loss straggling was added (pure CSDA
+    steps; their provenance has no ``straggling`` entry); recomputed kernels use the current transport,
+    straggling included (Y-90 S(2,0,0) at 4.42-6 mm moves from 11-30 % low to 5-9 % low against Lanconelli
+    et al 2012; benchmarks/bench_dosimetry.py --straggling-check).
     """
     if n_electrons is None and n_photons is None and seed == 0:
         path = _cache_path(nuclide, discrete_electrons)
