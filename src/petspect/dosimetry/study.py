@@ -18,10 +18,11 @@ MC maximum), ``organ_dose_bias_pct`` and ``lesion_dose_bias_pct`` (mean over org
 absolute relative error of the mean dose), ``lung_dose_bias_pct`` and ``bone_dose_bias_pct`` (same, for
 lung and bone regions), ``wall_s`` and ``cpu_s`` (this process's CPU time; every method and the Monte Carlo
 run on one thread, so the CPU-time ratio does not move with the machine's load); intervals by bootstrap
-over test subjects. The Monte Carlo's history counts are set by its precision target: standard error of
-every organ's mean dose under 2 % (organs of at least 100 voxels; most organs are under 1 %), measured from
-the Monte Carlo's independent batches and reported per subject; photons are cheap, so the photon histories
-remove most of the low-uptake organs' noise, and the electrons set the rest.
+over test subjects. The Monte Carlo's history counts are chosen for a precision target, not for the speed
+ratio: standard error of every organ's mean dose about 2 % (organs of at least 100 voxels), measured from
+the Monte Carlo's independent batches and reported per subject (data.monte_carlo.subjects; the quick
+preset reaches 0.3-0.5 % for the median organ and 1.4-3.2 % for the worst one); photons are cheap, so the
+photon histories remove most of the low-uptake organs' noise, and the electrons set the rest.
 """
 
 from __future__ import annotations
@@ -323,7 +324,7 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
                "dl_dose wall and CPU time include its two fixed kernel convolutions (timed end to end after one "
                "untimed warm-up call); dl_kernel includes its photon kernel convolution; training times are in "
                "wall_s (dl_kernel_training, dl_dose_training).",
-               f"Monte Carlo precision target: organ-mean standard error under 2 % for organs of >= 100 voxels "
+               f"Monte Carlo precision target: organ-mean standard error about 2 % for organs of >= 100 voxels "
                f"({p.mc_electrons} electrons + {p.mc_photons} photons per subject); the speed ratio is against this "
                f"MC, measured per subject (organ_mean_se_pct in data.monte_carlo).",
                "Machine: 2-core CPU dev VM shared by 7 developers; wall times are loaded-machine figures."],
