@@ -207,17 +207,27 @@ def check_output_path(
 
 
 def claim_output_folder(out: str | os.PathLike, *, kind: str, overwrite: bool = False,
-                        inputs: Iterable[str | os.PathLike] = ()) -> Path:
+                        inputs: Iterable[str | os.PathLike] = (), outputs: Iterable[str] = ()) -> Path:
     """For a command that writes files into a folder one by one: check ``out`` (as
     :func:`check_output_path` with ``kind``), create it and mark it as that command's; returns it resolved.
 
     A rerun with ``overwrite`` may write into a folder so marked; a non-empty folder without the marker is
-    refused, so the command never overwrites files of a folder it did not make.
+    refused, so the command never overwrites files of a folder it did not make. ``outputs`` names every
+    file the command can write there (some only on some runs, e.g. a DICOM SEG only for a DICOM input):
+    with ``overwrite`` those present are removed first, so that an earlier run's file cannot stay beside
+    the new ones as if it belonged to them. No other file of the folder is touched.
     """
     out_p = check_output_path(out, overwrite=overwrite, inputs=inputs, kind=kind)
     out_p.mkdir(parents=True, exist_ok=True)
     if read_marker(out_p) is None:
         write_marker(out_p, kind, owned=True)
+    elif overwrite:
+        for name in outputs:
+            old = out_p / name
+            if Path(name).name != name:
+                raise ValueError(f"outputs must be plain file names, got {name!r}")
+            if old.is_file() or old.is_symlink():
+                old.unlink()
     return out_p
 
 

@@ -126,3 +126,36 @@ def test_interfile_never_replaces_a_data_file_no_header_names(tmp_path):
     assert (tmp_path / "img.v").read_bytes() == b"someone's raw data"
     save(vol, tmp_path / "own.hv")
     save(vol, tmp_path / "own.hv", overwrite=True)  # its own pair is replaced
+
+
+def test_claimed_folder_rerun_removes_the_commands_earlier_outputs_only(tmp_path):
+    """An --overwrite rerun of a command that writes some files only on some runs (a DICOM SEG for a DICOM
+    input, a displacement field for the learned method) must not leave the earlier run's file beside the new
+    ones; files the command never writes stay (found by QA on kinetics parametric, fixed here for all)."""
+    from petspect._fileio import claim_output_folder
+
+    out = claim_output_folder(tmp_path / "o", kind="segmentation", outputs=("seg.dcm", "lesions.csv"))
+    (out / "seg.dcm").write_text("from the first run")
+    (out / "lesions.csv").write_text("first")
+    (out / "notes.txt").write_text("the user's")
+    again = claim_output_folder(tmp_path / "o", kind="segmentation", overwrite=True, outputs=("seg.dcm", "lesions.csv"))
+    assert not (again / "seg.dcm").exists() and not (again / "lesions.csv").exists()
+    assert (again / "notes.txt").read_text() == "the user's"
+    with pytest.raises(ValueError):
+        claim_output_folder(tmp_path / "o", kind="segmentation", overwrite=True, outputs=("../x",))
+
+
+def test_segment_and_register_and_dose_declare_their_outputs():
+    """Every file name the segmentation, registration and dose writers use is in their declared outputs."""
+    import re
+    from pathlib import Path
+
+    import petspect
+    from petspect.cli.cmd_segment import REGISTRATION_OUTPUTS
+    from petspect.segmentation.apply import SEGMENT_OUTPUTS
+
+    src = Path(petspect.__file__).parent
+    for path, declared in ((src / "segmentation" / "apply.py", SEGMENT_OUTPUTS),
+                           (src / "cli" / "cmd_segment.py", REGISTRATION_OUTPUTS)):
+        written = set(re.findall(r'out(?:_p)? / "([a-z_]+\.(?:dcm|csv|nii\.gz|json|tfm))"', path.read_text()))
+        assert written and written <= set(declared), (path.name, written - set(declared))

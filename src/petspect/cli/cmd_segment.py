@@ -19,6 +19,10 @@ import typer
 from petspect.cli._common import fail, get_device, handle_errors
 
 
+#: every file ``petspect register`` can write into its folder (removed first on an --overwrite rerun)
+REGISTRATION_OUTPUTS = ("moved.nii.gz", "transform.tfm", "transform.json", "displacement.nii.gz", "registration.json")
+
+
 def register(app: typer.Typer) -> None:
     from petspect.cli._study import study_app
 
@@ -175,7 +179,7 @@ def register_images(
         return _register_learned(moving, fixed, out, model, nearest, overwrite)
     from petspect.registration.rigid import register as run, resample_with_matrix, write_transform
 
-    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, inputs=[moving, fixed])
+    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed])
     mov, fix = load(moving), load(fixed)
     res = run(mov, fix, transform=transform, metric=metric, init=init, seed=seed)
     moved = resample_with_matrix(mov, fix, res.matrix, mode="nearest") if nearest else res.moved
@@ -197,7 +201,7 @@ def _register_learned(moving: Path, fixed: Path, out: Path, model: Path, nearest
     from petspect.io import load, save
     from petspect.registration.learned import load_learned_registration, register_learned_on, write_displacement
 
-    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, inputs=[moving, fixed, model])
+    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed, model])
     net = load_learned_registration(model)
     mov, fix = load(moving), load(fixed)
     moved, field = register_learned_on(net, mov, fix, nearest=nearest)

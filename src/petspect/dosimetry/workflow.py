@@ -313,7 +313,8 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     if len(hours) == 1:
         notes.append(f"one time point ({hours[0]:g} h): TIA = A(t) 2t/ln 2 (Hanscheid et al, J Nucl Med 2018), "
                      "exact only when t equals the effective half-life")
-    out_dir = claim_output_folder(out, kind="dose", overwrite=overwrite, inputs=inputs)
+    out_dir = claim_output_folder(out, kind="dose", overwrite=overwrite, inputs=inputs,
+                                  outputs=("dose.nii.gz", "rtdose.dcm", "regions.csv", "dose.json"))
     files = []
     dose_vol = grid.with_data(dose.astype(np.float32), unit="Gy", modality="RTDOSE",
                               meta={"dose": {"method": req.method, "nuclide": em.nuclide, "hours": hours}})

@@ -29,6 +29,9 @@ from petspect.volume import Volume
 __all__ = ["SEGMENT_KIND", "to_suv", "SegmentationOutput", "write_segmentation", "write_organ_segmentation"]
 
 SEGMENT_KIND = "segmentation"
+#: every file a segmentation run can write into its folder (removed first on an --overwrite rerun)
+SEGMENT_OUTPUTS = ("lesions.csv", "lesions.nii.gz", "lesion_instances.nii.gz", "organs.csv", "organs.nii.gz",
+                   "seg.dcm", "rtstruct.dcm", "segmentation.json")
 FORMATS = ("nifti", "seg", "rtstruct")
 
 
@@ -93,7 +96,7 @@ def write_segmentation(out_dir: str | os.PathLike, suv: Volume, mask: Any, *, me
     m = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask) != 0
     if m.shape != suv.shape:
         raise InputError(f"the mask {m.shape} is not on the SUV image's grid {suv.shape}")
-    out = claim_output_folder(out_dir, kind=SEGMENT_KIND, overwrite=overwrite,
+    out = claim_output_folder(out_dir, kind=SEGMENT_KIND, overwrite=overwrite, outputs=SEGMENT_OUTPUTS,
                               inputs=[p for p in (*inputs, source_dicom) if p is not None])
     lab, n = label_lesions(m)
     rows = lesion_table(suv.numpy(), m, suv.spacing_mm, instances=lab, affine=suv.affine)
@@ -161,7 +164,7 @@ def write_organ_segmentation(out_dir: str | os.PathLike, ct: Volume, labels: Any
         raise InputError(f"the label map {lab.shape} is not on the CT's grid {ct.shape}")
     if lab.min() < 0 or lab.max() > len(organs):
         raise InputError(f"labels must lie in [0, {len(organs)}] for organs {list(organs)}")
-    out = claim_output_folder(out_dir, kind=SEGMENT_KIND, overwrite=overwrite,
+    out = claim_output_folder(out_dir, kind=SEGMENT_KIND, overwrite=overwrite, outputs=SEGMENT_OUTPUTS,
                               inputs=[p for p in (*inputs, source_dicom) if p is not None])
     voxel_ml = float(np.prod(ct.spacing_mm)) * ML_PER_MM3
     hu = ct.numpy()
