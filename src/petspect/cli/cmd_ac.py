@@ -133,8 +133,28 @@ def study_ac(preset: str = typer.Option("quick", "--preset", help="tiny | quick 
     typer.echo(f"test_scored {summary.test_scored}; wrote {out_p / 'metrics.json'} and {out_p / 'report' / 'index.html'}")
 
 
+@handle_errors
+def study_spect_scatter(preset: str = typer.Option("quick", "--preset", help="tiny | quick | full"),
+                        out: Path = typer.Option(..., "--out", help="study folder"),
+                        overwrite: bool = typer.Option(False, "--overwrite")) -> None:
+    """SPECT scatter: a network against TEW (scatter NRMSE, regional bias of OSEM), and Chang against CT-based AC."""
+    from petspect.ac.spect_scatter_report import write_spect_scatter_study
+    from petspect.ac.spect_scatter_study import preset_config, run_spect_scatter_study
+    from petspect.cli._study import study_preset
+    from petspect.evaluation.study import claim_study_folder
+
+    cfg = preset_config(study_preset(preset))
+    out_p = claim_study_folder(out, overwrite=overwrite)
+    result = run_spect_scatter_study(cfg, out_p, log=typer.echo)
+    summary = write_spect_scatter_study(out_p, cfg, result)
+    for c in summary.checks:
+        typer.echo(f"check {'PASSED' if c.passed else 'FAILED' if c.passed is False else 'n/a'}: {c.check} ({c.detail})")
+    typer.echo(f"test_scored {summary.test_scored}; wrote {out_p / 'metrics.json'} and {out_p / 'report' / 'index.html'}")
+
+
 def register(app: typer.Typer) -> None:
     from petspect.cli._study import study_app
 
     app.add_typer(ac_app, name="ac")
     study_app.command("ac")(study_ac)
+    study_app.command("spect-scatter")(study_spect_scatter)
