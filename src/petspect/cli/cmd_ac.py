@@ -65,53 +65,30 @@ def seg_cmd(image: Path = typer.Argument(..., help="MR (T1/Dixon-like) or NAC PE
 @ac_app.command("apply")
 @handle_errors
 def apply_cmd(model: Path = typer.Option(..., "--model", help="model folder (model.json + model.pt)"),
-              input_: Path = typer.Option(..., "--input", help="NAC PET NIfTI"),
-              mr: Path = typer.Option(None, "--mr", help="MR T1 NIfTI (mr_sct models)"),
-              ute: Path = typer.Option(None, "--ute", help="UTE R2 NIfTI (mr_sct models)"),
+              input_: Path = typer.Option(..., "--input", help="NAC PET: DICOM series folder (or file) or NIfTI"),
+              mr: Path = typer.Option(None, "--mr", help="MR T1: DICOM series or NIfTI (mr_sct models)"),
+              ute: Path = typer.Option(None, "--ute", help="UTE R2 map (1/ms): DICOM series or NIfTI (mr_sct models)"),
               raw: Path = typer.Option(None, "--raw", help="PET acquisition folder: also write the corrected PET"),
               out: Path = typer.Option(..., "--out", help="output folder"),
               overwrite: bool = typer.Option(False, "--overwrite")) -> None:
-    """Synthetic CT (NIfTI, HU) from NAC PET or MR; with --raw the PET reconstructed again with its mu map."""
-    import torch
+    """Synthetic CT from NAC PET or MR: NIfTI (HU) and its 511 keV mu map, a DICOM CT series beside a DICOM input
+    (same patient, study, frame of reference and geometry); with --raw the PET reconstructed again with it."""
+    from petspect._fileio import check_output_path, claim_output_folder
+    from petspect.ac.apply import apply_sct, corrected_pet, read_sct_inputs, write_sct_outputs
+    from petspect.ac.networks import load_model
+    from petspect.io.nifti import write_nifti
 
-    from petspect._fileio import check_output_path
-    from petspect.ac.correct import reconstruct_with_mu
-    from petspect.ac.networks import load_model, predict_slices
-    from petspect.errors import InputError
-    from petspect.io.nifti import read_nifti, write_nifti
-    from petspect.materials import hu_to_mu_per_mm
-    from petspect.volume import Volume
-
-    out = check_output_path(out, overwrite=overwrite, inputs=[p for p in (model, input_, mr, ute, raw) if p])
+    inputs = [p for p in (model, input_, mr, ute, raw) if p]
+    check_output_path(out, overwrite=overwrite, inputs=inputs, kind="ac-apply")
     m = load_model(model)
-    nac = read_nifti(input_)
-    if m.task == "direct":
-        raise InputError("a direct NAC -> AC model makes no synthetic CT; this command writes synthetic CTs")
-    if m.task == "mr_sct":
-        if mr is None or ute is None:
-            raise InputError("an mr_sct model needs --mr (T1) and --ute (R2 map)")
-        t1, r2 = read_nifti(mr).data.float(), read_nifti(ute).data.float()
-        x = torch.stack([t1 / torch.quantile(t1.flatten(), 0.99).clamp_min(1e-6), r2.clamp(0, 1.5)], 1)
-        like = read_nifti(mr)
-    else:
-        d = nac.data.float()
-        x = (d / torch.quantile(d.flatten(), 0.99).clamp_min(1e-6))[:, None]
-        like = nac
-    hu = predict_slices(m, x)[:, 0].clamp(-1000, 3000)
-    out.mkdir(parents=True, exist_ok=True)
-    write_nifti(Volume(hu, like.spacing_mm, like.origin_mm, like.direction, unit="HU", modality="CT"),
-                out / "synthetic_ct.nii.gz")
-    mu = hu_to_mu_per_mm(hu, 511.0).clamp(0, 0.03)
-    write_nifti(Volume(mu, like.spacing_mm, like.origin_mm, like.direction, unit="1/mm"), out / "mu_511.nii.gz")
+    images = read_sct_inputs(m, input_, mr_path=mr, ute_path=ute)  # every refusal before the folder is made
+    out_p = claim_output_folder(out, kind="ac-apply", overwrite=overwrite, inputs=inputs)
+    ct, mu = apply_sct(m, images)
+    written = write_sct_outputs(out_p, ct, mu, images)
     if raw is not None:
-        from petspect.systems.acquisition import load_acquisition
-
-        data = load_acquisition(raw)
-        if tuple(mu.shape) != data.grid.shape:
-            raise InputError(f"the synthetic CT's grid {tuple(mu.shape)} differs from the raw data's {data.grid.shape}")
-        res = reconstruct_with_mu(data, mu)
-        write_nifti(data.image_volume(res.image, unit=data.calibration.unit, modality="PT"), out / "pet_ac.nii.gz")
-    typer.echo(f"wrote {out}")
+        written["pet_ac"] = write_nifti(corrected_pet(raw, mu), out_p / "pet_ac.nii.gz")
+    for k, p in written.items():
+        typer.echo(f"{k}: {p}")
 
 
 @handle_errors
