@@ -38,14 +38,15 @@ from petspect.errors import InputError
 
 __all__ = ["SCATTER_RANGES", "SpectScatterCase", "make_spect_case", "count_normaliser", "mu_line_integrals",
            "scatter_inputs", "predict_scatter", "tew_estimate", "reconstruct_spect", "chang_image",
-           "scatter_nrmse_pct", "INPUTS_WITH_MU", "INPUTS_EMISSION"]
+           "scatter_nrmse_pct", "INPUTS_WITH_MU", "INPUTS_EMISSION", "INPUTS_WINDOWS"]
 
 #: Ranges (uniform) of the scatter model's parameters drawn per subject (petspect.physics.spect_scatter.ScatterModel):
 #: broad-beam ratio around 0.11/0.154 = 0.72 (Chang 1978; Jaszczak et al 1981) and the spread in the detector plane.
 SCATTER_RANGES = {"broad_beam_ratio": (0.66, 0.78), "kernel_fwhm_mm": (30.0, 55.0)}
-#: channel names of the network inputs, in order
-INPUTS_WITH_MU = ("photopeak", "scatter_low", "scatter_up", "mu_line_integral")
-INPUTS_EMISSION = ("photopeak", "scatter_low", "scatter_up")
+#: channel names of the network inputs, in order (``tew``: the smoothed TEW estimate, the residual's base)
+INPUTS_WITH_MU = ("photopeak", "tew", "mu_line_integral")
+INPUTS_EMISSION = ("photopeak", "tew")
+INPUTS_WINDOWS = ("photopeak", "scatter_low", "scatter_up", "mu_line_integral")
 #: line integrals are divided by this in the input (mu * path through a 30 cm body at 140 keV ~ 4.6)
 LINE_INTEGRAL_SCALE = 4.0
 SPECT_TRACERS = ("mdp", "sestamibi")
@@ -196,12 +197,12 @@ def _window(proj, name: str) -> torch.Tensor:
 
 
 def scatter_inputs(proj, *, inputs=INPUTS_WITH_MU, mu_per_mm: torch.Tensor | None = None,
-                   voxel_mm=None) -> tuple[torch.Tensor, float]:
+                   voxel_mm=None, tew_smooth_fwhm_mm: float | None = None) -> tuple[torch.Tensor, float]:
     """Network inputs ``(rows, channels, views, cols)`` and the count normaliser of one acquisition.
 
     The scatter windows are found as the TEW does (:func:`petspect.simulate.measured.tew_additive`: the windows
-    adjacent to the photopeak) when the names are not the preset's; ``mu_line_integral`` needs ``mu_per_mm`` and
-    ``voxel_mm``.
+    adjacent to the photopeak) when the names are not the preset's; ``tew`` is that estimate smoothed with
+    ``tew_smooth_fwhm_mm``; ``mu_line_integral`` needs ``mu_per_mm`` and ``voxel_mm``.
     """
     from petspect.simulate.measured import _adjacent
 
@@ -214,6 +215,9 @@ def scatter_inputs(proj, *, inputs=INPUTS_WITH_MU, mu_per_mm: torch.Tensor | Non
                 raise InputError("this scatter network also takes the attenuation map: give the mu map (--mu)")
             chans.append(mu_line_integrals(proj, mu_per_mm, voxel_mm) / LINE_INTEGRAL_SCALE)
             continue
+        if name == "tew":
+            chans.append(tew_estimate(proj, tew_smooth_fwhm_mm) / norm)
+            continue
         if name in ("scatter_low", "scatter_up") and name not in [w.name for w in proj.energy_windows]:
             w = _adjacent(list(proj.energy_windows), peak, below=name == "scatter_low")
             if w is None:
@@ -225,25 +229,33 @@ def scatter_inputs(proj, *, inputs=INPUTS_WITH_MU, mu_per_mm: torch.Tensor | Non
     return x.permute(2, 0, 1, 3).contiguous(), norm
 
 
-def scatter_target(case: SpectScatterCase, norm: float) -> torch.Tensor:
-    """The training target ``(rows, 1, views, cols)``: true photopeak scatter over the count normaliser."""
-    return (case.scatter_true / norm).permute(1, 0, 2)[:, None].contiguous()
+def scatter_target(case: SpectScatterCase, norm: float, base: torch.Tensor | None = None) -> torch.Tensor:
+    """The training target ``(rows, 1, views, cols)``: true photopeak scatter (minus ``base``, the residual's
+    base estimate, when given) over the count normaliser."""
+    t = case.scatter_true if base is None else case.scatter_true - base
+    return (t / norm).permute(1, 0, 2)[:, None].contiguous()
 
 
 def predict_scatter(model, proj, *, mu_per_mm=None, voxel_mm=None) -> torch.Tensor:
     """The network's photopeak scatter estimate in counts, ``(views, rows, cols)``, never negative.
 
-    ``model`` is an :class:`~petspect.ac.networks.AcModel` of task ``spect_scatter`` whose ``trained_on["inputs"]``
-    names its channels.
+    ``model`` is an :class:`~petspect.ac.networks.AcModel` of task ``spect_scatter``; ``trained_on`` names its
+    input channels (``inputs``), and with ``residual == "tew"`` the network predicts a correction added to the TEW
+    estimate smoothed with ``tew_smooth_fwhm_mm``.
     """
     from petspect.ac.networks import predict_slices
 
     if model.task != "spect_scatter":
         raise InputError(f"this is a {model.task!r} model, not a SPECT scatter model (task 'spect_scatter')")
-    inputs = tuple(model.trained_on.get("inputs", INPUTS_WITH_MU))
-    x, norm = scatter_inputs(proj, inputs=inputs, mu_per_mm=mu_per_mm, voxel_mm=voxel_mm)
-    y = predict_slices(model, x)[:, 0].clamp_min(0.0) * norm  # (rows, views, cols)
-    return y.permute(1, 0, 2).contiguous()
+    inputs = tuple(model.trained_on.get("inputs", INPUTS_WINDOWS))
+    fwhm = model.trained_on.get("tew_smooth_fwhm_mm")
+    x, norm = scatter_inputs(proj, inputs=inputs, mu_per_mm=mu_per_mm, voxel_mm=voxel_mm, tew_smooth_fwhm_mm=fwhm)
+    y = (predict_slices(model, x)[:, 0] * norm).permute(1, 0, 2)  # (views, rows, cols)
+    if model.trained_on.get("residual") == "tew":
+        y = y + tew_estimate(proj, fwhm)
+    elif model.trained_on.get("residual") not in (None, "none"):
+        raise InputError(f"unknown residual base {model.trained_on.get('residual')!r} in the model")
+    return y.clamp_min(0.0).contiguous()
 
 
 def tew_estimate(proj, smooth_fwhm_mm: float | None = None) -> torch.Tensor:

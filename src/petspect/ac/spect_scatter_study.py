@@ -92,25 +92,32 @@ def _count_scale(seed: int) -> float:
     return float(np.random.default_rng(int(seed) * 31 + 5).uniform(*COUNT_SCALE_RANGE))
 
 
-def train_scatter_network(train, val, *, inputs, epochs: int, seed: int, trained_on: dict):
-    """Train the SPECT scatter U-Net on cases; returns the :class:`~petspect.ac.networks.AcModel` and its record."""
+def train_scatter_network(train, val, *, inputs, epochs: int, seed: int, trained_on: dict,
+                          residual: str | None = "tew", tew_smooth_fwhm_mm: float | None = None):
+    """Train the SPECT scatter U-Net on cases; returns the :class:`~petspect.ac.networks.AcModel` and its record.
+
+    ``residual="tew"``: the network learns the correction to the TEW estimate smoothed with ``tew_smooth_fwhm_mm``
+    (it starts from the measured scatter); None: it predicts the scatter itself.
+    """
     from petspect.ac.networks import train_translation
-    from petspect.ac.spect_scatter import scatter_inputs, scatter_target
+    from petspect.ac.spect_scatter import scatter_inputs, scatter_target, tew_estimate
 
     def stack(cases):
         xs, ys = [], []
         for c in cases:
             x, norm = scatter_inputs(c.projections, inputs=inputs, mu_per_mm=c.mu_per_mm,
-                                     voxel_mm=c.data.grid.spacing_mm)
+                                     voxel_mm=c.data.grid.spacing_mm, tew_smooth_fwhm_mm=tew_smooth_fwhm_mm)
+            base = tew_estimate(c.projections, tew_smooth_fwhm_mm) if residual == "tew" else None
             xs.append(x)
-            ys.append(scatter_target(c, norm))
+            ys.append(scatter_target(c, norm, base))
         return torch.cat(xs), torch.cat(ys)
 
     xs, ys = stack(train)
     xv, yv = stack(val)
-    model, info = train_translation("spect_scatter", xs, ys, xv, yv, target_scale=1.0, epochs=epochs, seed=seed,
-                                    trained_on={**trained_on, "inputs": list(inputs)})
-    return model, info
+    record = {**trained_on, "inputs": list(inputs), "residual": residual or "none",
+              "tew_smooth_fwhm_mm": tew_smooth_fwhm_mm}
+    return train_translation("spect_scatter", xs, ys, xv, yv, target_scale=1.0, epochs=epochs, seed=seed,
+                             trained_on=record)
 
 
 def run_spect_scatter_study(cfg: SpectScatterStudyConfig, out, *, log=print) -> dict[str, Any]:
@@ -146,10 +153,10 @@ def run_spect_scatter_study(cfg: SpectScatterStudyConfig, out, *, log=print) -> 
     trained_on = {"region": "torso", "tracer": TRAIN_TRACER, "seeds": seeds["train"], "system": "spect-lehr"}
     for name, inputs in (("dl_scatter", INPUTS_WITH_MU), ("dl_scatter_emission", INPUTS_EMISSION)):
         model, info = train_scatter_network(train, val, inputs=inputs, epochs=cfg.epochs, seed=cfg.seed,
-                                            trained_on=trained_on)
+                                            trained_on=trained_on, residual="tew", tew_smooth_fwhm_mm=fwhm)
         models[name] = model
         save_model(model, Path(out) / "models" / name)
-        tuned[name] = {"epoch_chosen_on": "validation L1", "inputs": list(inputs), **info}
+        tuned[name] = {"epoch_chosen_on": "validation L1", "inputs": list(inputs), "residual": "tew", **info}
     wall["tune_and_train"] = time.time() - t
     del train, val
     # ---- test split: scored once per configuration (the ledger counts every read)

@@ -91,6 +91,76 @@ def apply_cmd(model: Path = typer.Option(..., "--model", help="model folder (mod
         typer.echo(f"{k}: {p}")
 
 
+@ac_app.command("spect-scatter")
+@handle_errors
+def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projections with the TEW windows: DICOM NM "
+                                                                    "TOMO or Interfile"),
+                      model: Path = typer.Option(..., "--model", help="SPECT scatter model folder (study spect-scatter)"),
+                      mu: Path = typer.Option(None, "--mu", help="attenuation map or CT on/around the SPECT grid "
+                                                                 "(needed by models that take it; also used by --recon)"),
+                      collimator: str = typer.Option(None, "--collimator", help="collimator preset (default: header)"),
+                      recon: bool = typer.Option(False, "--recon/--no-recon",
+                                                 help="also reconstruct OSEM with the network's and with TEW's scatter"),
+                      iterations: int = typer.Option(4), subsets: int = typer.Option(8),
+                      out: Path = typer.Option(..., "--out", help="output folder"),
+                      overwrite: bool = typer.Option(False, "--overwrite")) -> None:
+    """Photopeak scatter of a SPECT acquisition by a trained network (beside TEW's): scatter_dl.npy, scatter_tew.npy
+    (counts, views x rows x cols), scatter.json; with --recon the OSEM images with each estimate (NIfTI)."""
+    import json
+
+    import numpy as np
+
+    from petspect._fileio import atomic_write_text, check_output_path, claim_output_folder
+    from petspect.ac.networks import load_model
+    from petspect.ac.spect_scatter import predict_scatter, reconstruct_spect, tew_estimate
+    from petspect.errors import InputError
+    from petspect.geometry.spect import get_spect_system
+    from petspect.geometry.spect_data import SpectProjections
+    from petspect.io.convert import read_any
+    from petspect.io.nifti import write_nifti
+    from petspect.simulate.measured import load_attenuation, spect_acquisition
+
+    inputs = [p for p in (projections, model, mu) if p]
+    check_output_path(out, overwrite=overwrite, inputs=inputs, kind="spect-scatter")
+    m = load_model(model)
+    if m.task != "spect_scatter":
+        raise InputError(f"--model is a {m.task!r} model, not a SPECT scatter model (task spect_scatter)", path=model)
+    proj = read_any(projections)
+    if not isinstance(proj, SpectProjections):
+        raise InputError("not SPECT projections (DICOM NM TOMO or Interfile projections with energy windows)",
+                         path=projections)
+    trained = m.trained_on.get("system")
+    if trained:
+        line = get_spect_system(trained).photon_lines[0][0]
+        peak = proj.energy_windows[proj.photopeak_window]
+        if abs(peak.centre_kev - line) > 0.1 * line:
+            raise InputError(f"the model was trained on {trained} ({line:g} keV); these data's photopeak is "
+                             f"{peak.centre_kev:g} keV")
+    needs_mu = "mu_line_integral" in m.trained_on.get("inputs", [])
+    if needs_mu and mu is None:
+        raise InputError("this model also takes the attenuation map's projections: give --mu (map or CT)")
+    data = spect_acquisition(proj, mu=None if mu is None else load_attenuation(mu), collimator=collimator,
+                             scatter="tew")
+    out_p = claim_output_folder(out, kind="spect-scatter", overwrite=overwrite, inputs=inputs)
+    est = predict_scatter(m, proj, mu_per_mm=data.mu_per_mm, voxel_mm=data.grid.spacing_mm)
+    tew = tew_estimate(proj, m.trained_on.get("tew_smooth_fwhm_mm"))
+    np.save(out_p / "scatter_dl.npy", est.numpy())
+    np.save(out_p / "scatter_tew.npy", tew.numpy())
+    record = {"model": str(model), "trained_on": m.trained_on, "photopeak_counts": float(proj.photopeak.sum()),
+              "scatter_dl_counts": float(est.sum()), "scatter_tew_counts": float(tew.sum()),
+              "tew_smooth_fwhm_mm": m.trained_on.get("tew_smooth_fwhm_mm"), "units": "counts per view pixel"}
+    if recon:
+        kw = {"iterations": iterations, "subsets": subsets, "attenuation": data.mu_per_mm is not None}
+        for name, s in (("dl", est), ("tew", tew)):
+            img = reconstruct_spect(data, s, **kw)
+            write_nifti(data.image_volume(img, unit=data.calibration.unit, modality="NM"),
+                        out_p / f"spect_{name}_scatter.nii.gz")
+        record["recon"] = {**kw, "attenuation_map": None if mu is None else str(mu)}
+    atomic_write_text(out_p / "scatter.json", json.dumps(record, indent=2, default=str) + "\n")
+    typer.echo(f"scatter (counts): network {record['scatter_dl_counts']:.4g}, TEW {record['scatter_tew_counts']:.4g} "
+               f"of {record['photopeak_counts']:.4g} photopeak counts; wrote {out_p}")
+
+
 @handle_errors
 def study_ac(preset: str = typer.Option("quick", "--preset", help="tiny | quick | full"),
              out: Path = typer.Option(..., "--out", help="study folder"),
