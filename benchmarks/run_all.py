@@ -48,6 +48,7 @@ QUICK: dict[str, list[str]] = {
     "bench_simulate": ["--presets", "quick", "--subjects", "1", "--workers", "1"],
     "bench_sss": ["--rings", "4", "--nxy", "32"],
     "bench_spect": ["--size", "32", "--views", "16", "--repeat", "1"],
+    "bench_spect_scatter": ["--preset", "tiny"],
     "bench_timing_limits": ["--pairs", "200", "--presets", "quick"],
     "bench_torso": ["--repeat", "1"],
     "bench_train": ["--quick", "--steps", "1", "--device", "cpu"],
