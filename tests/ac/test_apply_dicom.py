@@ -190,3 +190,29 @@ def test_mr_model_on_dicom_mr_in_the_pet_frame(setup, tmp_path):
     assert "MR" in ds.SeriesDescription and ds.FrameOfReferenceUID == src.FrameOfReferenceUID
     assert read_nifti(out / "synthetic_ct.nii.gz").shape == (3, 16, 16)
     assert os.path.isfile(out / "mu_511.nii.gz")
+
+
+class _Identity(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :1]
+
+
+def test_input_resampled_to_the_training_voxel_size(tmp_path):
+    """A model trained at 8 mm sees 8 mm slices of a 4 mm input; the HU come back on the input's 4 mm grid."""
+    from petspect.ac.apply import SctInputs, apply_sct
+    from petspect.ac.networks import AcModel
+
+    d = torch.zeros(2, 40, 40)
+    d[:, 8:32, 6:34] = 1.0
+    nac = Volume(d, (4.0, 4.0, 4.0), (-78.0, -78.0, 0.0), unit="Bq/mL", modality="PT")
+    ident = AcModel("nac_sct", 1, {"in_channels": 1}, 1000.0, {"voxel_mm": 8.0}, _Identity())
+    ct, mu = apply_sct(ident, SctInputs(nac))
+    assert ct.shape == nac.shape and ct.spacing_mm == nac.spacing_mm and ct.origin_mm == nac.origin_mm
+    assert ct.meta["network_voxel_mm"] == 8.0
+    inner = ct.data[:, 12:28, 10:30]
+    assert float(inner.min()) == 1000.0 and float(inner.max()) == 1000.0  # a uniform interior stays uniform
+    assert float(ct.data[:, :4].max()) == 0.0  # nothing dense outside the body (the grid's edge is filled with air)
+    same = AcModel("nac_sct", 1, {"in_channels": 1}, 1000.0, {"voxel_mm": 4.0}, _Identity())
+    direct, _ = apply_sct(same, SctInputs(nac))
+    assert direct.meta["network_voxel_mm"] is None
+    torch.testing.assert_close(direct.data, (d * 1000.0).round())

@@ -128,6 +128,7 @@ def test_study_reports_every_method_with_intervals(study):
     assert len(summary["checks"]) == 4 and set(summary["by_tracer"]) == {"mdp", "sestamibi"}
     model = json.loads((study / "models" / "dl_scatter" / "model.json").read_text())
     assert model["task"] == "spect_scatter" and model["trained_on"]["residual"] == "tew"
+    assert model["trained_on"]["pixel_mm"] == 12.0
     assert (study / "report" / "index.html").stat().st_size > 1000
     again = _run(["study", "spect-scatter", "--preset", "tiny", "--out", study])
     assert again.exit_code == 2  # no silent overwrite
@@ -155,6 +156,12 @@ def test_cli_applies_the_network_to_interfile_projections(study, case, tmp_path)
     emission = _run(["ac", "spect-scatter", hs, "--model", study / "models" / "dl_scatter_emission",
                      "--collimator", "siemens-lehr", "--out", tmp_path / "o3"])
     assert emission.exit_code == 0, emission.output
+    from dataclasses import replace
+
+    fine = write_interfile_projections(replace(case.projections, pixel_spacing_mm=(6.0, 6.0)), tmp_path / "fine.hs")
+    other_pixels = _run(["ac", "spect-scatter", fine, "--model", study / "models" / "dl_scatter_emission",
+                         "--collimator", "siemens-lehr", "--out", tmp_path / "o5"])
+    assert other_pixels.exit_code == 2 and "pixels" in other_pixels.output
     not_proj = _run(["ac", "spect-scatter", mu, "--model", study / "models" / "dl_scatter", "--mu", mu,
                      "--out", tmp_path / "o4"])
     assert not_proj.exit_code == 2 and "Traceback" not in not_proj.output

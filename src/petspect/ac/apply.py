@@ -150,18 +150,42 @@ def sct_network_inputs(model, nac: torch.Tensor, mr: torch.Tensor | None = None,
     return x
 
 
+def _working_grid(axial: Volume, voxel_mm: float) -> Volume:
+    """The axial grid of ``axial``'s slices with in-plane voxels of ``voxel_mm`` covering the same extent."""
+    nz, ny, nx = axial.shape
+    dz, dy, dx = axial.spacing_mm
+    my, mx = (max(1, int(round(n * d / voxel_mm))) for n, d in ((ny, dy), (nx, dx)))
+    centre = axial.voxel_to_world(((nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2))
+    first = axial.voxel_to_world((0, 0, 0))
+    origin = (float(centre[0] - (mx - 1) / 2 * voxel_mm), float(centre[1] - (my - 1) / 2 * voxel_mm), float(first[2]))
+    return Volume(torch.zeros(nz, my, mx), (dz, voxel_mm, voxel_mm), origin, axial.direction)
+
+
 def apply_sct(model, inputs: SctInputs) -> tuple[Volume, Volume]:
-    """Synthetic CT (HU) and its 511 keV mu map (1/mm) on the NAC PET's grid."""
+    """Synthetic CT (HU) and its 511 keV mu map (1/mm) on the NAC PET's grid.
+
+    When the model records the in-plane voxel size it was trained at (``trained_on["voxel_mm"]``) and the input's
+    differs by more than 5 %, the slices are resampled to it for the network and the HU back onto the input grid.
+    """
     from petspect.ac.networks import predict_slices
     from petspect.materials import hu_to_mu_per_mm
     from petspect.orientation import from_axial, to_axial
 
     nac_ax, view = to_axial(inputs.nac, what="NAC PET")
-    ax = [None if v is None else to_axial(v, what="MR")[0].data for v in (inputs.mr, inputs.ute)]
-    x = sct_network_inputs(model, nac_ax.data, ax[0], ax[1])
-    hu = predict_slices(model, x)[:, 0].clamp(*HU_RANGE).round()
-    ct_ax = Volume(hu, nac_ax.spacing_mm, nac_ax.origin_mm, nac_ax.direction, unit="HU", modality="CT",
-                   meta={"synthetic": True, "model_task": model.task, "trained_on": model.trained_on})
+    images = [nac_ax] + [None if v is None else to_axial(v, what="MR")[0] for v in (inputs.mr, inputs.ute)]
+    trained_mm = model.trained_on.get("voxel_mm")
+    work = None
+    if trained_mm and any(abs(d / float(trained_mm) - 1.0) > 0.05 for d in nac_ax.spacing_mm[1:]):
+        work = _working_grid(nac_ax, float(trained_mm))
+        images = [None if v is None else v.resample_to(work, mode="linear", fill_value=0.0) for v in images]
+    x = sct_network_inputs(model, *(None if v is None else v.data for v in images))
+    hu = predict_slices(model, x)[:, 0]
+    if work is not None:
+        hu = work.with_data(hu).resample_to(nac_ax, mode="linear", fill_value=HU_RANGE[0]).data
+    hu = hu.clamp(*HU_RANGE).round()
+    meta = {"synthetic": True, "model_task": model.task, "trained_on": model.trained_on,
+            "network_voxel_mm": None if work is None else float(trained_mm)}
+    ct_ax = Volume(hu, nac_ax.spacing_mm, nac_ax.origin_mm, nac_ax.direction, unit="HU", modality="CT", meta=meta)
     mu = hu_to_mu_per_mm(hu, 511.0).clamp(0, MU_511_MAX_PER_MM)
     mu_ax = Volume(mu, nac_ax.spacing_mm, nac_ax.origin_mm, nac_ax.direction, unit="1/mm", modality="OT",
                    meta={"energy_kev": 511.0, "from": "synthetic CT"})

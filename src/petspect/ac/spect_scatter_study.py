@@ -150,7 +150,8 @@ def run_spect_scatter_study(cfg: SpectScatterStudyConfig, out, *, log=print) -> 
     fwhm = float(tew_tuning.best["smooth_fwhm_mm"])
     tuned: dict[str, Any] = {"tew": {"smooth_fwhm_mm": fwhm, "search": tew_tuning.to_dict()}}
     models = {}
-    trained_on = {"region": "torso", "tracer": TRAIN_TRACER, "seeds": seeds["train"], "system": "spect-lehr"}
+    trained_on = {"region": "torso", "tracer": TRAIN_TRACER, "seeds": seeds["train"], "system": "spect-lehr",
+                  "pixel_mm": cfg.voxel_mm, "n_views": cfg.n_views}
     for name, inputs in (("dl_scatter", INPUTS_WITH_MU), ("dl_scatter_emission", INPUTS_EMISSION)):
         model, info = train_scatter_network(train, val, inputs=inputs, epochs=cfg.epochs, seed=cfg.seed,
                                             trained_on=trained_on, residual="tew", tew_smooth_fwhm_mm=fwhm)

@@ -136,6 +136,11 @@ def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projec
         if abs(peak.centre_kev - line) > 0.1 * line:
             raise InputError(f"the model was trained on {trained} ({line:g} keV); these data's photopeak is "
                              f"{peak.centre_kev:g} keV")
+    pixel = m.trained_on.get("pixel_mm")
+    if pixel and any(abs(float(p) / float(pixel) - 1.0) > 0.1 for p in proj.pixel_spacing_mm):
+        raise InputError(f"the model was trained on {pixel:g} mm detector pixels; these projections have "
+                         f"{tuple(round(float(p), 3) for p in proj.pixel_spacing_mm)} mm (the scatter's spread in "
+                         "pixels differs): train a model at this pixel size")
     needs_mu = "mu_line_integral" in m.trained_on.get("inputs", [])
     if needs_mu and mu is None:
         raise InputError("this model also takes the attenuation map's projections: give --mu (map or CT)")
