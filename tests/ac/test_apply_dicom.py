@@ -24,13 +24,15 @@ def _run(args):
 
 def _model(tmp, task: str, in_channels: int):
     """A small network of ``task`` (one training epoch on random slices: the geometry, not the accuracy, is tested)."""
-    from petspect.ac.networks import save_model, train_translation
+    from petspect.ac.networks import UTE_SCALE_PER_MS, save_model, train_translation
 
+    norm = ({"t1": "99th percentile", "ute_scale_per_ms": UTE_SCALE_PER_MS, "ute_clip": 10.0} if task == "mr_sct"
+            else {"nac": "99th percentile"})  # as petspect.ac.study records it
     g = torch.Generator().manual_seed(3)
     x = torch.rand(4, in_channels, 16, 16, generator=g)
     y = torch.rand(4, 1, 16, 16, generator=g) - 0.5
     model, _ = train_translation(task, x, y, x, y, target_scale=1000.0, epochs=1, seed=1,
-                                 trained_on={"region": "torso"})
+                                 trained_on={"region": "torso"}, input_norm=norm)
     return save_model(model, tmp / f"model_{task}")
 
 

@@ -8,8 +8,7 @@ slice by slice in the standard axial orientation and returns the synthetic CT in
 input, as a DICOM CT series (integer HU, RescaleSlope 1 and RescaleIntercept 0, a new SeriesInstanceUID, the
 input's patient, study and FrameOfReferenceUID, :func:`petspect.io.dicom_write.write_dicom_series`).
 
-Inputs are normalised as the AC study trains the networks (:mod:`petspect.ac.study`): the NAC image divided by
-its 99th percentile; the MR T1 by its 99th percentile and the UTE R2 map (1/ms) clipped to [0, 1.5].
+Inputs are normalised as the AC study trains the networks (:func:`petspect.ac.networks.model_inputs`).
 
 Refusals (:class:`~petspect.errors.PetspectError`, before anything is written): a model that makes no
 synthetic CT (direct NAC -> AC, sinogram or SPECT scatter models), an MR model without its MR images, MR images
@@ -122,29 +121,15 @@ def _mr_on_grid(path: Path, nac: Volume, nac_dicom: Path | None, what: str) -> V
     return vol.resample_to(nac, mode="linear", fill_value=0.0)
 
 
-def _q99(x: torch.Tensor) -> float:
-    flat = x.flatten().to(torch.float32)
-    if flat.numel() > 4_000_000:  # quantile refuses very large tensors: a fixed-stride subsample
-        flat = flat[:: flat.numel() // 4_000_000 + 1]
-    return float(torch.quantile(flat, 0.99).clamp_min(1e-6))
-
-
 def sct_network_inputs(model, nac: torch.Tensor, mr: torch.Tensor | None = None,
                        ute: torch.Tensor | None = None) -> torch.Tensor:
-    """Slices ``(z, channels, y, x)`` for ``model`` from axial ``(z, y, x)`` images, normalised as in training."""
-    if model.task == "mr_sct":
-        if mr is None:
-            raise InputError("an mr_sct model needs the MR T1 image")
-        t1 = mr.to(torch.float32)
-        chans = [t1 / _q99(t1)]
-        if model.in_channels >= 2:
-            if ute is None:
-                raise InputError("this MR model also needs the UTE R2 map")
-            chans.append(ute.to(torch.float32).clamp(0, 1.5))
-        x = torch.stack(chans, 1)
-    else:
-        d = nac.to(torch.float32)
-        x = (d / _q99(d))[:, None]
+    """Slices ``(z, channels, y, x)`` for ``model`` from axial ``(z, y, x)`` images, normalised as in training
+    (:func:`petspect.ac.networks.model_inputs`, the one owner of the normalisation)."""
+    from petspect.ac.networks import model_inputs
+
+    if model.task == "mr_sct" and (mr is None or ute is None):
+        raise InputError("an mr_sct model needs the MR T1 image and the UTE R2 map")
+    x = model_inputs(model, nac=nac, t1=mr, ute_r2_per_ms=ute)
     if x.shape[1] != model.in_channels:
         raise InputError(f"the model takes {model.in_channels} input channels; these images give {x.shape[1]}")
     return x

@@ -116,8 +116,9 @@ def train_scatter_network(train, val, *, inputs, epochs: int, seed: int, trained
     xv, yv = stack(val)
     record = {**trained_on, "inputs": list(inputs), "residual": residual or "none",
               "tew_smooth_fwhm_mm": tew_smooth_fwhm_mm}
+    # no left-right mirroring: flipping the detector columns of every view is not a symmetry of attenuated data
     return train_translation("spect_scatter", xs, ys, xv, yv, target_scale=1.0, epochs=epochs, seed=seed,
-                             trained_on=record)
+                             trained_on=record, mirror=False)
 
 
 def run_spect_scatter_study(cfg: SpectScatterStudyConfig, out, *, log=print) -> dict[str, Any]:
