@@ -209,7 +209,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
             model, info = train_translation(task, xs, ys, xv, yv, target_scale=scale, epochs=cfg.epochs,
                                             seed=cfg.seed + r_i, channels=cfg.unet_channels,
                                             batch_size=cfg.batch_size, lr=cfg.lr, input_norm=input_norm,
-                                            trained_on={"region": region, "tracer": "fdg", "seeds": seeds["train"]})
+                                            trained_on={"region": region, "tracer": "fdg", "seeds": seeds["train"],
+                                                        "voxel_mm": cfg.voxel_mm})
             models[task] = model
             save_model(model, Path(out) / "models" / f"{region}_{task}")
             tuned[f"{region}:{task}"] = {"epoch_chosen_on": "validation L1", **info}
@@ -231,7 +232,7 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
             model, info = train_translation(task, xs, ys, xv, yv, target_scale=1.0, epochs=cfg.epochs,
                                             seed=cfg.seed + r_i, batch_size=cfg.batch_size, lr=cfg.lr,
                                             mirror=task != "tof_acf",  # a radial flip would need reversed TOF bins
-                                            trained_on={"region": region, "tracer": "fdg",
+                                            trained_on={"region": region, "tracer": "fdg", "voxel_mm": cfg.voxel_mm,
                                                         "seeds": seeds["train"][:len(sino_train)]})
             models[task] = model
             save_model(model, Path(out) / "models" / f"{region}_{task}")

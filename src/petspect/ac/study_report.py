@@ -67,7 +67,7 @@ def write_ac_study(out: Path, cfg, result: dict[str, Any]):
                "scatter is simulated with the NAC outline's water map. dl_scatter: CT-based attenuation, scatter "
                "predicted from the prompts and attenuation factors instead of SSS; scatter_nrmse_pct of ct_ac is "
                "SSS's error against the simulation's true scatter",
-               "absent: the DL scatter estimate for SPECT (against TEW) was not built",
+               "the DL scatter estimate for SPECT against TEW is its own study: petspect study spect-scatter",
                "suv_bias_pct_mean is the mean of the signed regional biases"],
         extra={"by_tracer_max_abs_bias_pct": result["by_tracer"], "subjects": result["subjects"]})
     rep = HtmlReport("petspect study ac", f"preset {cfg.preset}: CT-free attenuation correction")
