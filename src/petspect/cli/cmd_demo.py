@@ -1,5 +1,6 @@
-"""``petspect demo`` (the main job, minutes on a CPU), ``petspect bench`` (the same at full size, for a GPU) and
-``petspect study denoise`` (the same study under the name every AI task's study command will share)."""
+"""``petspect demo`` (the main job, minutes on a CPU), ``petspect bench`` (the same at clinical size, about an hour
+on a 2-core CPU) and ``petspect study denoise`` (the same study under the name every AI task's study command will
+share)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def register(app: typer.Typer) -> None:
 def study_denoise(
     ctx: typer.Context,
     preset: str = typer.Option("quick", "--preset", help="quick (the demo: 4 mm voxels, minutes on a CPU; also "
-                               "called quick-4mm), quick-6mm (the same at 6 mm), full (the bench "
-                               "size, for a GPU) or tiny (seconds; for checks)."),
+                               "called quick-4mm), quick-6mm (the same at 6 mm), full (the bench's "
+                               "clinical size, about an hour on a 2-core CPU) or tiny (seconds; for checks)."),
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace this study's outputs in a non-empty OUT."),
     dataset: Path = typer.Option(None, "--dataset", help="Use an existing simulated dataset instead."),
