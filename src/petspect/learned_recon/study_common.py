@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
 from petspect.learned_recon.cases import ReconCase
 
-__all__ = ["PET_METHODS", "TOF_METHODS", "SPECT_METHODS", "CLASSICAL", "REQUIRED", "ACCEPTANCE_CHECKS", "score_image"]
+__all__ = ["PET_METHODS", "TOF_METHODS", "SPECT_METHODS", "CLASSICAL", "REQUIRED", "ACCEPTANCE_CHECKS", "SplitCases",
+           "load_split_cases", "score_image"]
 
 PET_METHODS = ("osem", "map_rdp", "image_unet", "projection_unet", "direct", "unrolled", "dip")
 TOF_METHODS = ("tof_osem", "tof_projection_unet")
@@ -29,6 +32,28 @@ ACCEPTANCE_CHECKS = [
     "TOF PET projection-domain denoising (10 % -> full dose TOF sinograms, then TOF OSEM) vs TOF OSEM of the same "
     "10 % data, each tuned on validation: reported whichever wins (paired NRMSE interval)",
 ]
+
+
+class SplitCases(NamedTuple):
+    """A study part's dataset: its folder, fixed splits, organ label names and the training and validation cases."""
+
+    root: Path
+    splits: Any  # petspect.evaluation.protocol.Splits
+    label_names: dict[int, str]
+    training: list[ReconCase]
+    validation: list[ReconCase]
+
+
+def load_split_cases(root: Path, level: str) -> SplitCases:
+    """Read ``root``'s splits (dataset.json) and load its training and validation subjects at ``level`` (the
+    full-dose level as each case's ``full``); the test split is not touched (``read_test_split`` reads it)."""
+    from petspect.evaluation import read_splits
+    from petspect.learned_recon.cases import load_case
+
+    splits = read_splits(root)
+    names = {int(k): str(v) for k, v in (splits.meta.get("labels") or {}).items()}
+    return SplitCases(root, splits, names, [load_case(root, e, level) for e in splits.training],
+                      [load_case(root, e, level) for e in splits.validation])
 
 
 def score_image(img: torch.Tensor, case: ReconCase, label_names: dict[int, str]) -> dict[str, float]:

@@ -65,25 +65,21 @@ def _save_models(folder: Path, train: list, proj, direct, unrolled, s: Any, osem
 
 def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Tune, train, then score every PET method once on the test subjects."""
-    from petspect.evaluation import Budget, grid_search, read_splits, read_test_split
+    from petspect.evaluation import Budget, grid_search, read_test_split
     from petspect.learned_recon.consistency import data_consistency
     from petspect.learned_recon.dip import dip_reconstruct
     from petspect.learned_recon.direct import reconstruct_direct, train_direct
     from petspect.learned_recon.projection_denoise import denoise_projections, train_projection_denoiser
-    from petspect.learned_recon.study_common import score_image
+    from petspect.learned_recon.study_common import load_split_cases, score_image
     from petspect.learned_recon.unrolled import nrmse_pct, reconstruct_unrolled, train_unrolled
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.simulate.layout import level_tag
     from petspect.systems.acquisition import stored_recon_specs
     from petspect.tasks.denoise import denoise_volume
 
-    root = out_p / "pet_dataset"
-    splits = read_splits(root)
-    names = {int(k): str(v) for k, v in (splits.meta.get("labels") or {}).items()}
     level = level_tag("dose", float(s.dose_percent))
     t0 = time.perf_counter()
-    train = [load_case(root, e, level) for e in splits.training]
-    val = [load_case(root, e, level) for e in splits.validation]
+    root, splits, names, train, val = load_split_cases(out_p / "pet_dataset", level)
     budget = Budget(max_trials=int(s.budget_trials), seed=int(s.seed))
 
     def osem_spec(p):

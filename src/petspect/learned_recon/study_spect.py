@@ -44,26 +44,23 @@ def _central(img: torch.Tensor) -> Any:
 def spect_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Train the view synthesiser and the projection denoiser, tune the low-count OSEM on validation, then score
     every SPECT method once on the test subjects (and their lesion-absent twins)."""
-    from petspect.evaluation import Budget, grid_search, read_splits, read_test_split
+    from petspect.evaluation import Budget, grid_search, read_test_split
     from petspect.learned_recon.consistency import data_consistency
     from petspect.learned_recon.models import save_learned_model
     from petspect.learned_recon.projection_denoise import denoise_projections, train_projection_denoiser
     from petspect.learned_recon.sparse_view import sparse_acquisition, synthesised_acquisition, train_view_synthesiser
     from petspect.learned_recon.study_cho import cho_metrics, lesion_absent_twin, roi_size
-    from petspect.learned_recon.study_common import score_image
+    from petspect.learned_recon.study_common import load_split_cases, score_image
     from petspect.learned_recon.unrolled import nrmse_pct
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.simulate.layout import level_tag
     from petspect.systems.acquisition import system_model
     from petspect.tasks.evaluate import extract_rois, lesion_roi_positions
 
-    root = out_p / "spect_dataset"
-    splits = read_splits(root)
-    names = {int(k): str(v) for k, v in (splits.meta.get("labels") or {}).items()}
     low = level_tag("dose", float(s.spect_dose_percent))
     t0 = time.perf_counter()
-    train = [load_case(root, e, low) for e in splits.training]  # low-count input, full count as .full
-    val = [load_case(root, e, low) for e in splits.validation]
+    # low-count input, full count as each case's .full
+    root, splits, names, train, val = load_split_cases(out_p / "spect_dataset", low)
     say(f"training the SPECT view synthesiser (1 of every {s.sparse.every} views acquired)")
     model, history = train_view_synthesiser([c.full for c in train], [c.full for c in val], s.sparse, say)
     say(f"training the SPECT projection denoiser ({s.spect_dose_percent:g} % -> 100 % counts, Anscombe domain)")

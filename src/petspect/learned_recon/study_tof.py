@@ -37,24 +37,20 @@ def _timed(fn, *args, **kw):
 
 def tof_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Train the TOF denoiser, tune both methods' OSEM on validation, then score them once on the test subjects."""
-    from petspect.evaluation import Budget, grid_search, read_splits, read_test_split
+    from petspect.evaluation import Budget, grid_search, read_test_split
     from petspect.learned_recon.consistency import data_consistency
     from petspect.learned_recon.models import save_learned_model
     from petspect.learned_recon.projection_denoise import denoise_projections, train_projection_denoiser
     from petspect.learned_recon.study_cho import cho_metrics, lesion_absent_twin, roi_size
-    from petspect.learned_recon.study_common import score_image
+    from petspect.learned_recon.study_common import load_split_cases, score_image
     from petspect.learned_recon.unrolled import nrmse_pct
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.simulate.layout import level_tag
     from petspect.tasks.evaluate import extract_rois, lesion_roi_positions
 
-    root = out_p / "tof_dataset"
-    splits = read_splits(root)
-    names = {int(k): str(v) for k, v in (splits.meta.get("labels") or {}).items()}
     level = level_tag("dose", float(s.dose_percent))
     t0 = time.perf_counter()
-    train = [load_case(root, e, level) for e in splits.training]
-    val = [load_case(root, e, level) for e in splits.validation]
+    root, splits, names, train, val = load_split_cases(out_p / "tof_dataset", level)
     say(f"training the TOF projection denoiser ({tuple(train[0].data.prompts.shape)} TOF sinograms, "
         f"{s.dose_percent:g} % -> 100 % dose)")
     denoiser, history = train_projection_denoiser(train, val, s.tof_projection, say)
