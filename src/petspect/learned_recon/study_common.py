@@ -12,7 +12,7 @@ import torch
 from petspect.learned_recon.cases import ReconCase
 
 __all__ = ["PET_METHODS", "TOF_METHODS", "SPECT_METHODS", "CLASSICAL", "REQUIRED", "ACCEPTANCE_CHECKS", "SplitCases",
-           "load_split_cases", "score_image"]
+           "load_split_cases", "TestScores", "score_test_subjects", "score_image"]
 
 PET_METHODS = ("osem", "map_rdp", "image_unet", "projection_unet", "direct", "unrolled", "dip")
 TOF_METHODS = ("tof_osem", "tof_projection_unet")
@@ -54,6 +54,58 @@ def load_split_cases(root: Path, level: str) -> SplitCases:
     names = {int(k): str(v) for k, v in (splits.meta.get("labels") or {}).items()}
     return SplitCases(root, splits, names, [load_case(root, e, level) for e in splits.training],
                       [load_case(root, e, level) for e in splits.validation])
+
+
+class TestScores(NamedTuple):
+    """Per-subject metrics of every method on the test subjects, the first subject's central slices and
+    consistency maps (for the report), and the CHO's lesion-present / lesion-absent ROIs per method."""
+
+    per_subject: list[dict[str, dict[str, float]]]
+    example: dict[str, Any]
+    maps: dict[str, Any]
+    rois: dict[str, tuple[list, list]]
+
+
+def score_test_subjects(out_p: Path, part: SplitCases, entries: list[dict[str, str]], level: str,
+                        methods: tuple[str, ...], run_methods, voxel_mm: float, *,
+                        twin_folder: str = "pet_twins") -> TestScores:
+    """Run every method on each test subject (``run_methods(case) -> (images, wall_s)``) and score it against
+    the true activity (:func:`score_image`) and against its measured data (Poisson deviance per bin); where
+    the subject has lesion ROIs, run the methods on its lesion-absent twin too and keep both ROI stacks for
+    the CHO. ``entries`` come from ``read_test_split`` (the one read of the test split)."""
+    from petspect.learned_recon.cases import load_case
+    from petspect.learned_recon.consistency import data_consistency
+    from petspect.learned_recon.study_cho import lesion_absent_twin, roi_size
+    from petspect.tasks.evaluate import extract_rois, lesion_roi_positions
+
+    def central(img: torch.Tensor) -> Any:
+        return img.detach().cpu()[img.shape[0] // 2].numpy()
+
+    per_subject, example, maps = [], {}, {}
+    rois: dict[str, tuple[list, list]] = {m: ([], []) for m in methods}
+    size, _ = roi_size(float(voxel_mm))
+    for e in entries:
+        c = load_case(part.root, e, level, full_level=None)
+        imgs, walls = run_methods(c)
+        pos = lesion_roi_positions(c.lesions, size) if c.lesions is not None else []
+        twin = lesion_absent_twin(out_p, part.splits.meta, e, level, folder=twin_folder) if pos else None
+        if twin is not None:
+            twin_imgs, _ = run_methods(twin)
+            for m in methods:
+                rois[m][0].append(extract_rois(imgs[m], pos, size))
+                rois[m][1].append(extract_rois(twin_imgs[m], pos, size))
+        row = {}
+        for m in methods:
+            img = imgs[m].to(torch.float32)
+            cons = data_consistency(img, c.data, system=c.system)
+            row[m] = {**score_image(img, c, part.label_names), "poisson_deviance": cons.deviance_per_bin,
+                      "wall_s": walls[m]}
+            if not example:
+                maps[m] = cons.plane_view_map.numpy()
+        if not example:
+            example = {"subject": c.subject, "truth": central(c.truth.data), **{m: central(imgs[m]) for m in methods}}
+        per_subject.append(row)
+    return TestScores(per_subject, example, maps, rois)
 
 
 def score_image(img: torch.Tensor, case: ReconCase, label_names: dict[int, str]) -> dict[str, float]:

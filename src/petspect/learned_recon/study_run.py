@@ -8,9 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from petspect.learned_recon.cases import load_case
 from petspect.learned_recon.study_common import PET_METHODS
 
 __all__ = ["pet_part"]
@@ -24,10 +21,6 @@ def _timed(fn, *args, **kw):
 
 def _mean(values) -> float:
     return float(statistics.fmean(list(values)))
-
-
-def _central(img: torch.Tensor) -> Any:
-    return img.detach().cpu()[img.shape[0] // 2].numpy()
 
 
 def _image_unet(root: Path, out_p: Path, s: Any, shape: tuple[int, ...], say) -> tuple[Any, list]:
@@ -66,11 +59,10 @@ def _save_models(folder: Path, train: list, proj, direct, unrolled, s: Any, osem
 def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Tune, train, then score every PET method once on the test subjects."""
     from petspect.evaluation import Budget, grid_search, read_test_split
-    from petspect.learned_recon.consistency import data_consistency
     from petspect.learned_recon.dip import dip_reconstruct
     from petspect.learned_recon.direct import reconstruct_direct, train_direct
     from petspect.learned_recon.projection_denoise import denoise_projections, train_projection_denoiser
-    from petspect.learned_recon.study_common import load_split_cases, score_image
+    from petspect.learned_recon.study_common import load_split_cases, score_test_subjects
     from petspect.learned_recon.unrolled import nrmse_pct, reconstruct_unrolled, train_unrolled
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.simulate.layout import level_tag
@@ -79,7 +71,8 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
 
     level = level_tag("dose", float(s.dose_percent))
     t0 = time.perf_counter()
-    root, splits, names, train, val = load_split_cases(out_p / "pet_dataset", level)
+    part = load_split_cases(out_p / "pet_dataset", level)
+    root, splits, train, val = part.root, part.splits, part.training, part.validation
     budget = Budget(max_trials=int(s.budget_trials), seed=int(s.seed))
 
     def osem_spec(p):
@@ -130,8 +123,7 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
     t0 = time.perf_counter()
     entries, scoring = read_test_split(root, config, f"recon study (PET): {len(PET_METHODS)} methods")
     say(f"scoring every PET method once on {len(entries)} test subjects (test_scored {scoring.test_scored})")
-    from petspect.learned_recon.study_cho import cho_metrics, lesion_absent_twin, roi_size
-    from petspect.tasks.evaluate import extract_rois, lesion_roi_positions
+    from petspect.learned_recon.study_cho import cho_metrics
 
     def run_methods(c):
         imgs, walls = {}, {}
@@ -151,30 +143,8 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
         imgs["dip"], walls["dip"] = _timed(lambda case=c: dip_reconstruct(case, s.dip, [dip_iters])[dip_iters])
         return imgs, walls
 
-    per_subject, example, maps = [], {}, {}
-    rois: dict[str, tuple[list, list]] = {m: ([], []) for m in PET_METHODS}
-    size, _ = roi_size(float(s.pet_voxel_mm))
-    for e in entries:
-        c = load_case(root, e, level, full_level=None)
-        imgs, walls = run_methods(c)
-        pos = lesion_roi_positions(c.lesions, size) if c.lesions is not None else []
-        twin = lesion_absent_twin(out_p, splits.meta, e, level) if pos else None
-        if twin is not None:
-            twin_imgs, _ = run_methods(twin)
-            for m in PET_METHODS:
-                rois[m][0].append(extract_rois(imgs[m], pos, size))
-                rois[m][1].append(extract_rois(twin_imgs[m], pos, size))
-        row = {}
-        for m in PET_METHODS:
-            img = imgs[m].to(torch.float32)
-            cons = data_consistency(img, c.data, system=c.system)
-            row[m] = {**score_image(img, c, names), "poisson_deviance": cons.deviance_per_bin, "wall_s": walls[m]}
-            if not example:
-                maps[m] = cons.plane_view_map.numpy()
-        if not example:
-            example = {"subject": c.subject, "truth": _central(c.truth.data),
-                       **{m: _central(imgs[m]) for m in PET_METHODS}}
-        per_subject.append(row)
+    per_subject, example, maps, rois = score_test_subjects(out_p, part, entries, level, PET_METHODS, run_methods,
+                                                           float(s.pet_voxel_mm))
     times["pet_test_s"] = time.perf_counter() - t0
     cho = cho_metrics(rois, float(s.pet_voxel_mm), s.n_boot, int(s.seed))
     return {"cho": cho, "per_subject": per_subject, "subjects": [str(e.get("subject")) for e in entries], "comparator": comparator,

@@ -20,10 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from petspect.learned_recon.cases import load_case
-
 __all__ = ["tof_part", "TOF_METHODS"]
 
 TOF_METHODS = ("tof_osem", "tof_projection_unet")
@@ -38,19 +34,18 @@ def _timed(fn, *args, **kw):
 def tof_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
     """Train the TOF denoiser, tune both methods' OSEM on validation, then score them once on the test subjects."""
     from petspect.evaluation import Budget, grid_search, read_test_split
-    from petspect.learned_recon.consistency import data_consistency
     from petspect.learned_recon.models import save_learned_model
     from petspect.learned_recon.projection_denoise import denoise_projections, train_projection_denoiser
-    from petspect.learned_recon.study_cho import cho_metrics, lesion_absent_twin, roi_size
-    from petspect.learned_recon.study_common import load_split_cases, score_image
+    from petspect.learned_recon.study_cho import cho_metrics
+    from petspect.learned_recon.study_common import load_split_cases, score_test_subjects
     from petspect.learned_recon.unrolled import nrmse_pct
     from petspect.recon.reconstruct import ReconSpec, reconstruct
     from petspect.simulate.layout import level_tag
-    from petspect.tasks.evaluate import extract_rois, lesion_roi_positions
 
     level = level_tag("dose", float(s.dose_percent))
     t0 = time.perf_counter()
-    root, splits, names, train, val = load_split_cases(out_p / "tof_dataset", level)
+    part = load_split_cases(out_p / "tof_dataset", level)
+    root, train, val = part.root, part.training, part.validation
     say(f"training the TOF projection denoiser ({tuple(train[0].data.prompts.shape)} TOF sinograms, "
         f"{s.dose_percent:g} % -> 100 % dose)")
     denoiser, history = train_projection_denoiser(train, val, s.tof_projection, say)
@@ -93,30 +88,8 @@ def tof_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
                                 progress=False))
         return imgs, walls
 
-    per_subject, example, maps = [], {}, {}
-    rois: dict[str, tuple[list, list]] = {m: ([], []) for m in TOF_METHODS}
-    size, _ = roi_size(float(s.tof_voxel_mm))
-    for e in entries:
-        c = load_case(root, e, level, full_level=None)
-        imgs, walls = run_methods(c)
-        pos = lesion_roi_positions(c.lesions, size) if c.lesions is not None else []
-        twin = lesion_absent_twin(out_p, splits.meta, e, level, folder="tof_twins") if pos else None
-        if twin is not None:
-            twin_imgs, _ = run_methods(twin)
-            for m in TOF_METHODS:
-                rois[m][0].append(extract_rois(imgs[m], pos, size))
-                rois[m][1].append(extract_rois(twin_imgs[m], pos, size))
-        row = {}
-        for m in TOF_METHODS:
-            img = imgs[m].to(torch.float32)
-            cons = data_consistency(img, c.data, system=c.system)
-            row[m] = {**score_image(img, c, names), "poisson_deviance": cons.deviance_per_bin, "wall_s": walls[m]}
-            if not example:
-                maps[m] = cons.plane_view_map.numpy()
-        if not example:
-            example = {"subject": c.subject, "truth": c.truth.data[c.truth.shape[0] // 2].numpy(),
-                       **{m: imgs[m].detach().cpu()[imgs[m].shape[0] // 2].numpy() for m in TOF_METHODS}}
-        per_subject.append(row)
+    per_subject, example, maps, rois = score_test_subjects(out_p, part, entries, level, TOF_METHODS, run_methods,
+                                                           float(s.tof_voxel_mm), twin_folder="tof_twins")
     times["tof_test_s"] = time.perf_counter() - t0
     cho = cho_metrics(rois, float(s.tof_voxel_mm), s.n_boot, int(s.seed))
     return {"cho": cho, "per_subject": per_subject, "subjects": [str(e.get("subject")) for e in entries],
