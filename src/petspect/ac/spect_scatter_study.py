@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from petspect.ac.study import regional_bias
 from petspect.errors import ConfigError
 
-__all__ = ["SpectScatterStudyConfig", "preset_config", "run_spect_scatter_study", "regional_bias"]
+__all__ = ["SpectScatterStudyConfig", "preset_config", "run_spect_scatter_study"]
 
 TRAIN_TRACER, SECOND_TRACER = "mdp", "sestamibi"
-EXCLUDED_REGIONS = ("background", "skin", "airway")
 TEW_FWHM_GRID_MM = (0.0, 12.0, 24.0, 36.0, 48.0, 72.0)
 COUNT_SCALE_RANGE = (0.5, 1.5)
 METHODS = ("tew", "dl_scatter", "dl_scatter_emission", "no_scatter", "chang")
@@ -67,25 +67,6 @@ def preset_config(preset: str) -> SpectScatterStudyConfig:
     if preset == "full":
         return SpectScatterStudyConfig("full", 60, 12, 20, 150, (16, 96, 96), 4.0, 60)
     raise ConfigError(f"unknown preset {preset!r}")
-
-
-def regional_bias(img: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor, names: dict[int, str],
-                  min_voxels: int) -> dict[str, float]:
-    """Largest absolute and mean signed regional bias (%) of ``img`` against ``ref`` over tissue labels."""
-    biases = []
-    for lab in torch.unique(labels).tolist():
-        if names.get(int(lab), "background") in EXCLUDED_REGIONS:
-            continue
-        m = labels == lab
-        if int(m.sum()) < min_voxels:
-            continue
-        r = float(ref[m].mean())
-        if r <= 1e-6 * float(ref.max()):
-            continue
-        biases.append(100.0 * (float(img[m].mean()) - r) / r)
-    if not biases:
-        return {"suv_bias_pct_max_abs": float("nan"), "suv_bias_pct_mean": float("nan")}
-    return {"suv_bias_pct_max_abs": float(np.max(np.abs(biases))), "suv_bias_pct_mean": float(np.mean(biases))}
 
 
 def _count_scale(seed: int) -> float:

@@ -25,7 +25,7 @@ import torch
 
 from petspect.errors import ConfigError
 
-__all__ = ["AcStudyConfig", "preset_config", "run_ac_study"]
+__all__ = ["AcStudyConfig", "preset_config", "run_ac_study", "regional_bias"]
 
 SECOND_TRACER = {"torso": "psma", "brain": "amyloid"}
 #: labels left out of the regional bias: the skin shell is a partial-volume boundary, not an organ
@@ -68,14 +68,16 @@ def preset_config(preset: str) -> AcStudyConfig:
     raise ConfigError(f"unknown preset {preset!r}")
 
 
-def _regional_bias(img: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor, min_vox: int,
-                   names: dict[int, str]) -> dict[str, float]:
+def regional_bias(img: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor, names: dict[int, str],
+                  min_voxels: int) -> dict[str, float]:
+    """Largest absolute and mean signed regional bias (%) of ``img`` against ``ref`` (same unit) over the tissue
+    labels of at least ``min_voxels`` voxels (background, skin and airway left out); NaN when no region counts."""
     biases = []
     for lab in torch.unique(labels).tolist():
-        if names.get(lab, "background") in EXCLUDED_REGIONS:
+        if names.get(int(lab), "background") in EXCLUDED_REGIONS:
             continue
         m = labels == lab
-        if int(m.sum()) < min_vox:
+        if int(m.sum()) < min_voxels:
             continue
         r = float(ref[m].mean())
         if r <= 1e-6 * float(ref.max()):
@@ -215,8 +217,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
             save_model(model, Path(out) / "models" / f"{region}_{task}")
             tuned[f"{region}:{task}"] = {"epoch_chosen_on": "validation L1", **info}
             if task in ("nac_sct", "mr_sct"):  # the judged figure on the validation subjects (no choice made here)
-                vb = [_regional_bias(_sct_pet(c, _synthetic_ct(model, c, n, task, seg_settings)), a, c.labels,
-                                     cfg.min_region_voxels, c.label_names)["suv_bias_pct_max_abs"] for c, n, a in val]
+                vb = [regional_bias(_sct_pet(c, _synthetic_ct(model, c, n, task, seg_settings)), a, c.labels,
+                                    c.label_names, cfg.min_region_voxels)["suv_bias_pct_max_abs"] for c, n, a in val]
                 tuned[f"{region}:{task}"]["val_suv_bias_pct_max_abs"] = [round(float(v), 2) for v in vb]
         for task in ("tof_acf", "scatter"):
             def target(c):
@@ -281,8 +283,8 @@ def run_ac_study(cfg: AcStudyConfig, out, *, log=print) -> dict[str, Any]:
                     res.setdefault(name, {})["scatter_nrmse_pct"] = float(
                         100 * torch.linalg.norm(est - truth_sc) / torch.linalg.norm(truth_sc).clamp_min(1e-9))
                 for name, img in imgs.items():
-                    res.setdefault(name, {}).update(_regional_bias(img, ctac, labels, cfg.min_region_voxels,
-                                                                    case.label_names))
+                    res.setdefault(name, {}).update(regional_bias(img, ctac, labels, case.label_names,
+                                                                   cfg.min_region_voxels))
                 per_subject.append(res)
                 subject_ids.append(f"{region}-{tracer}-{s}")
                 if first_fig or tracer != "fdg" and s == seeds["test"][0]:
