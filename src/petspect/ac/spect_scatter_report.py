@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from petspect.ac.study_report import bias_maps_figure
+
 __all__ = ["acceptance_checks", "write_spect_scatter_study"]
 
 ORDER = ("tew", "dl_scatter", "dl_scatter_emission", "no_scatter", "chang")
@@ -30,23 +32,6 @@ def acceptance_checks(metrics: dict[str, dict[str, Any]], by_tracer: dict[str, d
     out.append(Check("dl_scatter: scatter NRMSE below TEW's on the tracer it was not trained on (sestamibi)",
                      bool(d < t), f"{d:.2f} % vs {t:.2f} %"))
     return out
-
-
-def _bias_figure(title: str, maps: dict[str, Any]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(maps)
-    fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.5))
-    for ax, n in zip(axes, names):
-        im = ax.imshow(maps[n], cmap="RdBu_r", vmin=-20, vmax=20)
-        ax.set_title(n, fontsize=7)
-        ax.axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.7, label="bias vs true-scatter OSEM (%)")
-    fig.suptitle(title, fontsize=9)
-    return fig
 
 
 def _profile_figure(title: str, curves: dict[str, Any]):
@@ -112,7 +97,7 @@ def write_spect_scatter_study(out: Path, cfg, result: dict[str, Any]):
         plt.close(fig)
     rep.heading("Bias maps")
     for title, maps in result["figures"]:
-        fig = _bias_figure(title, maps)
+        fig = bias_maps_figure(title, maps, "bias vs true-scatter OSEM (%)")
         rep.figure(fig, title)
         plt.close(fig)
     write_study(out, metrics, summary, rep, required=["suv_bias_pct_max_abs", "suv_bias_pct_mean"])

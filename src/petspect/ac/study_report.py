@@ -25,21 +25,25 @@ def _checks(metrics: dict[str, dict[str, Any]]):
     return out
 
 
-def _figure(title: str, maps: dict[str, Any]):
+def bias_maps_figure(title: str, maps: dict[str, Any], colorbar_label: str):
+    """One row of signed bias maps (%, -20..+20), one panel per method in the order of ``maps``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in ORDER if n in maps]
-    fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names), 2.4))
-    for ax, n in zip(axes, names):
-        im = ax.imshow(maps[n], cmap="RdBu_r", vmin=-20, vmax=20)
+    fig, axes = plt.subplots(1, len(maps), figsize=(2.1 * len(maps), 2.4))
+    for ax, (n, bias_pct) in zip(axes, maps.items()):
+        im = ax.imshow(bias_pct, cmap="RdBu_r", vmin=-20, vmax=20)
         ax.set_title(n, fontsize=8)
         ax.axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.7, label="bias vs CT-AC (%)")
+    fig.colorbar(im, ax=axes, shrink=0.7, label=colorbar_label)
     fig.suptitle(title, fontsize=9)
     return fig
+
+
+def _figure(title: str, maps: dict[str, Any]):
+    return bias_maps_figure(title, {n: maps[n] for n in ORDER if n in maps}, "bias vs CT-AC (%)")
 
 
 def write_ac_study(out: Path, cfg, result: dict[str, Any]):
