@@ -46,6 +46,24 @@ def test_untrained_dose_net_is_the_physics_base():
     assert dl.DoseNet()(torch.zeros(1, 4, 5, 6, 7)).shape == (1, 1, 5, 6, 7)
 
 
+
+def test_dose_net_onednn_inference_matches_the_default_path():
+    """The oneDNN inference path (no autograd, CPU float32) gives the default convolutions' output to float32
+    rounding, on a trained-like (non-zero) network; with autograd on, the default path runs (training)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        net = dl.DoseNet(8).eval()
+        torch.nn.init.normal_(net.out.weight, std=0.2)
+        x = torch.randn(1, 4, 7, 12, 10)
+    with torch.no_grad():
+        fast = net(x)
+        assert dl._use_onednn(x) == dl._use_onednn_available()
+        ref = net.out(torch.cat([net.features(x), x], 1))  # the layers called directly (default dispatch)
+    assert fast.shape == (1, 1, 7, 12, 10) and float(ref.abs().max()) > 0.05
+    assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-5)
+    assert not dl._use_onednn(x)  # autograd enabled here: training uses the default path
+    assert torch.allclose(net(x).detach(), ref, rtol=1e-4, atol=1e-5)
+
 def test_physics_base_scales_electrons_not_photons_with_density():
     """Electron dose goes as 1/rho (energy absorbed locally, divided by the voxel's mass); photon dose does not."""
     tia = np.zeros((9, 9, 9))

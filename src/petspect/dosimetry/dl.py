@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from petspect.dosimetry.spectra import emissions
 from petspect.errors import InputError
@@ -230,7 +231,36 @@ class DoseNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _use_onednn(x):
+            return self._forward_onednn(x)
         return self.out(torch.cat([self.features(x), x], 1))
+
+    def _forward_onednn(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference on CPU through oneDNN: the same layers and weights, the same result to float32 rounding.
+
+        For a single volume with few channels on one thread, PyTorch's convolution dispatch picks its
+        reference implementations (``slow_conv3d_forward``, ``slow_conv_dilated3d``), about 10x slower here
+        than oneDNN's (a 8 -> 8 channel 3x3x3 convolution over 20 x 48 x 48 voxels: 28 ms vs 2.8 ms CPU);
+        feeding the convolutions an oneDNN-layout input selects oneDNN. Used without autograd only.
+        """
+        h = x
+        for layer in self.features:
+            if isinstance(layer, nn.Conv3d):
+                h = F.conv3d(h.to_mkldnn(), layer.weight, layer.bias, layer.stride, layer.padding,
+                             layer.dilation, layer.groups).to_dense()
+            else:
+                h = layer(h)
+        return self.out(torch.cat([h, x], 1))
+
+
+def _use_onednn_available() -> bool:
+    return bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+def _use_onednn(x: torch.Tensor) -> bool:
+    """True when :meth:`DoseNet.forward` can take the oneDNN inference path (CPU, float32, no autograd)."""
+    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and _use_onednn_available())
 
 
 def dose_inputs(tia_mbq_s: np.ndarray, density: np.ndarray, electron_dose_gy: np.ndarray,

@@ -28,6 +28,7 @@ photon histories remove most of the low-uptake organs' noise, and the electrons 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -198,6 +199,8 @@ def _choose_photon_half_width(train: list[dict], electron_kernel: np.ndarray, ph
 
 def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) -> list[str]:
     """Run the study and write metrics.json, summary.json, report/index.html and per-subject data."""
+    import torch
+
     from petspect._fileio import atomic_write_text
     from petspect._json import write_json
     from petspect.dosimetry import dl
@@ -283,19 +286,14 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
               "shape": list(p.shape), "methods": list(METHODS)}
     scoring = record_test_scoring(out_dir, config, "dose study: test subjects scored against Monte Carlo",
                                   split["test"])
-    per_subject, rows = [], []
-    for sid in split["test"]:
-        subj = subjects[sid]
-        res = {m: subj["classical"][m] for m in ("local_deposition", "kernel_water", "kernel_density", "kernel_split")}
-        res["dl_kernel"] = dl.timed(dl.dl_kernel_dose, subj["tia"], subj["density"], kmodel, photon_kernel)
-        dl.timed(dl_dose_full, subj["tia"], subj["density"])  # warm-up (first call allocates), not scored
-        # timed end to end: both kernel convolutions of the physics base and the network, one thread
-        res["dl_dose"] = dl.timed(dl_dose_full, subj["tia"], subj["density"])
-        row = {m: subject_metrics(d, subj["mc"], subj, w, c) for m, (d, w, c) in res.items()}
-        row["monte_carlo"] = {"wall_s": subj["mc_wall_s"], "cpu_s": subj["mc_cpu_s"]}
-        per_subject.append(row)
-        for m, met in row.items():
-            rows.append({"subject": sid, "method": m, **{k: round(v, 4) for k, v in met.items()}})
+    load_avg = {"before_test_scoring": [round(v, 2) for v in os.getloadavg()]}
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # every timed method on one thread, as the Monte Carlo (numba, serial)
+    try:
+        per_subject, rows = _score_test(split["test"], subjects, kmodel, photon_kernel, dl_dose_full)
+    finally:
+        torch.set_num_threads(torch_threads)
+    load_avg["after_test_scoring"] = [round(v, 2) for v in os.getloadavg()]
     metrics = summarise_methods(per_subject, comparator="kernel_density",
                                 metrics=["voxel_dose_error_pct", "organ_dose_bias_pct", "lesion_dose_bias_pct",
                                          "lung_dose_bias_pct", "bone_dose_bias_pct", "wall_s", "cpu_s"],
@@ -331,7 +329,11 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
                f"({p.mc_electrons} electrons + {p.mc_photons} photons per subject); the speed ratio is against this "
                f"MC, measured per subject (organ_mean_se_pct in data.monte_carlo).",
                "Machine: 2-core CPU dev VM shared by 7 developers; wall times are loaded-machine figures."],
-        extra={"subjects": split, "tac_fits_example": subjects[ids[0]]["tac_fits"]})
+        extra={"subjects": split, "tac_fits_example": subjects[ids[0]]["tac_fits"],
+               "timing": {"torch_threads_during_test_scoring": 1, "monte_carlo": "numba, serial (one thread)",
+                          "load_average_1_5_15_min": load_avg,
+                          "dl_dose_inference": "DoseNet through oneDNN convolutions (dl.DoseNet._forward_onednn)"
+                          if dl._use_onednn_available() else "DoseNet, PyTorch default convolutions"}})
     report = HtmlReport("petspect dose study", f"preset {preset}, {NUCLIDE}, {VOXEL_MM} mm voxels")
     report.paragraph(__doc__.split("\n\n")[1].replace("\n", " "))
     report.metrics_table({m: {k: v for k, v in r.items() if not isinstance(v, list)} for m, r in metrics.items()})
@@ -349,6 +351,26 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
               for c in checks]
     lines.append(f"wrote {paths['metrics']} ({walls['total']:.0f} s)")
     return lines
+
+
+def _score_test(test_ids, subjects, kmodel, photon_kernel, dl_dose_full):
+    """Run and time every method on the test subjects; (per-subject metric rows, flat table rows)."""
+    from petspect.dosimetry import dl
+
+    per_subject, rows = [], []
+    for sid in test_ids:
+        subj = subjects[sid]
+        res = {m: subj["classical"][m] for m in ("local_deposition", "kernel_water", "kernel_density", "kernel_split")}
+        res["dl_kernel"] = dl.timed(dl.dl_kernel_dose, subj["tia"], subj["density"], kmodel, photon_kernel)
+        dl.timed(dl_dose_full, subj["tia"], subj["density"])  # warm-up (first call allocates), not scored
+        # timed end to end: both kernel convolutions of the physics base and the network, one thread
+        res["dl_dose"] = dl.timed(dl_dose_full, subj["tia"], subj["density"])
+        row = {m: subject_metrics(d, subj["mc"], subj, w, c) for m, (d, w, c) in res.items()}
+        row["monte_carlo"] = {"wall_s": subj["mc_wall_s"], "cpu_s": subj["mc_cpu_s"]}
+        per_subject.append(row)
+        for m, met in row.items():
+            rows.append({"subject": sid, "method": m, **{k: round(v, 4) for k, v in met.items()}})
+    return per_subject, rows
 
 
 def _evaluate_checks(checks, metrics) -> None:
