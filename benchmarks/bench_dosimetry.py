@@ -2,6 +2,7 @@
 
     python benchmarks/bench_dosimetry.py                         # shipped point kernels + a 400k recompute
     python benchmarks/bench_dosimetry.py --recompute-electrons 20000 --half-width 2   # quick
+    python benchmarks/bench_dosimetry.py --dl-speed              # where the DL dose's CPU time goes
 
 For Lu-177, Y-90 and I-131 at 3, 4.42, 4.8 and 6 mm voxels (soft tissue, 1.03 g/mL) it prints the relative
 difference of S(0,0,0), S(1,0,0), S(1,1,0), S(1,1,1) and S(2,0,0) from the published database, for the
@@ -29,7 +30,12 @@ def main(argv=None) -> int:
     ap.add_argument("--straggling-check", type=int, default=0, metavar="N",
                     help="also recompute the Y-90 beta kernels from N electrons with the current transport "
                          "(energy-loss straggling) and compare them with the database")
+    ap.add_argument("--dl-speed", action="store_true",
+                    help="only time the DL dose's parts (physics-base FFTs, network: default vs oneDNN "
+                         "convolutions, 1 vs 2 torch threads, widths) on a quick-preset study subject")
     args = ap.parse_args(argv)
+    if args.dl_speed:
+        return dl_speed()
     from petspect.dosimetry.kernels import electron_point_kernel, voxel_kernel
 
     ref = json.loads((resources.files("petspect") / "data" / "dosimetry" / "lanconelli2012_soft_tissue.json").read_text())
@@ -75,6 +81,58 @@ def main(argv=None) -> int:
     electron_point_kernel("Lu-177", args.recompute_electrons, 7, True)
     print(f"Lu-177 electron point kernel from scratch, {args.recompute_electrons} electrons: "
           f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cpu_wall(fn, repeats: int = 20) -> tuple[float, float]:
+    """Mean (CPU s, wall s) of ``fn()`` over ``repeats`` calls after two untimed ones."""
+    fn()
+    fn()
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - c0) / repeats, (time.perf_counter() - t0) / repeats
+
+
+def dl_speed() -> int:
+    """Where the DL dose's CPU time goes, on one quick-preset subject (20 x 48 x 48 voxels of 4.8 mm)."""
+    import os
+
+    import torch
+
+    from petspect.dosimetry import dl, study
+    from petspect.dosimetry.kernels import voxel_kernel
+
+    subj = study.make_subject(0, 0, study.PRESETS["quick"])
+    ke = voxel_kernel(study.NUCLIDE, study.VOXEL_MM, half_width=8, components=("electrons",)).values
+    kp = voxel_kernel(study.NUCLIDE, study.VOXEL_MM, half_width=16, components=("photons",)).values
+    tia, rho = subj["tia"], subj["density"]
+    e, ph = dl.physics_base_dose(tia, rho, ke, kp)
+    x = dl.dose_inputs(tia, rho, e, ph)
+    print(f"load average at start: {os.getloadavg()}; grid {tia.shape}")
+    print("| part | torch threads | CPU ms | wall ms |")
+    print("|---|---|---|---|")
+
+    def row(name, threads, fn):
+        torch.set_num_threads(threads)
+        c, w = _cpu_wall(fn)
+        print(f"| {name} | {threads} | {1e3 * c:.1f} | {1e3 * w:.1f} |")
+
+    row("physics base (2 FFT convolutions, scipy)", 1, lambda: dl.physics_base_dose(tia, rho, ke, kp))
+    row("network inputs", 1, lambda: dl.dose_inputs(tia, rho, e, ph))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        nets = {w: dl.DoseNet(w).eval() for w in (4, 6, 8, 12)}
+    for threads in (1, 2):
+        for w, net in nets.items():
+            with torch.no_grad():
+                # the layers called as modules: PyTorch's own convolution dispatch (the earlier inference)
+                row(f"DoseNet width {w}, PyTorch's default dispatch", threads,
+                    lambda: net.out(torch.cat([net.features(x), x], 1)))
+                row(f"DoseNet width {w}, oneDNN convolutions (DoseNet.forward)", threads, lambda: net(x))
+    model = dl.DoseModel(nets[8], 0.0, 0.0, 0.0, 0)
+    row("dl_dose end to end (width 8, oneDNN)", 1, lambda: dl.dl_dose(model, tia, rho, *dl.physics_base_dose(tia, rho, ke, kp)))
+    print(f"load average at end: {os.getloadavg()}")
     return 0
 
 

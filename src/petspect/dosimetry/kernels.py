@@ -4,8 +4,8 @@ A kernel is built in two stages:
 
 1. **Point kernels** (radial energy deposition around an isotropic point source in water, per decay):
    the electrons of the nuclide (Fermi-theory beta spectra plus conversion and Auger lines,
-   :mod:`petspect.dosimetry.spectra`) are transported by the condensed-history CSDA Monte Carlo of
-   :mod:`petspect.dosimetry.transport`, its photons by a Compton/photoelectric Monte Carlo with xraydb
+   :mod:`petspect.dosimetry.spectra`) are transported by the condensed-history Monte Carlo of
+   :mod:`petspect.dosimetry.transport` (CSDA mean loss per step with energy-loss straggling), its photons by a Compton/photoelectric Monte Carlo with xraydb
    cross-sections; energy deposits are tallied in spherical shells of mass thickness (g/cm2), so one
    point kernel serves every density.
 2. **Voxel integration**: the energy that a source voxel (uniform activity, side ``a``) deposits in a
@@ -50,6 +50,10 @@ class PointKernel:
     emitted_mev: float
     escaped_mev: float
     particles: int
+    #: energy-loss straggling in the electron transport (False: pure CSDA steps; None: not recorded)
+    straggling: bool | None = None
+    #: where the tallies come from: "computed" or the shipped file they were read from
+    source: str = "computed"
 
 
 @dataclass
@@ -60,9 +64,10 @@ class KernelInfo:
     voxel_mm: float
     density_g_per_ml: float
     unit: str = "mGy/(MBq s)"
-    method: str = ("condensed-history CSDA electron Monte Carlo (Bethe stopping power, screened-Rutherford "
-                   "multiple scattering) + Compton/photoelectric photon Monte Carlo in water, point kernels "
-                   "integrated over cubic source and target voxels")
+    method: str = ("condensed-history electron Monte Carlo (Bethe stopping power, CSDA mean loss per step, "
+                   "gamma-distributed energy-loss straggling, screened-Rutherford multiple scattering) + "
+                   "Compton/photoelectric photon Monte Carlo in water, point kernels integrated over cubic "
+                   "source and target voxels")
     electrons: int = 0
     photons: int = 0
     discrete_electrons: bool = True
@@ -70,6 +75,10 @@ class KernelInfo:
     emission_sources: list[str] = field(default_factory=list)
     mean_electron_mev: float = 0.0
     mean_photon_mev: float = 0.0
+    #: energy-loss straggling in the electron point kernel (False: pure CSDA; None: not recorded)
+    straggling: bool | None = True
+    #: "computed" (this call's Monte Carlo) or the shipped point-kernel file used
+    point_kernels: str = "computed"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,7 +144,7 @@ def electron_point_kernel(nuclide: str, n_electrons: int = 200_000, seed: int = 
     scale = total / n_electrons  # electrons per decay / simulated electrons
     emitted = float(e_mev.sum() * scale)
     dep = acc * scale
-    return PointKernel(edges, dep, emitted, max(emitted - float(dep.sum()), 0.0), n_electrons)
+    return PointKernel(edges, dep, emitted, max(emitted - float(dep.sum()), 0.0), n_electrons, bool(straggling))
 
 
 @functools.lru_cache(maxsize=16)
@@ -253,20 +262,23 @@ def point_kernels(nuclide: str, *, n_electrons: int | None = None, n_photons: in
     With ``n_electrons`` and ``n_photons`` None, the point kernels shipped in ``petspect/data/dosimetry/
     point_kernels`` (made by :func:`build_point_kernel_cache` with 400 000 electrons and photons, seed 0)
     are used when present, else they are computed with that size. Given sizes always recompute
-    (memoised in memory). The shipped files were built before energy-loss straggling was added (pure CSDA
-    steps; their provenance has no ``straggling`` entry); recomputed kernels use the current transport,
-    straggling included (Y-90 S(2,0,0) at 4.42-6 mm moves from 11-30 % low to 5-9 % low against Lanconelli
-    et al 2012; benchmarks/bench_dosimetry.py --straggling-check).
+    (memoised in memory). Both the shipped files and recomputed kernels use energy-loss straggling; a file's
+    ``straggling`` provenance entry is carried into :attr:`PointKernel.straggling` (a file without the entry
+    was built with pure CSDA steps and reads as False).
     """
+    import json
+
     if n_electrons is None and n_photons is None and seed == 0:
         path = _cache_path(nuclide, discrete_electrons)
         if path.is_file():
             with path.open("rb") as fh:
                 z = np.load(fh)
+                prov = json.loads(str(z["provenance"])) if "provenance" in z.files else {}
+                strag = bool(prov.get("straggling", False))
                 ek = PointKernel(z["e_edges"], z["e_energy"], float(z["e_emitted"]), float(z["e_escaped"]),
-                                 int(z["e_particles"]))
+                                 int(z["e_particles"]), strag, f"shipped {path.name}")
                 pk = PointKernel(z["p_edges"], z["p_energy"], float(z["p_emitted"]), float(z["p_escaped"]),
-                                 int(z["p_particles"]))
+                                 int(z["p_particles"]), None, f"shipped {path.name}")
             return ek, pk
     n_e = CACHE_ELECTRONS if n_electrons is None else int(n_electrons)
     n_p = CACHE_PHOTONS if n_photons is None else int(n_photons)
@@ -293,15 +305,18 @@ def build_point_kernel_cache(out_dir, nuclides=("Lu-177", "Y-90", "I-131")) -> l
     written = []
     for nuc in nuclides:
         for discrete in (True, False):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ek = electron_point_kernel(nuc, CACHE_ELECTRONS, 0, discrete)
             pk = photon_point_kernel(nuc, CACHE_PHOTONS, 1)
             prov = {"nuclide": nuc, "discrete_electrons": discrete, "electrons": CACHE_ELECTRONS,
                     "photons": CACHE_PHOTONS, "seed": 0, "petspect_version": petspect.__version__,
-                    "straggling": True, "transport": "condensed history, gamma-distributed energy-loss straggling "
-                                                    "(transport.energy_loss_variance)",
+                    "straggling": ek.straggling, "transport": "condensed history, CSDA mean loss per step, "
+                                                             "gamma-distributed energy-loss straggling "
+                                                             "(transport.energy_loss_variance)",
                     "method": KernelInfo(nuc, 0.0, 1.0).method, "physics": tr.__doc__.strip().splitlines()[0],
-                    "emission_sources": emission_sources(), "wall_s": round(time.perf_counter() - t0, 1)}
+                    "emission_sources": emission_sources(), "wall_s": round(time.perf_counter() - t0, 1),
+                    "cpu_s": round(time.process_time() - c0, 1),
+                    "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             path = out / f"{nuc}_{'full' if discrete else 'beta'}.npz"
             np.savez_compressed(path, e_edges=ek.edges_g_cm2, e_energy=ek.energy_mev, e_emitted=ek.emitted_mev,
                                 e_escaped=ek.escaped_mev, e_particles=ek.particles, p_edges=pk.edges_g_cm2,
@@ -391,5 +406,6 @@ def voxel_kernel(nuclide: str, voxel_mm: float, *, half_width: int | None = None
     info = KernelInfo(nuclide=em.nuclide, voxel_mm=a, density_g_per_ml=rho, electrons=ek.particles,
                       discrete_electrons=discrete_electrons,
                       photons=pk.particles, seed=seed, emission_sources=emission_sources(),
-                      mean_electron_mev=ek.emitted_mev, mean_photon_mev=pk.emitted_mev)
+                      mean_electron_mev=ek.emitted_mev, mean_photon_mev=pk.emitted_mev,
+                      straggling=ek.straggling, point_kernels=ek.source)
     return VoxelKernel(full, info)
