@@ -88,6 +88,24 @@ def test_shipped_point_kernels_match_lanconelli(nuclide, voxel):
     assert k.at(1, 0, 0) == pytest.approx(ref[1], rel=0.10)
 
 
+
+@pytest.mark.parametrize("nuclide", ["Lu-177", "Y-90", "I-131"])
+def test_shipped_point_kernels_record_straggling(nuclide):
+    """The shipped point kernels were built with energy-loss straggling, 400 000 electrons and photons, seed 0,
+    and say so in their provenance; a kernel made from them (``petspect dose kernel``) carries it on."""
+    import json
+
+    for discrete in (True, False):
+        with kernels._cache_path(nuclide, discrete).open("rb") as fh:
+            prov = json.loads(str(np.load(fh)["provenance"]))
+        assert prov["straggling"] is True and prov["electrons"] == prov["photons"] == 400_000
+        assert prov["seed"] == 0 and "straggling" in prov["transport"]
+    k = kernels.voxel_kernel(nuclide, 4.8, half_width=1)
+    assert k.info.straggling is True and k.info.point_kernels == f"shipped {nuclide}_full.npz"
+    assert k.info.electrons == 400_000 and "straggling" in k.info.to_dict()["method"]
+    small = kernels.voxel_kernel(nuclide, 4.8, half_width=1, n_electrons=2_000, n_photons=1_000)
+    assert small.info.point_kernels == "computed" and small.info.straggling is True
+
 def test_kernel_energy_conservation_large_voxel():
     """A voxel much larger than the electron range absorbs nearly all electron energy (Lu-177, 20 mm)."""
     k = kernels.voxel_kernel("Lu-177", 20.0, half_width=1, n_electrons=5_000, n_photons=2_000,
