@@ -84,6 +84,9 @@ def test_dose_kernel_command(tmp_path):
     assert k.shape == (5, 5, 5) and vol.unit == "mGy/(MBq s)"
     assert k[2, 2, 2] == k.max()
     assert vol.meta["dose_kernel"]["nuclide"] == "Lu-177"
+    # the shipped point kernels it uses were built with energy-loss straggling, and the file says so
+    assert vol.meta["dose_kernel"]["straggling"] is True
+    assert vol.meta["dose_kernel"]["point_kernels"] == "shipped Lu-177_full.npz"
     bad = CliRunner().invoke(app, ["dose", "kernel", "--nuclide", "Tc-99m", "--voxel-mm", "4.8", "--out",
                                    str(tmp_path / "x.nii.gz")])
     assert bad.exit_code == 2

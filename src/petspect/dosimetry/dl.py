@@ -215,8 +215,9 @@ class DoseNet(nn.Module):
     output convolution over those features and the inputs themselves (a linear path that trains fast),
     initialised at zero, so the untrained network returns the physics base dose
     unchanged. About 13 000 parameters: the correction is local (density interfaces, the body outline),
-    which the few Monte Carlo training subjects can constrain, and inference on a 20 x 48 x 48 grid takes tens
-    of milliseconds on one CPU thread.
+    which the few Monte Carlo training subjects can constrain. Inference on a 20 x 48 x 48 grid takes about
+    11 ms of CPU on one thread at width 8 (oneDNN convolutions, :meth:`_forward_onednn`; 48-95 ms through
+    PyTorch's default dispatch; benchmarks/bench_dosimetry.py --dl-speed).
     """
 
     def __init__(self, width: int = 12, in_channels: int = 4) -> None:

@@ -348,7 +348,7 @@ def voxel_kernel(nuclide: str, voxel_mm: float, *, half_width: int | None = None
     discrete_electrons : bool
         Include conversion and Auger electrons (default, the full ICRP-107 emission). False gives the
         beta-spectrum-plus-photons source of the Lanconelli et al 2012 database: their first-neighbour
-        Lu-177 values match petspect's within 1 % either way, while their centre voxels are lower by the
+        Lu-177 values are within 3 % of petspect's either way, while their centre voxels are lower by the
         conversion-electron share of the emitted energy (about 10 % for Lu-177), so the published
         database evidently leaves the conversion and Auger electrons out.
     components : tuple of str

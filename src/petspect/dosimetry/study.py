@@ -319,8 +319,8 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
                            "selection": "best validation epoch; epoch 0 = untrained network = kernel_split"}},
         checks=checks, wall_s={k: round(v, 2) for k, v in walls.items()}, device="cpu",
         notes=["The Monte Carlo reference and the DL training targets share petspect's own transport physics "
-               "(condensed-history CSDA electrons, Compton/photoelectric photons); it is not an independent "
-               "Geant4 reference.",
+               "(condensed-history electrons with energy-loss straggling, Compton/photoelectric photons); it is "
+               "not an independent Geant4 reference.",
                "organ/lesion/lung/bone biases are means over regions of |mean dose / MC mean dose - 1|.",
                "dl_dose wall and CPU time include its two fixed kernel convolutions (timed end to end after one "
                "untimed warm-up call); dl_kernel includes its photon kernel convolution; training times are in "
@@ -328,7 +328,9 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
                f"Monte Carlo precision target: organ-mean standard error about 2 % for organs of >= 100 voxels "
                f"({p.mc_electrons} electrons + {p.mc_photons} photons per subject); the speed ratio is against this "
                f"MC, measured per subject (organ_mean_se_pct in data.monte_carlo).",
-               "Machine: 2-core CPU dev VM shared by 7 developers; wall times are loaded-machine figures."],
+               "Timing: every method and the Monte Carlo on one thread (torch pinned to 1 thread while the test "
+               "subjects are timed); CPU time is this process's; the machine's load averages are in "
+               "extra.timing. Machine: shared 2-core CPU dev VM; wall times are loaded-machine figures."],
         extra={"subjects": split, "tac_fits_example": subjects[ids[0]]["tac_fits"],
                "timing": {"torch_threads_during_test_scoring": 1, "monte_carlo": "numba, serial (one thread)",
                           "load_average_1_5_15_min": load_avg,
