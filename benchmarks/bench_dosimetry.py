@@ -131,7 +131,8 @@ def dl_speed() -> int:
                     lambda: net.out(torch.cat([net.features(x), x], 1)))
                 row(f"DoseNet width {w}, oneDNN convolutions (DoseNet.forward)", threads, lambda: net(x))
     model = dl.DoseModel(nets[8], 0.0, 0.0, 0.0, 0)
-    row("dl_dose end to end (width 8, oneDNN)", 1, lambda: dl.dl_dose(model, tia, rho, *dl.physics_base_dose(tia, rho, ke, kp)))
+    row("dl_dose end to end (width 8, oneDNN)", 1,
+        lambda: dl.dl_dose(model, tia, rho, *dl.physics_base_dose(tia, rho, ke, kp)))
     print(f"load average at end: {os.getloadavg()}")
     return 0
 
