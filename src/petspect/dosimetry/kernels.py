@@ -6,8 +6,8 @@ A kernel is built in two stages:
    the electrons of the nuclide (Fermi-theory beta spectra plus conversion and Auger lines,
    :mod:`petspect.dosimetry.spectra`) are transported by the condensed-history Monte Carlo of
    :mod:`petspect.dosimetry.transport` (CSDA mean loss per step with energy-loss straggling), its photons
-   by a Compton/photoelectric Monte Carlo with xraydb cross-sections; energy deposits are tallied in spherical shells of mass thickness (g/cm2), so one
-   point kernel serves every density.
+   by a Compton/photoelectric Monte Carlo with xraydb cross-sections; energy deposits are tallied in
+   spherical shells of mass thickness (g/cm2), so one point kernel serves every density.
 2. **Voxel integration**: the energy that a source voxel (uniform activity, side ``a``) deposits in a
    target voxel at offset ``c`` is (1/V) * integral of K(|d|) g_c(d) over displacements d, with
    K the point kernel per unit volume and g_c(d) = prod_i max(a - |d_i - c_i a|, 0) the overlap volume
