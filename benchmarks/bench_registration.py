@@ -19,8 +19,11 @@ known; no vendor SPECT/CT ships with the repository.
 * Rigid: on each held-out subject, (a) a SPECT-like image (Tc-99m MDP activity, 12 mm FWHM blur, Poisson
   noise) against its CT shifted by (6.5, -4.0, 8.5) mm; (b) a PET-like image (FDG, 6 mm blur) rotated by
   (2, -1.5, 3) degrees and shifted (5, -3, 6) mm against its CT. Target registration error (TRE) of the organ
-  centroids after Mattes-MI rigid registration (:func:`petspect.registration.rigid.register`); (c) the same
-  moved PET against the phantom's T1-weighted MR (``mr_t1``: the phantom's MR contrast, on the CT's grid).
+  centroids after Mattes-MI rigid registration (:func:`petspect.registration.rigid.register`: the metric on
+  the CT's / MR's voxels, every voxel, 64 bins, the anatomical image blurred to the emission image's FWHM
+  for the metric; ``--no-match-resolution`` skips the blur, ``--legacy-rigid`` runs the earlier settings:
+  the emission grid sampled, a random half of its voxels, 50 bins); (c) the same moved PET against the
+  phantom's T1-weighted MR (``mr_t1``: the phantom's MR contrast, on the CT's grid).
 * Deformable: PET-like images deformed by random respiratory-like fields (amplitude 5-15 mm, with a
   <= 3 mm shift) against the undeformed CT. The learned network (:mod:`petspect.registration.learned`) is
   trained on the first subjects' pairs, its epoch chosen on the next subject's, and tested on the last
@@ -47,12 +50,14 @@ def _phantom(seed: int, voxel_mm: float, shape: tuple[int, int, int], tracer: st
     return make_phantom("torso", voxel_mm=voxel_mm, seed=seed, shape=shape, tracer=tracer).volumes
 
 
-def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int) -> None:
+def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int, match_resolution: bool = True,
+               legacy: dict | None = None) -> None:
     from petspect.registration.learned import emission_like
     from petspect.registration.rigid import map_points, register
     from petspect.registration.simulate import (move_rigidly, organ_landmarks, rigid_matrix,
                                                 target_registration_error)
 
+    legacy = legacy or {}
     rng = np.random.default_rng(seed)
     for name, tracer, fwhm, counts in (("SPECT/CT (CT shifted)", "mdp", 12.0, 60.0),
                                        ("PET/CT (PET rotated+shifted)", "fdg", 6.0, 400.0),
@@ -63,14 +68,16 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int) -> None:
             emis = emission_like(v["activity"], fwhm_mm=fwhm, counts_at_max=counts, rng=rng)
             lm = np.array(list(organ_landmarks(v["labels"]).values()))
             t = time.perf_counter()
+            blur = fwhm if match_resolution else 0.0  # the anatomical image blurred to the emission's FWHM
             if tracer == "mdp":
                 motion = rigid_matrix(translation_mm=(6.5, -4.0, 8.5))
-                res = register(move_rigidly(v["ct"], motion), emis, transform="rigid", seed=seed)
+                res = register(move_rigidly(v["ct"], motion), emis, transform="rigid", seed=seed,
+                               moving_fwhm_mm=blur, **legacy)
             else:
                 c = v["ct"].voxel_to_world((np.array(v["ct"].shape) - 1) / 2.0)
                 motion = rigid_matrix((2.0, -1.5, 3.0), (5.0, -3.0, 6.0), c)
                 res = register(move_rigidly(emis, motion), v["mr_t1" if tracer.endswith("mr") else "ct"],
-                               transform="rigid", seed=seed)
+                               transform="rigid", seed=seed, fixed_fwhm_mm=blur, **legacy)
             times.append(time.perf_counter() - t)
             tres.append(target_registration_error(map_points(motion, lm), res.map_points(lm)))
             before.append(target_registration_error(map_points(motion, lm), lm))
@@ -148,6 +155,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="weight of the warp-consistency term of the learned registration's loss")
     ap.add_argument("--skip-deformable", action="store_true")
     ap.add_argument("--skip-rigid", action="store_true")
+    ap.add_argument("--no-match-resolution", action="store_true",
+                    help="rigid: do not blur the CT/MR to the emission image's FWHM for the metric")
+    ap.add_argument("--legacy-rigid", action="store_true",
+                    help="rigid: the settings before 2026-12-05 evening (sample the SPECT's grid, a random half of "
+                         "its voxels, 50 bins, no blur) for a before/after comparison")
     ap.add_argument("--fixed", choices=("ct", "mr"), default="ct", help="the deformable case's fixed image")
     ap.add_argument("--save-model", default=None, help="folder to keep the learned registration model in")
     a = ap.parse_args(argv)
@@ -155,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     shape = tuple(a.shape)
     subjects = list(range(100, 100 + a.subjects))
     if not a.skip_rigid:
-        rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed)
+        legacy = dict(sample_on="fixed", sampling=0.5, bins=50) if a.legacy_rigid else {}
+        rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed, not (a.no_match_resolution or a.legacy_rigid), legacy)
     if not a.skip_deformable:
         deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed, a.image_weight, a.fixed,
                         a.save_model)

@@ -157,6 +157,10 @@ def register_images(
     init: str = typer.Option("identity", "--init", help="identity (shared frame of reference) or geometry "
                                                         "(align the grid centres first)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the metric's voxel sampling."),
+    moving_fwhm_mm: float = typer.Option(0.0, "--moving-fwhm-mm", min=0.0,
+                                         help="Blur MOVING by this FWHM (mm) for the metric only, e.g. a CT to its "
+                                              "SPECT's resolution."),
+    fixed_fwhm_mm: float = typer.Option(0.0, "--fixed-fwhm-mm", min=0.0, help="Same for FIXED."),
     nearest: bool = typer.Option(False, "--nearest", help="Resample the moved image by nearest neighbour (labels)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous register output folder."),
 ) -> None:
@@ -181,7 +185,8 @@ def register_images(
 
     out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed])
     mov, fix = load(moving), load(fixed)
-    res = run(mov, fix, transform=transform, metric=metric, init=init, seed=seed)
+    res = run(mov, fix, transform=transform, metric=metric, init=init, seed=seed, moving_fwhm_mm=moving_fwhm_mm,
+              fixed_fwhm_mm=fixed_fwhm_mm)
     moved = resample_with_matrix(mov, fix, res.matrix, mode="nearest") if nearest else res.moved
     save(moved, out_p / "moved.nii.gz", overwrite=True)
     write_transform(res.matrix, out_p / "transform.tfm", overwrite=True,
