@@ -139,3 +139,30 @@ def test_bad_inputs(torso):
         register(ct, ct, moving_fwhm_mm=-1.0)
     with pytest.raises(InputError, match="threads"):
         register(ct, ct, threads=0)
+
+
+def test_register_cli_blurs_the_moving_image_for_the_metric(tmp_path, torso8):
+    import json
+
+    from typer.testing import CliRunner
+
+    from petspect.cli.main import app
+    from petspect.io import load, save
+
+    spect = _emission(torso8["activity"], 12.0, 60.0, 2)
+    shift = rigid_matrix(translation_mm=(6.5, -4.0, 8.5))
+    save(move_rigidly(torso8["ct"], shift), tmp_path / "ct.nii.gz")
+    save(spect, tmp_path / "spect.nii.gz")
+    r = CliRunner().invoke(app, ["register", str(tmp_path / "ct.nii.gz"), str(tmp_path / "spect.nii.gz"), "--out",
+                                 str(tmp_path / "reg"), "--moving-fwhm-mm", "12"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "reg" / "transform.json").read_text())
+    assert doc["settings"]["moving_fwhm_mm"] == 12.0 and doc["settings"]["sampled_on"] == "moving"
+    lm = np.array(list(organ_landmarks(torso8["labels"]).values()))
+    tre = target_registration_error(map_points(shift, lm), map_points(read_transform(tmp_path / "reg" / "transform.tfm"),
+                                                                       lm))
+    assert tre.max() < 2.0, tre
+    moved = load(tmp_path / "reg" / "moved.nii.gz")
+    m = read_transform(tmp_path / "reg" / "transform.tfm")
+    sharp = resample_with_matrix(load(tmp_path / "ct.nii.gz"), spect, m)  # the unblurred CT, resampled
+    assert moved.same_grid(spect) and np.allclose(moved.numpy(), sharp.numpy(), atol=1e-2)
