@@ -55,3 +55,26 @@ def test_organ_training_contract():
                                                                     patch_zyx=(8, 16, 16)), TrainSettings())
     with pytest.raises(InputError, match="classes"):
         SegNetSpec(in_channels=1, inputs="ct", classes=("liver",))
+
+
+def test_liver_and_spleen_of_equal_hu_are_told_apart_by_position():
+    """Liver (right) and spleen (left) with the same CT number: only position separates them, so the training
+    must not flip left-right (the lesion networks' augmentation would swap the two organs' sides)."""
+    rng = np.random.default_rng(1)
+    cases = []
+    for i in range(5):
+        z, y, x = np.indices((8, 24, 24)).astype(float)
+        body = ((y - 12) / 10) ** 2 + ((x - 12) / 11) ** 2 <= 1
+        lab = np.where(body, 1, 0).astype(np.int16)
+        lab[body & (z < 6) & (((y - 12) / 4) ** 2 + ((x - 6 - i % 2) / 3) ** 2 <= 1)] = 9  # liver, image left
+        lab[body & (z < 6) & (((y - 11) / 3) ** 2 + ((x - 18 + i % 2) / 2.5) ** 2 <= 1)] = 10  # spleen
+        ct = np.select([lab == 0, lab == 9, lab == 10], [-1000.0, 60.0, 60.0], 0.0) + rng.normal(0, 5, lab.shape)
+        cases.append(Case(f"s{i}", np.ones(lab.shape), ct, np.zeros(lab.shape, np.int32), (6.0,) * 3, lab))
+    spec = SegNetSpec(in_channels=2, inputs="ct_windows", filters=(8, 16, 32), z_strides=(1, 2),
+                      patch_zyx=(8, 24, 24), classes=("background", "liver", "spleen"))
+    seg = train_organ_segmenter(cases[:4], cases[4:], IDS, spec, TrainSettings(epochs=12, patches_per_case=2,
+                                                                               batch_size=2, lr=1e-2))
+    d = organ_dice(seg.labels(cases[4].ct_hu), organ_target(cases[4].labels, IDS, ("liver", "spleen")),
+                   ("liver", "spleen"))
+    assert d["liver"] > 0.8 and d["spleen"] > 0.8, d
+    assert seg.record["flips"] is False and seg.record["whole_volume"]

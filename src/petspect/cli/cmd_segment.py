@@ -84,7 +84,7 @@ def segment(
         from petspect.segmentation.networks import load_segmenter
 
         seg = load_segmenter(model, device=get_device(ctx))
-        if seg.spec.inputs == "ct":
+        if seg.spec.inputs in ("ct", "ct_windows"):  # an organ model (CT alone)
             return _segment_organs(seg, input, is_dicom, out, model, formats, overwrite)
     pet = load(input, suv=suv) if is_dicom else to_suv(load(input), kind=suv, factor=suv_factor, path=input)
     import numpy as np
@@ -129,7 +129,9 @@ def _segment_organs(seg, input: Path, is_dicom: bool, out: Path, model: Path, fo
     ct = load(input)
     if ct.unit != "HU":
         fail(f"{input}: an organ model takes a CT in HU (--input CT); this image is in {ct.unit!r}")
-    labels = seg.labels(ct.numpy())
+    from petspect.segmentation.organs import segment_organs
+
+    labels = segment_organs(seg, ct)  # at the model's voxel size, back on the CT's grid
     organs = seg.spec.classes[1:]
     res = write_organ_segmentation(out, ct, labels, organs, method=seg.name, source_dicom=input if is_dicom else None,
                                    formats=tuple(f.strip() for f in formats.split(",") if f.strip()),

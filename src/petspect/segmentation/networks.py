@@ -39,7 +39,11 @@ SUV_CLIP = 50.0
 MODEL_JSON = "segmenter.json"
 MODEL_WEIGHTS = "model.pt"
 #: Channels of each kind of input.
-INPUT_KINDS = {"pet": 1, "pet+ct": 2, "ct": 1}
+INPUT_KINDS = {"pet": 1, "pet+ct": 2, "ct": 1, "ct_windows": 2}
+#: Input kinds made of the CT alone (organ networks).
+CT_ONLY_INPUTS = ("ct", "ct_windows")
+#: Soft-tissue window of the ``ct_windows`` input's second channel: (HU - centre) / scale, clipped to +-1.5.
+CT_SOFT_WINDOW_HU = (40.0, 100.0)
 
 
 class NetworkKind(str, Enum):
@@ -63,7 +67,7 @@ class SegNetSpec:
     patch_zyx : tuple of int
         Training patch and sliding-window size (voxels); divisible by the pooling.
     dropout : float
-    inputs : {"pet", "pet+ct", "ct"}, optional
+    inputs : {"pet", "pet+ct", "ct", "ct_windows"}, optional
         What the channels are; default from ``in_channels`` (1: "pet", 2: "pet+ct") for folders written
         before organ networks existed.
     classes : tuple of str
@@ -146,13 +150,15 @@ def input_channels(suv: Any, ct_hu: Any = None, *, in_channels: int = 2, inputs:
     """Network input ``(C, z, y, x)`` float32 from an SUV image and/or a CT in HU.
 
     ``inputs`` ("pet", "pet+ct", "ct") names the channels; default from ``in_channels`` (1: PET, 2: PET + CT).
-    For ``"ct"`` the ``suv`` argument is ignored (may be None).
+    For ``"ct"`` the ``suv`` argument is ignored (may be None). ``"ct_windows"`` is the CT twice: HU / 1000
+    clipped to [-1, 2] (air, lung, bone) and a soft-tissue window (:data:`CT_SOFT_WINDOW_HU`, -110 to 190 HU),
+    where organs differ by 10-30 HU that the first channel's scale hides.
     """
     kind = inputs or {1: "pet", 2: "pet+ct"}.get(in_channels)
     if kind not in INPUT_KINDS:
         raise InputError(f"inputs must be one of {sorted(INPUT_KINDS)}, got {kind!r}")
     chans = []
-    if kind != "ct":
+    if kind not in CT_ONLY_INPUTS:
         if suv is None:
             raise InputError("this model takes a PET channel (SUV)")
         chans.append(torch.clamp(_f32(suv), 0.0, SUV_CLIP) / SUV_SCALE)
@@ -163,6 +169,8 @@ def input_channels(suv: Any, ct_hu: Any = None, *, in_channels: int = 2, inputs:
         if chans and c.shape != chans[0].shape:
             raise InputError(f"CT {tuple(c.shape)} and PET {tuple(chans[0].shape)} must be on one grid")
         chans.append(torch.clamp(c / 1000.0, -1.0, 2.0))
+        if kind == "ct_windows":
+            chans.append(torch.clamp((c - CT_SOFT_WINDOW_HU[0]) / CT_SOFT_WINDOW_HU[1], -1.5, 1.5))
     return torch.stack(chans)
 
 

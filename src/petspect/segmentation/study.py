@@ -87,8 +87,9 @@ def _full_cohort(subjects: int, seed: int) -> Any:
 
 
 def _organ_spec(filters: tuple[int, ...], z_strides: tuple[int, ...], patch: tuple[int, int, int]) -> SegNetSpec:
-    """Organ network template (classes are set from the training subjects by the study)."""
-    return SegNetSpec(in_channels=1, inputs="ct", filters=filters, z_strides=z_strides, patch_zyx=patch,
+    """Organ network template (classes are set from the training subjects by the study); the CT in two windows
+    (``ct_windows``: organs differ by 10-30 HU, invisible at the lesion networks' HU / 1000 scale)."""
+    return SegNetSpec(in_channels=2, inputs="ct_windows", filters=filters, z_strides=z_strides, patch_zyx=patch,
                       classes=("background", "organ"))
 
 
@@ -104,11 +105,14 @@ STUDY_PRESETS: dict[str, SegmentStudyPreset] = {
     "quick": SegmentStudyPreset(
         "quick", 40, (("dynunet", SegNetSpec(filters=(8, 16, 32), z_strides=(1, 2), patch_zyx=(12, 32, 32)),
                        TrainSettings(epochs=30, patches_per_case=8, batch_size=4, lr=3e-3)),),
-        organ_network=("organs_dynunet", _organ_spec((8, 16, 32), (1, 2), (12, 32, 32)),
-                       TrainSettings(epochs=8, patches_per_case=2, batch_size=4, lr=3e-3, lesion_fraction=0.8)),
+        organ_network=("organs_dynunet", _organ_spec((16, 32, 64, 128), (1, 2, 2), (12, 64, 64)),
+                       TrainSettings(epochs=40, patches_per_case=1, batch_size=2, lr=5e-3)),
         notes=("quick: 40 torsos of 12 x 64 x 64 voxels of 6 mm (72 mm axial), 24/6/10 subjects (the first version "
                "had 16 subjects, 8/3/5); one network (DynUNet, 1440 steps: 15 epochs of 4 patches per subject were "
-               "still learning on validation); the full preset is the realistic size",)),
+               "still learning on validation); the full preset is the realistic size",
+               "quick organ network: whole 12 x 64 x 64 volumes (shifted by up to 1 x 4 x 4 voxels, no flips), "
+               "DynUNet 16-32-64-128 on the CT in two windows, 40 epochs x 24 subjects / batch 2 = 480 steps, "
+               "schedule chosen on the validation subjects with benchmarks/bench_organs.py (BENCHMARKS.md)")),
     "full": SegmentStudyPreset(
         "full", 60, (("dynunet", SegNetSpec(filters=(32, 64, 128, 256, 320), z_strides=(1, 2, 2, 2),
                                             patch_zyx=(64, 128, 128)),
@@ -364,7 +368,8 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
                                               device=device)
             hist = [{"epoch": i + 1, "val_dice": v} for i, v in enumerate(organ_net.record["val_dice"])]
             tuned[oname] = {**epoch_choice(oname, hist, "val_dice").to_dict(), "spec": ospec.to_dict(),
-                            "settings": osettings.__dict__, "organs": list(organs)}
+                            "settings": osettings.__dict__, "organs": list(organs),
+                            "val_organ_dice": organ_net.record.get("val_organ_dice")}
             save_segmenter(out_p / f"model_{oname}", organ_net, overwrite=True)
             wall[f"train_{oname}"] = time.perf_counter() - t
 
