@@ -2,10 +2,14 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_organs.py --dataset DIR [--epochs 40] [--repeats 2] [--lr 3e-3]
+    .venv/bin/python benchmarks/bench_organs.py --dataset DIR [--epochs 40] [--repeats 1] [--lr 5e-3]
         [--filters 16 32 64 128] [--z-strides 1 2 2] [--patch 12 64 64] [--batch 2] [--shift 1 4 4]
-        [--inputs ct|ct_windows] [--seed 0] [--save-model DIR] [--json OUT.json]
+        [--inputs ct|ct_windows] [--seed 0] [--save-model DIR] [--json OUT.json] [--score-dataset OTHER]
     .venv/bin/python benchmarks/bench_organs.py --simulate DIR [--subjects 40] ...
+    .venv/bin/python benchmarks/bench_organs.py --dataset DIR --load-model MODEL --score-dataset OTHER
+
+``--score-dataset OTHER`` scores the model on every subject of another cohort (simulated with another seed,
+never used for training or for choosing anything): a held-out estimate that leaves the study's test split unread.
 
 ``--dataset`` reads an existing cohort in the dataset layout (``petspect study segment``'s quick cohort, e.g.
 ``STUDY/data``); ``--simulate DIR`` first simulates the segmentation study's quick cohort there
@@ -49,6 +53,10 @@ def main() -> None:
     ap.add_argument("--inputs", default=qspec.inputs, choices=("ct", "ct_windows"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-model", type=Path)
+    ap.add_argument("--load-model", type=Path, help="skip training: score this model folder (with --score-dataset)")
+    ap.add_argument("--score-dataset", type=Path,
+                    help="also score the model on EVERY subject of this other cohort (e.g. a freshly simulated one, "
+                         "never seen in training or model choice): a test-free estimate of held-out Dice")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
 
@@ -74,11 +82,18 @@ def main() -> None:
         train = train[:a.train_subjects]
     val = [load_case(root, e, key) for e in splits.validation]
     organs = organs_present([c.labels for c in train], ids)
-    spec = replace(qspec, inputs=a.inputs, in_channels={"ct": 1, "ct_windows": 2}[a.inputs], filters=tuple(a.filters), z_strides=tuple(a.z_strides), patch_zyx=tuple(a.patch),
+    spec = replace(qspec, inputs=a.inputs, in_channels={"ct": 1, "ct_windows": 2}[a.inputs],
+                   filters=tuple(a.filters), z_strides=tuple(a.z_strides), patch_zyx=tuple(a.patch),
                    classes=("background", *organs))
     settings = replace(qset, epochs=a.epochs, patches_per_case=a.repeats, lr=a.lr, batch_size=a.batch, seed=a.seed)
     print(f"{len(train)} training, {len(val)} validation subjects of {train[0].ct_hu.shape} voxels "
           f"{train[0].spacing_mm} mm; organs {organs}; spec {spec.to_dict()}; settings {settings.__dict__}")
+    if a.load_model is not None:
+        from petspect.segmentation.networks import load_segmenter
+
+        seg = load_segmenter(a.load_model)
+        _score_other(seg, a.score_dataset, root, key)
+        return
     t = time.perf_counter()
     seg = train_organ_segmenter(train, val, ids, spec, settings, name="organs_dynunet", shift_zyx=tuple(a.shift))
     train_s = time.perf_counter() - t
@@ -92,10 +107,41 @@ def main() -> None:
           + f"); training {train_s:.0f} s for {a.epochs * a.repeats * len(train) // a.batch} steps")
     if a.save_model is not None:
         save_segmenter(a.save_model, seg, overwrite=True)
+    if a.score_dataset is not None:
+        _score_other(seg, a.score_dataset, root, key)
     if a.json is not None:
         a.json.write_text(json.dumps({"spec": spec.to_dict(), "settings": settings.__dict__, "shift_zyx": a.shift,
                                       "n_train": len(train), "n_validation": len(val), "train_s": train_s,
                                       "record": rec}, indent=1, default=str) + "\n")
+
+
+def _score_other(seg, other: Path | None, root: Path, key: str) -> None:
+    """Dice per organ of ``seg`` on every subject (all splits) of another cohort, mean and range."""
+    import numpy as np
+
+    from petspect.evaluation import read_splits
+    from petspect.segmentation.organs import organ_dice, organ_target
+    from petspect.segmentation.study import _label_ids, load_case
+
+    if other is None:
+        raise SystemExit("--load-model needs --score-dataset")
+    if Path(other).resolve() == Path(root).resolve():
+        raise SystemExit("--score-dataset must be another cohort: scoring every subject of the training cohort "
+                         "would read its test split")
+    meta = json.loads((Path(other) / "dataset.json").read_text())
+    entries = meta["training"] + meta["validation"] + meta.get("test", [])
+    ids = _label_ids(read_splits(other).meta)
+    organs = seg.spec.classes[1:]
+    rows = []
+    for e in entries:
+        c = load_case(Path(other), e, key)
+        d = organ_dice(seg.labels(c.ct_hu), organ_target(c.labels, ids, organs), organs)
+        rows.append(d)
+        print(f"{c.subject}: " + " ".join(f"{o} {v:.3f}" for o, v in d.items()))
+    per_subject = [np.nanmean(list(d.values())) for d in rows]
+    print(f"other cohort {other} ({len(rows)} subjects, never seen): mean organ Dice {np.mean(per_subject):.3f} "
+          f"(subjects {min(per_subject):.3f}-{max(per_subject):.3f}); "
+          + ", ".join(f"{o} {np.nanmean([d[o] for d in rows]):.3f}" for o in organs))
 
 
 if __name__ == "__main__":

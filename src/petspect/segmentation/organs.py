@@ -198,10 +198,10 @@ def train_organ_segmenter(train: Sequence[Case], validation: Sequence[Case], lab
                           shift_zyx: tuple[int, int, int] = (1, 4, 4), device: Any = "cpu") -> Segmenter:
     """Train an organ network (CT in, ``spec.classes`` out) on cases with CT and organ labels.
 
-    ``spec.inputs`` must be ``"ct"`` or ``"ct_windows"`` and ``spec.classes`` ``("background", *organs)`` with organs from
-    :data:`ORGAN_GROUPS`. Training: :func:`fit_organ_network`. The best epoch by mean validation Dice over
-    organs is kept; ``record["val_dice"]`` holds the mean per epoch and ``record["val_organ_dice"]`` each
-    organ's mean validation Dice per epoch; ``record["spacing_mm"]`` the training voxel size.
+    ``spec.inputs`` must be ``"ct"`` or ``"ct_windows"`` and ``spec.classes`` ``("background", *organs)`` with
+    organs from :data:`ORGAN_GROUPS`. Training: :func:`fit_organ_network`. The best epoch by mean validation
+    Dice over organs is kept; ``record["val_dice"]`` holds the mean per epoch and ``record["val_organ_dice"]``
+    each organ's mean validation Dice per epoch; ``record["spacing_mm"]`` the training voxel size.
     """
     from petspect.segmentation.networks import input_channels
 
