@@ -57,7 +57,10 @@ def segment(
     ct: Path = typer.Option(None, "--ct", help="CT (DICOM or NIfTI); resampled onto the PET for a model with a "
                                                "CT channel."),
     suv: str = typer.Option("bw", "--suv", help="SUV kind (bw, lbm_james, ...) from the DICOM or recorded factors."),
-    suv_factor: float = typer.Option(None, "--suv-factor", help="Bq/mL -> SUV factor for a NIfTI without one."),
+    suv_factor: float = typer.Option(None, "--suv-factor", help="Bq/mL -> SUV factor (g/mL) for a NIfTI without "
+                                                                "one; for a DICOM series it replaces the header's."),
+    unit: str = typer.Option(None, "--unit", help="Unit of a PET that carries none (a NIfTI from another tool): "
+                                                  "Bq/mL (with --suv-factor) or SUV."),
     liver_mask: Path = typer.Option(None, "--liver-mask", help="Liver mask (percist's reference region)."),
     seeds: Path = typer.Option(None, "--seeds", help="Seed regions, one component per lesion (suv41, suv50, "
                                                      "adaptive, gradient); default: SUV >= --seed-suv."),
@@ -86,12 +89,21 @@ def segment(
         seg = load_segmenter(model, device=get_device(ctx))
         if seg.spec.inputs in ("ct", "ct_windows"):  # an organ model (CT alone)
             return _segment_organs(seg, input, is_dicom, out, model, formats, overwrite)
-    pet = load(input, suv=suv) if is_dicom else to_suv(load(input), kind=suv, factor=suv_factor, path=input)
+    if is_dicom and suv_factor is None and unit is None:
+        pet = load(input, suv=suv)
+    else:
+        from petspect.io.stated_units import state_unit
+
+        pet = to_suv(state_unit(load(input), unit, path=input), kind=suv, factor=suv_factor, path=input)
     import numpy as np
 
     if not np.any(pet.numpy() > 0):
         fail(f"{input}: the PET has no positive SUV (all voxels zero or negative); nothing to segment")
     info = {"input": str(input), "suv_kind": suv}
+    if suv_factor is not None:
+        info["suv_factor_given"] = suv_factor
+    if unit is not None:
+        info["unit_stated"] = unit
     if method is not None:
         from petspect.segmentation.thresholds import DEFAULT_PARAMS, ThresholdMethod, segment_threshold
 

@@ -38,17 +38,22 @@ FORMATS = ("nifti", "seg", "rtstruct")
 def to_suv(pet: Volume, *, kind: str = "bw", factor: float | None = None, path: Any = None) -> Volume:
     """The PET in SUV: kept when already SUV, else from its recorded SUV factors or an explicit ``factor``.
 
-    ``factor`` multiplies Bq/mL values into SUV (g/mL: body weight in g / decay-corrected injected Bq).
+    ``factor`` multiplies Bq/mL values into SUV (g/mL: body weight in g / decay-corrected injected Bq); it is
+    refused for an image already in SUV (it would be applied twice).
     """
     from petspect.io.suv import apply_suv
 
     if pet.unit.upper().startswith("SUV"):
+        if factor is not None:
+            raise InputError(f"the image is already in SUV ({pet.unit}); an SUV factor would scale it a second "
+                             "time", path=path)
         return pet
     if factor is not None:
         if not (np.isfinite(factor) and factor > 0):
             raise InputError(f"the SUV factor must be positive and finite, got {factor!r}")
         if pet.unit != "Bq/mL":
-            raise UnitError(f"an SUV factor converts Bq/mL; this image is in {pet.unit!r}", path=path)
+            hint = " (a file without a unit: state it with --unit Bq/mL)" if pet.unit in ("a.u.", "") else ""
+            raise UnitError(f"an SUV factor converts Bq/mL; this image is in {pet.unit!r}{hint}", path=path)
         return pet.with_data(pet.data.float() * float(factor), unit=f"SUV{kind}",
                              meta=dict(pet.meta, suv_kind=kind, suv_factor_given=float(factor)))
     return apply_suv(pet, kind, path=path)

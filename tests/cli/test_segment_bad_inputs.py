@@ -1,0 +1,85 @@
+"""Bad inputs to ``petspect segment``: each was a silent wrong number or a refusal with no way out before it
+was fixed."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from petspect.cli.main import app
+from petspect.io import load, save
+from petspect.io.dicom_write import write_dicom_series
+from petspect.volume import Volume
+
+runner = CliRunner()
+F18_HALF_LIFE_S = 6586.2
+
+
+def _ball_pet() -> tuple[Volume, np.ndarray]:
+    z, y, x = np.indices((10, 32, 32))
+    ball = (z - 5) ** 2 * 16 + (y - 12) ** 2 * 16 + (x - 20) ** 2 * 16 <= 10.0 ** 2  # r = 10 mm, 4 mm voxels
+    data = np.where(ball, 30000.0, 3000.0).astype(np.float32)
+    return Volume.centered(torch.from_numpy(data), (4.0, 4.0, 4.0), unit="Bq/mL", modality="PT"), ball
+
+
+def _dicom_pet(tmp_path):
+    vol, ball = _ball_pet()
+    out = tmp_path / "pet"
+    write_dicom_series(vol, out, patient={"weight_kg": 70.0, "sex": "F"},
+                       radiopharmaceutical={"total_dose_bq": 3.7e8, "half_life_s": F18_HALF_LIFE_S,
+                                            "start_datetime": "20240102090000", "scan_datetime": "20240102100000"})
+    return out, ball
+
+
+def _tlg(folder) -> float:
+    return sum(float(r["tlg"]) for r in csv.DictReader((folder / "lesions.csv").open()))
+
+
+def test_segment_uses_the_suv_factor_given_for_a_dicom_series(tmp_path):
+    """--suv-factor was silently ignored for a DICOM input: MTV and TLG came from the header's factor."""
+    pet_dir, ball = _dicom_pet(tmp_path)
+    factor = 1e-4  # SUV 3 in the ball, 0.3 outside
+    r = runner.invoke(app, ["segment", "--method", "suv25", "--input", str(pet_dir), "--suv-factor", str(factor),
+                            "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    bq = load(pet_dir).numpy()
+    assert _tlg(tmp_path / "o") == pytest.approx(float(bq[ball].sum()) * factor * 0.064, rel=1e-3)
+    doc = json.loads((tmp_path / "o" / "segmentation.json").read_text())
+    assert doc["suv_factor_given"] == pytest.approx(factor)
+    assert (tmp_path / "o" / "seg.dcm").is_file()  # still referenced to the DICOM series
+
+
+def test_segment_refuses_an_suv_factor_for_an_image_already_in_suv(tmp_path):
+    """An image already in SUV kept its values and the factor was dropped without a word."""
+    vol, _ = _ball_pet()
+    save(vol.with_data(vol.data * 1e-4, unit="SUVbw"), tmp_path / "suv.nii.gz")
+    r = runner.invoke(app, ["segment", "--method", "suv25", "--input", str(tmp_path / "suv.nii.gz"),
+                            "--suv-factor", "2", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "already in SUV" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_segment_reads_a_nifti_from_another_tool_with_a_stated_unit(tmp_path):
+    """A NIfTI written by another tool (dcm2niix, nibabel) loads in a.u.: --suv-factor was refused and no
+    option could say the unit, so such a PET could not be segmented at all."""
+    vol, ball = _ball_pet()
+    save(vol, tmp_path / "ref.nii.gz")
+    ref = nib.load(tmp_path / "ref.nii.gz")
+    foreign = tmp_path / "foreign.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(ref.dataobj, dtype=np.float32), ref.affine), foreign)
+    r = runner.invoke(app, ["segment", "--method", "suv25", "--input", str(foreign), "--suv-factor", "2e-4",
+                            "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "--unit" in r.output, r.output
+    r = runner.invoke(app, ["segment", "--method", "suv25", "--input", str(foreign), "--suv-factor", "2e-4",
+                            "--unit", "Bq/mL", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(load(tmp_path / "b" / "lesions.nii.gz").numpy().astype(bool), ball)
+    r = runner.invoke(app, ["segment", "--method", "suv25", "--input", str(tmp_path / "ref.nii.gz"), "--unit", "SUV",
+                            "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "relabel" in r.output  # a unit the file carries is never overridden
