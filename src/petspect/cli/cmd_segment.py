@@ -186,7 +186,7 @@ def register_images(
     """
     import numpy as np
 
-    from petspect._fileio import claim_output_folder
+    from petspect._fileio import check_output_path, claim_output_folder
     from petspect.io import load, save
 
     if method not in ("intensity", "learned"):
@@ -197,10 +197,12 @@ def register_images(
         return _register_learned(moving, fixed, out, model, nearest, overwrite)
     from petspect.registration.rigid import register as run, resample_with_matrix, write_transform
 
-    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed])
+    # the folder is made only once the registration succeeded: a failed run leaves nothing behind
+    check_output_path(out, overwrite=overwrite, kind="registration", inputs=[moving, fixed])
     mov, fix = load(moving), load(fixed)
     res = run(mov, fix, transform=transform, metric=metric, init=init, seed=seed, moving_fwhm_mm=moving_fwhm_mm,
               fixed_fwhm_mm=fixed_fwhm_mm)
+    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed])
     moved = resample_with_matrix(mov, fix, res.matrix, mode="nearest") if nearest else res.moved
     save(moved, out_p / "moved.nii.gz", overwrite=True)
     write_transform(res.matrix, out_p / "transform.tfm", overwrite=True,
@@ -216,14 +218,15 @@ def _register_learned(moving: Path, fixed: Path, out: Path, model: Path, nearest
 
     import numpy as np
 
-    from petspect._fileio import atomic_write_text, claim_output_folder
+    from petspect._fileio import atomic_write_text, check_output_path, claim_output_folder
     from petspect.io import load, save
     from petspect.registration.learned import load_learned_registration, register_learned_on, write_displacement
 
-    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed, model])
+    check_output_path(out, overwrite=overwrite, kind="registration", inputs=[moving, fixed, model])
     net = load_learned_registration(model)
     mov, fix = load(moving), load(fixed)
     moved, field = register_learned_on(net, mov, fix, nearest=nearest)
+    out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed, model])
     save(moved, out_p / "moved.nii.gz", overwrite=True)
     write_displacement(field, fix, out_p / "displacement.nii.gz", overwrite=True)
     mag = np.linalg.norm(field, axis=-1)
