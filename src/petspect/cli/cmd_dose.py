@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
 def kernel(
     nuclide: str = typer.Option(..., "--nuclide", help="Lu-177, Y-90 or I-131."),
     voxel_mm: float = typer.Option(..., "--voxel-mm", help="Cubic voxel size (mm), 0.5-20."),
-    out: Path = typer.Option(..., "--out", help="Output kernel (.nii.gz); provenance goes into its metadata."),
+    out: Path = typer.Option(..., "--out", help="Output kernel (.nii.gz, .nii or .hv); provenance goes into its "
+                                                "metadata."),
     density: float = typer.Option(1.03, "--density", help="Medium density (g/mL); default ICRP soft tissue."),
     half_width: int = typer.Option(None, "--half-width", help="Kernel spans 2n+1 voxels per axis "
                                                               "(default: 50 mm, at least 5 voxels)."),
@@ -44,6 +45,11 @@ def kernel(
     from petspect.io import save
     from petspect.volume import Volume
 
+    from petspect.io._meta import full_suffix
+
+    if full_suffix(out) not in (".nii.gz", ".nii", ".hv"):
+        # a DICOM series (a path without extension) would lose the unit mGy/(MBq s) and the provenance
+        fail(f"{out}: write the kernel as .nii.gz, .nii or .hv (they keep its unit and provenance)")
     check_output_path(out, overwrite=overwrite)
     n_ph = None if electrons is None else max(electrons // 2, 1000)
     k = voxel_kernel(nuclide, voxel_mm, half_width=half_width, density_g_per_ml=density,
