@@ -82,13 +82,33 @@ def apply_cmd(model: Path = typer.Option(..., "--model", help="model folder (mod
     check_output_path(out, overwrite=overwrite, inputs=inputs, kind="ac-apply")
     m = load_model(model)
     images = read_sct_inputs(m, input_, mr_path=mr, ute_path=ute)  # every refusal before the folder is made
-    out_p = claim_output_folder(out, kind="ac-apply", overwrite=overwrite, inputs=inputs)
+    _require_usable(images, input_, mr, ute)
     ct, mu = apply_sct(m, images)
+    pet_ac = None if raw is None else corrected_pet(raw, mu)  # a bad --raw is refused before anything is written
+    out_p = claim_output_folder(out, kind="ac-apply", overwrite=overwrite, inputs=inputs)
     written = write_sct_outputs(out_p, ct, mu, images)
-    if raw is not None:
-        written["pet_ac"] = write_nifti(corrected_pet(raw, mu), out_p / "pet_ac.nii.gz")
+    if pet_ac is not None:
+        written["pet_ac"] = write_nifti(pet_ac, out_p / "pet_ac.nii.gz")
     for k, p in written.items():
         typer.echo(f"{k}: {p}")
+
+
+def _require_usable(images, nac_path: Path, mr_path: Path | None, ute_path: Path | None) -> None:
+    """Refuse network inputs with NaN/inf voxels (they make the whole synthetic CT NaN) and a NAC PET without
+    positive activity (the network would draw a CT from nothing)."""
+    import torch
+
+    from petspect.errors import InputError
+
+    for vol, path, what in ((images.nac, nac_path, "the NAC PET"), (images.mr, mr_path, "the MR"),
+                            (images.ute, ute_path, "the UTE map")):
+        if vol is None:
+            continue
+        bad = int((~torch.isfinite(vol.data)).sum())
+        if bad:
+            raise InputError(f"{what} holds {bad} NaN or infinite voxels", path=path)
+    if not bool((images.nac.data > 0).any()):
+        raise InputError("the NAC PET has no positive activity (all voxels zero or negative)", path=nac_path)
 
 
 @ac_app.command("spect-scatter")
