@@ -111,6 +111,21 @@ def _require_usable(images, nac_path: Path, mr_path: Path | None, ute_path: Path
         raise InputError("the NAC PET has no positive activity (all voxels zero or negative)", path=nac_path)
 
 
+def _require_counts(counts, path: Path) -> None:
+    """Refuse projections with NaN/inf or negative counts, or without photopeak counts (every window is read)."""
+    import torch
+
+    from petspect.errors import InputError
+
+    c = torch.as_tensor(counts)
+    bad = int((~torch.isfinite(c)).sum())
+    if bad:
+        raise InputError(f"the projections hold {bad} NaN or infinite counts", path=path)
+    if bool((c < 0).any()):
+        raise InputError(f"the projections hold negative counts (minimum {float(c.min()):g}); counts are >= 0",
+                         path=path)
+
+
 @ac_app.command("spect-scatter")
 @handle_errors
 def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projections with the TEW windows: DICOM NM "
@@ -121,7 +136,7 @@ def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projec
                       collimator: str = typer.Option(None, "--collimator", help="collimator preset (default: header)"),
                       recon: bool = typer.Option(False, "--recon/--no-recon",
                                                  help="also reconstruct OSEM with the network's and with TEW's scatter"),
-                      iterations: int = typer.Option(4), subsets: int = typer.Option(8),
+                      iterations: int = typer.Option(4, min=1), subsets: int = typer.Option(8, min=1),
                       out: Path = typer.Option(..., "--out", help="output folder"),
                       overwrite: bool = typer.Option(False, "--overwrite")) -> None:
     """Photopeak scatter of a SPECT acquisition by a trained network (beside TEW's): scatter_dl.npy, scatter_tew.npy
@@ -129,8 +144,9 @@ def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projec
     import json
 
     import numpy as np
+    import torch
 
-    from petspect._fileio import atomic_write_text, check_output_path, claim_output_folder
+    from petspect._fileio import atomic_path, atomic_write_text, check_output_path, claim_output_folder
     from petspect.ac.networks import load_model
     from petspect.ac.spect_scatter import predict_scatter, reconstruct_spect, tew_estimate
     from petspect.errors import InputError
@@ -149,6 +165,12 @@ def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projec
     if not isinstance(proj, SpectProjections):
         raise InputError("not SPECT projections (DICOM NM TOMO or Interfile projections with energy windows)",
                          path=projections)
+    _require_counts(proj.counts, projections)
+    if not float(proj.photopeak.sum()) > 0:
+        raise InputError("the projections have no photopeak counts: nothing to estimate the scatter of",
+                         path=projections)
+    if recon and subsets > len(proj.angles_deg):
+        raise InputError(f"--subsets {subsets} exceeds the {len(proj.angles_deg)} views")
     trained = m.trained_on.get("system")
     if trained:
         line = get_spect_system(trained).photon_lines[0][0]
@@ -166,21 +188,26 @@ def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projec
         raise InputError("this model also takes the attenuation map's projections: give --mu (map or CT)")
     data = spect_acquisition(proj, mu=None if mu is None else load_attenuation(mu), collimator=collimator,
                              scatter="tew")
-    out_p = claim_output_folder(out, kind="spect-scatter", overwrite=overwrite, inputs=inputs)
+    if data.mu_per_mm is not None and not bool(torch.isfinite(torch.as_tensor(data.mu_per_mm)).all()):
+        raise InputError("the attenuation map holds NaN or infinite values", path=mu)
     est = predict_scatter(m, proj, mu_per_mm=data.mu_per_mm, voxel_mm=data.grid.spacing_mm)
     tew = tew_estimate(proj, m.trained_on.get("tew_smooth_fwhm_mm"))
-    np.save(out_p / "scatter_dl.npy", est.numpy())
-    np.save(out_p / "scatter_tew.npy", tew.numpy())
     record = {"model": str(model), "trained_on": m.trained_on, "photopeak_counts": float(proj.photopeak.sum()),
               "scatter_dl_counts": float(est.sum()), "scatter_tew_counts": float(tew.sum()),
               "tew_smooth_fwhm_mm": m.trained_on.get("tew_smooth_fwhm_mm"), "units": "counts per view pixel"}
-    if recon:
+    images = {}
+    if recon:  # everything is computed before the folder is claimed: a refusal leaves nothing half-written
         kw = {"iterations": iterations, "subsets": subsets, "attenuation": data.mu_per_mm is not None}
         for name, s in (("dl", est), ("tew", tew)):
             img = reconstruct_spect(data, s, **kw)
-            write_nifti(data.image_volume(img, unit=data.calibration.unit, modality="NM"),
-                        out_p / f"spect_{name}_scatter.nii.gz")
+            images[f"spect_{name}_scatter.nii.gz"] = data.image_volume(img, unit=data.calibration.unit, modality="NM")
         record["recon"] = {**kw, "attenuation_map": None if mu is None else str(mu)}
+    out_p = claim_output_folder(out, kind="spect-scatter", overwrite=overwrite, inputs=inputs)
+    for name, arr in (("scatter_dl.npy", est), ("scatter_tew.npy", tew)):
+        with atomic_path(out_p / name) as tmp:
+            np.save(tmp, arr.numpy())
+    for name, vol in images.items():
+        write_nifti(vol, out_p / name)
     atomic_write_text(out_p / "scatter.json", json.dumps(record, indent=2, default=str) + "\n")
     typer.echo(f"scatter (counts): network {record['scatter_dl_counts']:.4g}, TEW {record['scatter_tew_counts']:.4g} "
                f"of {record['photopeak_counts']:.4g} photopeak counts; wrote {out_p}")
