@@ -16,6 +16,53 @@ PRESET_HELP = ("Study preset: quick (about a minute, used by the tests), realist
                "quick and realistic also run the joint network (position, energy and time from one network).")
 
 
+#: model folders ``detector evaluate`` reads from ``--models`` (``detector train`` writes them)
+EVALUATED_MODELS = ("mlp", "cnn", "cnn_fan", "timing_cnn")
+
+
+def _made_with(path: Path) -> str | None:
+    """The preset named in a detector dataset.json or model config.json (``None`` when it names none)."""
+    import json
+
+    from petspect.errors import FormatError
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FormatError(f"unreadable JSON: {exc}", path=path) from exc
+    if not isinstance(doc, dict):
+        raise FormatError("not a JSON object", path=path)
+    if path.name == "dataset.json":
+        name = doc.get("name")
+        return name[len("detector-"):] if isinstance(name, str) and name.startswith("detector-") else None
+    preset = (doc.get("data") or {}).get("preset") if isinstance(doc.get("data"), dict) else None
+    return preset if isinstance(preset, str) else None
+
+
+def _check_inputs(preset: str, data: Path | None, models: Path | None = None) -> None:
+    """Refuse, before any output folder is made, a data folder that ``detector simulate`` did not write, a
+    models folder without the models ``evaluate`` reads, and data or models made with another preset (they would
+    be used with this preset's detector and timing settings and labelled with its name)."""
+    from petspect.errors import ConfigError, DataNotFoundError
+
+    checks = []
+    if data is not None:
+        if not (Path(data) / "dataset.json").is_file():
+            raise DataNotFoundError("not a detector data folder (dataset.json missing)", path=data)
+        checks.append(("data were simulated", Path(data) / "dataset.json", "simulate"))
+    if models is not None:
+        missing = [m for m in EVALUATED_MODELS if not (Path(models) / m / "config.json").is_file()]
+        if missing:
+            raise DataNotFoundError(f"not a detector models folder: {', '.join(missing)} missing (petspect "
+                                    "detector train writes them)", path=models)
+        checks.append(("models were trained", Path(models) / "mlp" / "config.json", "train"))
+    for what, path, cmd in checks:
+        made = _made_with(path)
+        if made is not None and made != preset:
+            raise ConfigError(f"the {what} with preset {made!r}, not {preset!r}: give --preset {made} (or run "
+                              f"`petspect detector {cmd} --preset {preset}` first)", path=path.parent)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``detector`` command group."""
     det = typer.Typer(help="Detector-level AI: event positioning and time-of-flight from waveforms.",
@@ -41,6 +88,7 @@ def register(app: typer.Typer) -> None:
         """Train the neural positioners (MLP, CNN, fan-beam CNN) and the timing CNN."""
         from petspect.detector.pipeline import get_preset, train
 
+        _check_inputs(get_preset(preset).name, data)
         folder = train(get_preset(preset), data, out, device=get_device(ctx), overwrite=overwrite)
         typer.echo(f"models written to {folder}")
 
@@ -54,6 +102,7 @@ def register(app: typer.Typer) -> None:
         """Compare Anger logic, kNN, GBT, MLP and CNN positioning, LED/CFD/CNN timing and the joint network."""
         from petspect.detector.pipeline import evaluate, get_preset
 
+        _check_inputs(get_preset(preset).name, data, models)
         m = evaluate(get_preset(preset), out, data_dir=data, models_dir=models, device=get_device(ctx),
                      overwrite=overwrite)
         for name in ("anger", "knn", "gbt", "mlp", "cnn", "gbt_fan", "cnn_fan"):
