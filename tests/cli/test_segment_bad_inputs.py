@@ -83,3 +83,50 @@ def test_segment_reads_a_nifti_from_another_tool_with_a_stated_unit(tmp_path):
     r = runner.invoke(app, ["segment", "--method", "suv25", "--input", str(tmp_path / "ref.nii.gz"), "--unit", "SUV",
                             "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "relabel" in r.output  # a unit the file carries is never overridden
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Untrained small networks (the refusals, not the masks, are tested)."""
+    from petspect.segmentation.networks import SegNetSpec, Segmenter, build_network, save_segmenter
+
+    tmp = tmp_path_factory.mktemp("seg_models")
+    torch.manual_seed(1)
+    small = {"filters": (4, 8, 16), "z_strides": (1, 2), "patch_zyx": (8, 16, 16)}
+    specs = {"pet": SegNetSpec(in_channels=1, **small), "petct": SegNetSpec(in_channels=2, **small),
+             "organs": SegNetSpec(in_channels=1, inputs="ct", classes=("background", "liver"), **small)}
+    return {k: save_segmenter(tmp / k, Segmenter(build_network(s).eval(), s, k)) for k, s in specs.items()}
+
+
+def test_segment_model_refuses_a_ct_that_is_not_in_hu_and_a_ct_it_does_not_take(tmp_path, models):
+    """A PET given as --ct was read as HU; --ct given to a PET-only or organ model was dropped without a word."""
+    pet, _ = _ball_pet()
+    save(pet, tmp_path / "pet.nii.gz")
+    save(pet.with_data(torch.full(pet.shape, -1000.0), unit="HU", modality="CT"), tmp_path / "ct.nii.gz")
+    base = ["segment", "--input", str(tmp_path / "pet.nii.gz"), "--suv-factor", "2e-4"]
+    r = runner.invoke(app, [*base, "--model", str(models["petct"]), "--ct", str(tmp_path / "pet.nii.gz"),
+                            "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "HU" in r.output and "Bq/mL" in r.output, r.output
+    for key, inp in (("pet", "pet.nii.gz"), ("organs", "ct.nii.gz")):
+        r = runner.invoke(app, ["segment", "--input", str(tmp_path / inp), "--model", str(models[key]), "--ct",
+                                str(tmp_path / "ct.nii.gz"), "--out", str(tmp_path / "b")])
+        assert r.exit_code == 2 and "--ct" in r.output, (key, r.output)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    r = runner.invoke(app, [*base, "--model", str(models["petct"]), "--ct", str(tmp_path / "ct.nii.gz"),
+                            "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+
+
+def test_segment_organ_model_takes_a_stated_unit_for_a_ct_from_another_tool(tmp_path, models):
+    pet, _ = _ball_pet()
+    save(pet.with_data(torch.full(pet.shape, -1000.0), unit="HU", modality="CT"), tmp_path / "ref.nii.gz")
+    ref = nib.load(tmp_path / "ref.nii.gz")
+    foreign = tmp_path / "foreign_ct.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(ref.dataobj, dtype=np.float32), ref.affine), foreign)
+    r = runner.invoke(app, ["segment", "--input", str(foreign), "--model", str(models["organs"]),
+                            "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "--unit HU" in r.output, r.output
+    r = runner.invoke(app, ["segment", "--input", str(foreign), "--model", str(models["organs"]), "--unit", "HU",
+                            "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b" / "organs.csv").is_file()

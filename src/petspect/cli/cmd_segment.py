@@ -59,8 +59,8 @@ def segment(
     suv: str = typer.Option("bw", "--suv", help="SUV kind (bw, lbm_james, ...) from the DICOM or recorded factors."),
     suv_factor: float = typer.Option(None, "--suv-factor", help="Bq/mL -> SUV factor (g/mL) for a NIfTI without "
                                                                 "one; for a DICOM series it replaces the header's."),
-    unit: str = typer.Option(None, "--unit", help="Unit of a PET that carries none (a NIfTI from another tool): "
-                                                  "Bq/mL (with --suv-factor) or SUV."),
+    unit: str = typer.Option(None, "--unit", help="Unit of an --input that carries none (a NIfTI from another "
+                                                  "tool): Bq/mL (with --suv-factor) or SUV; HU for an organ model."),
     liver_mask: Path = typer.Option(None, "--liver-mask", help="Liver mask (percist's reference region)."),
     seeds: Path = typer.Option(None, "--seeds", help="Seed regions, one component per lesion (suv41, suv50, "
                                                      "adaptive, gradient); default: SUV >= --seed-suv."),
@@ -87,8 +87,11 @@ def segment(
         from petspect.segmentation.networks import load_segmenter
 
         seg = load_segmenter(model, device=get_device(ctx))
-        if seg.spec.inputs in ("ct", "ct_windows"):  # an organ model (CT alone)
-            return _segment_organs(seg, input, is_dicom, out, model, formats, overwrite)
+        organ = seg.spec.inputs in ("ct", "ct_windows")  # an organ model (CT alone)
+        if ct is not None and seg.spec.inputs != "pet+ct":
+            fail(f"{model}: this model takes {'the CT as --input' if organ else 'no CT channel'}; drop --ct")
+        if organ:
+            return _segment_organs(seg, input, is_dicom, out, model, formats, overwrite, unit)
     if is_dicom and suv_factor is None and unit is None:
         pet = load(input, suv=suv)
     else:
@@ -120,7 +123,7 @@ def segment(
     else:
         from petspect.segmentation.networks import predict_lesions
 
-        ct_vol = load(ct).resample_to(pet, fill_value=-1000.0) if ct is not None else None
+        ct_vol = _ct_in_hu(ct).resample_to(pet, fill_value=-1000.0) if ct is not None else None
         mask = predict_lesions(seg, pet, ct_vol, exclude=_mask_on(exclude, pet, "exclude mask"))
         name = seg.name
         info["model"] = str(model)
@@ -134,13 +137,23 @@ def segment(
         typer.secho(f"not written: {what}", fg=typer.colors.YELLOW, err=True)
 
 
-def _segment_organs(seg, input: Path, is_dicom: bool, out: Path, model: Path, formats: str, overwrite: bool) -> None:
+def _ct_in_hu(path: Path, unit: str | None = None, *, what: str = "--ct"):
+    """The CT at ``path`` (its unit stated as ``unit`` when it carries none); refused unless in HU."""
     from petspect.io import load
+    from petspect.io.stated_units import state_unit
+
+    ct = state_unit(load(path), unit, path=path)
+    if ct.unit != "HU":
+        hint = " (a file without a unit: state it with --unit HU)" if ct.unit == "a.u." and what == "--input" else ""
+        fail(f"{path}: the model takes a CT in HU as {what}; this image is in {ct.unit!r}{hint}")
+    return ct
+
+
+def _segment_organs(seg, input: Path, is_dicom: bool, out: Path, model: Path, formats: str, overwrite: bool,
+                    unit: str | None = None) -> None:
     from petspect.segmentation.apply import write_organ_segmentation
 
-    ct = load(input)
-    if ct.unit != "HU":
-        fail(f"{input}: an organ model takes a CT in HU (--input CT); this image is in {ct.unit!r}")
+    ct = _ct_in_hu(input, unit, what="--input")
     from petspect.segmentation.organs import segment_organs
 
     labels = segment_organs(seg, ct)  # at the model's voxel size, back on the CT's grid
