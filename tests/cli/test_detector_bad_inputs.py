@@ -45,3 +45,16 @@ def test_evaluate_refuses_a_models_folder_without_the_models(tmp_path):
                 "--out", tmp_path / "out"])
     assert res.exit_code == 2 and "mlp" in res.output, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_limits_refuses_a_pair_count_that_cannot_fit_in_memory(tmp_path, monkeypatch):
+    """--pairs 1000000 asked ~260 GB of photon times: the process grew until the system killed it."""
+    import petspect.detector.timing_limits as tl
+
+    def not_called(*args, **kwargs):
+        raise AssertionError("the simulation started")
+
+    monkeypatch.setattr(tl, "photon_level_ctr", not_called)
+    res = _run(["detector", "limits", "--preset", "quick", "--pairs", 1_000_000, "--out", tmp_path / "l.json"])
+    assert res.exit_code == 2 and "GB" in res.output and "at most" in res.output, res.output
+    assert not (tmp_path / "l.json").exists()
