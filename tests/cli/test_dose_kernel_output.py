@@ -23,3 +23,11 @@ def test_dose_kernel_refuses_a_non_nifti_output_before_computing(tmp_path, monke
     r = runner.invoke(app, ["dose", "kernel", "--nuclide", "Lu-177", "--voxel-mm", "4", "--out", str(tmp_path / name)])
     assert r.exit_code == 2 and ".nii.gz" in r.output, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dose_kernel_refuses_a_seed_without_electrons(tmp_path):
+    """--seed without --electrons was dropped without a word (the shipped seed-0 kernels were used)."""
+    r = runner.invoke(app, ["dose", "kernel", "--nuclide", "Lu-177", "--voxel-mm", "4", "--seed", "7", "--out",
+                            str(tmp_path / "k.nii.gz")])
+    assert r.exit_code == 2 and "--electrons" in r.output, r.output
+    assert not (tmp_path / "k.nii.gz").exists()

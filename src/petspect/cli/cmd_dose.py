@@ -34,7 +34,7 @@ def kernel(
                                                               "(the emission set of Lanconelli et al 2012)."),
     electrons: int = typer.Option(None, "--electrons", help="Recompute the point kernels with this many "
                                                             "electrons (default: the shipped 400 000)."),
-    seed: int = typer.Option(0, "--seed", help="Seed when recomputing."),
+    seed: int = typer.Option(None, "--seed", help="Seed when recomputing (with --electrons; default 0)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Compute a voxel S-value kernel (mGy per MBq s in the source voxel, source in the middle) and write it."""
@@ -50,10 +50,13 @@ def kernel(
     if full_suffix(out) not in (".nii.gz", ".nii", ".hv"):
         # a DICOM series (a path without extension) would lose the unit mGy/(MBq s) and the provenance
         fail(f"{out}: write the kernel as .nii.gz, .nii or .hv (they keep its unit and provenance)")
+    if seed is not None and electrons is None:
+        fail("--seed applies when the point kernels are recomputed: give --electrons N too (the shipped kernels "
+             "were computed with seed 0)")
     check_output_path(out, overwrite=overwrite)
     n_ph = None if electrons is None else max(electrons // 2, 1000)
     k = voxel_kernel(nuclide, voxel_mm, half_width=half_width, density_g_per_ml=density,
-                     n_electrons=electrons, n_photons=n_ph, seed=seed if electrons is not None else 0,
+                     n_electrons=electrons, n_photons=n_ph, seed=seed or 0,
                      discrete_electrons=not beta_only)
     vol = Volume.centered(np.asarray(k.values, dtype=np.float32), (voxel_mm,) * 3)
     vol = vol.with_data(vol.data, unit="mGy/(MBq s)", meta={"dose_kernel": k.info.to_dict()})
