@@ -130,3 +130,36 @@ def test_segment_organ_model_takes_a_stated_unit_for_a_ct_from_another_tool(tmp_
                             "--out", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "b" / "organs.csv").is_file()
+
+
+@pytest.mark.parametrize("method, extra, named", [
+    ("suv25", ["--seed-suv", "4"], "--seed-suv"),
+    ("suv25", ["--margin-mm", "5"], "--margin-mm"),
+    ("suv41", ["--liver-mask", "MASK"], "--liver-mask"),
+    ("percist", ["--liver-mask", "MASK", "--seeds", "MASK"], "--seeds"),
+    (None, ["--seeds", "MASK"], "--seeds"),
+])
+def test_segment_refuses_options_the_method_does_not_use(tmp_path, models, method, extra, named):
+    """Options a method does not use were dropped without a word (suv25 --seed-suv 4 gave the SUV >= 2.5 mask)."""
+    pet, _ = _ball_pet()
+    save(pet, tmp_path / "pet.nii.gz")
+    mask = tmp_path / "mask.nii.gz"
+    save(pet.with_data(torch.ones(pet.shape), unit="label"), mask)
+    how = ["--method", method] if method else ["--model", str(models["pet"])]
+    r = runner.invoke(app, ["segment", *how, "--input", str(tmp_path / "pet.nii.gz"), "--suv-factor", "2e-4",
+                            *[str(mask) if a == "MASK" else a for a in extra], "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and named in r.output and "not used" in r.output, r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_segment_seed_suv_and_margin_still_reach_the_seeded_methods(tmp_path):
+    pet, ball = _ball_pet()
+    save(pet, tmp_path / "pet.nii.gz")
+    base = ["segment", "--method", "suv41", "--input", str(tmp_path / "pet.nii.gz"), "--suv-factor", "2e-4"]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0 and np.array_equal(load(tmp_path / "a" / "lesions.nii.gz").numpy().astype(bool), ball)
+    r = runner.invoke(app, [*base, "--seed-suv", "7", "--out", str(tmp_path / "b")])  # ball is SUV 6: no seed
+    assert r.exit_code == 0, r.output
+    assert not load(tmp_path / "b" / "lesions.nii.gz").numpy().any()
+    doc = json.loads((tmp_path / "b" / "segmentation.json").read_text())
+    assert doc["params"]["seed_suv"] == 7.0 and doc["params"]["margin_mm"] == 15.0

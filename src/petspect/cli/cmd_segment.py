@@ -31,6 +31,22 @@ def register(app: typer.Typer) -> None:
     study_app.command("segment")(study_segment)
 
 
+#: the options each way of segmenting reads (a model reads none of them; --exclude is read by all)
+_USES = {"suv41": {"--seeds", "--seed-suv", "--margin-mm"}, "suv50": {"--seeds", "--seed-suv", "--margin-mm"},
+         "adaptive": {"--seeds", "--seed-suv", "--margin-mm"}, "gradient": {"--seeds", "--seed-suv", "--margin-mm"},
+         "suv25": set(), "percist": {"--liver-mask"}}
+
+
+def _refuse_unused(method: str | None, given: dict) -> None:
+    """Fail on an option the method (``None``: a model) does not read, instead of dropping it."""
+    uses = _USES.get(method.lower(), set(given)) if method is not None else set()
+    unused = [k for k, v in given.items() if v is not None and k not in uses]
+    if unused:
+        what = f"--method {method}" if method is not None else "--model"
+        fail(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by {what}; drop "
+             f"{'it' if len(unused) == 1 else 'them'}")
+
+
 def _mask_on(path: Path | None, grid, what: str):
     if path is None:
         return None
@@ -65,8 +81,10 @@ def segment(
     seeds: Path = typer.Option(None, "--seeds", help="Seed regions, one component per lesion (suv41, suv50, "
                                                      "adaptive, gradient); default: SUV >= --seed-suv."),
     exclude: Path = typer.Option(None, "--exclude", help="Mask of voxels never segmented (brain, bladder, ...)."),
-    seed_suv: float = typer.Option(2.5, "--seed-suv", min=0.0, help="SUV that seeds a lesion (automatic seeds)."),
-    margin_mm: float = typer.Option(15.0, "--margin-mm", min=0.0, help="How far a lesion grows past its seed."),
+    seed_suv: float = typer.Option(None, "--seed-suv", min=0.0, help="SUV that seeds a lesion (automatic seeds; "
+                                                                     "suv41, suv50, adaptive, gradient); default 2.5."),
+    margin_mm: float = typer.Option(None, "--margin-mm", min=0.0, help="How far a lesion grows past its seed (suv41, "
+                                                                       "suv50, adaptive, gradient); default 15."),
     formats: str = typer.Option("nifti,seg,rtstruct", "--formats", help="Comma-separated: nifti, seg, rtstruct."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous segment output folder."),
 ) -> None:
@@ -80,6 +98,8 @@ def segment(
 
     if (method is None) == (model is None):
         fail("give exactly one of --method M or --model DIR")
+    _refuse_unused(method, {"--seeds": seeds, "--liver-mask": liver_mask, "--seed-suv": seed_suv,
+                            "--margin-mm": margin_mm})
     check_output_path(out, overwrite=overwrite, kind=SEGMENT_KIND,
                       inputs=[p for p in (input, ct, model, liver_mask, seeds, exclude) if p is not None])
     is_dicom = input.is_dir() or is_dicom_file(input)
@@ -114,7 +134,8 @@ def segment(
             m = ThresholdMethod(method.lower())
         except ValueError:
             fail(f"unknown --method {method!r}; choose one of {[x.value for x in ThresholdMethod]}")
-        params = replace(DEFAULT_PARAMS[m], seed_suv=seed_suv, margin_mm=margin_mm)
+        given = {k: v for k, v in (("seed_suv", seed_suv), ("margin_mm", margin_mm)) if v is not None}
+        params = replace(DEFAULT_PARAMS[m], **given)
         mask = segment_threshold(m, pet.numpy(), pet.spacing_mm, params=params,
                                  liver=_mask_on(liver_mask, pet, "liver mask"), seeds=_mask_on(seeds, pet, "seed mask"),
                                  exclude=_mask_on(exclude, pet, "exclude mask"))
