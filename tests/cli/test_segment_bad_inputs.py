@@ -163,3 +163,12 @@ def test_segment_seed_suv_and_margin_still_reach_the_seeded_methods(tmp_path):
     assert not load(tmp_path / "b" / "lesions.nii.gz").numpy().any()
     doc = json.loads((tmp_path / "b" / "segmentation.json").read_text())
     assert doc["params"]["seed_suv"] == 7.0 and doc["params"]["margin_mm"] == 15.0
+
+
+def test_segment_organ_model_refuses_pet_options(tmp_path, models):
+    pet, _ = _ball_pet()
+    save(pet.with_data(torch.full(pet.shape, -1000.0), unit="HU", modality="CT"), tmp_path / "ct.nii.gz")
+    r = runner.invoke(app, ["segment", "--model", str(models["organs"]), "--input", str(tmp_path / "ct.nii.gz"),
+                            "--suv-factor", "2e-4", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--suv-factor" in r.output and "not used" in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -111,6 +111,9 @@ def segment(
         if ct is not None and seg.spec.inputs != "pet+ct":
             fail(f"{model}: this model takes {'the CT as --input' if organ else 'no CT channel'}; drop --ct")
         if organ:
+            unused = [k for k, v in (("--suv-factor", suv_factor), ("--exclude", exclude)) if v is not None]
+            if unused:
+                fail(f"{', '.join(unused)}: not used by an organ model (it reads the CT only); drop them")
             return _segment_organs(seg, input, is_dicom, out, model, formats, overwrite, unit)
     if is_dicom and suv_factor is None and unit is None:
         pet = load(input, suv=suv)
