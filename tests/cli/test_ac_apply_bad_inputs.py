@@ -66,3 +66,21 @@ def test_apply_with_a_bad_raw_folder_writes_nothing(nac_model, tmp_path):
     assert not (tmp_path / "out").exists()
     ok = _run(["ac", "apply", "--model", nac_model, "--input", nac, "--out", tmp_path / "out"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_overwrite_removes_the_outputs_of_the_earlier_run(nac_model, tmp_path):
+    """A rerun with --overwrite on a NIfTI kept the earlier run's synthetic_ct_dicom/ (made from another input)
+    beside the new files as if it belonged to them."""
+    from petspect.io.dicom_write import write_dicom_series
+
+    RP = {"total_dose_bq": 3.7e8, "half_life_s": 6586.2, "start_datetime": "20260101080000",
+          "scan_datetime": "20260101090000", "name": "FDG", "decay_correction": "START"}
+    dicom = write_dicom_series(_nac(), tmp_path / "nac_dicom", radiopharmaceutical=RP)[0].parent
+    nac = write_nifti(_nac(), tmp_path / "nac.nii.gz")
+    out = tmp_path / "out"
+    assert _run(["ac", "apply", "--model", nac_model, "--input", dicom, "--out", out]).exit_code == 0
+    assert (out / "synthetic_ct_dicom").is_dir()
+    res = _run(["ac", "apply", "--model", nac_model, "--input", nac, "--out", out, "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["mu_511.nii.gz",
+                                                                                     "synthetic_ct.nii.gz"]

@@ -88,3 +88,16 @@ def test_a_refused_reconstruction_leaves_no_half_written_folder(setup, tmp_path)
                "--iterations", 1, "--subsets", 4, "--out", tmp_path / "out"])
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "out" / "spect_dl_scatter.nii.gz").is_file() and (tmp_path / "out" / "scatter.json").is_file()
+
+
+def test_overwrite_without_recon_removes_the_earlier_images(setup, tmp_path):
+    """A rerun with --overwrite and no --recon kept the earlier run's spect_*_scatter.nii.gz."""
+    hs = _write(setup, "proj")
+    args = ["ac", "spect-scatter", hs, "--model", setup["model"], "--collimator", "siemens-lehr", "--out",
+            tmp_path / "out"]
+    assert _run([*args, "--recon", "--iterations", 1, "--subsets", 4]).exit_code == 0
+    assert (tmp_path / "out" / "spect_dl_scatter.nii.gz").is_file()
+    res = _run([*args, "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
+        "scatter.json", "scatter_dl.npy", "scatter_tew.npy"]

@@ -85,12 +85,33 @@ def apply_cmd(model: Path = typer.Option(..., "--model", help="model folder (mod
     _require_usable(images, input_, mr, ute)
     ct, mu = apply_sct(m, images)
     pet_ac = None if raw is None else corrected_pet(raw, mu)  # a bad --raw is refused before anything is written
-    out_p = claim_output_folder(out, kind="ac-apply", overwrite=overwrite, inputs=inputs)
+    out_p = claim_output_folder(out, kind="ac-apply", overwrite=overwrite, inputs=inputs, outputs=AC_APPLY_FILES)
+    if overwrite:
+        _remove_earlier_series(out_p / "synthetic_ct_dicom")
     written = write_sct_outputs(out_p, ct, mu, images)
     if pet_ac is not None:
         written["pet_ac"] = write_nifti(pet_ac, out_p / "pet_ac.nii.gz")
     for k, p in written.items():
         typer.echo(f"{k}: {p}")
+
+
+#: every file ``ac apply`` / ``ac spect-scatter`` can write into their folder (an --overwrite rerun removes them
+#: first, so that an earlier run's file cannot stay beside the new ones as if it belonged to them)
+AC_APPLY_FILES = ("synthetic_ct.nii.gz", "mu_511.nii.gz", "pet_ac.nii.gz")
+SPECT_SCATTER_FILES = ("scatter_dl.npy", "scatter_tew.npy", "scatter.json", "spect_dl_scatter.nii.gz",
+                       "spect_tew_scatter.nii.gz")
+
+
+def _remove_earlier_series(folder: Path) -> None:
+    """Remove an earlier run's DICOM series folder (only one petspect wrote, holding only its own files)."""
+    import shutil
+
+    from petspect._fileio import check_output_path
+    from petspect.io.dicom_write import DICOM_KIND
+
+    if folder.is_dir() and not folder.is_symlink():
+        check_output_path(folder, overwrite=True, kind=DICOM_KIND)  # refuses a folder with anything else in it
+        shutil.rmtree(folder)
 
 
 def _require_usable(images, nac_path: Path, mr_path: Path | None, ute_path: Path | None) -> None:
@@ -202,7 +223,8 @@ def spect_scatter_cmd(projections: Path = typer.Argument(..., help="SPECT projec
             img = reconstruct_spect(data, s, **kw)
             images[f"spect_{name}_scatter.nii.gz"] = data.image_volume(img, unit=data.calibration.unit, modality="NM")
         record["recon"] = {**kw, "attenuation_map": None if mu is None else str(mu)}
-    out_p = claim_output_folder(out, kind="spect-scatter", overwrite=overwrite, inputs=inputs)
+    out_p = claim_output_folder(out, kind="spect-scatter", overwrite=overwrite, inputs=inputs,
+                                outputs=SPECT_SCATTER_FILES)
     for name, arr in (("scatter_dl.npy", est), ("scatter_tew.npy", tew)):
         with atomic_path(out_p / name) as tmp:
             np.save(tmp, arr.numpy())
