@@ -172,3 +172,24 @@ def test_segment_organ_model_refuses_pet_options(tmp_path, models):
                             "--suv-factor", "2e-4", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--suv-factor" in r.output and "not used" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_segment_model_refuses_nan_in_the_pet_or_the_ct(tmp_path, models):
+    """The threshold methods refused a NaN voxel; a model took it and wrote masks around it (exit 0)."""
+    pet, _ = _ball_pet()
+    d = pet.data.clone()
+    d[5, 12, 20] = float("nan")
+    save(pet.with_data(d), tmp_path / "pet_nan.nii.gz")
+    save(pet, tmp_path / "pet.nii.gz")
+    ct = torch.full(pet.shape, -1000.0)
+    ct[0, 0, 0] = float("inf")
+    save(pet.with_data(ct, unit="HU", modality="CT"), tmp_path / "ct_inf.nii.gz")
+    r = runner.invoke(app, ["segment", "--model", str(models["pet"]), "--input", str(tmp_path / "pet_nan.nii.gz"),
+                            "--suv-factor", "2e-4", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and "NaN" in r.output, r.output
+    for model, inp in (("petct", "pet.nii.gz"), ("organs", "ct_inf.nii.gz")):
+        extra = ["--ct", str(tmp_path / "ct_inf.nii.gz"), "--suv-factor", "2e-4"] if model == "petct" else []
+        r = runner.invoke(app, ["segment", "--model", str(models[model]), "--input", str(tmp_path / inp), *extra,
+                                "--out", str(tmp_path / "b")])
+        assert r.exit_code == 2 and "NaN or infinite" in r.output, (model, r.output)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -123,6 +123,9 @@ def segment(
         pet = to_suv(state_unit(load(input), unit, path=input), kind=suv, factor=suv_factor, path=input)
     import numpy as np
 
+    bad = int((~np.isfinite(pet.numpy())).sum())
+    if bad:  # a network would carry them through its convolutions into the masks around them
+        fail(f"{input}: the PET holds {bad} NaN or infinite voxels")
     if not np.any(pet.numpy() > 0):
         fail(f"{input}: the PET has no positive SUV (all voxels zero or negative); nothing to segment")
     info = {"input": str(input), "suv_kind": suv}
@@ -162,11 +165,16 @@ def segment(
 
 
 def _ct_in_hu(path: Path, unit: str | None = None, *, what: str = "--ct"):
-    """The CT at ``path`` (its unit stated as ``unit`` when it carries none); refused unless in HU."""
+    """The CT at ``path`` (its unit stated as ``unit`` when it carries none); refused unless in HU and finite."""
+    import torch
+
     from petspect.io import load
     from petspect.io.stated_units import state_unit
 
     ct = state_unit(load(path), unit, path=path)
+    bad = int((~torch.isfinite(ct.data)).sum())
+    if bad:
+        fail(f"{path}: the CT holds {bad} NaN or infinite voxels")
     if ct.unit != "HU":
         hint = " (a file without a unit: state it with --unit HU)" if ct.unit == "a.u." and what == "--input" else ""
         fail(f"{path}: the model takes a CT in HU as {what}; this image is in {ct.unit!r}{hint}")
