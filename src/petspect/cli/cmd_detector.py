@@ -111,6 +111,9 @@ def register(app: typer.Typer) -> None:
         """Train the neural positioners (MLP, CNN, fan-beam CNN) and the timing CNN."""
         from petspect.detector.pipeline import get_preset, train
 
+        from petspect._fileio import check_output_path
+
+        check_output_path(out, overwrite=overwrite, inputs=[data], kind="detector-models")  # the output first
         _check_inputs(get_preset(preset).name, data)
         folder = train(get_preset(preset), data, out, device=get_device(ctx), overwrite=overwrite)
         typer.echo(f"models written to {folder}")
@@ -125,6 +128,10 @@ def register(app: typer.Typer) -> None:
         """Compare Anger logic, kNN, GBT, MLP and CNN positioning, LED/CFD/CNN timing and the joint network."""
         from petspect.detector.pipeline import evaluate, get_preset
 
+        from petspect._fileio import check_output_path
+
+        check_output_path(out, overwrite=overwrite, inputs=[p for p in (data, models) if p is not None],
+                          kind="detector-evaluate")  # the output first
         _check_inputs(get_preset(preset).name, data, models)
         m = evaluate(get_preset(preset), out, data_dir=data, models_dir=models, device=get_device(ctx),
                      overwrite=overwrite)
