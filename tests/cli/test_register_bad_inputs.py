@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -38,3 +39,39 @@ def test_register_leaves_no_output_folder_when_it_fails(tmp_path):
                             "--out", str(tmp_path / "reg"), "--transform", "translation", "--metric", "mse"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "reg" / "transform.tfm").is_file()
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A learned PET -> CT registration model (one epoch: the refusals, not the fields, are tested)."""
+    from petspect.registration.learned import make_pairs, save_learned_registration, train_learned_registration
+
+    tmp = tmp_path_factory.mktemp("learned")
+    z, y, x = np.indices((12, 24, 24)).astype(float)
+    body = ((y - 12) / 10) ** 2 + ((x - 12) / 11) ** 2 <= 1
+    act = Volume.centered(torch.from_numpy(np.where(body, 1000.0, 0).astype(np.float32)), (6.0,) * 3,
+                          unit="Bq/mL", modality="PT")
+    ct = Volume.centered(torch.from_numpy(np.where(body, 40.0, -1000.0).astype(np.float32)), (6.0,) * 3,
+                         unit="HU", modality="CT")
+    rng = np.random.default_rng(0)
+    model = train_learned_registration(make_pairs(act, ct, 2, rng), make_pairs(act, ct, 1, rng), channels=(4, 8),
+                                       epochs=1, batch_size=2)
+    save(act, tmp / "pet.nii.gz")
+    save(ct, tmp / "ct.nii.gz")
+    d = act.data.clone()
+    d[3, 4, 4] = float("nan")
+    save(act.with_data(d), tmp / "pet_nan.nii.gz")
+    save(Volume(act.data, act.spacing_mm, (900.0, 900.0, 900.0), unit="Bq/mL", modality="PT"), tmp / "pet_far.nii.gz")
+    return {"tmp": tmp, "model": save_learned_registration(tmp / "model", model)}
+
+
+@pytest.mark.parametrize("moving, fixed, expect", [("pet_nan", "ct", "NaN"), ("pet_far", "ct", "overlap"),
+                                                   ("ct", "pet", "HU")])
+def test_register_learned_refuses_images_it_cannot_register(learned, tmp_path, moving, fixed, expect):
+    """A NaN voxel, a moving image outside the fixed one (resampled to a constant) or swapped arguments gave a
+    field and a 'moved' image with exit code 0."""
+    t = learned["tmp"]
+    r = runner.invoke(app, ["register", str(t / f"{moving}.nii.gz"), str(t / f"{fixed}.nii.gz"), "--method",
+                            "learned", "--model", str(learned["model"]), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and expect in r.output, r.output
+    assert not (tmp_path / "r").exists()

@@ -258,6 +258,41 @@ def register_images(
                f"{shift:.2f} mm; wrote moved.nii.gz, transform.tfm, transform.json in {out_p}")
 
 
+def _world_box(vol):
+    """Lowest and highest LPS corner (mm) of the voxels' outer faces."""
+    import itertools
+
+    import numpy as np
+
+    corners = [[-0.5 if c == 0 else n - 0.5 for c, n in zip(pick, vol.shape)]
+               for pick in itertools.product((0, 1), repeat=3)]
+    world = vol.voxel_to_world(np.asarray(corners))
+    return world.min(axis=0), world.max(axis=0)
+
+
+def _check_learned_pair(mov, fix, fixed_kind: str, moving: Path, fixed: Path) -> None:
+    """Refuse what a learned network would turn into a field anyway: NaN/inf voxels, a CT as the moving image
+    (arguments swapped) or a non-CT as the fixed one of a CT model, and images that do not overlap (the moving
+    one would be resampled to a constant)."""
+    import numpy as np
+    import torch
+
+    for vol, path in ((mov, moving), (fix, fixed)):
+        bad = int((~torch.isfinite(vol.data)).sum())
+        if bad:
+            fail(f"{path}: the image holds {bad} NaN or infinite voxels")
+    if mov.unit == "HU":
+        fail(f"{moving}: MOVING is a CT (HU); the learned model moves a PET or SPECT onto the {fixed_kind.upper()} "
+             "(give MOVING FIXED in that order)")
+    if fixed_kind == "ct" and fix.unit not in ("HU", "a.u."):
+        fail(f"{fixed}: the model registers onto a CT; FIXED is in {fix.unit!r}")
+    (lo_m, hi_m), (lo_f, hi_f) = _world_box(mov), _world_box(fix)
+    if np.any(hi_m <= lo_f) or np.any(hi_f <= lo_m):
+        fail(f"{moving} and {fixed} do not overlap in patient coordinates (LPS mm: moving {lo_m.round(1).tolist()} to "
+             f"{hi_m.round(1).tolist()}, fixed {lo_f.round(1).tolist()} to {hi_f.round(1).tolist()}); the learned "
+             "model needs images in one frame of reference")
+
+
 def _register_learned(moving: Path, fixed: Path, out: Path, model: Path, nearest: bool, overwrite: bool) -> None:
     import json
 
@@ -270,6 +305,7 @@ def _register_learned(moving: Path, fixed: Path, out: Path, model: Path, nearest
     check_output_path(out, overwrite=overwrite, kind="registration", inputs=[moving, fixed, model])
     net = load_learned_registration(model)
     mov, fix = load(moving), load(fixed)
+    _check_learned_pair(mov, fix, str(net.record.get("fixed_kind", "ct")), moving, fixed)
     moved, field = register_learned_on(net, mov, fix, nearest=nearest)
     out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed, model])
     save(moved, out_p / "moved.nii.gz", overwrite=True)
