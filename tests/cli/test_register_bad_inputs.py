@@ -75,3 +75,15 @@ def test_register_learned_refuses_images_it_cannot_register(learned, tmp_path, m
                             "learned", "--model", str(learned["model"]), "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and expect in r.output, r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_register_refuses_images_that_do_not_overlap_with_identity_init(tmp_path):
+    """Images apart in patient coordinates gave SimpleITK's 'All samples map outside moving image buffer' as an
+    internal error with a traceback."""
+    vol = _ball_pet()
+    save(vol, tmp_path / "pet.nii.gz")
+    save(Volume(vol.data, vol.spacing_mm, (900.0, 900.0, 900.0), unit="Bq/mL", modality="PT"), tmp_path / "far.nii.gz")
+    r = runner.invoke(app, ["register", str(tmp_path / "far.nii.gz"), str(tmp_path / "pet.nii.gz"),
+                            "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "overlap" in r.output and "--init geometry" in r.output, r.output
+    assert not (tmp_path / "r").exists()

@@ -245,6 +245,9 @@ def register_images(
     # the folder is made only once the registration succeeded: a failed run leaves nothing behind
     check_output_path(out, overwrite=overwrite, kind="registration", inputs=[moving, fixed])
     mov, fix = load(moving), load(fixed)
+    if init == "identity" and not _boxes_overlap(mov, fix):
+        fail(f"{moving} and {fixed} do not overlap in patient coordinates, and --init identity starts from where "
+             "they are; use --init geometry (align the grid centres first)")
     res = run(mov, fix, transform=transform, metric=metric, init=init, seed=seed, moving_fwhm_mm=moving_fwhm_mm,
               fixed_fwhm_mm=fixed_fwhm_mm)
     out_p = claim_output_folder(out, kind="registration", overwrite=overwrite, outputs=REGISTRATION_OUTPUTS, inputs=[moving, fixed])
@@ -270,11 +273,18 @@ def _world_box(vol):
     return world.min(axis=0), world.max(axis=0)
 
 
+def _boxes_overlap(a, b) -> bool:
+    """Whether the world boxes of two grids intersect (a necessary condition for their voxels to)."""
+    import numpy as np
+
+    (lo_a, hi_a), (lo_b, hi_b) = _world_box(a), _world_box(b)
+    return not (np.any(hi_a <= lo_b) or np.any(hi_b <= lo_a))
+
+
 def _check_learned_pair(mov, fix, fixed_kind: str, moving: Path, fixed: Path) -> None:
     """Refuse what a learned network would turn into a field anyway: NaN/inf voxels, a CT as the moving image
     (arguments swapped) or a non-CT as the fixed one of a CT model, and images that do not overlap (the moving
     one would be resampled to a constant)."""
-    import numpy as np
     import torch
 
     for vol, path in ((mov, moving), (fix, fixed)):
@@ -286,8 +296,8 @@ def _check_learned_pair(mov, fix, fixed_kind: str, moving: Path, fixed: Path) ->
              "(give MOVING FIXED in that order)")
     if fixed_kind == "ct" and fix.unit not in ("HU", "a.u."):
         fail(f"{fixed}: the model registers onto a CT; FIXED is in {fix.unit!r}")
-    (lo_m, hi_m), (lo_f, hi_f) = _world_box(mov), _world_box(fix)
-    if np.any(hi_m <= lo_f) or np.any(hi_f <= lo_m):
+    if not _boxes_overlap(mov, fix):
+        (lo_m, hi_m), (lo_f, hi_f) = _world_box(mov), _world_box(fix)
         fail(f"{moving} and {fixed} do not overlap in patient coordinates (LPS mm: moving {lo_m.round(1).tolist()} to "
              f"{hi_m.round(1).tolist()}, fixed {lo_f.round(1).tolist()} to {hi_f.round(1).tolist()}); the learned "
              "model needs images in one frame of reference")
