@@ -58,3 +58,16 @@ def test_limits_refuses_a_pair_count_that_cannot_fit_in_memory(tmp_path, monkeyp
     res = _run(["detector", "limits", "--preset", "quick", "--pairs", 1_000_000, "--out", tmp_path / "l.json"])
     assert res.exit_code == 2 and "GB" in res.output and "at most" in res.output, res.output
     assert not (tmp_path / "l.json").exists()
+
+
+def test_evaluate_refuses_models_without_the_joint_network_for_a_joint_preset(tmp_path):
+    """evaluate read the joint network only after making its folder: an error and a half-made folder."""
+    data = _fake_data(tmp_path / "data", "quick")
+    (data / "joint_test.npz").write_bytes(b"")
+    for name in ("mlp", "cnn", "cnn_fan", "timing_cnn"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "config.json").write_text(json.dumps({"data": {"preset": "quick"}}))
+    res = _run(["detector", "evaluate", "--preset", "quick", "--data", data, "--models", tmp_path / "models",
+                "--out", tmp_path / "out"])
+    assert res.exit_code == 2 and "joint" in res.output, res.output
+    assert not (tmp_path / "out").exists()

@@ -24,6 +24,8 @@ LIMITS_BYTES_PER_PHOTON = 48.0
 
 #: model folders ``detector evaluate`` reads from ``--models`` (``detector train`` writes them)
 EVALUATED_MODELS = ("mlp", "cnn", "cnn_fan", "timing_cnn")
+#: what it reads besides for a preset with a joint study (the joint network and the separate models)
+JOINT_MODELS = ("joint", "joint_separate_cnn", "joint_separate_timing_cnn", "joint_separate_energy.json")
 
 
 def _made_with(path: Path) -> str | None:
@@ -45,10 +47,11 @@ def _made_with(path: Path) -> str | None:
     return preset if isinstance(preset, str) else None
 
 
-def _check_inputs(preset: str, data: Path | None, models: Path | None = None) -> None:
+def _check_inputs(preset: str, data: Path | None, models: Path | None = None, *, joint: bool = False) -> None:
     """Refuse, before any output folder is made, a data folder that ``detector simulate`` did not write, a
-    models folder without the models ``evaluate`` reads, and data or models made with another preset (they would
-    be used with this preset's detector and timing settings and labelled with its name)."""
+    models folder without the models ``evaluate`` reads (``joint``: the joint study's too, when the data hold
+    joint events), and data or models made with another preset (they would be used with this preset's detector
+    and timing settings and labelled with its name)."""
     from petspect.errors import ConfigError, DataNotFoundError
 
     checks = []
@@ -58,6 +61,8 @@ def _check_inputs(preset: str, data: Path | None, models: Path | None = None) ->
         checks.append(("data were simulated", Path(data) / "dataset.json", "simulate"))
     if models is not None:
         missing = [m for m in EVALUATED_MODELS if not (Path(models) / m / "config.json").is_file()]
+        if joint and (data is None or (Path(data) / "joint_test.npz").is_file()):  # evaluate reads the joint study's
+            missing += [m for m in JOINT_MODELS if not (Path(models) / m).exists()]
         if missing:
             raise DataNotFoundError(f"not a detector models folder: {', '.join(missing)} missing (petspect "
                                     "detector train writes them)", path=models)
@@ -132,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
         check_output_path(out, overwrite=overwrite, inputs=[p for p in (data, models) if p is not None],
                           kind="detector-evaluate")  # the output first
-        _check_inputs(get_preset(preset).name, data, models)
+        _check_inputs(get_preset(preset).name, data, models, joint=get_preset(preset).joint is not None)
         m = evaluate(get_preset(preset), out, data_dir=data, models_dir=models, device=get_device(ctx),
                      overwrite=overwrite)
         for name in ("anger", "knn", "gbt", "mlp", "cnn", "gbt_fan", "cnn_fan"):
