@@ -78,3 +78,19 @@ def test_liver_and_spleen_of_equal_hu_are_told_apart_by_position():
                    ("liver", "spleen"))
     assert d["liver"] > 0.8 and d["spleen"] > 0.8, d
     assert seg.record["flips"] is False and seg.record["whole_volume"]
+
+
+def test_whole_volume_window_shifts_content_and_pads_with_air():
+    import torch
+
+    from petspect.segmentation.organs import _shift_window
+
+    x = torch.arange(2 * 4 * 6 * 6, dtype=torch.float32).reshape(2, 4, 6, 6)
+    y = torch.arange(4 * 6 * 6).reshape(4, 6, 6)
+    air = torch.tensor([-1.0, -1.5])
+    xo, yo = _shift_window(x, y, (4, 8, 8), np.array([0, 1, -1]), air)
+    # window start = (shape - patch) // 2 + shift = (0, -1 + 1, -1 - 1) = (0, 0, -2)
+    assert xo.shape == (2, 4, 8, 8) and yo.shape == (4, 8, 8)
+    assert torch.equal(xo[:, :, :6, 2:8], x) and torch.equal(yo[:, :6, 2:8], y)
+    assert bool((xo[0, :, 6:] == -1.0).all()) and bool((xo[1, :, :, :2] == -1.5).all())
+    assert int(yo[:, 6:].abs().sum()) == 0

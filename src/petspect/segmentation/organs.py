@@ -143,6 +143,8 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
 
     if not inputs or len(inputs) != len(targets):
         raise InputError("training needs one target per input and at least one subject")
+    if len(shift_zyx) != 3 or min(shift_zyx) < 0:
+        raise InputError(f"shift_zyx must be three voxel counts >= 0, got {shift_zyx}")
     for t in targets:
         if t.min() < 0 or t.max() >= spec.out_channels:
             raise InputError(f"target classes must lie in [0, {spec.out_channels - 1}], got [{t.min()}, {t.max()}]")
