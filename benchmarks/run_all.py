@@ -37,6 +37,7 @@ QUICK: dict[str, list[str]] = {
     "bench_io": ["--n", "32"],
     "bench_kinetics": ["--n-noise", "20", "--n-train", "60", "--n-test", "20", "--epochs", "50"],
     "bench_learned_recon": ["--preset", "tiny", "--out", "{out}/study"],
+    "bench_organs": ["--simulate", "{out}/data", "--subjects", "4", "--epochs", "1", "--filters", "4", "8", "16", "32"],
     "bench_pet": ["--quick", "--device", "cpu", "--cases", "2d", "3d", "listmode"],
     "bench_pet_osem_wholebody": ["--shape", "16", "40", "40", "--voxel-mm", "8", "--iterations", "1",
                                  "--view-mashing", "20"],
