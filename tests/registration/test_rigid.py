@@ -77,9 +77,11 @@ def test_registration_is_reproducible_and_sampling_side_inverts_exactly(torso8):
     sampling on the moving grid is registering the other way round and inverting."""
     spect = _emission(torso8["activity"], 12.0, 60.0, 1)
     ct = move_rigidly(torso8["ct"], rigid_matrix((1.0, 0.0, -1.0), (3.0, 2.0, -4.0)))
-    a = register(ct, spect, transform="rigid", sample_on="fixed", iterations=40)
-    b = register(ct, spect, transform="rigid", sample_on="fixed", iterations=40)
-    assert np.array_equal(a.matrix, b.matrix)
+    a = register(ct, spect, transform="rigid", sample_on="fixed", sampling=0.3, iterations=40)  # random draw
+    b = register(ct, spect, transform="rigid", sample_on="fixed", sampling=0.3, iterations=40)
+    assert np.array_equal(a.matrix, b.matrix) and a.settings["seed"] == 0 and a.settings["threads"] == 1
+    other = register(ct, spect, transform="rigid", sample_on="fixed", sampling=0.3, iterations=40, seed=5)
+    assert not np.array_equal(a.matrix, other.matrix)  # the seed does reach the sampling
     c = register(ct, spect, transform="rigid", sample_on="moving", iterations=40)
     d = register(spect, ct, transform="rigid", sample_on="fixed", iterations=40)
     assert np.allclose(c.matrix, np.linalg.inv(d.matrix), atol=1e-9)
