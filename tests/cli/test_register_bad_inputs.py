@@ -87,3 +87,19 @@ def test_register_refuses_images_that_do_not_overlap_with_identity_init(tmp_path
                             "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and "overlap" in r.output and "--init geometry" in r.output, r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_register_init_geometry_registers_images_that_do_not_overlap(tmp_path):
+    """The refusal above points to ``--init geometry``; that option crashed for every input (SimpleITK's
+    CenteredTransformInitializer was handed a TranslationTransform). It now registers the pair."""
+    vol = _ball_pet()
+    save(vol, tmp_path / "pet.nii.gz")
+    save(Volume(vol.data, vol.spacing_mm, (900.0, 900.0, 900.0), unit="Bq/mL", modality="PT"), tmp_path / "far.nii.gz")
+    r = runner.invoke(app, ["register", str(tmp_path / "far.nii.gz"), str(tmp_path / "pet.nii.gz"),
+                            "--init", "geometry", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    from petspect.registration.rigid import read_transform
+
+    shift = read_transform(tmp_path / "r" / "transform.tfm")[:3, 3]  # fixed -> moving, mm
+    expected = 900.0 - np.asarray(vol.origin_mm, dtype=float)  # the same data, its origin moved to 900 mm
+    np.testing.assert_allclose(np.abs(shift), np.abs(expected), atol=1.0)

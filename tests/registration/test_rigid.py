@@ -167,3 +167,18 @@ def test_register_cli_blurs_the_moving_image_for_the_metric(tmp_path, torso8):
     moved = load(tmp_path / "reg" / "moved.nii.gz")
     sharp = resample_with_matrix(load(tmp_path / "ct.nii.gz"), spect, m)  # the unblurred CT, resampled
     assert moved.same_grid(spect) and np.allclose(moved.numpy(), sharp.numpy(), atol=1e-2)
+
+
+def test_init_geometry_recovers_images_that_do_not_overlap(torso8):
+    """``init="geometry"`` puts the grids' centres on each other first: a CT whose origin is 900 mm away
+    (no overlap at all in patient coordinates) is registered back to its SPECT (it crashed in SimpleITK's
+    CenteredTransformInitializer before, for every input)."""
+    spect = _emission(torso8["activity"], 12.0, 60.0, 1)
+    far = rigid_matrix(translation_mm=(900.0 + 6.5, 900.0 - 4.0, 900.0 + 8.5))
+    ct_far = move_rigidly(torso8["ct"], far)
+    lm = np.array(list(organ_landmarks(torso8["labels"]).values()))
+    truth = map_points(far, lm)
+    res = register(ct_far, spect, transform="rigid", init="geometry", moving_fwhm_mm=12.0)
+    tre = target_registration_error(truth, res.map_points(lm))
+    assert res.settings["init"] == "geometry"
+    assert tre.max() < 4.0, tre

@@ -256,9 +256,9 @@ def register(moving: Volume, fixed: Volume, *, transform: str = "rigid", metric:
         opts = dict(metric=metric, bins=bins, sampling=sampling, shrink=shrink, smoothing_vox=smoothing_vox,
                     iterations=iterations, seed=seed, mask=mask)
         base = sitk.TranslationTransform(3)
-        if init == "geometry":
-            base = sitk.CenteredTransformInitializer(f_img, m_img, base,
-                                                     sitk.CenteredTransformInitializerFilter.GEOMETRY)
+        if init == "geometry":  # start with the grids' centres on each other (fixed point x -> x + offset)
+            m_centre = m_img.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in m_img.GetSize()])
+            base.SetOffset(tuple(float(a - b) for a, b in zip(m_centre, centre)))
         final, reg = _run(f_img, m_img, base, learning_rate, **opts)
         stages = [reg.GetOptimizerStopConditionDescription()]
         if transform in ("rigid", "affine"):  # translation first (robust), then the rotations from there
