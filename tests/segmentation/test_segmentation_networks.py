@@ -126,3 +126,43 @@ def test_post_processing_threshold_exclusion_and_small_components():
         PostProcess(1.0)
     with pytest.raises(InputError):
         lesion_mask(p[0], sp)
+
+
+def test_flip_averaged_inference_is_flip_equivariant_and_round_trips(tmp_path):
+    """With ``flips`` the softmax is the mean over the y/x flips: flipping the input flips the output exactly
+    (a network without it is not equivariant); the flag is kept in the model folder."""
+    spec = SegNetSpec(filters=(4, 8, 16), z_strides=(1, 2), patch_zyx=(8, 16, 16))
+    torch.manual_seed(3)
+    seg = Segmenter(build_network(spec).eval(), spec, "dynunet", flips=True)
+    suv = np.random.default_rng(0).gamma(2.0, 1.0, (8, 16, 16))
+    ct = np.random.default_rng(1).normal(0.0, 50.0, (8, 16, 16))
+    p = seg.probability(suv, ct)
+    q = seg.probability(suv[:, :, ::-1].copy(), ct[:, :, ::-1].copy())
+    assert torch.allclose(p.flip(2), q, atol=1e-5)
+    seg.flips = False
+    p0 = seg.probability(suv, ct)
+    q0 = seg.probability(suv[:, :, ::-1].copy(), ct[:, :, ::-1].copy())
+    assert not torch.allclose(p0.flip(2), q0, atol=1e-5)
+    seg.flips = True
+    back = load_segmenter(save_segmenter(tmp_path / "m", seg))
+    assert back.flips is True and torch.allclose(back.probability(suv, ct), p, atol=1e-6)
+
+
+def test_weight_average_of_the_last_epochs_is_kept_only_when_validation_prefers_it():
+    """``average_last`` averages the last epochs' weights; the study keeps the average only when its
+    validation score is at least the best single epoch's, and records which weights it kept."""
+    from petspect.segmentation.train import TrainSettings, fit_segmentation_network
+
+    rng = np.random.default_rng(0)
+    spec = SegNetSpec(filters=(4, 8, 16), z_strides=(1, 1), patch_zyx=(8, 16, 16))
+    les = np.zeros((8, 16, 16), np.int64)
+    les[3:5, 6:9, 6:9] = 1
+    x = torch.from_numpy(np.stack([rng.normal(0, 0.1, les.shape) + les, np.zeros(les.shape)]).astype(np.float32))
+    for score, kept in ((lambda s, it=iter([0.5, 0.6, 0.4, 0.7]): next(it), "average"),
+                        (lambda s, it=iter([0.5, 0.6, 0.4, 0.1]): next(it), "epoch 2")):
+        seg = fit_segmentation_network([x, x], [les, les], [les.astype(np.int32)] * 2, [np.ones(les.shape, bool)] * 2,
+                                       spec, TrainSettings(epochs=3, patches_per_case=2, batch_size=2, average_last=2),
+                                       validate=score, name="t")
+        assert seg.record["averaged_epochs"] == 2 and seg.record["weights"].startswith(kept)
+    with pytest.raises(InputError):
+        TrainSettings(epochs=3, average_last=4)

@@ -176,14 +176,26 @@ def input_channels(suv: Any, ct_hu: Any = None, *, in_channels: int = 2, inputs:
 
 @torch.no_grad()
 def predict_softmax(net: torch.nn.Module, x: torch.Tensor, patch_zyx: tuple[int, int, int], *,
-                    overlap: float = 0.5, batch_size: int = 2) -> torch.Tensor:
-    """Class probabilities ``(K, z, y, x)`` by Gaussian-weighted sliding-window inference (MONAI), on the CPU."""
+                    overlap: float = 0.5, batch_size: int = 2, flips: bool = False) -> torch.Tensor:
+    """Class probabilities ``(K, z, y, x)`` by Gaussian-weighted sliding-window inference (MONAI), on the CPU.
+
+    With ``flips`` the softmax is averaged over the input as given and flipped along y, x and both (the
+    flips the training augments with; test-time augmentation, 4x the inference time).
+    """
     from monai.inferers import sliding_window_inference
 
     net.eval()
     dev = next(net.parameters()).device
-    logits = sliding_window_inference(x[None].to(dev), patch_zyx, batch_size, net, overlap=overlap, mode="gaussian")
-    return torch.softmax(logits, dim=1)[0].cpu()
+    xb = x[None].to(dev)
+    total = None
+    for dims in ([(), (1,), (2,), (1, 2)] if flips else [()]):
+        d = [k + 2 for k in dims]  # (batch, channel, z, y, x): y and x are dims 3 and 4
+        xi = xb.flip(d) if d else xb
+        logits = sliding_window_inference(xi, patch_zyx, batch_size, net, overlap=overlap, mode="gaussian")
+        p = torch.softmax(logits, dim=1)
+        p = p.flip(d) if d else p
+        total = p if total is None else total + p
+    return (total / (4 if flips else 1))[0].cpu()
 
 
 def predict_probability(net: torch.nn.Module, x: torch.Tensor, patch_zyx: tuple[int, int, int], *,
@@ -197,7 +209,8 @@ class Segmenter:
     """A trained segmentation network with its spec, name, post-processing and training record.
 
     ``threshold`` and ``min_component_ml`` are the lesion post-processing
-    (:class:`~petspect.segmentation.postprocess.PostProcess`, chosen on validation by the study).
+    (:class:`~petspect.segmentation.postprocess.PostProcess`, chosen on validation by the study); ``flips``
+    averages the softmax over y/x flips at inference (:func:`predict_softmax`).
     """
 
     net: torch.nn.Module
@@ -206,13 +219,14 @@ class Segmenter:
     threshold: float = 0.5
     record: dict[str, Any] = field(default_factory=dict)
     min_component_ml: float = 0.0
+    flips: bool = False
 
     def inputs(self, suv: Any, ct_hu: Any = None) -> torch.Tensor:
         return input_channels(suv, ct_hu, in_channels=self.spec.in_channels, inputs=self.spec.inputs)
 
     def softmax(self, suv: Any, ct_hu: Any = None) -> torch.Tensor:
         """Class probabilities ``(K, z, y, x)``."""
-        return predict_softmax(self.net, self.inputs(suv, ct_hu), self.spec.patch_zyx)
+        return predict_softmax(self.net, self.inputs(suv, ct_hu), self.spec.patch_zyx, flips=self.flips)
 
     def probability(self, suv: Any, ct_hu: Any = None) -> torch.Tensor:
         """Lesion (class 1) probability ``(z, y, x)``."""
@@ -251,7 +265,7 @@ def save_segmenter(folder: str | os.PathLike, seg: Segmenter, *, overwrite: bool
 
     out = check_output_path(folder, overwrite=overwrite, kind="segmentation-model")
     doc = {"name": seg.name, "spec": seg.spec.to_dict(), "threshold": seg.threshold,
-           "min_component_ml": seg.min_component_ml,
+           "min_component_ml": seg.min_component_ml, "flips": seg.flips,
            "input": {"suv_scale": SUV_SCALE, "suv_clip": SUV_CLIP, "ct": "HU / 1000 clipped to [-1, 2]"},
            "record": to_jsonable(seg.record)}
     with atomic_dir(out, kind="segmentation-model") as tmp:
@@ -284,4 +298,4 @@ def load_segmenter(folder: str | os.PathLike, *, device: Any = None) -> Segmente
         net = net.to(device)
     net.eval()
     return Segmenter(net, spec, str(doc.get("name", spec.kind.value)), float(doc.get("threshold", 0.5)),
-                     dict(doc.get("record", {})), float(doc.get("min_component_ml", 0.0)))
+                     dict(doc.get("record", {})), float(doc.get("min_component_ml", 0.0)), bool(doc.get("flips", False)))

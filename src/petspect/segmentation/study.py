@@ -64,15 +64,19 @@ class SegmentStudyPreset:
     organ_network: tuple[str, SegNetSpec, TrainSettings] | None = None
 
 
-def _quick_cohort(subjects: int, seed: int) -> Any:
+def _quick_cohort(subjects: int, seed: int, cohort: dict[str, Any] | None = None) -> Any:
+    """The quick preset's cohort; ``cohort`` may set ``seed`` (base of the cohort seed, default 4300) and the
+    ``train`` / ``validation`` split fractions (default 0.6 / 0.15)."""
     from petspect.simulate.presets import get_preset
 
+    c = cohort or {}
     cfg = get_preset("quick")
-    cfg.name, cfg.subjects, cfg.seed = "segment-quick", subjects, 4300 + seed
+    cfg.name, cfg.subjects, cfg.seed = "segment-quick", subjects, int(c.get("seed", 4300)) + seed
     cfg.description = "petspect segmentation study: FDG torsos with lesions, 2D-ring PET, full dose, OSEM"
     cfg.dose_percents = [100.0]
     cfg.recon.algorithms = ["osem"]
-    cfg.split.train, cfg.split.validation, cfg.split.test = 0.6, 0.15, 0.25
+    tr, va = float(c.get("train", 0.6)), float(c.get("validation", 0.15))
+    cfg.split.train, cfg.split.validation, cfg.split.test = tr, va, 1.0 - tr - va
     return cfg.validate()
 
 
@@ -292,7 +296,7 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
             from petspect.simulate.cohort import simulate_cohort
             from petspect.simulate.no_inverse_crime import describe
 
-            cfg = (_quick_cohort if preset == "quick" else _full_cohort)(p.subjects, seed)
+            cfg = _quick_cohort(p.subjects, seed, p.cohort) if preset == "quick" else _full_cohort(p.subjects, seed)
             simulate_cohort(cfg, root, workers=1, overwrite=True)
             data_info = {"source": "petspect.simulate", "config": cfg.to_dict(), **describe(cfg)}
     else:

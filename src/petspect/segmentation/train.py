@@ -58,6 +58,10 @@ class TrainSettings:
         Patches drawn afresh per training subject and epoch.
     lesion_fraction : float
         Probability that a patch is centred on a foreground instance (a lesion, an organ).
+    average_last : int
+        If > 1, the weights of the last ``average_last`` epochs are also averaged (stochastic weight
+        averaging at the end of the one-cycle schedule); the average replaces the best single epoch only if
+        its validation score is at least as high (a choice on validation).
     seed : int
     """
 
@@ -67,11 +71,14 @@ class TrainSettings:
     weight_decay: float = 1e-5
     patches_per_case: int = 24
     lesion_fraction: float = 0.67
+    average_last: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.patches_per_case < 1:
             raise InputError("need epochs >= 1, batch_size >= 2 and patches_per_case >= 1")
+        if not 0 <= self.average_last <= self.epochs:
+            raise InputError(f"average_last must lie in [0, epochs], got {self.average_last}")
         if not 0.0 <= self.lesion_fraction <= 1.0:
             raise InputError(f"lesion_fraction must lie in [0, 1], got {self.lesion_fraction}")
 
@@ -186,7 +193,15 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
         x, y = (t.to(device) for t in batch)
         return loss_fn(model(x), y)
 
+    averaged: dict[str, Any] = {"state": None, "n": 0, "epoch": 0}
+
     def val(model: torch.nn.Module) -> float:
+        averaged["epoch"] += 1
+        if settings.average_last > 1 and averaged["epoch"] > settings.epochs - settings.average_last:
+            k, st = averaged["n"], model.state_dict()
+            averaged["state"] = ({n: t.detach().clone().float() for n, t in st.items()} if k == 0 else
+                                 {n: a + (st[n].float() - a) / (k + 1) for n, a in averaged["state"].items()})
+            averaged["n"] = k + 1
         v = validate(seg)
         return -1.0 if math.isnan(v) else v
 
@@ -197,6 +212,20 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
                          generator=gen, augment=draw, description=f"training {name}")
     seg.record = {"train_loss": result.train_loss, "val_dice": result.val, "best_epoch": result.best_epoch,
                   "settings": settings.__dict__, "n_train": len(inputs), "patches_per_epoch": int(len(order))}
+    if averaged["state"] is not None:
+        best_val = max(result.val)
+        best_state = {n: t.detach().clone() for n, t in net.state_dict().items()}
+        net.load_state_dict({n: a.to(best_state[n].dtype) for n, a in averaged["state"].items()})
+        net.eval()
+        v_avg = validate(seg)
+        seg.record["val_dice_average"] = v_avg
+        seg.record["averaged_epochs"] = averaged["n"]
+        if not math.isnan(v_avg) and v_avg >= best_val:
+            seg.record["weights"] = f"average of the last {averaged['n']} epochs"
+        else:
+            net.load_state_dict(best_state)
+            net.eval()
+            seg.record["weights"] = f"epoch {result.best_epoch + 1 if result.best_epoch is not None else '?'}"
     return seg
 
 
