@@ -37,6 +37,9 @@ def test_tiny_study_and_segment_with_its_model(tmp_path):
     assert summary["checks"][3]["check"].startswith("organs_dynunet") and summary["checks"][3]["passed"] is not None
     post = summary["tuned"]["dynunet"]["post_processing"]
     assert post["budget"]["split"] == "validation" and set(post["best"]) == {"threshold", "min_component_ml"}
+    assert summary["tuned"]["dynunet"]["flips"] is True
+    assert json.loads((out / "model_dynunet" / "segmenter.json").read_text())["flips"] is True
+    assert summary["cpu_s"]["total"] > 0 and len(summary["load_average_start"]) == 3
     sub = out / "data" / "sub-007"
     seg = runner.invoke(app, ["segment", "--model", str(out / "model_dynunet"), "--input", str(sub / "image.nii.gz"),
                               "--ct", str(sub / "ct.nii.gz"), "--suv-factor", "4e-4", "--out", str(tmp_path / "s")])

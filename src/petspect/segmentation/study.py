@@ -62,6 +62,8 @@ class SegmentStudyPreset:
     notes: tuple[str, ...] = ()
     cohort: dict[str, Any] = field(default_factory=dict)
     organ_network: tuple[str, SegNetSpec, TrainSettings] | None = None
+    #: Lesion networks average their softmax over y/x flips at inference (test-time augmentation).
+    flips: bool = False
 
 
 def _quick_cohort(subjects: int, seed: int, cohort: dict[str, Any] | None = None) -> Any:
@@ -101,7 +103,7 @@ STUDY_PRESETS: dict[str, SegmentStudyPreset] = {
     "tiny": SegmentStudyPreset(
         "tiny", 8, (("dynunet", SegNetSpec(filters=(4, 8, 16), z_strides=(1, 1), patch_zyx=(8, 16, 16)),
                      TrainSettings(epochs=2, patches_per_case=4, batch_size=2)),),
-        budget_trials=2, image_key="image",
+        budget_trials=2, image_key="image", flips=True,
         organ_network=("organs_dynunet", _organ_spec((4, 8, 16), (1, 1), (8, 16, 16)),
                        TrainSettings(epochs=1, patches_per_case=2, batch_size=2)),
         notes=("tiny: an image-domain toy (ellipsoid body, liver, bladder, ball lesions; PET = blur + noise, no "
@@ -284,7 +286,8 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
         raise ConfigError(f"unknown segmentation study preset {preset!r}; choose one of {sorted(STUDY_PRESETS)}")
     p = STUDY_PRESETS[preset]
     wall: dict[str, float] = {}
-    t0 = time.perf_counter()
+    cpu: dict[str, float] = {}
+    t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
     out_p = claim_study_folder(out, overwrite=overwrite, inputs=[dataset] if dataset is not None else [])
     data_info: dict[str, Any]
     if dataset is None:
@@ -303,6 +306,7 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
         root = Path(dataset)
         data_info = {"source": str(root)}
     wall["data"] = time.perf_counter() - t0
+    cpu["data"] = time.process_time() - c0
     splits = read_splits(root)
     sim = (splits.meta.get("petspect") or {}).get("simulation") or {}
     inverse_crime = data_info.get("inverse_crime", sim.get("inverse_crime"))
@@ -336,8 +340,9 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     nets = {}
     val_ex = [_masks(c, ids)[1] for c in val]
     for name, spec, settings in p.networks:
-        t = time.perf_counter()
+        t, c_t = time.perf_counter(), time.process_time()
         seg = train_segmenter(train, val, spec, replace(settings, seed=seed), name=name, device=device)
+        seg.flips = p.flips
         hist = [{"epoch": i + 1, "val_dice": v} for i, v in enumerate(seg.record["val_dice"])]
         probs = [seg.probability(c.suv, c.ct_hu).numpy() for c in val]
 
@@ -350,11 +355,14 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
         seg.threshold, seg.min_component_ml = float(post.best["threshold"]), float(post.best["min_component_ml"])
         tuned[name] = {**epoch_choice(name, hist, "val_dice").to_dict(), "post_processing": post.to_dict(),
                        "spec": spec.to_dict(), "settings": settings.__dict__,
-                       "train_loss": seg.record["train_loss"]}
+                       "train_loss": seg.record["train_loss"], "flips": seg.flips,
+                       "weights": seg.record.get("weights", "best epoch"),
+                       "val_dice_average": seg.record.get("val_dice_average")}
         val_dice[name] = post.best_score
         save_segmenter(out_p / f"model_{name}", seg, overwrite=True)
         nets[name] = seg
         wall[f"train_{name}"] = time.perf_counter() - t
+        cpu[f"train_{name}"] = time.process_time() - c_t
     net_names = list(nets)
     main_net = max(net_names, key=lambda k: val_dice[k])
 
@@ -456,6 +464,7 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
                            extra={"comparator": comparator, "validation_dice": val_dice,
                                   "test_scoring": scoring.to_dict(), "per_subject": per_subject,
                                   "per_subject_organs": organ_rows,
+                                  "cpu_s": cpu, "load_average_start": list(load0),
                                   "subjects_test": [c.subject for c in test]})
     report = HtmlReport("petspect study segment", f"preset {preset}, seed {seed}")
     report.heading("Lesion segmentation on held-out subjects")
@@ -489,6 +498,8 @@ def run_segment_study(out: str | os.PathLike, *, preset: str = "quick", dataset:
     for n in notes:
         report.paragraph(n)
     wall["total"] = time.perf_counter() - t0
+    cpu["total"] = time.process_time() - c0
+    summary.extra["load_average_end"] = list(os.getloadavg())
     write_study(out_p, metrics, summary, report)
     verdict = "PASSED" if checks[0].passed else "FAILED"
     return (f"segment study ({preset}): {main_net} Dice {metrics[main_net]['dice']:.3f} vs {comparator} "
