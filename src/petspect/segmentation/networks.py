@@ -298,4 +298,5 @@ def load_segmenter(folder: str | os.PathLike, *, device: Any = None) -> Segmente
         net = net.to(device)
     net.eval()
     return Segmenter(net, spec, str(doc.get("name", spec.kind.value)), float(doc.get("threshold", 0.5)),
-                     dict(doc.get("record", {})), float(doc.get("min_component_ml", 0.0)), bool(doc.get("flips", False)))
+                     dict(doc.get("record", {})), float(doc.get("min_component_ml", 0.0)),
+                     bool(doc.get("flips", False)))
