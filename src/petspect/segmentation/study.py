@@ -120,8 +120,9 @@ STUDY_PRESETS: dict[str, SegmentStudyPreset] = {
                "validation subjects (4 levels beat 3 levels 0.674 to 0.647 after post-processing); the full preset "
                "is the realistic size",
                "quick organ network: whole 12 x 64 x 64 volumes (shifted by up to 1 x 4 x 4 voxels, no flips), "
-               "DynUNet 16-32-64-128 on the CT in two windows, 40 epochs x 24 subjects / batch 2 = 480 steps, "
-               "schedule chosen on the validation subjects with benchmarks/bench_organs.py (BENCHMARKS.md)")),
+               "DynUNet 16-32-64-128 on the CT in two windows, 40 epochs of one volume per training subject, batch 2 "
+               "(800 steps with the 40 training subjects; the schedule was chosen at 24 training subjects = 480 steps "
+               "on validation with benchmarks/bench_organs.py, BENCHMARKS.md)")),
     "full": SegmentStudyPreset(
         "full", 60, (("dynunet", SegNetSpec(filters=(32, 64, 128, 256, 320), z_strides=(1, 2, 2, 2),
                                             patch_zyx=(64, 128, 128)),
