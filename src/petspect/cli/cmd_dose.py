@@ -72,6 +72,9 @@ def run(
     hours: list[float] = typer.Option(..., "--hours", help="Time of each image after administration (h); "
                                                           "repeat in the same order."),
     ct: list[Path] = typer.Option(None, "--ct", help="CT of each time point (or one CT for all); HU."),
+    ct_unit: str = typer.Option(None, "--ct-unit", help="HU: states the unit of a CT file that carries none (a "
+                                                        "NIfTI from another tool) when its values alone cannot "
+                                                        "show it (no air in the image)."),
     nuclide: str = typer.Option("Lu-177", "--nuclide", help="Lu-177, Y-90 or I-131."),
     out: Path = typer.Option(..., "--out", help="Output folder: dose.nii.gz, RTDOSE DICOM, regions.csv, dose.json."),
     labels: Path = typer.Option(None, "--labels", help="Organ/lesion label image (any grid; resampled nearest)."),
@@ -90,8 +93,11 @@ def run(
 
     if len(spect) != len(hours):
         fail(f"{len(spect)} --spect images but {len(hours)} --hours values")
+    if ct_unit is not None and not ct:
+        fail("--ct-unit states the unit of a --ct file; give --ct too (or drop --ct-unit)")
     req = DoseRequest(spect=list(spect), hours=list(hours), ct=list(ct or []), nuclide=nuclide, labels=labels,
-                      calibration_bq_per_count=calibration, method=method, voxel_mm=voxel_mm, register=register)
+                      calibration_bq_per_count=calibration, method=method, voxel_mm=voxel_mm, register=register,
+                      ct_unit=ct_unit)
     result = run_dose_workflow(req, out, overwrite=overwrite)
     for line in result.summary_lines():
         typer.echo(line)

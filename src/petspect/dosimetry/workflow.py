@@ -39,6 +39,7 @@ class DoseRequest:
     method: str = "kernel_density"
     voxel_mm: float | None = None
     register: bool = True
+    ct_unit: str | None = None
 
 
 @dataclass
@@ -123,6 +124,52 @@ def _to_concentration(vol, calibration, path) -> np.ndarray:
         return data * float(calibration) / vol.voxel_volume_ml
     raise UnitError(f"image unit {unit!r} is not an activity; dosimetry needs Bq/mL or counts with a calibration",
                     path=path)
+
+
+def _looks_like_hu(data: np.ndarray) -> tuple[bool, str]:
+    """Whether CT numbers of a file without a unit look like HU: air near -1000 HU, soft tissue, a CT's range.
+
+    Padding below -1050 (-1024, -2000, -3024 outside a scanner's round field of view) is left out of the
+    fractions. Returns ``(looks_like_hu, the figures)``.
+    """
+    v = data[data >= -1050.0]
+    if v.size < 0.25 * data.size or v.size == 0:
+        return False, f"{100 * (1 - v.size / max(data.size, 1)):.0f} % of the voxels lie below -1050"
+    air = float(np.mean(v <= -900.0))
+    tissue = float(np.mean((v >= -200.0) & (v <= 300.0)))
+    hi = float(np.percentile(v, 99.9))
+    ok = air >= 0.005 and tissue >= 0.01 and hi <= 4000.0 and float(data.min()) >= -32768.0
+    return ok, (f"values {float(data.min()):.4g} to {float(data.max()):.4g}, {100 * air:.1f} % of the voxels near "
+                f"air (-1050 to -900 HU), {100 * tissue:.1f} % soft tissue (-200 to 300 HU)")
+
+
+def _ct_in_hu(vol, path, ct_unit: str | None, notes: list[str]):
+    """The CT ``vol`` (read from ``path``) in HU, or a :class:`UnitError` naming the file.
+
+    A file that carries a unit must carry HU; one without a unit (a NIfTI from another tool) is used when the
+    unit is stated (``ct_unit="HU"``) or when its values look like HU (:func:`_looks_like_hu`).
+    """
+    from petspect.io.stated_units import state_unit
+
+    if ct_unit is not None and ct_unit.strip().upper() != "HU":
+        raise UnitError(f"--ct-unit {ct_unit!r}: the dose needs the CT in HU (convert it first)", path=path)
+    vol = state_unit(vol, ct_unit, path=path)
+    data = np.asarray(vol.numpy(), dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise InputError(f"the CT holds {bad} NaN or infinite voxels", path=path)
+    if vol.unit == "HU":
+        return vol
+    if vol.unit in ("a.u.", ""):
+        ok, figures = _looks_like_hu(data)
+        if not ok:
+            raise UnitError(f"the CT carries no unit and its values do not look like HU ({figures}); the dose "
+                            "needs a CT in HU (not an attenuation map or an activity image): give one, or state "
+                            "--ct-unit HU if this file is one", path=path)
+        notes.append(f"{Path(path).name}: no unit in the file; its values look like HU ({figures}), used as HU")
+        return vol.with_data(vol.data, unit="HU")
+    raise UnitError(f"--ct takes a CT in HU; this image is in {vol.unit!r} (an activity image or an attenuation "
+                    "map read as HU gives a wrong density and a wrong dose)", path=path)
 
 
 def _check_request_numbers(hours, calibration) -> None:
@@ -250,7 +297,7 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     spects = [v.with_data(c.astype(np.float32), unit="Bq/mL") for v, c in zip(spects, conc)]
     grid = axial_grid_covering(spects[0], req.voxel_mm)
     a = grid.spacing_mm[0]
-    cts = [load(p) for p in ct_paths]
+    cts = [_ct_in_hu(load(p), p, req.ct_unit, notes) for p in ct_paths]
     transforms = [None] * len(spects)
     if len(cts) > 1 and req.register:
         for i in range(1, len(cts)):
