@@ -112,3 +112,46 @@ def test_ct_with_nan_is_refused(ph):
     save(hu.with_data(a), tmp / "ct_nan.nii.gz")
     r = _run(*_base(paths, tmp / "o", "--ct", tmp / "ct_nan.nii.gz"))
     assert r.exit_code == 2 and "NaN" in r.output and "ct_nan.nii.gz" in r.output, r.output
+
+
+# ---------------------------------------------------------------------------------------------- CT overlap
+
+
+def test_ct_that_does_not_overlap_the_spect_is_refused(ph):
+    """A CT elsewhere in patient coordinates was resampled as all air: density 0.0012, dose max 79.7 Gy."""
+    tmp, paths, ctp, _ = ph
+    far = _moved(ctp, tmp / "ct_far.nii.gz")
+    r = _run(*_base(paths, tmp / "o", "--ct", far))
+    assert r.exit_code == 2 and "ct_far.nii.gz" in r.output and "0 %" in r.output and "overlap" in r.output, r.output
+    assert not (tmp / "o").exists()
+
+
+def test_ct_partial_overlap_below_half_is_refused_and_above_is_used_with_soft_tissue_outside(ph):
+    tmp, paths, ctp, _ = ph
+    # the body spans x voxels 3..12 (10 voxels); a shift of 10 voxels leaves 3 of them (30 %) under the CT
+    low = _moved(ctp, tmp / "ct_low.nii.gz", shift_mm=(10 * 4.8, 0, 0))
+    r = _run(*_base(paths, tmp / "o1", "--ct", low))
+    assert r.exit_code == 2 and "30 %" in r.output and "ct_low.nii.gz" in r.output, r.output
+    # a CT of the same body cut 2 voxels short in x: 80 % of the body under it; the rest is taken as soft tissue
+    a = load(ctp)
+    cut = Volume(a.data[:, :, :11], a.spacing_mm, a.origin_mm, a.direction, unit="HU")
+    save(cut, tmp / "ct_cut.nii.gz")
+    r = _run(*_base(paths, tmp / "o2", "--ct", tmp / "ct_cut.nii.gz"))
+    assert r.exit_code == 0, r.output
+    assert "80 %" in r.output and "soft tissue" in r.output
+    ref = _run(*_base(paths, tmp / "ref"))  # no CT: soft tissue everywhere
+    assert ref.exit_code == 0, ref.output
+    d_cut, d_ref = load(tmp / "o2" / "dose.nii.gz").numpy(), load(tmp / "ref" / "dose.nii.gz").numpy()
+    assert d_cut.max() == pytest.approx(0.096, rel=0.1)
+    # beyond the CT's edge the dose is the soft-tissue dose, not the air dose (x 800)
+    assert np.allclose(d_cut[..., 12:], d_ref[..., 12:], rtol=0.05, atol=1e-6 * d_ref.max())
+
+
+def test_dicom_ct_that_does_not_overlap_is_refused_naming_the_folder(ph):
+    from petspect.io import write_dicom_series
+
+    tmp, paths, ctp, _ = ph
+    ct = load(ctp)
+    write_dicom_series(Volume(ct.data, ct.spacing_mm, FAR, ct.direction, unit="HU", modality="CT"), tmp / "ct_dcm")
+    r = _run(*_base(paths, tmp / "o", "--ct", tmp / "ct_dcm", method="local_deposition"))
+    assert r.exit_code == 2 and "ct_dcm" in r.output and "overlap" in r.output, r.output

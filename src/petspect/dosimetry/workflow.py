@@ -24,6 +24,12 @@ import numpy as np
 from petspect.errors import InputError, UnitError
 
 METHODS = ("local_deposition", "kernel_water", "kernel_density", "monte_carlo")
+#: Voxels of the first SPECT above this fraction of its maximum make up "the body" of the overlap checks.
+BODY_FRACTION_OF_MAX = 0.005
+#: A CT or a later time point must cover at least this fraction of the first SPECT's body.
+MIN_OVERLAP = 0.5
+#: A registration between sessions of one patient that moves a body voxel further than this is refused (mm).
+MAX_REGISTRATION_SHIFT_MM = 200.0
 
 
 @dataclass
@@ -172,6 +178,35 @@ def _ct_in_hu(vol, path, ct_unit: str | None, notes: list[str]):
                     "map read as HU gives a wrong density and a wrong dose)", path=path)
 
 
+def _body_points(conc: np.ndarray, vol, max_points: int = 20000) -> np.ndarray:
+    """LPS positions (n, 3) in mm of the body voxels of ``vol`` (concentration ``conc``), at most ``max_points``."""
+    idx = np.argwhere(conc > BODY_FRACTION_OF_MAX * float(conc.max()))
+    step = max(1, len(idx) // max_points)
+    return vol.voxel_to_world(idx[::step])
+
+
+def _inside_fov(points_lps_mm: np.ndarray, vol) -> np.ndarray:
+    """Which points (n, 3; LPS mm) lie inside the field of view of ``vol`` (its voxels, to their outer faces)."""
+    k = vol.world_to_voxel(points_lps_mm)
+    n = np.asarray(vol.shape, dtype=float)
+    return np.all((k >= -0.5) & (k <= n - 0.5), axis=1)
+
+
+def _fov_text(vol) -> str:
+    corners = vol.voxel_to_world(np.asarray([[-0.5] * 3, np.asarray(vol.shape) - 0.5]))
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    return f"LPS {np.round(lo).astype(int).tolist()} to {np.round(hi).astype(int).tolist()} mm"
+
+
+def _check_overlap(fraction: float, path, what: str, spect_name: str, spect, other) -> None:
+    """Refuse an image that covers less than :data:`MIN_OVERLAP` of a SPECT's body, with the numbers."""
+    if fraction < MIN_OVERLAP:
+        raise InputError(f"{what} covers {100 * fraction:.0f} % of the body of {spect_name} in patient coordinates "
+                         f"(at least {100 * MIN_OVERLAP:.0f} % needed): it does not overlap it ({spect_name} "
+                         f"{_fov_text(spect)}, this image {_fov_text(other)}); are both of this patient and in one "
+                         "frame of reference?", path=path)
+
+
 def _check_request_numbers(hours, calibration) -> None:
     """Refuse times and a calibration that would give a silent wrong dose (before anything is loaded)."""
     h = np.asarray(hours, dtype=float)
@@ -298,6 +333,12 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     grid = axial_grid_covering(spects[0], req.voxel_mm)
     a = grid.spacing_mm[0]
     cts = [_ct_in_hu(load(p), p, req.ct_unit, notes) for p in ct_paths]
+    bodies = [_body_points(c, v) for c, v in zip(conc, spects)]
+    ct_cover = 1.0
+    for i, (ct, p) in enumerate(zip(cts, ct_paths)):
+        frac = float(np.mean(_inside_fov(bodies[i], ct)))
+        ct_cover = frac if i == 0 else ct_cover
+        _check_overlap(frac, p, "the CT", spect_paths[i].name, spects[i], ct)
     transforms = [None] * len(spects)
     if len(cts) > 1 and req.register:
         for i in range(1, len(cts)):
@@ -308,8 +349,14 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     stack = np.stack([resample_onto(v, grid, transform=tf) for v, tf in zip(spects, transforms)])
     stack = np.clip(stack, 0.0, None)  # as the voxel TIA does, so that region activities match the dose
     if cts:
-        hu = resample_onto(cts[0], grid, fill=-1000.0)
+        hu = resample_onto(cts[0], grid, fill=np.nan)
+        outside = ~np.isfinite(hu)
+        hu[outside] = 0.0
         rho = voxel_dose.hu_to_density(hu)
+        if np.any(outside & (stack[0] > 0)):
+            rho[outside] = SOFT_TISSUE_G_PER_ML  # air there would scale the dose by ~800
+            notes.append(f"{ct_paths[0].name} covers {100 * ct_cover:.0f} % of the first SPECT's body; soft tissue "
+                         f"({SOFT_TISSUE_G_PER_ML} g/mL) assumed outside it")
     else:
         hu = np.zeros(grid.shape)
         rho = np.full(grid.shape, SOFT_TISSUE_G_PER_ML)
