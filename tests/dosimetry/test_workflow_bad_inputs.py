@@ -155,3 +155,102 @@ def test_dicom_ct_that_does_not_overlap_is_refused_naming_the_folder(ph):
     write_dicom_series(Volume(ct.data, ct.spacing_mm, FAR, ct.direction, unit="HU", modality="CT"), tmp / "ct_dcm")
     r = _run(*_base(paths, tmp / "o", "--ct", tmp / "ct_dcm", method="local_deposition"))
     assert r.exit_code == 2 and "ct_dcm" in r.output and "overlap" in r.output, r.output
+
+
+# ---------------------------------------------------------------------------------------------- later time points
+
+
+def _two(paths, second, out, *extra):
+    return ("--spect", paths[0], "--hours", 4, "--spect", second, "--hours", 24, "--method", "local_deposition",
+            "--out", out, *extra)
+
+
+def test_later_time_point_that_does_not_overlap_is_refused(ph):
+    """A later image elsewhere in patient coordinates was resampled as zero activity: TIA 6.97 instead of 43.1."""
+    tmp, paths, _, _ = ph
+    far = _moved(paths[1], tmp / "far.nii.gz")
+    r = _run(*_two(paths, far, tmp / "o", "--no-register"))
+    assert r.exit_code == 2 and "far.nii.gz" in r.output and "0 %" in r.output, r.output
+    assert not (tmp / "o").exists()
+    ok = _run(*_two(paths, paths[1], tmp / "ok", "--no-register"))
+    assert ok.exit_code == 0, ok.output
+    tia = json.loads((tmp / "ok" / "dose.json").read_text())["total_tia_mbq_h"]
+    assert tia == pytest.approx(43.1, rel=0.02)
+
+
+def test_later_time_point_partly_outside_uses_the_time_points_it_has(ph):
+    """A later image cut short: voxels outside it are integrated from the time points that cover them."""
+    tmp, paths, _, _ = ph
+    v = load(paths[1])
+    save(Volume(v.data[:, :, :11], v.spacing_mm, v.origin_mm, v.direction, unit="Bq/mL"), tmp / "cut.nii.gz")
+    r = _run(*_two(paths, tmp / "cut.nii.gz", tmp / "o", "--no-register"))
+    assert r.exit_code == 0, r.output
+    assert "80 %" in r.output and "cut.nii.gz" in r.output
+    rec = json.loads((tmp / "o" / "dose.json").read_text())
+    # the voxels outside hold one time point (Hanscheid at 4 h): their TIA is positive, none is lost to zero
+    d = load(tmp / "o" / "dose.nii.gz").numpy()
+    assert np.all(d[2:10, 3:13, 11:13] > 0)
+    assert rec["total_tia_mbq_h"] > 0.8 * 43.1
+    low = _moved(paths[1], tmp / "low.nii.gz", shift_mm=(10 * 4.8, 0, 0))
+    r = _run(*_two(paths, low, tmp / "o2", "--no-register"))
+    assert r.exit_code == 2 and "30 %" in r.output and "low.nii.gz" in r.output, r.output
+
+
+def test_one_ct_for_far_time_points_is_refused(ph):
+    tmp, paths, ctp, _ = ph
+    far = _moved(paths[1], tmp / "far.nii.gz")
+    r = _run(*_two(paths, far, tmp / "o", "--ct", ctp))
+    assert r.exit_code == 2 and "far.nii.gz" in r.output, r.output
+
+
+def test_registration_that_moves_an_image_implausibly_far_is_refused(ph):
+    """CTs 1.56 m apart were 'registered' (message 'registered 1 later CT(s)') and the TIA was wrong."""
+    tmp, paths, ctp, _ = ph
+    far = _moved(paths[1], tmp / "far.nii.gz")
+    ct_far = _moved(ctp, tmp / "ct_far.nii.gz")
+    r = _run(*_two(paths, far, tmp / "o", "--ct", ctp, "--ct", ct_far))
+    assert r.exit_code == 2 and "ct_far.nii.gz" in r.output and "mm" in r.output, r.output
+    assert "registered 1 later" not in r.output
+    assert not (tmp / "o").exists()
+
+
+def test_later_ct_that_does_not_overlap_its_own_spect_is_refused(ph):
+    tmp, paths, ctp, _ = ph
+    ct_far = _moved(ctp, tmp / "ct_far.nii.gz")
+    r = _run(*_two(paths, paths[1], tmp / "o", "--ct", ctp, "--ct", ct_far))
+    assert r.exit_code == 2 and "ct_far.nii.gz" in r.output and "overlap" in r.output, r.output
+
+
+def test_registration_of_a_small_shift_is_used(ph):
+    """A later SPECT/CT pair moved 9.6 mm: registered back, the kidney's TIA as for aligned images (region sums;
+    voxel TIAs at the kidney's edge are sensitive to the sub-voxel registration error)."""
+    tmp, paths, ctp, labp = ph
+    s = _moved(paths[1], tmp / "s24_moved.nii.gz", shift_mm=(9.6, 0, 0))
+    c = _moved(ctp, tmp / "ct_moved.nii.gz", shift_mm=(9.6, 0, 0))
+    r = _run(*_two(paths, s, tmp / "o", "--ct", ctp, "--ct", c, "--labels", labp))
+    assert r.exit_code == 0, r.output
+    assert "registered 1 later" in r.output
+    ref = _run(*_two(paths, paths[1], tmp / "ref", "--no-register", "--labels", labp))
+    assert ref.exit_code == 0, ref.output
+    got, want = (json.loads((tmp / k / "dose.json").read_text())["regions"][0]["tia_mbq_h"] for k in ("o", "ref"))
+    assert got == pytest.approx(want, rel=0.03)
+
+
+def test_voxel_tia_with_gaps_integrates_each_voxel_from_its_time_points():
+    from petspect.dosimetry import tac
+    from petspect.dosimetry.workflow import voxel_tia_with_gaps
+
+    rng = np.random.default_rng(0)
+    t = [4.0, 24.0, 96.0]
+    x = rng.uniform(1.0, 10.0, size=(3, 2, 3, 4))
+    full = tac.voxel_tia(x, t, physical_half_life_h=159.5)
+    assert np.array_equal(voxel_tia_with_gaps(x, t, physical_half_life_h=159.5), full)
+    g = x.copy()
+    g[2, 0] = np.nan  # first slice lacks 96 h
+    g[1:, 1, 0] = np.nan  # one row has 4 h only
+    g[:, 1, 1, 1] = np.nan  # one voxel has none
+    out = voxel_tia_with_gaps(g, t, physical_half_life_h=159.5)
+    assert np.allclose(out[0], tac.voxel_tia(x[:2, 0], t[:2], physical_half_life_h=159.5))
+    assert np.allclose(out[1, 0], x[0, 1, 0] * 2 * 4.0 / math.log(2))
+    assert out[1, 1, 1] == 0.0
+    assert np.array_equal(out[1, 2], full[1, 2])

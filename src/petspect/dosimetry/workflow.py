@@ -95,8 +95,11 @@ def rigid_register(fixed_ct, moving_ct, *, iterations: int = 60):
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(2.0, 0.01, iterations)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0])
+    # coarse to fine, ending at full resolution (ending at half resolution left 1-2 mm errors); levels that
+    # would shrink the smallest axis below 6 voxels are left out
+    shrink = [k for k in (4, 2) if min(fixed_ct.shape) / k >= 6] + [1]
+    reg.SetShrinkFactorsPerLevel(shrink)
+    reg.SetSmoothingSigmasPerLevel([{4: 2.0, 2: 1.0, 1: 0.0}[k] for k in shrink])
     reg.SetInitialTransform(init, inPlace=False)
     return reg.Execute(f, m)
 
@@ -205,6 +208,61 @@ def _check_overlap(fraction: float, path, what: str, spect_name: str, spect, oth
                          f"(at least {100 * MIN_OVERLAP:.0f} % needed): it does not overlap it ({spect_name} "
                          f"{_fov_text(spect)}, this image {_fov_text(other)}); are both of this patient and in one "
                          "frame of reference?", path=path)
+
+
+def _transform_points(transform, points_lps_mm: np.ndarray) -> np.ndarray:
+    """``points`` (n, 3; LPS mm) mapped through a SimpleITK transform."""
+    return np.asarray([transform.TransformPoint(tuple(float(c) for c in p)) for p in points_lps_mm], dtype=float)
+
+
+def _checked_registration(fixed_ct, moving_ct, fixed_path, moving_path, body_lps_mm: np.ndarray):
+    """:func:`rigid_register` of ``moving_ct`` onto ``fixed_ct``, refused when it fails or moves the body
+    (points of the first SPECT's body, LPS mm) further than :data:`MAX_REGISTRATION_SHIFT_MM`."""
+    try:
+        tf = rigid_register(fixed_ct, moving_ct)
+    except RuntimeError as exc:  # SimpleITK: e.g. all samples map outside the moving image
+        raise InputError(f"rigid registration onto {Path(fixed_path).name} failed "
+                         f"({str(exc).strip().splitlines()[-1][:200]})", path=moving_path) from None
+    shift = np.linalg.norm(_transform_points(tf, body_lps_mm) - body_lps_mm, axis=1)
+    if shift.size and float(shift.max()) > MAX_REGISTRATION_SHIFT_MM:
+        raise InputError(f"registering this CT onto {Path(fixed_path).name} moves the body by up to "
+                         f"{float(shift.max()):.0f} mm (median {float(np.median(shift)):.0f} mm; at most "
+                         f"{MAX_REGISTRATION_SHIFT_MM:.0f} mm is plausible between sessions of one patient): refused. "
+                         f"The CTs are not in one frame of reference ({Path(fixed_path).name} "
+                         f"{_fov_text(fixed_ct)}, this CT {_fov_text(moving_ct)}) or the registration failed; bring "
+                         "them into one frame first (petspect register)", path=moving_path)
+    return tf
+
+
+def voxel_tia_with_gaps(stack: np.ndarray, times_h, *, physical_half_life_h: float) -> np.ndarray:
+    """Voxel TIA (:func:`petspect.dosimetry.tac.voxel_tia`, A h) where NaN marks a missing sample.
+
+    Each voxel is integrated from the time points it has (a voxel outside a later image's field of view
+    from the others; with one left, Hanscheid's formula); a voxel with none gets 0.
+
+    Parameters
+    ----------
+    stack : ndarray, shape (n_times, z, y, x)
+        Activity (or concentration) at ``times_h``; NaN where an image does not cover the voxel.
+    """
+    from petspect.dosimetry import tac
+
+    x = np.asarray(stack, dtype=float)
+    valid = np.isfinite(x)
+    if valid.all():
+        return tac.voxel_tia(x, times_h, physical_half_life_h=physical_half_life_h)
+    code = np.zeros(x.shape[1:], dtype=np.int64)
+    for i in range(x.shape[0]):
+        code |= valid[i].astype(np.int64) << i
+    out = np.zeros(x.shape[1:])
+    for c in np.unique(code):
+        if c == 0:
+            continue
+        sel = code == c
+        idx = [i for i in range(x.shape[0]) if (int(c) >> i) & 1]
+        out[sel] = tac.voxel_tia(x[idx][:, sel], [float(times_h[i]) for i in idx],
+                                 physical_half_life_h=physical_half_life_h)
+    return out
 
 
 def _check_request_numbers(hours, calibration) -> None:
@@ -342,11 +400,21 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     transforms = [None] * len(spects)
     if len(cts) > 1 and req.register:
         for i in range(1, len(cts)):
-            transforms[i] = rigid_register(cts[0], cts[i])
+            transforms[i] = _checked_registration(cts[0], cts[i], ct_paths[0], ct_paths[i], bodies[0])
         notes.append(f"registered {len(cts) - 1} later CT(s) rigidly to the first (SimpleITK Euler3D, Mattes MI)")
     elif len(spects) > 1:
         notes.append("time points not registered (one CT or --no-register): images assumed aligned")
-    stack = np.stack([resample_onto(v, grid, transform=tf) for v, tf in zip(spects, transforms)])
+    for i in range(1, len(spects)):
+        pts = bodies[0] if transforms[i] is None else _transform_points(transforms[i], bodies[0])
+        frac = float(np.mean(_inside_fov(pts, spects[i])))
+        _check_overlap(frac, spect_paths[i], f"the time point at {hours[i]:g} h"
+                       + (" (after registration)" if transforms[i] is not None else ""),
+                       spect_paths[0].name, spects[0], spects[i])
+        if frac < 0.999:
+            notes.append(f"{spect_paths[i].name} covers {100 * frac:.0f} % of the body of {spect_paths[0].name}; "
+                         "voxels outside it are integrated from the time points that cover them")
+    # NaN marks a voxel outside an image's field of view (a missing sample, not zero activity)
+    stack = np.stack([resample_onto(v, grid, transform=tf, fill=np.nan) for v, tf in zip(spects, transforms)])
     stack = np.clip(stack, 0.0, None)  # as the voxel TIA does, so that region activities match the dose
     if cts:
         hu = resample_onto(cts[0], grid, fill=np.nan)
@@ -362,7 +430,7 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
         rho = np.full(grid.shape, SOFT_TISSUE_G_PER_ML)
         notes.append("no CT: uniform soft tissue (1.03 g/mL) assumed; density-aware methods equal the water kernel")
     t_half_h = half_life_s(em.nuclide) / 3600.0
-    tia_bq_ml_h = tac.voxel_tia(stack, hours, physical_half_life_h=t_half_h)
+    tia_bq_ml_h = voxel_tia_with_gaps(stack, hours, physical_half_life_h=t_half_h)
     tia_mbq_s = tia_bq_ml_h * (a ** 3 * 1e-3) * 3600.0 / 1e6
     if req.method == "local_deposition":
         dose = voxel_dose.local_deposition_dose(tia_mbq_s, a, em.mean_electron_energy_mev(), rho)
@@ -392,8 +460,10 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     if labels is not None:
         for rd in voxel_dose.region_doses(dose, labels, grid.spacing_mm, names):
             m = labels == rd.label
-            act_mbq = [float(s[m].sum() * a ** 3 * 1e-3 / 1e6) for s in stack]
-            if max(act_mbq) > 0 and len(hours) == 1:
+            act_mbq = [float(np.nansum(s[m]) * a ** 3 * 1e-3 / 1e6) for s in stack]
+            if np.isnan(stack[:, m]).any():  # part of the region lacks a time point: its sums would be low
+                tia_h, se, model = float(tia_bq_ml_h[m].sum() * a ** 3 * 1e-3 / 1e6), None, "voxel_partial"
+            elif max(act_mbq) > 0 and len(hours) == 1:
                 tia_h, se, model = tac.hanscheid_tia(act_mbq[0], hours[0]), None, "hanscheid"
             elif max(act_mbq) > 0:
                 fit = tac.fit_tac(hours, act_mbq, physical_half_life_h=t_half_h)
