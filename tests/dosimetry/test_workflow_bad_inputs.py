@@ -254,3 +254,113 @@ def test_voxel_tia_with_gaps_integrates_each_voxel_from_its_time_points():
     assert np.allclose(out[1, 0], x[0, 1, 0] * 2 * 4.0 / math.log(2))
     assert out[1, 1, 1] == 0.0
     assert np.array_equal(out[1, 2], full[1, 2])
+
+
+# ---------------------------------------------------------------------------------------------- other inputs
+
+
+@pytest.mark.parametrize("hours, message", [((0, 24), "positive and finite"), ((-4, 24), "positive and finite"),
+                                            ((24, 24), "same time twice")])
+def test_bad_hours_are_refused(ph, hours, message):
+    tmp, paths, _, _ = ph
+    r = _run("--spect", paths[0], "--hours", hours[0], "--spect", paths[1], "--hours", hours[1], "--out", tmp / "o",
+             "--method", "local_deposition")
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_hours_not_in_order_give_the_same_dose(ph):
+    tmp, paths, _, labp = ph
+    fwd = _run("--spect", paths[0], "--hours", 4, "--spect", paths[1], "--hours", 24, "--spect", paths[2], "--hours",
+               96, "--labels", labp, "--out", tmp / "fwd", "--method", "local_deposition")
+    rev = _run("--spect", paths[2], "--hours", 96, "--spect", paths[0], "--hours", 4, "--spect", paths[1], "--hours",
+               24, "--labels", labp, "--out", tmp / "rev", "--method", "local_deposition")
+    assert fwd.exit_code == 0 and rev.exit_code == 0, fwd.output + rev.output
+    a, b = (json.loads((tmp / k / "dose.json").read_text()) for k in ("fwd", "rev"))
+    assert a["total_tia_mbq_h"] == pytest.approx(b["total_tia_mbq_h"], rel=1e-9)
+    assert a["regions"][0]["tia_mbq_h"] == pytest.approx(b["regions"][0]["tia_mbq_h"], rel=1e-9)
+
+
+def test_the_same_image_at_two_times_is_refused(ph):
+    """One file (or identical data) given for two times gave a flat TAC and a silently wrong TIA."""
+    tmp, paths, _, _ = ph
+    r = _run("--spect", paths[0], "--hours", 4, "--spect", paths[0], "--hours", 24, "--out", tmp / "o",
+             "--method", "local_deposition")
+    assert r.exit_code == 2 and "same image" in r.output and paths[0].name in r.output, r.output
+    copy = _moved(paths[0], tmp / "copy.nii.gz", shift_mm=(0, 0, 0))
+    r = _run("--spect", paths[0], "--hours", 4, "--spect", copy, "--hours", 24, "--out", tmp / "o",
+             "--method", "local_deposition")
+    assert r.exit_code == 2 and "same image" in r.output and "copy.nii.gz" in r.output, r.output
+
+
+def test_counts_with_calibration_give_the_calibrated_dose(ph):
+    tmp, paths, _, _ = ph
+    v = load(paths[0])
+    cal = 25.0  # Bq per count
+    counts = v.numpy() * v.voxel_volume_ml / cal
+    save(v.with_data(counts.astype(np.float32), unit="counts"), tmp / "counts.nii.gz")
+    ref = _run(*_base(paths, tmp / "ref", method="local_deposition"))
+    r = _run("--spect", tmp / "counts.nii.gz", "--hours", 4, "--method", "local_deposition", "--out", tmp / "o",
+             "--calibration-bq-per-count", cal)
+    assert ref.exit_code == 0 and r.exit_code == 0, ref.output + r.output
+    assert _dose_max(tmp / "o") == pytest.approx(_dose_max(tmp / "ref"), rel=1e-5)
+    # counts from another tool (unit unknown) are refused even with a calibration, until the unit is stated
+    _without_unit(tmp / "counts.nii.gz", tmp / "counts_nounit.nii")
+    args = ("--spect", tmp / "counts_nounit.nii", "--hours", 4, "--method", "local_deposition",
+            "--calibration-bq-per-count", cal)
+    r = _run(*args, "--out", tmp / "o2")
+    assert r.exit_code == 2 and "--spect-unit" in r.output and "counts_nounit.nii" in r.output, r.output
+    r = _run(*args, "--out", tmp / "o3", "--spect-unit", "counts")
+    assert r.exit_code == 0, r.output
+    assert _dose_max(tmp / "o3") == pytest.approx(_dose_max(tmp / "ref"), rel=1e-5)
+    # a calibrated image from another tool: --spect-unit Bq/mL
+    _without_unit(paths[0], tmp / "bqml_nounit.nii")
+    r = _run("--spect", tmp / "bqml_nounit.nii", "--hours", 4, "--method", "local_deposition", "--out", tmp / "o4",
+             "--spect-unit", "Bq/mL")
+    assert r.exit_code == 0, r.output
+    assert _dose_max(tmp / "o4") == pytest.approx(_dose_max(tmp / "ref"), rel=1e-5)
+    # --spect-unit never relabels a file that carries a unit
+    r = _run(*_base(paths, tmp / "o5", "--spect-unit", "counts"))
+    assert r.exit_code == 2 and "relabel" in r.output, r.output
+
+
+def test_some_negative_voxels_are_zeroed_and_said(ph):
+    tmp, paths, _, _ = ph
+    v = load(paths[0])
+    a = v.numpy().copy()
+    a[0, 0, :4] = -50.0  # reconstruction noise in air
+    save(v.with_data(a), tmp / "neg.nii.gz")
+    ref = _run(*_base(paths, tmp / "ref", method="local_deposition"))
+    r = _run("--spect", tmp / "neg.nii.gz", "--hours", 4, "--method", "local_deposition", "--out", tmp / "o")
+    assert ref.exit_code == 0 and r.exit_code == 0, ref.output + r.output
+    assert "negative voxels set to zero" in r.output and "neg.nii.gz" in r.output
+    assert np.array_equal(load(tmp / "o" / "dose.nii.gz").numpy(), load(tmp / "ref" / "dose.nii.gz").numpy())
+
+
+def test_labels_on_a_finer_grid_give_the_same_regions(ph):
+    """Labels at 2.4 mm (a CT segmentation) resampled nearest onto the 4.8 mm dose grid: same region volume."""
+    tmp, paths, _, labp = ph
+    lab = load(labp)
+    fine = np.repeat(np.repeat(np.repeat(lab.numpy(), 2, 0), 2, 1), 2, 2)
+    origin = tuple(o - 1.2 for o in lab.origin_mm)  # the fine voxels' centres 1.2 mm off the coarse ones
+    save(Volume(fine, (2.4,) * 3, origin, lab.direction, unit="label"), tmp / "fine.nii.gz")
+    res = {}
+    for name, lp in (("coarse", labp), ("fine", tmp / "fine.nii.gz")):
+        r = _run(*_base(paths, tmp / name, "--labels", lp, method="local_deposition"))
+        assert r.exit_code == 0, r.output
+        res[name] = json.loads((tmp / name / "dose.json").read_text())["regions"][0]
+    assert res["fine"]["volume_ml"] == pytest.approx(res["coarse"]["volume_ml"], rel=1e-9)
+    assert res["fine"]["mean_gy"] == pytest.approx(res["coarse"]["mean_gy"], rel=1e-9)
+
+
+def test_label_region_partly_outside_the_spect_is_said(ph):
+    tmp, paths, _, labp = ph
+    lab = load(labp)
+    a = np.zeros((12, 16, 24), np.int16)
+    a[4:8, 6:10, 13:19] = 2  # 6 voxels wide in x, 3 of them inside the SPECT (x < 16)
+    save(Volume(a, (4.8,) * 3, lab.origin_mm, lab.direction, unit="label"), tmp / "wide.nii.gz")
+    r = _run(*_base(paths, tmp / "o", "--labels", tmp / "wide.nii.gz", method="local_deposition"))
+    assert r.exit_code == 0, r.output
+    reg = json.loads((tmp / "o" / "dose.json").read_text())["regions"][0]
+    assert reg["in_fov_fraction"] == pytest.approx(0.5, abs=1e-9)
+    assert "label_2" in r.output and "50 %" in r.output
+    assert math.isfinite(reg["mean_gy"])

@@ -72,6 +72,9 @@ def run(
     hours: list[float] = typer.Option(..., "--hours", help="Time of each image after administration (h); "
                                                           "repeat in the same order."),
     ct: list[Path] = typer.Option(None, "--ct", help="CT of each time point (or one CT for all); HU."),
+    spect_unit: str = typer.Option(None, "--spect-unit", help="Unit of --spect files that carry none (a NIfTI "
+                                                              "from another tool): Bq/mL, kBq/mL, MBq/mL or counts "
+                                                              "(with --calibration-bq-per-count)."),
     ct_unit: str = typer.Option(None, "--ct-unit", help="HU: states the unit of a CT file that carries none (a "
                                                         "NIfTI from another tool) when its values alone cannot "
                                                         "show it (no air in the image)."),
@@ -97,7 +100,7 @@ def run(
         fail("--ct-unit states the unit of a --ct file; give --ct too (or drop --ct-unit)")
     req = DoseRequest(spect=list(spect), hours=list(hours), ct=list(ct or []), nuclide=nuclide, labels=labels,
                       calibration_bq_per_count=calibration, method=method, voxel_mm=voxel_mm, register=register,
-                      ct_unit=ct_unit)
+                      ct_unit=ct_unit, spect_unit=spect_unit)
     result = run_dose_workflow(req, out, overwrite=overwrite)
     for line in result.summary_lines():
         typer.echo(line)

@@ -46,6 +46,7 @@ class DoseRequest:
     voxel_mm: float | None = None
     register: bool = True
     ct_unit: str | None = None
+    spect_unit: str | None = None
 
 
 @dataclass
@@ -114,6 +115,7 @@ def resample_onto(volume, grid, *, transform=None, nearest: bool = False, fill: 
 
 
 def _to_concentration(vol, calibration, path) -> np.ndarray:
+    """Activity concentration (Bq/mL) of a SPECT ``vol`` in Bq/mL, kBq/mL, MBq/mL, or counts with a calibration."""
     unit = (vol.unit or "").strip()
     data = np.asarray(vol.numpy(), dtype=np.float64)
     if not np.all(np.isfinite(data)):
@@ -126,7 +128,10 @@ def _to_concentration(vol, calibration, path) -> np.ndarray:
             raise InputError(f"image is already in {unit!r}; --calibration-bq-per-count applies only to images in "
                              "counts (leave it out)", path=path)
         return data * {"kBq/mL": 1e3, "MBq/mL": 1e6}.get(unit, 1.0)
-    if unit in ("counts", "cps", "a.u."):
+    if unit in ("a.u.", ""):
+        raise UnitError("the image carries no unit (a file from another tool): state it with --spect-unit Bq/mL "
+                        "(calibrated) or --spect-unit counts (with --calibration-bq-per-count)", path=path)
+    if unit in ("counts", "cps"):
         if calibration is None:
             raise UnitError(f"image is in {unit!r}, not Bq/mL: give the sensitivity (--calibration-bq-per-count, "
                             "Bq per count of a voxel) or a calibrated image", path=path)
@@ -265,6 +270,26 @@ def voxel_tia_with_gaps(stack: np.ndarray, times_h, *, physical_half_life_h: flo
     return out
 
 
+def _refuse_repeated_images(spects, paths, hours) -> None:
+    """Refuse one file, or identical data, given for two times (a flat TAC would give a silently wrong TIA)."""
+    for j in range(1, len(spects)):
+        for i in range(j):
+            same_file = Path(paths[i]).resolve() == Path(paths[j]).resolve()
+            if same_file or (spects[i].same_grid(spects[j]) and np.array_equal(spects[i].numpy(), spects[j].numpy())):
+                how = "is given" if same_file else f"holds the same image as {Path(paths[i]).name}"
+                raise InputError(f"{how} for {hours[i]:g} h and {hours[j]:g} h: the same image at two times "
+                                 "(give each time point's own image)", path=paths[j])
+
+
+def _label_fractions_in_fov(raw: np.ndarray, lab_vol, grid) -> dict[int, float]:
+    """Per label of the label image: the fraction of its voxel centres inside ``grid``'s field of view."""
+    out = {}
+    for v in np.unique(raw[raw > 0]).astype(np.int64):
+        pts = lab_vol.voxel_to_world(np.argwhere(raw == v))
+        out[int(v)] = float(np.mean(_inside_fov(pts, grid)))
+    return out
+
+
 def _check_request_numbers(hours, calibration) -> None:
     """Refuse times and a calibration that would give a silent wrong dose (before anything is loaded)."""
     h = np.asarray(hours, dtype=float)
@@ -382,7 +407,10 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
 
     check_output_path(out, overwrite=overwrite, inputs=inputs, kind="dose")
     notes: list[str] = []
-    spects = [load(p) for p in spect_paths]
+    from petspect.io.stated_units import state_unit
+
+    spects = [state_unit(load(p), req.spect_unit, path=p) for p in spect_paths]
+    _refuse_repeated_images(spects, spect_paths, hours)
     conc = [_to_concentration(v, req.calibration_bq_per_count, p) for v, p in zip(spects, spect_paths)]
     neg = [p.name for c, p in zip(conc, spect_paths) if np.any(c < 0)]
     if neg:
@@ -451,6 +479,11 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
             raise InputError("not a label image: labels must be non-negative integers (is this an activity image?)",
                              path=req.labels)
         labels = np.rint(resample_onto(lab_vol, grid, nearest=True)).astype(np.int64)
+        in_fov = _label_fractions_in_fov(raw, lab_vol, grid)
+        lost = sorted(k for k, f in in_fov.items() if f == 0.0)
+        if lost and np.any(labels > 0):
+            notes.append(f"label(s) {lost} of {Path(req.labels).name} lie outside the SPECT's field of view: "
+                         "not in the table")
         if not np.any(labels > 0):
             where = "has no labelled voxel" if not np.any(raw > 0) else "does not overlap the dose grid (the SPECT)"
             raise InputError(f"the label image {where}; no region dose can be given", path=req.labels)
@@ -473,7 +506,10 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
             regions.append({"name": rd.name, "label": rd.label, "volume_ml": rd.volume_ml, "mean_gy": rd.mean_gy,
                             "max_gy": rd.max_gy, "d98_gy": rd.d98_gy, "d50_gy": rd.d50_gy, "d2_gy": rd.d2_gy,
                             "tia_mbq_h": tia_h, "tia_se_mbq_h": se, "tac_model": model,
-                            "activity_mbq": act_mbq})
+                            "activity_mbq": act_mbq, "in_fov_fraction": in_fov.get(rd.label, 1.0)})
+            if in_fov.get(rd.label, 1.0) < 0.999:
+                notes.append(f"{rd.name}: {100 * in_fov[rd.label]:.0f} % of the region lies inside the SPECT's field "
+                             "of view; its volume, dose and TIA are of that part only")
     if len(hours) == 1:
         notes.append(f"one time point ({hours[0]:g} h): TIA = A(t) 2t/ln 2 (Hanscheid et al, J Nucl Med 2018), "
                      "exact only when t equals the effective half-life")
@@ -490,7 +526,7 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
     files.append(rt)
     buf = io.StringIO()
     cols = ["name", "label", "volume_ml", "mean_gy", "max_gy", "d98_gy", "d50_gy", "d2_gy", "tia_mbq_h",
-            "tia_se_mbq_h", "tac_model"]
+            "tia_se_mbq_h", "tac_model", "in_fov_fraction"]
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for r in regions:
