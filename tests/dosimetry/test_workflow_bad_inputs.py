@@ -364,3 +364,30 @@ def test_label_region_partly_outside_the_spect_is_said(ph):
     assert reg["in_fov_fraction"] == pytest.approx(0.5, abs=1e-9)
     assert "label_2" in r.output and "50 %" in r.output
     assert math.isfinite(reg["mean_gy"])
+
+
+def test_dicom_nm_without_units_and_far_dicom_time_point(ph):
+    """DICOM in, RT Dose out: an NM series without Units (0054,1001) was taken as counts; now its unit is stated or
+    it is refused; a later DICOM time point elsewhere in patient coordinates is refused naming its folder."""
+    import pydicom
+
+    from petspect.io import write_dicom_series
+
+    tmp, paths, _, _ = ph
+    for i, (name, origin) in enumerate((("nm4", None), ("nm24_far", FAR))):
+        v = load(paths[i])
+        write_dicom_series(Volume(v.data, v.spacing_mm, origin or v.origin_mm, v.direction, unit="a.u.",
+                                  modality="NM"), tmp / name)
+    r = _run("--spect", tmp / "nm4", "--hours", 4, "--method", "local_deposition", "--out", tmp / "o1")
+    assert r.exit_code == 2 and "--spect-unit" in r.output and "nm4" in r.output, r.output
+    ref = _run(*_base(paths, tmp / "ref", method="local_deposition"))
+    r = _run("--spect", tmp / "nm4", "--hours", 4, "--method", "local_deposition", "--out", tmp / "o2",
+             "--spect-unit", "Bq/mL")
+    assert ref.exit_code == 0 and r.exit_code == 0, ref.output + r.output
+    ds = pydicom.dcmread(tmp / "o2" / "rtdose.dcm")
+    rt = ds.pixel_array.astype(float) * float(ds.DoseGridScaling)
+    assert rt.max() == pytest.approx(_dose_max(tmp / "ref"), rel=1e-4)
+    r = _run("--spect", tmp / "nm4", "--hours", 4, "--spect", tmp / "nm24_far", "--hours", 24, "--spect-unit",
+             "Bq/mL", "--method", "local_deposition", "--out", tmp / "o3")
+    assert r.exit_code == 2 and "nm24_far" in r.output and "0 %" in r.output, r.output
+    assert not (tmp / "o3").exists()
