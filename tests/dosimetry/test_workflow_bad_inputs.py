@@ -260,7 +260,7 @@ def test_voxel_tia_with_gaps_integrates_each_voxel_from_its_time_points():
 
 
 @pytest.mark.parametrize("hours, message", [((0, 24), "positive and finite"), ((-4, 24), "positive and finite"),
-                                            ((24, 24), "same time twice")])
+                                            ((24, 24), "same time twice"), ((14400, 86400), "half-lives")])
 def test_bad_hours_are_refused(ph, hours, message):
     tmp, paths, _, _ = ph
     r = _run("--spect", paths[0], "--hours", hours[0], "--spect", paths[1], "--hours", hours[1], "--out", tmp / "o",

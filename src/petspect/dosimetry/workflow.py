@@ -28,6 +28,8 @@ METHODS = ("local_deposition", "kernel_water", "kernel_density", "monte_carlo")
 BODY_FRACTION_OF_MAX = 0.005
 #: A CT or a later time point must cover at least this fraction of the first SPECT's body.
 MIN_OVERLAP = 0.5
+#: A time point later than this many physical half-lives is taken for a unit mix-up (minutes or seconds).
+MAX_HALF_LIVES = 5
 #: A registration between sessions of one patient that moves a body voxel further than this is refused (mm).
 MAX_REGISTRATION_SHIFT_MM = 200.0
 
@@ -402,6 +404,11 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
         raise InputError(f"give no CT, one CT, or one per time point ({len(spect_paths)}); got {len(req.ct)}")
     ct_paths = [Path(req.ct[i]) for i in order] if len(req.ct) == len(spect_paths) > 1 else [Path(p) for p in req.ct]
     em = emissions(req.nuclide)
+    t_half_h = half_life_s(em.nuclide) / 3600.0
+    if max(hours) > MAX_HALF_LIVES * t_half_h:
+        raise InputError(f"--hours {max(hours):g} is {max(hours) / t_half_h:.0f} half-lives of {em.nuclide} "
+                         f"({t_half_h:.4g} h) after administration (at most {MAX_HALF_LIVES}): are the times in "
+                         "hours (not minutes or seconds)?")
     inputs = spect_paths + ct_paths + ([req.labels] if req.labels else [])
     from petspect._fileio import check_output_path
 
@@ -457,7 +464,6 @@ def run_dose_workflow(req: DoseRequest, out, *, overwrite: bool = False) -> Dose
         hu = np.zeros(grid.shape)
         rho = np.full(grid.shape, SOFT_TISSUE_G_PER_ML)
         notes.append("no CT: uniform soft tissue (1.03 g/mL) assumed; density-aware methods equal the water kernel")
-    t_half_h = half_life_s(em.nuclide) / 3600.0
     tia_bq_ml_h = voxel_tia_with_gaps(stack, hours, physical_half_life_h=t_half_h)
     tia_mbq_s = tia_bq_ml_h * (a ** 3 * 1e-3) * 3600.0 / 1e6
     if req.method == "local_deposition":
