@@ -211,10 +211,11 @@ def _fov_text(vol) -> str:
 def _check_overlap(fraction: float, path, what: str, spect_name: str, spect, other) -> None:
     """Refuse an image that covers less than :data:`MIN_OVERLAP` of a SPECT's body, with the numbers."""
     if fraction < MIN_OVERLAP:
+        how = "it does not overlap it" if fraction == 0 else "too little overlap"
         raise InputError(f"{what} covers {100 * fraction:.0f} % of the body of {spect_name} in patient coordinates "
-                         f"(at least {100 * MIN_OVERLAP:.0f} % needed): it does not overlap it ({spect_name} "
-                         f"{_fov_text(spect)}, this image {_fov_text(other)}); are both of this patient and in one "
-                         "frame of reference?", path=path)
+                         f"(at least {100 * MIN_OVERLAP:.0f} % needed): {how} ({spect_name} {_fov_text(spect)}, "
+                         f"this image {_fov_text(other)}); are both of this patient and in one frame of reference?",
+                         path=path)
 
 
 def _transform_points(transform, points_lps_mm: np.ndarray) -> np.ndarray:
