@@ -34,7 +34,7 @@ from petspect.errors import InputError
 from petspect.volume import Volume
 
 __all__ = ["TRANSFORMS", "RegistrationResult", "to_sitk", "from_sitk", "register", "resample_with_matrix",
-           "map_points", "write_transform", "read_transform"]
+           "sitk_threads", "map_points", "write_transform", "read_transform"]
 
 TRANSFORMS = ("translation", "rigid", "affine")
 #: Default most metric samples (voxels of the sampled grid) per evaluation: every voxel of smaller images.
@@ -42,7 +42,9 @@ MAX_SAMPLES = 2 ** 21
 
 
 @contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
+def sitk_threads(n: int | None) -> Iterator[None]:
+    """SimpleITK's global default thread count set to ``n`` inside the block (``None``: ``OMP_NUM_THREADS`` or
+    unchanged); one thread makes a registration's metric sums, and so its result, the same on every run."""
     import SimpleITK as sitk
 
     old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
@@ -244,7 +246,7 @@ def register(moving: Volume, fixed: Volume, *, transform: str = "rigid", metric:
     f_vol, m_vol = (m_blur, f_blur) if swap else (f_blur, m_blur)  # the metric samples f_vol's voxels
     if sampling is None:
         sampling = min(1.0, MAX_SAMPLES / float(np.prod(f_vol.shape)))
-    with _threads(threads):
+    with sitk_threads(threads):
         f_img, m_img = to_sitk(f_vol), to_sitk(m_vol)
         if pad_mm > 0:  # sampled points beyond the interpolated grid then see background, not "no sample"
             pad = [int(np.ceil(pad_mm / s)) for s in m_img.GetSpacing()]
