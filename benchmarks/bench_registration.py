@@ -113,6 +113,8 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
     print(f"learned registration: trained {epochs} epochs on {len(train)} pairs in {time.perf_counter() - t:.0f} s; "
           f"best epoch {model.record['best_epoch']} (validation end-point error "
           f"{min(model.record['val_epe_mm']):.2f} mm)")
+    print("validation end-point error per epoch (mm): " + " ".join(f"{v:.2f}" for v in model.record["val_epe_mm"]))
+    print("training loss per epoch: " + " ".join(f"{v:.3f}" for v in model.record["train_loss"]))
     organs = [9, 10, 11]  # liver, spleen, kidney cortex
     lm = np.array(list(organ_landmarks(test[0].labels_fixed).values()))
     k = np.round(test[0].fixed.world_to_voxel(lm)).astype(int)
