@@ -88,7 +88,8 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int, match_res
 
 
 def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epochs: int, seed: int,
-                    image_weight: float = 200.0, fixed: str = "ct", save_model: str | None = None) -> None:
+                    image_weight: float = 200.0, fixed: str = "ct", save_model: str | None = None,
+                    rigid_fwhm_mm: float = 0.0) -> None:
     from petspect.registration.learned import end_point_error, make_pairs, predict_field, train_learned_registration
     from petspect.registration.rigid import register
     from petspect.registration.simulate import organ_dice, organ_landmarks, warp
@@ -124,7 +125,7 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
         true_at = p.field_mm[k[:, 0], k[:, 1], k[:, 2]]
         fields = {"none": np.zeros_like(p.field_mm)}
         t = time.perf_counter()
-        res = register(p.moving, p.fixed, transform="rigid", seed=seed)
+        res = register(p.moving, p.fixed, transform="rigid", seed=seed, fixed_fwhm_mm=rigid_fwhm_mm)
         times["rigid"].append(time.perf_counter() - t)
         from petspect.registration.simulate import _world_grid
 
@@ -163,6 +164,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="rigid: the settings before 2026-12-05 evening (sample the SPECT's grid, a random half of "
                          "its voxels, 50 bins, no blur) for a before/after comparison")
     ap.add_argument("--fixed", choices=("ct", "mr"), default="ct", help="the deformable case's fixed image")
+    ap.add_argument("--deformable-rigid-fwhm-mm", type=float, default=0.0,
+                    help="deformable part: blur the CT/MR to this FWHM for the rigid comparator's metric "
+                         "(default 0: no blur, as in BENCHMARKS.md's figures; 6 = the PET's resolution)")
     ap.add_argument("--save-model", default=None, help="folder to keep the learned registration model in")
     a = ap.parse_args(argv)
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1") or 1))
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed, not (a.no_match_resolution or a.legacy_rigid), legacy)
     if not a.skip_deformable:
         deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed, a.image_weight, a.fixed,
-                        a.save_model)
+                        a.save_model, a.deformable_rigid_fwhm_mm)
 
 
 if __name__ == "__main__":
