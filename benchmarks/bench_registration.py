@@ -27,7 +27,8 @@ known; no vendor SPECT/CT ships with the repository.
 * Deformable: PET-like images deformed by random respiratory-like fields (amplitude 5-15 mm, with a
   <= 3 mm shift) against the undeformed CT. The learned network (:mod:`petspect.registration.learned`) is
   trained on the first subjects' pairs, its epoch chosen on the next subject's, and tested on the last
-  subject's pairs against no registration and the rigid registration: TRE at the organ centroids,
+  subject's pairs (``--test-subjects K``: the last K subjects', with means and bootstrap 95 % intervals
+  over those subjects and paired learned - rigid differences) against no registration and the rigid registration: TRE at the organ centroids,
   end-point error inside the body, and the Dice of liver, spleen and kidneys. ``--fixed mr`` makes the
   fixed image the phantom's T1 MR instead of the CT (PET -> MR); ``--save-model DIR`` keeps the trained
   network for ``petspect register MOVING FIXED --method learned --model DIR``.
@@ -89,21 +90,27 @@ def rigid_part(subjects: list[int], voxel_mm: float, shape, seed: int, match_res
 
 def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epochs: int, seed: int,
                     image_weight: float = 200.0, fixed: str = "ct", save_model: str | None = None,
-                    rigid_fwhm_mm: float = 0.0) -> None:
+                    rigid_fwhm_mm: float = 0.0, test_subjects: int = 1) -> None:
     from petspect.registration.learned import end_point_error, make_pairs, predict_field, train_learned_registration
     from petspect.registration.rigid import register
     from petspect.registration.simulate import organ_dice, organ_landmarks, warp
 
+    if not 1 <= test_subjects <= len(subjects) - 2:
+        raise SystemExit(f"--test-subjects {test_subjects}: needs 1 <= K <= subjects - 2 (one validation subject and "
+                         f"at least one training subject), have {len(subjects)} subjects")
     rng = np.random.default_rng(seed)
     t = time.perf_counter()
     data = {s: _phantom(s, voxel_mm, shape, "fdg") for s in subjects}
     fixed_key = {"ct": "ct", "mr": "mr_t1"}[fixed]
-    sets = {s: make_pairs(v["activity"], v["ct"], pairs if i < len(subjects) - 2 else max(pairs // 3, 4), rng,
+    sets = {s: make_pairs(v["activity"], v["ct"], pairs if i < len(subjects) - 1 - test_subjects else max(pairs // 3, 4), rng,
                           labels=v["labels"], fixed=v[fixed_key]) for i, (s, v) in enumerate(data.items())}
     print(f"deformable data (PET -> {fixed_key}): {len(subjects)} phantoms {shape} at {voxel_mm} mm, pairs "
           f"{[len(p) for p in sets.values()]}, {time.perf_counter() - t:.0f} s")
-    train = [p for s in subjects[:-2] for p in sets[s]]
-    val, test = sets[subjects[-2]], sets[subjects[-1]]
+    # subjects in order: training, then one validation subject, then the K test subjects (K = 1: as before)
+    val_subject, test_ids = subjects[-1 - test_subjects], subjects[-test_subjects:]
+    train = [p for s in subjects[:-1 - test_subjects] for p in sets[s]]
+    val = sets[val_subject]
+    test = [(s, p) for s in test_ids for p in sets[s]]
     t = time.perf_counter()
     model = train_learned_registration(train, val, epochs=epochs, batch_size=4, seed=seed, image_weight=image_weight,
                                        fixed_kind=fixed)
@@ -117,11 +124,13 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
     print("validation end-point error per epoch (mm): " + " ".join(f"{v:.2f}" for v in model.record["val_epe_mm"]))
     print("training loss per epoch: " + " ".join(f"{v:.3f}" for v in model.record["train_loss"]))
     organs = [9, 10, 11]  # liver, spleen, kidney cortex
-    lm = np.array(list(organ_landmarks(test[0].labels_fixed).values()))
-    k = np.round(test[0].fixed.world_to_voxel(lm)).astype(int)
     rows = {"none": [], "rigid": [], "learned": []}
     times = {"rigid": [], "learned": []}
-    for p in test:
+    subject_of = []
+    for s, p in test:
+        lm = np.array(list(organ_landmarks(p.labels_fixed).values()))
+        k = np.round(p.fixed.world_to_voxel(lm)).astype(int)
+        subject_of.append(s)
         true_at = p.field_mm[k[:, 0], k[:, 1], k[:, 2]]
         fields = {"none": np.zeros_like(p.field_mm)}
         t = time.perf_counter()
@@ -138,12 +147,50 @@ def deformable_part(subjects: list[int], voxel_mm: float, shape, pairs: int, epo
             tre = np.linalg.norm(f[k[:, 0], k[:, 1], k[:, 2]] - true_at, axis=-1)
             d = organ_dice(warp(p.labels_moving, f, mode="nearest"), p.labels_fixed, organs)
             rows[name].append((tre.mean(), end_point_error(f, p.field_mm, p.body), np.nanmean(list(d.values()))))
+    where = "held-out subject" if test_subjects == 1 else f"{test_subjects} held-out subjects"
     for name, r in rows.items():
         a = np.asarray(r)
         extra = f"; {np.mean(times[name]):.2f} s per pair" if name in times else ""
-        print(f"deformable PET -> {fixed_key} test ({len(test)} pairs, held-out subject): {name}: organ-centroid TRE "
+        print(f"deformable PET -> {fixed_key} test ({len(test)} pairs, {where}): {name}: organ-centroid TRE "
               f"{a[:, 0].mean():.2f} mm, "
               f"end-point error {a[:, 1].mean():.2f} mm, mean Dice liver/spleen/kidney {a[:, 2].mean():.3f}{extra}")
+    if test_subjects > 1:
+        _subject_intervals(rows, subject_of, test_ids, fixed_key, seed)
+
+
+def _subject_intervals(rows: dict, subject_of: list[int], test_ids: list[int], fixed_key: str, seed: int) -> None:
+    """Print per-subject means, bootstrap 95 % intervals over test subjects and paired learned - rigid deltas.
+
+    Each subject's value is the mean over its pairs; the subjects are the bootstrap units (pairs of one
+    subject share its anatomy and are not independent).
+    """
+    from petspect.evaluation import paired_delta_ci, summarise_methods
+
+    metrics = ("tre_mm", "epe_mm", "dice")
+    owner = np.asarray(subject_of)
+    per_subject = []
+    for s in test_ids:
+        sel = owner == s
+        per_subject.append({name: dict(zip(metrics, np.asarray(r)[sel].mean(axis=0).tolist()))
+                            for name, r in rows.items()})
+        print(f"  subject {s}: " + "; ".join(
+            f"{name} TRE {v['tre_mm']:.2f} mm, EPE {v['epe_mm']:.2f} mm, Dice {v['dice']:.3f}"
+            for name, v in per_subject[-1].items()))
+    summary = summarise_methods(per_subject, comparator="rigid", delta_for=["learned"], metrics=metrics, seed=seed)
+    print(f"deformable PET -> {fixed_key}, {len(test_ids)} test subjects (mean over subjects, bootstrap 95 % "
+          f"interval over subjects, 2000 resamples, seed {seed}):")
+    for name, row in summary.items():
+        print(f"  {name}: " + "; ".join(f"{m} {row[m]:.3f} [{row[m + '_ci95'][0]:.3f}, {row[m + '_ci95'][1]:.3f}]"
+                                        for m in metrics))
+    for ref in ("rigid", "none"):
+        parts = []
+        for m in metrics:
+            d = paired_delta_ci([p["learned"][m] for p in per_subject], [p[ref][m] for p in per_subject], seed=seed)
+            better = (d.high < 0) if m != "dice" else (d.low > 0)
+            parts.append(f"{m} {d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
+                         f"{' (learned better, excludes 0)' if d.excludes_zero() and better else ''}"
+                         f"{' (learned worse, excludes 0)' if d.excludes_zero() and not better else ''}")
+        print(f"  paired learned - {ref}: " + "; ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,6 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--deformable-rigid-fwhm-mm", type=float, default=0.0,
                     help="deformable part: blur the CT/MR to this FWHM for the rigid comparator's metric "
                          "(default 0: no blur, as in BENCHMARKS.md's figures; 6 = the PET's resolution)")
+    ap.add_argument("--test-subjects", type=int, default=1,
+                    help="deformable part: hold out the last K subjects for testing (the subject before them "
+                         "validates, the rest train) and print bootstrap 95 %% intervals over test subjects "
+                         "(default 1: the single held-out subject of BENCHMARKS.md's earlier figures)")
     ap.add_argument("--save-model", default=None, help="folder to keep the learned registration model in")
     a = ap.parse_args(argv)
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1") or 1))
@@ -177,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         rigid_part(subjects[-2:], a.voxel_mm, shape, a.seed, not (a.no_match_resolution or a.legacy_rigid), legacy)
     if not a.skip_deformable:
         deformable_part(subjects, a.voxel_mm, shape, a.pairs, a.epochs, a.seed, a.image_weight, a.fixed,
-                        a.save_model, a.deformable_rigid_fwhm_mm)
+                        a.save_model, a.deformable_rigid_fwhm_mm, a.test_subjects)
 
 
 if __name__ == "__main__":
