@@ -53,3 +53,54 @@ def test_nema_on_a_series_without_units(iec_series, tmp_path):
     assert r.exit_code == 0 and load(tmp_path / "bq.nii.gz").unit == "Bq/mL", r.output
     r = CliRunner().invoke(app, ["convert", str(tmp_path / "bq.nii.gz"), str(tmp_path / "x.nii"), "--unit", "SUVbw"])
     assert r.exit_code == 2 and "relabel" in r.output, r.output
+
+
+def _ball_series(folder, *, units):
+    """A PET series with its header's dose, weight and times (SUV computable), with or without Units."""
+    import numpy as np
+
+    from dicom_factory import pet_attrs
+
+    vals = np.full((8, 24, 24), 5000.0)
+    vals[3:6, 10:14, 10:14] = 40000.0
+    datasets = slice_stack(vals, modality="PT")
+    attrs = pet_attrs(units="BQML")
+    for ds in datasets:
+        for k, v in attrs.items():
+            setattr(ds, k, v)
+        if units is None:
+            del ds.Units
+    return write(datasets, folder)
+
+
+@pytest.mark.parametrize("stated, per_bqml", [("Bq/mL", 1.0), ("kBq/mL", 1e3)])
+def test_stated_unit_gives_the_header_suv(tmp_path, stated, per_bqml):
+    """A series without Units and `--unit Bq/mL`: the header's SUV factors (dose, weight, times) hold for the
+    stated unit; they gave 'SUV bw cannot be computed: missing Units' before."""
+    from petspect.io.stated_units import state_unit
+    from petspect.io.suv import apply_suv
+
+    ref = load(_ball_series(tmp_path / "with", units="BQML"), suv="bw")
+    with pytest.warns(UserWarning, match="without Units"):
+        raw = load(_ball_series(tmp_path / "without", units=None))
+    with pytest.raises(Exception, match="missing Units"):
+        apply_suv(raw, "bw")
+    suv = apply_suv(state_unit(raw, stated), "bw")
+    assert float(suv.data.max()) == pytest.approx(float(ref.data.max()) * per_bqml, rel=1e-6)
+    assert raw.meta["suv_factors"]["bw"] is None  # the file alone still says nothing
+
+
+def test_segment_with_stated_unit_on_a_series_without_units(tmp_path):
+    import csv
+
+    with_units = _ball_series(tmp_path / "with", units="BQML")
+    without = _ball_series(tmp_path / "without", units=None)
+    r1 = CliRunner().invoke(app, ["segment", "--method", "suv25", "--input", str(with_units), "--out",
+                                  str(tmp_path / "o1")])
+    r2 = CliRunner().invoke(app, ["segment", "--method", "suv25", "--input", str(without), "--unit", "Bq/mL",
+                                  "--out", str(tmp_path / "o2")])
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    rows = [list(csv.DictReader(open(tmp_path / o / "lesions.csv"))) for o in ("o1", "o2")]
+    assert len(rows[0]) == len(rows[1]) == 1
+    assert float(rows[1][0]["suv_max"]) == pytest.approx(float(rows[0][0]["suv_max"]), rel=1e-4)
+    assert float(rows[0][0]["suv_max"]) > 2.5

@@ -218,6 +218,27 @@ def _pixels(images: list[_Image], scales: np.ndarray) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
+def _series_suv_factors(images: list[_Image], earliest: Any, scales: np.ndarray) -> tuple[dict, dict]:
+    """SUV factors of every kind for the series' values (one float, or one per image) and why any is missing."""
+    factors: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    cache: dict[int, tuple[dict, dict]] = {}
+    per_image = []
+    for im in images:
+        if id(im.ds) not in cache:
+            cache[id(im.ds)] = suv_factors(im.ds, earliest_acquisition=earliest)
+        per_image.append(cache[id(im.ds)])
+    for kind in SUV_KINDS:
+        vals = [f[kind] for f, _ in per_image]
+        if any(v is None for v in vals):
+            factors[kind], missing[kind] = None, next(r[kind] for _, r in per_image if kind in r)
+            continue
+        rel = np.asarray(vals) / scales
+        same = np.allclose(rel, rel[0], rtol=1e-9, atol=0)
+        factors[kind] = float(rel[0]) if same else [float(v) for v in rel]
+    return factors, missing
+
+
 def _pet_units_and_meta(images: list[_Image]) -> tuple[str, np.ndarray, dict[str, Any]]:
     """Volume unit, per-image scale from rescaled values to that unit, and PET facts with SUV factors."""
     ds0 = images[0].ds
@@ -235,26 +256,21 @@ def _pet_units_and_meta(images: list[_Image]) -> tuple[str, np.ndarray, dict[str
         act = [activity_scale(im.ds, earliest_acquisition=earliest) for im in images]
         if all(a is not None for a in act):
             scales, unit = np.asarray(act, dtype=np.float64), "Bq/mL"
-    factors: dict[str, Any] = {}
-    missing: dict[str, str] = {}
-    cache: dict[int, tuple[dict, dict]] = {}
-    per_image = []
-    for im in images:
-        if id(im.ds) not in cache:
-            cache[id(im.ds)] = suv_factors(im.ds, earliest_acquisition=earliest)
-        per_image.append(cache[id(im.ds)])
-    for kind in SUV_KINDS:
-        vals = [f[kind] for f, _ in per_image]
-        if any(v is None for v in vals):
-            factors[kind], missing[kind] = None, next(r[kind] for _, r in per_image if kind in r)
-            continue
-        rel = np.asarray(vals) / scales
-        same = np.allclose(rel, rel[0], rtol=1e-9, atol=0)
-        factors[kind] = float(rel[0]) if same else [float(v) for v in rel]
+    factors, missing = _series_suv_factors(images, earliest, scales)
+    extra: dict[str, Any] = {}
+    if not units:  # the header's dose, weight and times still hold: the factors the values would have in Bq/mL,
+        # taken only when the user states that unit (petspect.io.stated_units.state_unit)
+        for im in images:
+            im.ds.Units = "BQML"
+        try:
+            extra["suv_factors_if_bqml"], extra["suv_missing_if_bqml"] = _series_suv_factors(images, earliest, scales)
+        finally:
+            for im in images:
+                del im.ds.Units
     rp = (getattr(ds0, "RadiopharmaceuticalInformationSequence", None) or [None])[0]
     meta = {"dicom_units": units, "decay_correction": str(getattr(ds0, "DecayCorrection", "")),
             "corrected_image": multi_valued(getattr(ds0, "CorrectedImage", None)),
-            "suv_factors": factors, "suv_missing": missing,
+            "suv_factors": factors, "suv_missing": missing, **extra,
             "radionuclide_half_life_s": number(rp, "RadionuclideHalfLife", None, path=where(ds0))
             if rp is not None else None}
     return unit, scales, meta

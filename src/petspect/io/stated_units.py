@@ -2,7 +2,9 @@
 
 NIfTI has no field for the unit of its values, and some DICOM series lack Units (0054,1001): such files
 load in ``"a.u."``. A stated unit is taken for them; a file that carries a different unit is refused rather
-than relabelled (a stated unit never overrides what the file says).
+than relabelled (a stated unit never overrides what the file says). A DICOM PET without Units still carries
+the dose, weight and times SUV needs: stating an activity concentration (Bq/mL, kBq/mL, MBq/mL) makes the SUV
+factors the reader computed for that case (``meta["suv_factors_if_bqml"]``) the volume's SUV factors.
 """
 
 from __future__ import annotations
@@ -42,7 +44,25 @@ def state_unit(volume: Volume, unit: str | None, *, path: Any = None) -> Volume:
     if volume.unit not in _UNKNOWN:
         raise UnitError(f"the file is in {volume.unit!r}; --unit {unit!r} would relabel it (give --unit only for "
                         "files without a unit)", path=path)
-    return volume.with_data(volume.data, unit=stated, meta={**volume.meta, "unit_stated": stated})
+    meta = {**volume.meta, "unit_stated": stated}
+    per_bqml = _ACTIVITY_PER_BQML.get(stated)
+    if volume.modality == "PT" and per_bqml is not None and "suv_factors_if_bqml" in meta:
+        # a DICOM PET without Units: its header's SUV factors hold once the values' unit is known
+        meta["suv_factors"] = {k: _scaled(v, per_bqml) for k, v in meta["suv_factors_if_bqml"].items()}
+        meta["suv_missing"] = dict(meta.get("suv_missing_if_bqml") or {})
+    return volume.with_data(volume.data, unit=stated, meta=meta)
+
+
+#: Bq/mL per unit of a stated activity-concentration unit.
+_ACTIVITY_PER_BQML = {"Bq/mL": 1.0, "kBq/mL": 1e3, "MBq/mL": 1e6}
+
+
+def _scaled(factor: Any, per_bqml: float) -> Any:
+    if factor is None:
+        return None
+    if isinstance(factor, (list, tuple)):
+        return [float(f) * per_bqml for f in factor]
+    return float(factor) * per_bqml
 
 
 def state_mu_unit(volume: Volume, unit: str | None, *, path: Any = None) -> Volume:
