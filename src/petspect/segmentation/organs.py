@@ -135,11 +135,7 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
     targets : sequence of numpy.ndarray, each (z, y, x) int
         Class maps (:func:`organ_target`).
     """
-    from monai.losses import DiceCELoss
-
-    from petspect.segmentation.networks import build_network
-    from petspect.segmentation.train import extract_patches, sample_patch_centres
-    from petspect.train.loop import LoopSettings, fit_tensors
+    from petspect.segmentation.train import extract_patches, fit_segmenter, new_segmenter, sample_patch_centres
 
     if not inputs or len(inputs) != len(targets):
         raise InputError("training needs one target per input and at least one subject")
@@ -156,12 +152,7 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
     air = [x.amin(dim=(1, 2, 3)) for x in inputs]  # each channel's air value
     bodies = [(x[0] > -0.5).numpy() for x in inputs]  # HU > -500
     jitter = tuple(p // 4 for p in patch)
-    gen = torch.Generator().manual_seed(settings.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        net = build_network(spec).to(device)
-    seg = Segmenter(net, spec, name)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    seg = new_segmenter(spec, settings, name, device)
 
     def draw(batch: tuple[torch.Tensor, ...], g: torch.Generator) -> tuple[torch.Tensor, ...]:
         px, py = [], []
@@ -176,22 +167,12 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
             py.append(b)
         return torch.cat(px), torch.cat(py)
 
-    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x, y = (t.to(device) for t in batch)
-        return loss_fn(model(x), y)
-
     def val(model: torch.nn.Module) -> float:
         v = validate(seg)
         return -1.0 if math.isnan(v) else v
 
-    order = torch.arange(len(inputs)).repeat_interleave(settings.patches_per_case)
-    result = fit_tensors(net, [order], loss=loss, validate=val,
-                         settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                                               weight_decay=settings.weight_decay, mode="max"),
-                         generator=gen, augment=draw, description=f"training {name}")
-    seg.record = {"train_loss": result.train_loss, "val_dice": result.val, "best_epoch": result.best_epoch,
-                  "settings": settings.__dict__, "n_train": len(inputs), "patches_per_epoch": int(len(order)),
-                  "whole_volume": bool(all(whole)), "shift_zyx": list(shift_zyx), "flips": False}
+    fit_segmenter(seg, len(inputs), settings, draw=draw, validate=val, device=device)
+    seg.record.update(whole_volume=bool(all(whole)), shift_zyx=list(shift_zyx), flips=False)
     return seg
 
 

@@ -142,6 +142,45 @@ def _body(case: Case) -> np.ndarray:
     return case.suv > 0.1 * float(np.mean(case.suv))
 
 
+def new_segmenter(spec: SegNetSpec, settings: TrainSettings, name: str, device: Any = "cpu") -> Segmenter:
+    """A freshly initialised network of ``spec`` (weights drawn from ``settings.seed``; the global torch RNG is
+    left as it was) wrapped as a :class:`Segmenter`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        net = build_network(spec).to(device)
+    return Segmenter(net, spec, name)
+
+
+def fit_segmenter(seg: Segmenter, n_cases: int, settings: TrainSettings, *,
+                  draw: Callable[[tuple[torch.Tensor, ...], torch.Generator], tuple[torch.Tensor, ...]],
+                  validate: Callable[[torch.nn.Module], float], device: Any = "cpu") -> Any:
+    """The training loop both segmentation trainers share: ``settings.patches_per_case`` items per case and
+    epoch, each turned into an (input, class map) batch by ``draw``; loss Dice over the foreground classes over
+    the batch + cross-entropy (MONAI ``DiceCELoss``); AdamW with a one-cycle schedule
+    (:func:`petspect.train.loop.fit_tensors`, its generator seeded by ``settings.seed``); the epoch with the best
+    ``validate`` score is kept. Sets ``seg.record`` (losses, validation scores, best epoch, settings) and
+    returns the loop's result."""
+    from monai.losses import DiceCELoss
+
+    from petspect.train.loop import LoopSettings, fit_tensors
+
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+
+    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = (t.to(device) for t in batch)
+        return loss_fn(model(x), y)
+
+    order = torch.arange(n_cases).repeat_interleave(settings.patches_per_case)
+    result = fit_tensors(seg.net, [order], loss=loss, validate=validate,
+                         settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                                               weight_decay=settings.weight_decay, mode="max"),
+                         generator=torch.Generator().manual_seed(settings.seed), augment=draw,
+                         description=f"training {seg.name}")
+    seg.record = {"train_loss": result.train_loss, "val_dice": result.val, "best_epoch": result.best_epoch,
+                  "settings": settings.__dict__, "n_train": n_cases, "patches_per_epoch": int(len(order))}
+    return result
+
+
 def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarray], instances: list[np.ndarray],
                              bodies: list[np.ndarray], spec: SegNetSpec, settings: TrainSettings, *,
                              validate: Callable[[Segmenter], float], name: str, device: Any = "cpu") -> Segmenter:
@@ -160,10 +199,6 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
     validate : callable ``Segmenter -> float``
         Mean validation score after an epoch (higher is better; NaN counts as -1).
     """
-    from monai.losses import DiceCELoss
-
-    from petspect.train.loop import LoopSettings, fit_tensors
-
     if not inputs:
         raise InputError("training needs at least one training subject")
     for t in targets:
@@ -173,12 +208,8 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
     rng = np.random.default_rng(settings.seed)
     ys = [torch.from_numpy(np.ascontiguousarray(t, dtype=np.int64)) for t in targets]
     jitter = tuple(p // 4 for p in spec.patch_zyx)
-    gen = torch.Generator().manual_seed(settings.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        net = build_network(spec).to(device)
-    seg = Segmenter(net, spec, name)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    seg = new_segmenter(spec, settings, name, device)
+    net = seg.net
 
     def draw(batch: tuple[torch.Tensor, ...], g: torch.Generator) -> tuple[torch.Tensor, ...]:
         px, py = [], []
@@ -188,10 +219,6 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
             px.append(a)
             py.append(b)
         return _flip((torch.cat(px), torch.cat(py)), g)
-
-    def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x, y = (t.to(device) for t in batch)
-        return loss_fn(model(x), y)
 
     averaged: dict[str, Any] = {"state": None, "n": 0, "epoch": 0}
 
@@ -205,13 +232,7 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
         v = validate(seg)
         return -1.0 if math.isnan(v) else v
 
-    order = torch.arange(len(inputs)).repeat_interleave(settings.patches_per_case)
-    result = fit_tensors(net, [order], loss=loss, validate=val,
-                         settings=LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                                               weight_decay=settings.weight_decay, mode="max"),
-                         generator=gen, augment=draw, description=f"training {name}")
-    seg.record = {"train_loss": result.train_loss, "val_dice": result.val, "best_epoch": result.best_epoch,
-                  "settings": settings.__dict__, "n_train": len(inputs), "patches_per_epoch": int(len(order))}
+    result = fit_segmenter(seg, len(inputs), settings, draw=draw, validate=val, device=device)
     if averaged["state"] is not None:
         best_val = max(result.val)
         best_state = {n: t.detach().clone() for n, t in net.state_dict().items()}
