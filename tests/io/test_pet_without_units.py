@@ -104,3 +104,44 @@ def test_segment_with_stated_unit_on_a_series_without_units(tmp_path):
     assert len(rows[0]) == len(rows[1]) == 1
     assert float(rows[1][0]["suv_max"]) == pytest.approx(float(rows[0][0]["suv_max"]), rel=1e-4)
     assert float(rows[0][0]["suv_max"]) > 2.5
+
+
+def test_multiframe_pet_without_units_loads_and_takes_a_stated_unit(tmp_path):
+    """A multi-frame PET without Units: every frame shares one dataset. The first version of the stated-unit
+    factors set and deleted Units on each frame's dataset, so the second delete raised AttributeError."""
+    import numpy as np
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from dicom_factory import pet_attrs, set_pixels
+    from petspect.io.stated_units import state_unit
+    from petspect.io.suv import apply_suv
+
+    ds = slice_stack(np.zeros((1, 4, 4)), modality="PT")[0]
+    for k, v in pet_attrs(units="BQML").items():
+        setattr(ds, k, v)
+    del ds.Units
+    set_pixels(ds, np.stack([np.full((4, 4), 10 * (k + 1), dtype=np.uint16) for k in range(3)]))
+    ds.NumberOfFrames = 3
+    for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+        delattr(ds, kw)
+    ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
+    shared = Dataset()
+    shared.PlaneOrientationSequence = Sequence([Dataset()])
+    shared.PlaneOrientationSequence[0].ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared.PixelMeasuresSequence = Sequence([Dataset()])
+    shared.PixelMeasuresSequence[0].PixelSpacing = [4.0, 4.0]
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per = []
+    for k in range(3):
+        item = Dataset()
+        item.PlanePositionSequence = Sequence([Dataset()])
+        item.PlanePositionSequence[0].ImagePositionPatient = [0.0, 0.0, 5.0 * k]
+        per.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per)
+    write([ds], tmp_path / "mf")
+    with pytest.warns(UserWarning, match="without Units"):
+        raw = load(tmp_path / "mf" / "im0000.dcm")
+    assert raw.unit == "a.u."
+    suv = apply_suv(state_unit(raw, "Bq/mL"), "bw")
+    assert float(suv.data.max()) == pytest.approx(30.0 * raw.meta["suv_factors_if_bqml"]["bw"], rel=1e-6)

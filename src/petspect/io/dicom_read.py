@@ -218,15 +218,17 @@ def _pixels(images: list[_Image], scales: np.ndarray) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def _series_suv_factors(images: list[_Image], earliest: Any, scales: np.ndarray) -> tuple[dict, dict]:
-    """SUV factors of every kind for the series' values (one float, or one per image) and why any is missing."""
+def _series_suv_factors(images: list[_Image], earliest: Any, scales: np.ndarray,
+                        units: str | None = None) -> tuple[dict, dict]:
+    """SUV factors of every kind for the series' values (one float, or one per image) and why any is missing;
+    ``units`` stands in for the images' Units (0054,1001) when given."""
     factors: dict[str, Any] = {}
     missing: dict[str, str] = {}
     cache: dict[int, tuple[dict, dict]] = {}
     per_image = []
     for im in images:
         if id(im.ds) not in cache:
-            cache[id(im.ds)] = suv_factors(im.ds, earliest_acquisition=earliest)
+            cache[id(im.ds)] = suv_factors(im.ds, earliest_acquisition=earliest, units=units)
         per_image.append(cache[id(im.ds)])
     for kind in SUV_KINDS:
         vals = [f[kind] for f, _ in per_image]
@@ -260,13 +262,8 @@ def _pet_units_and_meta(images: list[_Image]) -> tuple[str, np.ndarray, dict[str
     extra: dict[str, Any] = {}
     if not units:  # the header's dose, weight and times still hold: the factors the values would have in Bq/mL,
         # taken only when the user states that unit (petspect.io.stated_units.state_unit)
-        for im in images:
-            im.ds.Units = "BQML"
-        try:
-            extra["suv_factors_if_bqml"], extra["suv_missing_if_bqml"] = _series_suv_factors(images, earliest, scales)
-        finally:
-            for im in images:
-                del im.ds.Units
+        extra["suv_factors_if_bqml"], extra["suv_missing_if_bqml"] = _series_suv_factors(images, earliest, scales,
+                                                                                       units="BQML")
     rp = (getattr(ds0, "RadiopharmaceuticalInformationSequence", None) or [None])[0]
     meta = {"dicom_units": units, "decay_correction": str(getattr(ds0, "DecayCorrection", "")),
             "corrected_image": multi_valued(getattr(ds0, "CorrectedImage", None)),

@@ -274,12 +274,13 @@ def _body(ds: Any, kind: str) -> float:
         raise UnitError(f"SUV {kind}: {exc.message}", path=where(ds)) from None
 
 
-def activity_scale(ds: Any, *, earliest_acquisition: datetime | None = None) -> float | None:
+def activity_scale(ds: Any, *, earliest_acquisition: datetime | None = None, units: str | None = None) -> float | None:
     """Bq/mL per rescaled pixel unit of a PET instance; None when not derivable (CNTS without factors).
 
-    BQML: 1. Philips CNTS: (7053,1009), else (7053,1000) * decayed dose / weight. GML/CPS: None.
+    BQML: 1. Philips CNTS: (7053,1009), else (7053,1000) * decayed dose / weight. GML/CPS: None. ``units``
+    (a DICOM Units code) stands in for the instance's Units (0054,1001) when given.
     """
-    units = str(require(ds, "Units")).upper()
+    units = str(units or require(ds, "Units")).upper()
     if units == "BQML":
         return 1.0
     if units == "CNTS":
@@ -292,7 +293,8 @@ def activity_scale(ds: Any, *, earliest_acquisition: datetime | None = None) -> 
     return None
 
 
-def suv_factor(ds: Any, kind: str = "bw", *, earliest_acquisition: datetime | None = None) -> float:
+def suv_factor(ds: Any, kind: str = "bw", *, earliest_acquisition: datetime | None = None,
+               units: str | None = None) -> float:
     """Factor that multiplies the rescaled pixel values of a PET instance to give SUV of ``kind``.
 
     Parameters
@@ -303,6 +305,9 @@ def suv_factor(ds: Any, kind: str = "bw", *, earliest_acquisition: datetime | No
         SUV normalisation; bsa gives cm^2/mL, the others g/mL (see the module docstring).
     earliest_acquisition : datetime, optional
         Earliest acquisition datetime of the whole series (for the START reference-time rule).
+    units : str, optional
+        DICOM Units code standing in for the instance's Units (0054,1001) (e.g. "BQML" for a series without
+        Units whose unit the user states).
 
     Raises
     ------
@@ -317,14 +322,14 @@ def suv_factor(ds: Any, kind: str = "bw", *, earliest_acquisition: datetime | No
     modality = getattr(ds, "Modality", None)
     if modality != "PT":
         raise UnitError(f"SUV is defined for PET (Modality PT) only, this instance is {modality!r}", path=where(ds))
-    units = str(require(ds, "Units")).upper()
+    units = str(units or require(ds, "Units")).upper()
     if units == "GML":  # values are SUVbw already
         return 1.0 if kind == "bw" else _body(ds, kind) / _body(ds, "bw")
     if units == "CNTS" and kind == "bw":
         direct = _private(ds, PHILIPS_SUV_SCALE)
         if direct is not None:
             return direct
-    scale = activity_scale(ds, earliest_acquisition=earliest_acquisition)
+    scale = activity_scale(ds, earliest_acquisition=earliest_acquisition, units=units)
     if scale is None:
         raise UnitError(f"units {units} cannot be converted to SUV (need BQML, GML or Philips CNTS "
                         "with private scale factors (7053,1000)/(7053,1009))", path=where(ds))
@@ -339,7 +344,8 @@ def suv_factor(ds: Any, kind: str = "bw", *, earliest_acquisition: datetime | No
     return factor
 
 
-def suv_factors(ds: Any, *, earliest_acquisition: datetime | None = None) -> tuple[dict, dict]:
+def suv_factors(ds: Any, *, earliest_acquisition: datetime | None = None,
+                units: str | None = None) -> tuple[dict, dict]:
     """SUV factors of every kind for one instance: ``(factors, reasons)``.
 
     ``factors[kind]`` is a float, or None where it cannot be computed; ``reasons[kind]`` then says why.
@@ -348,7 +354,7 @@ def suv_factors(ds: Any, *, earliest_acquisition: datetime | None = None) -> tup
     reasons: dict[str, str] = {}
     for kind in SUV_KINDS:
         try:
-            factors[kind] = suv_factor(ds, kind, earliest_acquisition=earliest_acquisition)
+            factors[kind] = suv_factor(ds, kind, earliest_acquisition=earliest_acquisition, units=units)
         except (UnitError, FormatError) as exc:
             factors[kind] = None
             reasons[kind] = exc.message
