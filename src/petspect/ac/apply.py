@@ -33,7 +33,10 @@ __all__ = ["SctInputs", "read_sct_inputs", "sct_network_inputs", "apply_sct", "w
 
 #: model tasks that make a synthetic CT, with the images each needs
 SCT_TASKS = {"nac_sct": "NAC PET", "mr_sct": "MR (T1 and a UTE R2 map)"}
+#: HU range a synthetic CT is clipped to (air to dense cortical bone)
 HU_RANGE = (-1000.0, 3000.0)
+#: ceiling of the 511 keV attenuation coefficient made from a synthetic CT (1/mm): a chosen guard, not a
+#: published value; with petspect.materials' conversion water is 0.0096 /mm and HU_RANGE's top 0.025 /mm
 MU_511_MAX_PER_MM = 0.03
 
 

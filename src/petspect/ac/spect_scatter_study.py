@@ -37,7 +37,6 @@ __all__ = ["SpectScatterStudyConfig", "preset_config", "run_spect_scatter_study"
 TRAIN_TRACER, SECOND_TRACER = "mdp", "sestamibi"
 TEW_FWHM_GRID_MM = (0.0, 12.0, 24.0, 36.0, 48.0, 72.0)
 COUNT_SCALE_RANGE = (0.5, 1.5)
-METHODS = ("tew", "dl_scatter", "dl_scatter_emission", "no_scatter", "chang")
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,11 @@ def _synthetic_ct(model, case, nac: torch.Tensor, task: str, seg_settings) -> to
 
 def _sct_pet(case, hu: torch.Tensor) -> torch.Tensor:
     """PET reconstructed again from the raw data with the synthetic CT's 511 keV map."""
+    from petspect.ac.apply import HU_RANGE, MU_511_MAX_PER_MM
     from petspect.ac.correct import reconstruct_with_mu
     from petspect.materials import hu_to_mu_per_mm
 
-    mu = hu_to_mu_per_mm(hu.clamp(-1000, 3000), 511.0).clamp(0, 0.03)
+    mu = hu_to_mu_per_mm(hu.clamp(*HU_RANGE), 511.0).clamp(0, MU_511_MAX_PER_MM)
     return reconstruct_with_mu(case.data, mu).image
 
 

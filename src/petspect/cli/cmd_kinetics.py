@@ -297,7 +297,7 @@ def parametric_cmd(
     from petspect._fileio import check_output_path
 
     all_inputs = [frames_csv, input_csv, *files] + ([mask] if mask else [])
-    check_output_path(out, overwrite=overwrite, inputs=all_inputs, kind="kinetics-parametric")
+    out_p = check_output_path(out, overwrite=overwrite, inputs=all_inputs, kind="kinetics-parametric")
     vols = [load(f) for f in files]
     ref = vols[0]
     for f, v in zip(files, vols):
@@ -331,7 +331,6 @@ def parametric_cmd(
         units = {"k1_per_min": "mL/min/mL", "k2_per_min": "1/min", "vb": "fraction"}
     # every map is written into a fresh folder that then replaces OUT whole: a rerun with another --method must
     # not leave the earlier method's maps beside the new ones
-    out_p = check_output_path(out, overwrite=overwrite, inputs=all_inputs, kind="kinetics-parametric")
     n_undef = 0
     with atomic_dir(out_p, kind="kinetics-parametric") as tmp:
         for name, vals in maps.items():

@@ -107,7 +107,9 @@ def segment(
         from petspect.segmentation.networks import load_segmenter
 
         seg = load_segmenter(model, device=get_device(ctx))
-        organ = seg.spec.inputs in ("ct", "ct_windows")  # an organ model (CT alone)
+        from petspect.segmentation.networks import CT_ONLY_INPUTS
+
+        organ = seg.spec.inputs in CT_ONLY_INPUTS  # an organ model (CT alone)
         if ct is not None and seg.spec.inputs != "pet+ct":
             fail(f"{model}: this model takes {'the CT as --input' if organ else 'no CT channel'}; drop --ct")
         if organ:

@@ -132,7 +132,9 @@ def _to_concentration(vol, calibration, path) -> np.ndarray:
         if calibration is not None:
             raise InputError(f"image is already in {unit!r}; --calibration-bq-per-count applies only to images in "
                              "counts (leave it out)", path=path)
-        return data * {"kBq/mL": 1e3, "MBq/mL": 1e6}.get(unit, 1.0)
+        from petspect.io.stated_units import ACTIVITY_PER_BQML
+
+        return data * ACTIVITY_PER_BQML.get(unit, 1.0)
     if unit in ("a.u.", ""):
         raise UnitError("the image carries no unit (a file from another tool): state it with --spect-unit Bq/mL "
                         "(calibrated) or --spect-unit counts (with --calibration-bq-per-count)", path=path)

@@ -14,7 +14,7 @@ from typing import Any
 from petspect.errors import UnitError
 from petspect.volume import Volume
 
-__all__ = ["ATTENUATION_UNITS", "state_mu_unit", "state_unit"]
+__all__ = ["ACTIVITY_PER_BQML", "ATTENUATION_UNITS", "state_mu_unit", "state_unit"]
 
 #: Units an attenuation map (or the CT it comes from) may be stated in.
 ATTENUATION_UNITS = ("1/mm", "1/cm", "HU")
@@ -45,7 +45,7 @@ def state_unit(volume: Volume, unit: str | None, *, path: Any = None) -> Volume:
         raise UnitError(f"the file is in {volume.unit!r}; --unit {unit!r} would relabel it (give --unit only for "
                         "files without a unit)", path=path)
     meta = {**volume.meta, "unit_stated": stated}
-    per_bqml = _ACTIVITY_PER_BQML.get(stated)
+    per_bqml = ACTIVITY_PER_BQML.get(stated)
     if volume.modality == "PT" and per_bqml is not None and "suv_factors_if_bqml" in meta:
         # a DICOM PET without Units: its header's SUV factors hold once the values' unit is known
         meta["suv_factors"] = {k: _scaled(v, per_bqml) for k, v in meta["suv_factors_if_bqml"].items()}
@@ -53,8 +53,8 @@ def state_unit(volume: Volume, unit: str | None, *, path: Any = None) -> Volume:
     return volume.with_data(volume.data, unit=stated, meta=meta)
 
 
-#: Bq/mL per unit of a stated activity-concentration unit.
-_ACTIVITY_PER_BQML = {"Bq/mL": 1.0, "kBq/mL": 1e3, "MBq/mL": 1e6}
+#: Bq/mL per unit of an activity-concentration unit.
+ACTIVITY_PER_BQML = {"Bq/mL": 1.0, "kBq/mL": 1e3, "MBq/mL": 1e6}
 
 
 def _scaled(factor: Any, per_bqml: float) -> Any:

@@ -299,7 +299,9 @@ def _blurred(volume: Volume, fwhm_mm: float) -> Volume:
     import torch
     from scipy import ndimage
 
-    sigma_vox = fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / np.asarray(volume.spacing_mm, dtype=float)
+    from petspect.units import fwhm_to_sigma
+
+    sigma_vox = fwhm_to_sigma(fwhm_mm) / np.asarray(volume.spacing_mm, dtype=float)
     out = ndimage.gaussian_filter(volume.numpy().astype(np.float32), sigma_vox, mode="nearest")
     return volume.with_data(torch.from_numpy(out))
 

@@ -240,7 +240,9 @@ def segment_organs(seg: Segmenter, ct: Any) -> np.ndarray:
     if model_sp is None or np.allclose(sp, model_sp, rtol=0.1):
         return seg.labels(ct.numpy())
     msp = np.asarray(model_sp, dtype=float)
-    sigma_vox = np.sqrt(np.clip(msp ** 2 - sp ** 2, 0, None)) / 2.3548 / sp
+    from petspect.units import fwhm_to_sigma
+
+    sigma_vox = fwhm_to_sigma(np.sqrt(np.clip(msp ** 2 - sp ** 2, 0, None))) / sp
     hu = ndimage.gaussian_filter(ct.numpy().astype(np.float32), sigma_vox, mode="nearest")
     shape = tuple(max(1, int(np.ceil(n * s / m))) for n, s, m in zip(ct.shape, sp, msp))
     origin = np.asarray(ct.origin_mm) + np.asarray(ct.direction) @ ((msp - sp) / 2.0)
