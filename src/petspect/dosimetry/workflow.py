@@ -224,8 +224,10 @@ def _check_overlap(fraction: float, path, what: str, spect_name: str, spect, oth
 
 
 def _transform_points(transform, points_lps_mm: np.ndarray) -> np.ndarray:
-    """``points`` (n, 3; LPS mm) mapped through a SimpleITK transform."""
-    return np.asarray([transform.TransformPoint(tuple(float(c) for c in p)) for p in points_lps_mm], dtype=float)
+    """``points`` (n, 3; LPS mm) mapped through an affine-like SimpleITK transform (as one 4x4 matrix)."""
+    from petspect.registration.rigid import map_points, transform_matrix
+
+    return map_points(transform_matrix(transform), points_lps_mm)
 
 
 def _checked_registration(fixed_ct, moving_ct, fixed_path, moving_path, body_lps_mm: np.ndarray):

@@ -34,7 +34,7 @@ from petspect.errors import InputError
 from petspect.volume import Volume
 
 __all__ = ["TRANSFORMS", "RegistrationResult", "to_sitk", "from_sitk", "register", "resample_with_matrix",
-           "sitk_threads", "map_points", "write_transform", "read_transform"]
+           "sitk_threads", "map_points", "transform_matrix", "write_transform", "read_transform"]
 
 TRANSFORMS = ("translation", "rigid", "affine")
 #: Default most metric samples (voxels of the sampled grid) per evaluation: every voxel of smaller images.
@@ -79,7 +79,7 @@ def from_sitk(image: Any, like: Volume) -> Volume:
     return like.with_data(torch.from_numpy(np.ascontiguousarray(arr)))
 
 
-def _matrix_of(transform: Any) -> np.ndarray:
+def transform_matrix(transform: Any) -> np.ndarray:
     """4x4 matrix of an affine-like SimpleITK transform, from the images of the origin and unit points."""
     pts = np.array([[0, 0, 0], [100, 0, 0], [0, 100, 0], [0, 0, 100]], dtype=np.float64)
     img = np.array([transform.TransformPoint(tuple(p)) for p in pts])
@@ -266,19 +266,19 @@ def register(moving: Volume, fixed: Volume, *, transform: str = "rigid", metric:
         if transform in ("rigid", "affine"):  # translation first (robust), then the rotations from there
             rig = sitk.Euler3DTransform()
             rig.SetCenter(centre)
-            rig.SetTranslation(tuple(float(v) for v in _matrix_of(final)[:3, 3]))
+            rig.SetTranslation(tuple(float(v) for v in transform_matrix(final)[:3, 3]))
             final, reg = _run(f_img, m_img, rig, learning_rate, **opts)
             stages.append(reg.GetOptimizerStopConditionDescription())
         if transform == "affine":  # rigid first, then the affine refinement from it with a smaller step
             aff = sitk.AffineTransform(3)
             aff.SetCenter(centre)
-            m0 = _matrix_of(final)
+            m0 = transform_matrix(final)
             aff.SetMatrix(tuple(float(v) for v in m0[:3, :3].reshape(-1)))
             aff.SetTranslation(tuple(float(v) for v in (m0[:3, 3] + m0[:3, :3] @ np.asarray(centre)
                                                           - np.asarray(centre))))
             final, reg = _run(f_img, m_img, aff, 0.1 * learning_rate, **opts)
             stages.append(reg.GetOptimizerStopConditionDescription())
-        matrix = _matrix_of(final)  # f_vol -> m_vol
+        matrix = transform_matrix(final)  # f_vol -> m_vol
         if swap:
             matrix = np.linalg.inv(matrix)
         settings = {"metric": "mattes_mi" if metric == "mi" else "mean_squares", "bins": int(bins),
@@ -368,4 +368,4 @@ def read_transform(path: str | os.PathLike) -> np.ndarray:
         t = sitk.ReadTransform(str(p))
     except RuntimeError as e:
         raise FormatError(f"not a readable ITK transform: {str(e).splitlines()[0] if str(e) else e}", path=p) from None
-    return _matrix_of(t)
+    return transform_matrix(t)
