@@ -253,16 +253,16 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
                                                          photon_kernels)
     split_photon_kernel = photon_kernels[photon_hw]
 
-    def split_dose(tia, density):
+    def split_dose(tia, density):  # kernel_split's dose, and its two parts (the DL dose's base)
         e, ph = dl.physics_base_dose(tia, density, electron_kernel, split_photon_kernel)
-        return e + ph
+        return e + ph, e, ph
 
     # DL dose: trained on training subjects, epoch (0 = the physics base itself) chosen on validation
     cases = {}
     for sid, subj in subjects.items():
         subj["classical"] = _classical(subj, kernel, em)
-        subj["classical"]["kernel_split"] = dl.timed(split_dose, subj["tia"], subj["density"])
-        e, ph = dl.physics_base_dose(subj["tia"], subj["density"], electron_kernel, split_photon_kernel)
+        (total, e, ph), wall_s, cpu_s = dl.timed(split_dose, subj["tia"], subj["density"])
+        subj["classical"]["kernel_split"] = (total, wall_s, cpu_s)
         cases[sid] = {"tia": subj["tia"], "density": subj["density"], "electron_dose": e, "photon_dose": ph,
                       "mc": subj["mc"], "regions": region_map(subj)}
     t3 = time.perf_counter()
