@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
 from petspect.learned_recon.cases import ReconCase
+
+
+def timed(fn, *args, **kw):
+    """``(fn(*args, **kw), wall seconds)``."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t0
 
 __all__ = ["PET_METHODS", "TOF_METHODS", "SPECT_METHODS", "CLASSICAL", "REQUIRED", "ACCEPTANCE_CHECKS", "SplitCases",
            "load_split_cases", "TestScores", "score_test_subjects", "score_image"]

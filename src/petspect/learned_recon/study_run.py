@@ -8,15 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from petspect.learned_recon.study_common import PET_METHODS
+from petspect.learned_recon.study_common import PET_METHODS, timed
 
 __all__ = ["pet_part"]
-
-
-def _timed(fn, *args, **kw):
-    t0 = time.perf_counter()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - t0
 
 
 def _mean(values) -> float:
@@ -128,19 +122,19 @@ def pet_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
     def run_methods(c):
         imgs, walls = {}, {}
         for m in ("osem", "map_rdp"):
-            imgs[m], walls[m] = _timed(reconstruct, c.system, c.data, specs[m], progress=False)
+            imgs[m], walls[m] = timed(reconstruct, c.system, c.data, specs[m], progress=False)
 
         def unet_run(case=c):
             base = reconstruct(case.system, case.data, stored, progress=False)
             out = denoise_volume(unet, case.data.image_volume(base, unit="Bq/mL", modality="PT")).data
             return out.clamp_min(0)  # activity is non-negative (the other networks end in ReLU/softplus)
 
-        imgs["image_unet"], walls["image_unet"] = _timed(unet_run)
-        imgs["projection_unet"], walls["projection_unet"] = _timed(
+        imgs["image_unet"], walls["image_unet"] = timed(unet_run)
+        imgs["projection_unet"], walls["projection_unet"] = timed(
             lambda case=c: reconstruct(case.system, denoise_projections(proj, case), specs["osem"], progress=False))
-        imgs["direct"], walls["direct"] = _timed(reconstruct_direct, direct, c)
-        imgs["unrolled"], walls["unrolled"] = _timed(reconstruct_unrolled, unrolled, c)
-        imgs["dip"], walls["dip"] = _timed(lambda case=c: dip_reconstruct(case, s.dip, [dip_iters])[dip_iters])
+        imgs["direct"], walls["direct"] = timed(reconstruct_direct, direct, c)
+        imgs["unrolled"], walls["unrolled"] = timed(reconstruct_unrolled, unrolled, c)
+        imgs["dip"], walls["dip"] = timed(lambda case=c: dip_reconstruct(case, s.dip, [dip_iters])[dip_iters])
         return imgs, walls
 
     per_subject, example, maps, rois = score_test_subjects(out_p, part, entries, level, PET_METHODS, run_methods,

@@ -24,17 +24,12 @@ from typing import Any
 import torch
 
 from petspect.learned_recon.cases import load_case
+from petspect.learned_recon.study_common import timed
 
 __all__ = ["spect_part", "SPARSE_METHODS", "LOW_METHODS"]
 
 SPARSE_METHODS = ("spect_full_osem", "sparse_osem", "synth_views_osem")
 LOW_METHODS = ("spect_low_osem", "spect_projection_unet")
-
-
-def _timed(fn, *args, **kw):
-    t0 = time.perf_counter()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - t0
 
 
 def _central(img: torch.Tensor) -> Any:
@@ -105,17 +100,17 @@ def spect_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, A
 
     def run_methods(full, lowc):
         imgs, walls = {}, {}
-        imgs["spect_full_osem"], walls["spect_full_osem"] = _timed(reconstruct, full.system, full.data, spec,
+        imgs["spect_full_osem"], walls["spect_full_osem"] = timed(reconstruct, full.system, full.data, spec,
                                                                    progress=False)
         sparse = sparse_acquisition(full.data, s.sparse.every)
         sparse_system = system_model(sparse)
-        imgs["sparse_osem"], walls["sparse_osem"] = _timed(reconstruct, sparse_system, sparse, sparse_spec,
+        imgs["sparse_osem"], walls["sparse_osem"] = timed(reconstruct, sparse_system, sparse, sparse_spec,
                                                            progress=False)
-        imgs["synth_views_osem"], walls["synth_views_osem"] = _timed(
+        imgs["synth_views_osem"], walls["synth_views_osem"] = timed(
             lambda: reconstruct(full.system, synthesised_acquisition(model, full.data, sparse), spec, progress=False))
-        imgs["spect_low_osem"], walls["spect_low_osem"] = _timed(reconstruct, lowc.system, lowc.data,
+        imgs["spect_low_osem"], walls["spect_low_osem"] = timed(reconstruct, lowc.system, lowc.data,
                                                                  low_specs["spect_low_osem"], progress=False)
-        imgs["spect_projection_unet"], walls["spect_projection_unet"] = _timed(
+        imgs["spect_projection_unet"], walls["spect_projection_unet"] = timed(
             lambda: reconstruct(lowc.system, denoise_projections(denoiser, lowc), low_specs["spect_projection_unet"],
                                 progress=False))
         return imgs, walls

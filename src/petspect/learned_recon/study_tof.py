@@ -20,15 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from petspect.learned_recon.study_common import timed
+
 __all__ = ["tof_part", "TOF_METHODS"]
 
 TOF_METHODS = ("tof_osem", "tof_projection_unet")
-
-
-def _timed(fn, *args, **kw):
-    t0 = time.perf_counter()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - t0
 
 
 def tof_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any]:
@@ -82,8 +78,8 @@ def tof_part(out_p: Path, s: Any, say, times: dict[str, float]) -> dict[str, Any
 
     def run_methods(c):
         imgs, walls = {}, {}
-        imgs["tof_osem"], walls["tof_osem"] = _timed(reconstruct, c.system, c.data, specs["tof_osem"], progress=False)
-        imgs["tof_projection_unet"], walls["tof_projection_unet"] = _timed(
+        imgs["tof_osem"], walls["tof_osem"] = timed(reconstruct, c.system, c.data, specs["tof_osem"], progress=False)
+        imgs["tof_projection_unet"], walls["tof_projection_unet"] = timed(
             lambda: reconstruct(c.system, denoise_projections(denoiser, c), specs["tof_projection_unet"],
                                 progress=False))
         return imgs, walls
