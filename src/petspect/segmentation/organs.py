@@ -135,7 +135,8 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
     targets : sequence of numpy.ndarray, each (z, y, x) int
         Class maps (:func:`organ_target`).
     """
-    from petspect.segmentation.train import extract_patches, fit_segmenter, new_segmenter, sample_patch_centres
+    from petspect.segmentation.train import (extract_patches, fit_segmenter, new_segmenter, patch_index,
+                                             sample_patch_centres)
 
     if not inputs or len(inputs) != len(targets):
         raise InputError("training needs one target per input and at least one subject")
@@ -152,6 +153,7 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
     air = [x.amin(dim=(1, 2, 3)) for x in inputs]  # each channel's air value
     bodies = [(x[0] > -0.5).numpy() for x in inputs]  # HU > -500
     jitter = tuple(p // 4 for p in patch)
+    index = [None if w else patch_index(t, b) for t, b, w in zip(targets, bodies, whole)]
     seg = new_segmenter(spec, settings, name, device)
 
     def draw(batch: tuple[torch.Tensor, ...], g: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -161,7 +163,7 @@ def fit_organ_network(inputs: Sequence[torch.Tensor], targets: Sequence[np.ndarr
                 a, b = _shift_window(inputs[i], ys[i], patch, rng.integers(-shift, shift + 1), air[i])
                 a, b = a[None], b[None, None]
             else:
-                c = sample_patch_centres(targets[i], bodies[i], 1, settings.lesion_fraction, rng, jitter_zyx=jitter)
+                c = sample_patch_centres(index[i], None, 1, settings.lesion_fraction, rng, jitter_zyx=jitter)
                 a, b = extract_patches(inputs[i], ys[i], c, patch)
             px.append(a)
             py.append(b)

@@ -30,8 +30,8 @@ import torch
 from petspect.errors import InputError
 from petspect.segmentation.networks import SegNetSpec, Segmenter, build_network, input_channels
 
-__all__ = ["Case", "TrainSettings", "sample_patch_centres", "extract_patches", "fit_segmentation_network",
-           "validation_dice", "train_segmenter"]
+__all__ = ["Case", "TrainSettings", "PatchIndex", "patch_index", "sample_patch_centres", "extract_patches",
+           "fit_segmentation_network", "validation_dice", "train_segmenter"]
 
 
 @dataclass
@@ -83,22 +83,42 @@ class TrainSettings:
             raise InputError(f"lesion_fraction must lie in [0, 1], got {self.lesion_fraction}")
 
 
-def sample_patch_centres(instances: np.ndarray, body: np.ndarray, n: int, lesion_fraction: float,
+@dataclass(frozen=True)
+class PatchIndex:
+    """Where patch centres of one volume may fall: the foreground ids, the voxels (k, 3) of each and of the
+    body, and the volume's shape; built once per volume by :func:`patch_index`, used by every draw."""
+
+    ids: np.ndarray
+    voxels: dict[int, np.ndarray]
+    body_voxels: np.ndarray
+    shape: tuple[int, ...]
+
+
+def patch_index(instances: np.ndarray, body: np.ndarray) -> PatchIndex:
+    """The :class:`PatchIndex` of ``instances`` (ids > 0 are foreground) and ``body`` (bool, same shape; all
+    voxels where it is empty)."""
+    ids = np.unique(instances[instances > 0])
+    bod = np.argwhere(body) if body.any() else np.argwhere(np.ones(instances.shape, bool))
+    return PatchIndex(ids, {int(i): np.argwhere(instances == i) for i in ids}, bod, tuple(instances.shape))
+
+
+def sample_patch_centres(instances: np.ndarray | PatchIndex, body: np.ndarray | None, n: int, lesion_fraction: float,
                          rng: np.random.Generator, *, jitter_zyx: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """``n`` patch centres (n, 3) in (z, y, x).
 
     Each centre is, with probability ``lesion_fraction``, a voxel of a foreground instance (an id > 0 of
     ``instances``, picked uniformly among the ids present, then a voxel of it uniformly) moved by a uniform
     integer offset of at most ``jitter_zyx`` (kept inside the volume); otherwise a voxel of ``body``.
+    ``instances`` may be a :class:`PatchIndex` made beforehand (``body`` is then not read), which spares the
+    whole-volume scans when one volume is sampled many times.
     """
-    ids = np.unique(instances[instances > 0])
-    bod = np.argwhere(body) if body.any() else np.argwhere(np.ones(instances.shape, bool))
+    index = instances if isinstance(instances, PatchIndex) else patch_index(instances, body)
+    ids, bod, voxels = index.ids, index.body_voxels, index.voxels
     fg = rng.random(n) < lesion_fraction if len(ids) else np.zeros(n, bool)
     out = bod[rng.integers(0, len(bod), n)]
     if fg.any():
-        voxels = {int(i): np.argwhere(instances == i) for i in ids}
         jit = np.asarray(jitter_zyx, dtype=np.int64)
-        hi = np.asarray(instances.shape) - 1
+        hi = np.asarray(index.shape) - 1
         for k in np.flatnonzero(fg):
             v = voxels[int(ids[rng.integers(0, len(ids))])]
             c = v[rng.integers(0, len(v))] + rng.integers(-jit, jit + 1)
@@ -208,13 +228,14 @@ def fit_segmentation_network(inputs: list[torch.Tensor], targets: list[np.ndarra
     rng = np.random.default_rng(settings.seed)
     ys = [torch.from_numpy(np.ascontiguousarray(t, dtype=np.int64)) for t in targets]
     jitter = tuple(p // 4 for p in spec.patch_zyx)
+    index = [patch_index(t, b) for t, b in zip(instances, bodies)]
     seg = new_segmenter(spec, settings, name, device)
     net = seg.net
 
     def draw(batch: tuple[torch.Tensor, ...], g: torch.Generator) -> tuple[torch.Tensor, ...]:
         px, py = [], []
         for i in batch[0].tolist():
-            c = sample_patch_centres(instances[i], bodies[i], 1, settings.lesion_fraction, rng, jitter_zyx=jitter)
+            c = sample_patch_centres(index[i], None, 1, settings.lesion_fraction, rng, jitter_zyx=jitter)
             a, b = extract_patches(inputs[i], ys[i], c, spec.patch_zyx)
             px.append(a)
             py.append(b)
