@@ -61,10 +61,12 @@ class DosePreset:
     #: channels of the DL dose network: 8 (not dosimetry.dl's default 12) halves its inference cost, which is
     #: nearly all of the DL dose's time (the two FFT convolutions take ~1/15 of it)
     dose_width: int = 8
+    #: candidate half-widths (voxels) of the split kernel's photon kernel, chosen on the training subjects
+    photon_half_widths: tuple[int, ...] = PHOTON_HALF_WIDTHS
 
 
 PRESETS = {
-    "tiny": DosePreset((2, 1, 2), (8, 20, 20), 10_000, 2_000, 30, 300, 10, 3, 3),
+    "tiny": DosePreset((2, 1, 2), (8, 20, 20), 10_000, 2_000, 30, 300, 10, 3, 3, photon_half_widths=(3, 6)),
     "quick": DosePreset((5, 1, 3), (20, 48, 48), 2_000_000, 2_000_000, 240, 1500, 120, 20, 8),
     "full": DosePreset((12, 3, 10), (48, 80, 80), 3_000_000, 6_000_000, 2000, 5000, 200, 150, 10),
 }
@@ -223,7 +225,7 @@ def run_dose_study(preset: str, out, *, seed: int = 0, overwrite: bool = False) 
     photon_kernel = voxel_kernel(NUCLIDE, VOXEL_MM, half_width=p.kernel_half_width, components=("photons",)).values
     electron_kernel = voxel_kernel(NUCLIDE, VOXEL_MM, half_width=p.kernel_half_width, components=("electrons",)).values
     photon_kernels = {hw: voxel_kernel(NUCLIDE, VOXEL_MM, half_width=hw, components=("photons",)).values
-                      for hw in (PHOTON_HALF_WIDTHS if preset != "tiny" else (p.kernel_half_width, 2 * p.kernel_half_width))}
+                      for hw in p.photon_half_widths}
     walls["kernels"] = time.perf_counter() - t0
     n_tr, n_va, n_te = p.subjects
     ids = [f"sub-{i:03d}" for i in range(n_tr + n_va + n_te)]
